@@ -1,0 +1,192 @@
+import type { Server } from 'node:http';
+import Koa from 'koa';
+import type { Logger } from 'pino';
+import { AccountStore } from './accounts/store.ts';
+import type { Config } from './config/schema.ts';
+import { Sealer } from './crypto/sealer.ts';
+import { connectDatabase, type DatabaseHandle } from './db/connect.ts';
+import { migrateToLatest } from './db/migrate.ts';
+import { demoRoutes } from './demo/relying-party.ts';
+import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
+import { databaseCheck, healthRoutes, migrationsCheck } from './http/health.ts';
+import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
+import { staticAssets, Views } from './http/views.ts';
+import { translator } from './i18n/messages.ts';
+import { CsrfTokens } from './interaction/form.ts';
+import { interactionRoutes } from './interaction/routes.ts';
+import { InteractionStates } from './interaction/state.ts';
+import { passwordMethod } from './methods/password/index.ts';
+import { createAdapterClass, purgeExpired } from './oidc/adapter.ts';
+import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './oidc/clients.ts';
+import { ProviderHost } from './oidc/host.ts';
+import { ensureCookieKeys, ensureSigningKeys, keySetFingerprint, loadKeySet } from './oidc/keys.ts';
+import { buildProvider } from './oidc/provider.ts';
+import { RateLimiter } from './ratelimit/limiter.ts';
+
+export interface Services {
+  config: Config;
+  logger: Logger;
+  database: DatabaseHandle;
+  sealer: Sealer;
+  accounts: AccountStore;
+  clients: ClientRegistry;
+  host: ProviderHost;
+  validateClient: MetadataValidator;
+}
+
+/** Connects, migrates, prepares keys and the engine. Shared by `serve` and the CLI commands. */
+export async function openServices(config: Config, logger: Logger): Promise<Services> {
+  const database = await connectDatabase(config);
+  try {
+    for (const line of await migrateToLatest(database.db)) logger.info(line);
+    const sealer = new Sealer(config.keys.encryptionKey);
+    const created = await ensureSigningKeys(database.db, sealer);
+    if (created.length) logger.info({ kids: created }, 'signing keys created');
+    const cookieKeys = await ensureCookieKeys(database.db, sealer);
+    const accounts = new AccountStore(database.db);
+    const clients = new ClientRegistry(database.db, sealer);
+    const views = new Views();
+    const host = await ProviderHost.create({
+      build: (keySet) =>
+        buildProvider({
+          config,
+          keySet,
+          cookieKeys,
+          adapter: createAdapterClass(database.db, clients),
+          accounts,
+          views,
+          logger,
+        }),
+      loadKeySet: () => loadKeySet(database.db, sealer),
+      fingerprint: () => keySetFingerprint(database.db),
+      reloadIntervalMs: config.keys.reloadIntervalSeconds * 1000,
+      logger,
+    });
+    const validateClient: MetadataValidator = async (metadata: ClientMetadata) => {
+      try {
+        await host.provider.Client.validate(metadata);
+      } catch (err) {
+        const e = err as { error_description?: string; message: string };
+        throw new Error(`client ${metadata.client_id}: ${e.error_description ?? e.message}`);
+      }
+    };
+    return { config, logger, database, sealer, accounts, clients, host, validateClient };
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+}
+
+export interface Passerelle {
+  services: Services;
+  app: Koa;
+  /** Starts background work (key reload, purge). */
+  start(): void;
+  /** Stops background work, waits for the server to drain, closes the database. */
+  stop(server?: Server): Promise<void>;
+}
+
+export async function createPasserelle(config: Config, logger: Logger): Promise<Passerelle> {
+  const services = await openServices(config, logger);
+  const { database, accounts, clients, host } = services;
+  const db = database.db;
+
+  await clients.syncDeclared(config.clients, services.validateClient);
+  if (config.demo) {
+    await seedDemo(config.issuer, accounts, clients, services.validateClient);
+  } else {
+    if (await clients.remove(DEMO_CLIENT_ID)) logger.warn('demo client removed (demo mode is off)');
+    const disabled = await accounts.disableDemoAccounts();
+    if (disabled) logger.warn({ count: disabled }, 'demo accounts disabled (demo mode is off)');
+  }
+
+  const views = new Views();
+  const cookieKeys = await ensureCookieKeys(db, services.sealer);
+  const limiter = new RateLimiter(db);
+  const methods = [
+    passwordMethod({
+      accounts,
+      limiter,
+      perAccount: config.rateLimits.passwordPerAccount,
+      perIp: config.rateLimits.passwordPerIp,
+    }),
+  ];
+  let shuttingDown = false;
+
+  const app = new Koa({ proxy: config.http.trustProxy, keys: cookieKeys });
+  app.silent = true;
+  app.use(requestContext(logger, config.http.trustProxy));
+  app.use(securityHeaders(config));
+  app.use(
+    errorBoundary(logger, (ctx) =>
+      views.render(
+        'error',
+        { locale: config.ui.defaultLocale, demo: config.demo, requestId: ctx.state.requestId },
+        { message: translator(config.ui.defaultLocale)('error.service_unavailable') },
+      ),
+    ),
+  );
+  app.use(bodyLimit(config.http.bodyLimitBytes));
+  app.use(staticAssets());
+  const health = healthRoutes([databaseCheck(db), migrationsCheck(db)], () => shuttingDown);
+  app.use(health.routes());
+  const interactions = interactionRoutes({
+    config,
+    host,
+    views,
+    csrf: new CsrfTokens(cookieKeys[0] ?? '', config.issuer),
+    states: new InteractionStates(db, config.tokens.interactionTtl),
+    methods,
+    logger,
+  });
+  app.use(interactions.routes());
+  if (config.demo) app.use(demoRoutes(config, views, clients).routes());
+  else {
+    app.use(async (ctx, next) => {
+      if (ctx.path !== '/' || ctx.method !== 'GET') return next();
+      ctx.type = 'html';
+      ctx.body = views.render('home', { locale: config.ui.defaultLocale, demo: false }, {});
+    });
+  }
+  app.use(host.handle);
+
+  let purgeTimer: NodeJS.Timeout | undefined;
+  const purge = async () => {
+    try {
+      const { deleted } = await purgeExpired(db, config.purge.batchSize);
+      if (deleted) logger.debug({ deleted }, 'expired rows purged');
+    } catch (err) {
+      logger.warn({ err }, 'purge of expired rows failed (database unavailable?)');
+    }
+  };
+
+  return {
+    services,
+    app,
+    start() {
+      host.start();
+      purgeTimer = setInterval(purge, config.purge.intervalSeconds * 1000);
+      purgeTimer.unref();
+    },
+    async stop(server) {
+      shuttingDown = true;
+      host.stop();
+      clearInterval(purgeTimer);
+      if (server) {
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => {
+            server.closeAllConnections();
+            resolve();
+          }, config.http.shutdownGraceSeconds * 1000);
+          force.unref();
+          server.close(() => {
+            clearTimeout(force);
+            resolve();
+          });
+          server.closeIdleConnections();
+        });
+      }
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,261 @@
+import type { Command } from 'commander';
+import { MIN_PASSWORD_LENGTH, passwordProblem } from '../accounts/passwords.ts';
+import { AccountExistsError } from '../accounts/store.ts';
+import { openServices, type Services } from '../app.ts';
+import { declaredClientSchema } from '../config/schema.ts';
+import { connectDatabase } from '../db/connect.ts';
+import { migrateDown, migrateToLatest, migrationStatus } from '../db/migrate.ts';
+import { type ClientMetadata, toClientMetadata } from '../oidc/clients.ts';
+import { listSigningKeys, rotateSigningKeys } from '../oidc/keys.ts';
+import { CliError, type GlobalOptions, loadCliConfig, promptPassword, readStdinLine } from './context.ts';
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+async function withServices<T>(command: Command, run: (services: Services) => Promise<T>): Promise<T> {
+  const { loaded, logger } = loadCliConfig(command.optsWithGlobals<GlobalOptions>(), 'warn');
+  const services = await openServices(loaded.config, logger);
+  try {
+    return await run(services);
+  } finally {
+    await services.database.close();
+  }
+}
+
+async function readNewPassword(fromStdin: boolean): Promise<string> {
+  const password = fromStdin ? await readStdinLine() : await promptPassword('New password');
+  const problem = passwordProblem(password);
+  if (problem === 'too_short') throw new CliError(`password: at least ${MIN_PASSWORD_LENGTH} characters`);
+  if (problem === 'too_long') throw new CliError('password: too long');
+  return password;
+}
+
+export function registerMigrate(program: Command): void {
+  program
+    .command('migrate')
+    .description('apply pending database migrations (also done at start)')
+    .argument('[direction]', 'latest | down | status', 'latest')
+    .action(async (direction: string, _opts, command: Command) => {
+      const { loaded } = loadCliConfig(command.optsWithGlobals<GlobalOptions>(), 'warn');
+      const database = await connectDatabase(loaded.config);
+      try {
+        if (direction === 'latest') for (const line of await migrateToLatest(database.db)) out(line);
+        else if (direction === 'down') for (const line of await migrateDown(database.db)) out(line);
+        else if (direction === 'status') {
+          for (const m of await migrationStatus(database.db)) {
+            out(`${m.name}\t${m.executedAt ? `applied ${m.executedAt.toISOString()}` : 'pending'}`);
+          }
+        } else throw new CliError(`unknown direction ${direction}: latest, down or status`);
+      } finally {
+        await database.close();
+      }
+    });
+}
+
+export function registerKeys(program: Command): void {
+  const keys = program.command('keys').description('signing keys');
+  keys
+    .command('list')
+    .description('list signing keys and their state')
+    .action(async (_opts, command: Command) => {
+      await withServices(command, async ({ database }) => {
+        for (const k of await listSigningKeys(database.db)) {
+          const state = k.retiredAt
+            ? `retired ${k.retiredAt.toISOString()}, published until ${k.removableAt?.toISOString()}`
+            : 'active';
+          out(`${k.kid}\t${k.family}\t${k.createdAt.toISOString()}\t${state}`);
+        }
+      });
+    });
+  keys
+    .command('rotate')
+    .description('add new signing keys; previous keys stay published until the tokens they signed expire')
+    .action(async (_opts, command: Command) => {
+      await withServices(command, async ({ database, sealer, config }) => {
+        const t = config.tokens;
+        const longest = Math.max(t.accessTokenTtl, t.idTokenTtl, t.authorizationCodeTtl) + 60;
+        for (const kid of await rotateSigningKeys(database.db, sealer, longest)) out(`new key ${kid}`);
+        out(`running instances pick the new keys up within ${config.keys.reloadIntervalSeconds} s`);
+      });
+    });
+}
+
+function list(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function registerClients(program: Command): void {
+  const clients = program.command('clients').description('relying parties (applications)');
+  clients
+    .command('add')
+    .description('register a client; a generated secret is printed once')
+    .argument('<client-id>')
+    .requiredOption('--redirect-uri <uri>', 'exact redirect URI (repeatable)', list)
+    .option('--name <name>', 'display name')
+    .option(
+      '--auth-method <method>',
+      'client_secret_basic | client_secret_post | private_key_jwt | tls_client_auth | none',
+      'client_secret_basic',
+    )
+    .option('--post-logout-redirect-uri <uri>', 'post-logout redirect URI (repeatable)', list)
+    .option(
+      '--grant-type <type>',
+      'authorization_code | refresh_token | client_credentials (repeatable)',
+      list,
+    )
+    .option('--scope <scope>', 'allowed scopes', 'openid profile email offline_access')
+    .option('--signing-alg <alg>', 'ID token signing algorithm: ES256 | PS256 | RS256', 'ES256')
+    .option('--backchannel-logout-uri <uri>', 'back-channel logout URI')
+    .option('--jwks-uri <uri>', 'client keys for private_key_jwt')
+    .option('--jwks-file <file>', 'client public JWK Set file for private_key_jwt')
+    .option('--tls-subject-dn <dn>', 'expected certificate subject DN for tls_client_auth')
+    .option('--first-party', 'application of the establishment: no consent screen', false)
+    .action(async (clientId: string, opts, command: Command) => {
+      const jwks = opts.jwksFile
+        ? JSON.parse(await import('node:fs/promises').then((fs) => fs.readFile(opts.jwksFile, 'utf8')))
+        : undefined;
+      const parsed = declaredClientSchema.safeParse({
+        clientId,
+        clientName: opts.name,
+        clientSecret: 'x'.repeat(32),
+        redirectUris: opts.redirectUri,
+        postLogoutRedirectUris: opts.postLogoutRedirectUri,
+        grantTypes: opts.grantType,
+        tokenEndpointAuthMethod: opts.authMethod,
+        scope: opts.scope,
+        idTokenSignedResponseAlg: opts.signingAlg,
+        backchannelLogoutUri: opts.backchannelLogoutUri,
+        jwksUri: opts.jwksUri,
+        jwks,
+        tlsClientAuthSubjectDn: opts.tlsSubjectDn,
+        firstParty: opts.firstParty,
+      });
+      if (!parsed.success) {
+        throw new CliError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'));
+      }
+      const metadata: ClientMetadata = toClientMetadata(parsed.data);
+      await withServices(command, async ({ clients, validateClient }) => {
+        if (await clients.findMetadata(clientId)) throw new CliError(`client ${clientId} already exists`);
+        const { generatedSecret } = await clients.save(metadata, 'cli', validateClient);
+        out(`client ${clientId} registered`);
+        if (generatedSecret) out(`client secret (shown once, store it now): ${generatedSecret}`);
+      });
+    });
+  clients
+    .command('list')
+    .description('list clients')
+    .action(async (_opts, command: Command) => {
+      await withServices(command, async ({ clients }) => {
+        for (const c of await clients.list()) {
+          out(
+            `${c.clientId}\t${c.authMethod}\t${c.source}\t${c.clientName ?? ''}\t${c.redirectUris.join(' ')}`,
+          );
+        }
+      });
+    });
+  clients
+    .command('show')
+    .description('show a client (without its secret)')
+    .argument('<client-id>')
+    .action(async (clientId: string, _opts, command: Command) => {
+      await withServices(command, async ({ clients }) => {
+        const metadata = await clients.show(clientId);
+        if (!metadata) throw new CliError(`no client ${clientId}`);
+        out(JSON.stringify(metadata, null, 2));
+      });
+    });
+  clients
+    .command('rotate-secret')
+    .description('replace the secret of a client; the new one is printed once')
+    .argument('<client-id>')
+    .action(async (clientId: string, _opts, command: Command) => {
+      await withServices(command, async ({ clients }) => {
+        out(`client secret (shown once, store it now): ${await clients.rotateSecret(clientId)}`);
+      });
+    });
+  clients
+    .command('remove')
+    .description('remove a client and revoke its tokens')
+    .argument('<client-id>')
+    .action(async (clientId: string, _opts, command: Command) => {
+      await withServices(command, async ({ clients }) => {
+        if (!(await clients.remove(clientId))) throw new CliError(`no client ${clientId}`);
+        out(`client ${clientId} removed`);
+      });
+    });
+}
+
+export function registerUsers(program: Command): void {
+  const users = program.command('users').description('local accounts (break-glass administrators, demo)');
+  users
+    .command('add')
+    .description('create a local account with a password')
+    .argument('<username>')
+    .option('--name <display-name>', 'display name')
+    .option('--given-name <name>')
+    .option('--family-name <name>')
+    .option('--email <email>')
+    .option('--password-stdin', 'read the password from standard input', false)
+    .action(async (username: string, opts, command: Command) => {
+      const password = await readNewPassword(opts.passwordStdin);
+      await withServices(command, async ({ accounts }) => {
+        try {
+          const account = await accounts.create(
+            {
+              username,
+              displayName: opts.name,
+              givenName: opts.givenName,
+              familyName: opts.familyName,
+              email: opts.email,
+            },
+            password,
+          );
+          out(`account ${account.username} created (id ${account.id})`);
+        } catch (err) {
+          if (err instanceof AccountExistsError) throw new CliError(err.message);
+          throw err;
+        }
+      });
+    });
+  users
+    .command('list')
+    .description('list local accounts')
+    .action(async (_opts, command: Command) => {
+      await withServices(command, async ({ accounts }) => {
+        for (const a of await accounts.list()) {
+          const state = a.disabledAt ? 'disabled' : 'active';
+          out(`${a.username}\t${a.id}\t${state}\t${a.displayName ?? ''}${a.isDemo ? '\t(demo)' : ''}`);
+        }
+      });
+    });
+  for (const [name, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
+    users
+      .command(name)
+      .description(`${name} an account`)
+      .argument('<username>')
+      .action(async (username: string, _opts, command: Command) => {
+        await withServices(command, async ({ accounts }) => {
+          const account = await accounts.findByUsername(username);
+          if (!account) throw new CliError(`no account ${username}`);
+          await accounts.setDisabled(account.id, disabled);
+          out(`account ${account.username} ${disabled ? 'disabled' : 'enabled'}`);
+        });
+      });
+  }
+  users
+    .command('set-password')
+    .description('set the password of a local account')
+    .argument('<username>')
+    .option('--password-stdin', 'read the password from standard input', false)
+    .action(async (username: string, opts, command: Command) => {
+      const password = await readNewPassword(opts.passwordStdin);
+      await withServices(command, async ({ accounts }) => {
+        const account = await accounts.findByUsername(username);
+        if (!account) throw new CliError(`no account ${username}`);
+        await accounts.setPassword(account.id, password);
+        out(`password of ${account.username} changed`);
+      });
+    });
+}

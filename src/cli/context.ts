@@ -1,0 +1,79 @@
+import type { Logger } from 'pino';
+import { CONFIG_EXIT_CODE, ConfigError, type LoadedConfig, loadConfig } from '../config/load.ts';
+import { createLogger } from '../http/logger.ts';
+
+export interface GlobalOptions {
+  config?: string;
+  demo?: boolean;
+}
+
+export class CliError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+/** Loads and validates the configuration once; modules receive it typed, never read process.env. */
+export function loadCliConfig(
+  options: GlobalOptions,
+  logLevel?: string,
+): { loaded: LoadedConfig; logger: Logger } {
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig({
+      env: process.env,
+      file: options.config,
+      overrides: options.demo ? { demo: true } : undefined,
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(`passerelle: ${err.message}`, CONFIG_EXIT_CODE);
+    throw err;
+  }
+  const logger = createLogger(logLevel ?? loaded.config.log.level, process.stderr as never);
+  for (const warning of loaded.warnings) logger.warn(warning);
+  return { loaded, logger };
+}
+
+/** Reads a secret from standard input (one line), for scripts: never from the command line. */
+export async function readStdinLine(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+}
+
+/** Prompts twice without echo on a terminal. */
+export async function promptPassword(label: string): Promise<string> {
+  if (!process.stdin.isTTY) throw new CliError('no terminal: pass the password with --password-stdin');
+  const ask = (question: string) =>
+    new Promise<string>((resolve) => {
+      process.stderr.write(question);
+      const stdin = process.stdin;
+      stdin.setRawMode(true);
+      stdin.resume();
+      let value = '';
+      const onData = (data: Buffer) => {
+        for (const char of data.toString('utf8')) {
+          if (char === '\r' || char === '\n') {
+            stdin.setRawMode(false);
+            stdin.pause();
+            stdin.off('data', onData);
+            process.stderr.write('\n');
+            resolve(value);
+            return;
+          }
+          if (char === '\u0003') process.exit(130);
+          if (char === '\u007f') value = value.slice(0, -1);
+          else value += char;
+        }
+      };
+      stdin.on('data', onData);
+    });
+  const first = await ask(`${label}: `);
+  const second = await ask(`${label} (again): `);
+  if (first !== second) throw new CliError('the two passwords differ');
+  return first;
+}

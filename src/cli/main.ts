@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerClients, registerKeys, registerMigrate, registerUsers } from './admin.ts';
+import { CliError } from './context.ts';
+import { serve } from './serve.ts';
+
+const program = new Command('passerelle')
+  .description('Passerelle: OpenID Connect identity provider for health establishments')
+  .option('-c, --config <file>', 'configuration file (YAML or JSON); also PASSERELLE_CONFIG')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the identity provider')
+  .option('--demo', 'demo mode: demo account, demo client, public demo secrets')
+  .action(async (opts, command: Command) => {
+    await serve({ ...command.optsWithGlobals(), demo: opts.demo });
+  });
+registerMigrate(program);
+registerKeys(program);
+registerClients(program);
+registerUsers(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CliError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  process.stderr.write(`passerelle: ${(err as Error).message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,35 @@
+import { createServer } from 'node:http';
+import { createPasserelle } from '../app.ts';
+import { type GlobalOptions, loadCliConfig } from './context.ts';
+
+export async function serve(options: GlobalOptions): Promise<void> {
+  const { loaded, logger } = loadCliConfig(options);
+  const { config } = loaded;
+  const passerelle = await createPasserelle(config, logger);
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, passerelle.app.callback());
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.http.port, config.http.host, resolve);
+  });
+  passerelle.start();
+  logger.info(
+    { issuer: config.issuer, database: passerelle.services.database.location, port: config.http.port },
+    `Passerelle is serving ${config.issuer}/.well-known/openid-configuration`,
+  );
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    passerelle
+      .stop(server)
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        logger.error({ err }, 'unclean shutdown');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}

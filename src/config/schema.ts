@@ -1,0 +1,156 @@
+import { z } from 'zod';
+
+const port = z.number().int().min(1).max(65535);
+const seconds = z.number().int().positive();
+const base64Key = z
+  .string()
+  .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes encoded in base64');
+
+export const signingAlgs = ['ES256', 'PS256', 'RS256'] as const;
+export const clientAuthMethods = [
+  'client_secret_basic',
+  'client_secret_post',
+  'private_key_jwt',
+  'tls_client_auth',
+  'none',
+] as const;
+
+/** A client declared in the configuration file; synced into the client registry at start. */
+export const declaredClientSchema = z
+  .strictObject({
+    clientId: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'letters, digits and . _ ~ - only (max 128)'),
+    clientName: z.string().max(200).optional(),
+    clientSecret: z.string().min(32, 'must be at least 32 characters').optional(),
+    redirectUris: z.array(z.url()).min(1),
+    postLogoutRedirectUris: z.array(z.url()).default([]),
+    grantTypes: z
+      .array(z.enum(['authorization_code', 'refresh_token', 'client_credentials']))
+      .default(['authorization_code', 'refresh_token']),
+    tokenEndpointAuthMethod: z.enum(clientAuthMethods).default('client_secret_basic'),
+    scope: z.string().default('openid profile email offline_access'),
+    idTokenSignedResponseAlg: z.enum(signingAlgs).default('ES256'),
+    backchannelLogoutUri: z.url().optional(),
+    jwksUri: z.url().optional(),
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
+    tlsClientAuthSubjectDn: z.string().optional(),
+    firstParty: z.boolean().default(false),
+  })
+  .superRefine((client, ctx) => {
+    const usesSecret = ['client_secret_basic', 'client_secret_post'].includes(client.tokenEndpointAuthMethod);
+    if (usesSecret && !client.clientSecret) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clientSecret'],
+        message: `is required with ${client.tokenEndpointAuthMethod}`,
+      });
+    }
+  });
+export type DeclaredClient = z.infer<typeof declaredClientSchema>;
+
+const rateLimitRule = z.strictObject({ max: z.number().int().positive(), windowSeconds: seconds });
+
+export const configSchema = z
+  .strictObject({
+    /** Demo mode: public demo secrets, demo account and demo relying party. Never in production. */
+    demo: z.boolean().default(false),
+    issuer: z.url().optional(),
+    http: z
+      .strictObject({
+        host: z.string().default('0.0.0.0'),
+        port: port.default(3000),
+        /** Trust X-Forwarded-* from the reverse proxy in front of Passerelle. */
+        trustProxy: z.boolean().default(false),
+        /** Header in which a trusted reverse proxy forwards the client certificate (PEM, URL-encoded). */
+        clientCertHeader: z.string().optional(),
+        bodyLimitBytes: z.number().int().min(1024).max(10_485_760).default(65_536),
+        shutdownGraceSeconds: seconds.default(10),
+      })
+      .prefault({}),
+    database: z
+      .strictObject({
+        /** postgres://… to use a PostgreSQL server; absent = embedded PGlite under dataDir. */
+        url: z.string().startsWith('postgres', 'must be a postgres:// or postgresql:// URL').optional(),
+        dataDir: z.string().default('./data/pglite'),
+        poolSize: z.number().int().min(1).max(200).default(10),
+      })
+      .prefault({}),
+    keys: z
+      .strictObject({
+        /** Key-encryption key (AES-256-GCM) protecting private keys and secrets in the database. */
+        encryptionKey: base64Key.optional(),
+        /** How often each instance checks the database for rotated keys. */
+        reloadIntervalSeconds: seconds.default(10),
+      })
+      .prefault({}),
+    tokens: z
+      .strictObject({
+        authorizationCodeTtl: seconds.max(600).default(60),
+        accessTokenTtl: seconds.default(600),
+        idTokenTtl: seconds.default(600),
+        refreshTokenTtl: seconds.default(14 * 24 * 3600),
+        sessionTtl: seconds.default(12 * 3600),
+        interactionTtl: seconds.default(900),
+        grantTtl: seconds.default(30 * 24 * 3600),
+        parTtl: seconds.max(600).default(60),
+      })
+      .prefault({}),
+    purge: z
+      .strictObject({
+        intervalSeconds: seconds.default(60),
+        batchSize: z.number().int().positive().default(500),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
+      .prefault({}),
+    ui: z.strictObject({ defaultLocale: z.enum(['fr', 'en']).default('fr') }).prefault({}),
+    policy: z
+      .strictObject({
+        /** acr values, weakest first; a level is reached when all of its required amr values are present. */
+        levels: z
+          .array(z.strictObject({ acr: z.string().min(1), requiredAmr: z.array(z.string()).default([]) }))
+          .min(1)
+          .default([
+            { acr: 'urn:passerelle:loa:low', requiredAmr: ['pwd'] },
+            { acr: 'urn:passerelle:loa:substantial', requiredAmr: ['mfa'] },
+            { acr: 'urn:passerelle:loa:high', requiredAmr: ['mfa', 'hwk'] },
+          ]),
+      })
+      .prefault({}),
+    rateLimits: z
+      .strictObject({
+        /** Failed password checks per account (below the Active Directory lockout threshold). */
+        passwordPerAccount: rateLimitRule.default({ max: 5, windowSeconds: 900 }),
+        passwordPerIp: rateLimitRule.default({ max: 50, windowSeconds: 900 }),
+      })
+      .prefault({}),
+    clients: z.array(declaredClientSchema).default([]),
+  })
+  .superRefine((cfg, ctx) => {
+    if (cfg.demo) return;
+    if (!cfg.issuer) {
+      ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'is required outside demo mode' });
+    } else if (!cfg.issuer.startsWith('https://')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['issuer'],
+        message: 'must be an https:// URL outside demo mode',
+      });
+    }
+    if (!cfg.keys.encryptionKey) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['keys', 'encryptionKey'],
+        message: 'is required outside demo mode (generate one with: openssl rand -base64 32)',
+      });
+    }
+  });
+
+export type RawConfig = z.infer<typeof configSchema>;
+
+export type Config = Readonly<
+  Omit<RawConfig, 'issuer' | 'keys'> & {
+    issuer: string;
+    keys: RawConfig['keys'] & { encryptionKey: string };
+  }
+>;

@@ -1,0 +1,85 @@
+import type { ColumnType, Generated } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type Json<T = unknown> = ColumnType<T, string, string>;
+
+export interface OidcPayloadTable {
+  model: string;
+  id: string;
+  payload: Json<Record<string, unknown>>;
+  grant_id: string | null;
+  user_code: string | null;
+  uid: string | null;
+  expires_at: Timestamp | null;
+  consumed_at: Timestamp | null;
+}
+
+export interface SigningKeyTable {
+  kid: string;
+  family: 'EC-P256' | 'RSA-3072';
+  public_jwk: Json<Record<string, unknown>>;
+  private_jwk_sealed: string;
+  created_at: CreatedAt;
+  /** When the key stopped signing; it stays published until removable_at. */
+  retired_at: Timestamp | null;
+  removable_at: Timestamp | null;
+}
+
+export interface AppSecretTable {
+  name: string;
+  value_sealed: string;
+  created_at: CreatedAt;
+}
+
+export interface OidcClientTable {
+  client_id: string;
+  metadata: Json<Record<string, unknown>>;
+  secret_sealed: string | null;
+  source: string;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface AccountTable {
+  id: string;
+  username: string;
+  display_name: string | null;
+  given_name: string | null;
+  family_name: string | null;
+  email: string | null;
+  is_demo: Generated<boolean>;
+  disabled_at: Timestamp | null;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface PasswordCredentialTable {
+  account_id: string;
+  hash: string;
+  updated_at: Timestamp;
+}
+
+export interface InteractionStateTable {
+  uid: string;
+  state: Json<Record<string, unknown>>;
+  expires_at: Timestamp;
+}
+
+export interface RateLimitTable {
+  key: string;
+  window_start: Timestamp;
+  hits: number;
+  expires_at: Timestamp;
+}
+
+export interface Database {
+  oidc_payload: OidcPayloadTable;
+  signing_key: SigningKeyTable;
+  app_secret: AppSecretTable;
+  oidc_client: OidcClientTable;
+  account: AccountTable;
+  password_credential: PasswordCredentialTable;
+  interaction_state: InteractionStateTable;
+  rate_limit: RateLimitTable;
+}

@@ -1,0 +1,62 @@
+import { Router } from '@koa/router';
+import { type Kysely, sql } from 'kysely';
+import { migrationsApplied } from '../db/migrate.ts';
+import type { Database } from '../db/types.ts';
+
+export interface CheckResult {
+  ok: boolean;
+  detail?: string;
+}
+
+/** A named readiness check; later features (directory, Annuaire API, PSC…) register their own. */
+export type ReadinessCheck = { name: string; run(): Promise<CheckResult> };
+
+export function databaseCheck(db: Kysely<Database>): ReadinessCheck {
+  return {
+    name: 'database',
+    async run() {
+      await sql`select 1`.execute(db);
+      return { ok: true };
+    },
+  };
+}
+
+export function migrationsCheck(db: Kysely<Database>): ReadinessCheck {
+  return {
+    name: 'migrations',
+    async run() {
+      const applied = await migrationsApplied(db);
+      return applied ? { ok: true } : { ok: false, detail: 'pending migrations' };
+    },
+  };
+}
+
+async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<CheckResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<CheckResult>((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, detail: 'timeout' }), timeoutMs);
+  });
+  try {
+    return await Promise.race([check.run().catch(() => ({ ok: false, detail: 'unreachable' })), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function healthRoutes(checks: readonly ReadinessCheck[], isShuttingDown: () => boolean): Router {
+  const router = new Router();
+  router.get('/healthz', (ctx) => {
+    ctx.set('cache-control', 'no-store');
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', async (ctx) => {
+    const results = Object.fromEntries(
+      await Promise.all(checks.map(async (check) => [check.name, await runCheck(check, 2000)] as const)),
+    );
+    const ready = !isShuttingDown() && Object.values(results).every((r) => r.ok);
+    ctx.set('cache-control', 'no-store');
+    ctx.status = ready ? 200 : 503;
+    ctx.body = { status: ready ? 'ready' : 'not ready', checks: results, shuttingDown: isShuttingDown() };
+  });
+  return router;
+}

@@ -1,0 +1,138 @@
+/** User-facing text, French first. Keys are stable message ids used by views and error codes. */
+export const messages = {
+  fr: {
+    'app.name': 'Passerelle',
+    'app.tagline': 'Connexion unique des professionnels de l’établissement',
+    'demo.banner': 'Mode démonstration : comptes et secrets publics. Ne pas utiliser en production.',
+    'login.title': 'Connexion',
+    'login.identify.lead': 'Saisissez votre identifiant pour vous connecter à {client}.',
+    'login.username': 'Identifiant',
+    'login.continue': 'Continuer',
+    'login.password': 'Mot de passe',
+    'login.password.lead': 'Saisissez le mot de passe du compte {username}.',
+    'login.signin': 'Se connecter',
+    'login.change_user': 'Changer d’identifiant',
+    'login.cancel': 'Annuler',
+    'consent.title': 'Autorisation',
+    'consent.lead': '{client} demande l’accès aux informations suivantes :',
+    'consent.allow': 'Autoriser',
+    'consent.deny': 'Refuser',
+    'scope.openid': 'Votre identifiant de connexion',
+    'scope.profile': 'Votre nom et votre identifiant',
+    'scope.email': 'Votre adresse électronique',
+    'scope.offline_access': 'Un accès prolongé, même après votre déconnexion de cette page',
+    'error.invalid_credentials': 'Identifiant ou mot de passe incorrect.',
+    'error.rate_limited': 'Trop de tentatives. Réessayez dans {minutes} minute(s).',
+    'error.account_disabled':
+      'Ce compte est désactivé. Contactez le support informatique de l’établissement.',
+    'error.service_unavailable':
+      'Le service de connexion est momentanément indisponible. Réessayez dans quelques instants.',
+    'error.invalid_form': 'Le formulaire est incomplet ou invalide.',
+    'error.csrf': 'La page a expiré ou la requête ne provient pas de Passerelle. Recommencez la connexion.',
+    'error.interaction_expired':
+      'Votre demande de connexion a expiré. Retournez à l’application et recommencez.',
+    'error.title': 'Une erreur est survenue',
+    'error.reference': 'Référence de la requête',
+    'error.back': 'Retour à l’accueil',
+    'logout.title': 'Déconnexion',
+    'logout.lead': 'Voulez-vous vous déconnecter de Passerelle ?',
+    'logout.confirm': 'Se déconnecter',
+    'logout.cancel': 'Rester connecté',
+    'logout.done': 'Vous êtes déconnecté.',
+    'home.title': 'Passerelle',
+    'home.lead': 'Fournisseur d’identité OpenID Connect de l’établissement.',
+    'home.try': 'Essayer une connexion',
+    'home.discovery': 'Document de découverte OpenID Connect',
+    'home.demo_credentials':
+      'Compte de démonstration : identifiant « {username} », mot de passe « {password} ».',
+    'demo.result.title': 'Connexion réussie',
+    'demo.result.lead': 'L’application de démonstration a reçu et vérifié ce jeton d’identité :',
+    'demo.result.userinfo': 'Réponse du point d’accès userinfo :',
+    'demo.result.logout': 'Se déconnecter',
+    'demo.result.again': 'Recommencer',
+    'lang.switch': 'English',
+  },
+  en: {
+    'app.name': 'Passerelle',
+    'app.tagline': 'Single sign-on for the staff of the establishment',
+    'demo.banner': 'Demo mode: public accounts and secrets. Do not use in production.',
+    'login.title': 'Sign in',
+    'login.identify.lead': 'Enter your username to sign in to {client}.',
+    'login.username': 'Username',
+    'login.continue': 'Continue',
+    'login.password': 'Password',
+    'login.password.lead': 'Enter the password of account {username}.',
+    'login.signin': 'Sign in',
+    'login.change_user': 'Use another username',
+    'login.cancel': 'Cancel',
+    'consent.title': 'Authorisation',
+    'consent.lead': '{client} asks for access to:',
+    'consent.allow': 'Allow',
+    'consent.deny': 'Deny',
+    'scope.openid': 'Your sign-in identifier',
+    'scope.profile': 'Your name and username',
+    'scope.email': 'Your e-mail address',
+    'scope.offline_access': 'Long-lived access, even after you leave this page',
+    'error.invalid_credentials': 'Incorrect username or password.',
+    'error.rate_limited': 'Too many attempts. Try again in {minutes} minute(s).',
+    'error.account_disabled': 'This account is disabled. Contact the IT support of the establishment.',
+    'error.service_unavailable':
+      'The sign-in service is temporarily unavailable. Try again in a few moments.',
+    'error.invalid_form': 'The form is incomplete or invalid.',
+    'error.csrf': 'The page expired or the request did not come from Passerelle. Start signing in again.',
+    'error.interaction_expired': 'Your sign-in request expired. Go back to the application and start again.',
+    'error.title': 'Something went wrong',
+    'error.reference': 'Request reference',
+    'error.back': 'Back to the home page',
+    'logout.title': 'Sign out',
+    'logout.lead': 'Do you want to sign out of Passerelle?',
+    'logout.confirm': 'Sign out',
+    'logout.cancel': 'Stay signed in',
+    'logout.done': 'You are signed out.',
+    'home.title': 'Passerelle',
+    'home.lead': 'OpenID Connect identity provider of the establishment.',
+    'home.try': 'Try a sign-in',
+    'home.discovery': 'OpenID Connect discovery document',
+    'home.demo_credentials': 'Demo account: username “{username}”, password “{password}”.',
+    'demo.result.title': 'Signed in',
+    'demo.result.lead': 'The demo application received and verified this ID token:',
+    'demo.result.userinfo': 'Userinfo endpoint response:',
+    'demo.result.logout': 'Sign out',
+    'demo.result.again': 'Start again',
+    'lang.switch': 'Français',
+  },
+} as const;
+
+export type Locale = keyof typeof messages;
+export type MessageId = keyof (typeof messages)['fr'];
+export const LOCALES: readonly Locale[] = ['fr', 'en'];
+
+export type Translate = (id: MessageId, params?: Record<string, string | number>) => string;
+
+export function translator(locale: Locale): Translate {
+  const table = messages[locale];
+  return (id, params) =>
+    table[id].replace(/\{(\w+)\}/g, (match, name: string) =>
+      params?.[name] === undefined ? match : String(params[name]),
+    );
+}
+
+/** Picks the locale from ui_locales (space-separated), then Accept-Language, then the default. */
+export function negotiateLocale(
+  uiLocales: string | undefined,
+  acceptLanguage: string | undefined,
+  fallback: Locale,
+): Locale {
+  const candidates = [
+    ...(uiLocales ?? '').split(/\s+/),
+    ...(acceptLanguage ?? '')
+      .split(',')
+      .map((part) => part.split(';')[0] ?? '')
+      .map((tag) => tag.trim()),
+  ];
+  for (const tag of candidates) {
+    const base = tag.toLowerCase().split('-')[0];
+    if (base && (LOCALES as readonly string[]).includes(base)) return base as Locale;
+  }
+  return fallback;
+}

@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto';
+import { type Kysely, sql } from 'kysely';
+import type { DeclaredClient } from '../config/schema.ts';
+import type { Sealer } from '../crypto/sealer.ts';
+import type { Database } from '../db/types.ts';
+
+export type ClientSource = 'cli' | 'config' | 'demo';
+export type ClientMetadata = Record<string, unknown> & { client_id: string };
+
+/** Validates metadata against the protocol engine's rules; throws with a readable message. */
+export type MetadataValidator = (metadata: ClientMetadata) => Promise<void>;
+
+const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'client_secret_jwt']);
+
+export function generateClientSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** Maps the configuration's camelCase client description to OpenID Connect registration metadata. */
+export function toClientMetadata(client: DeclaredClient): ClientMetadata {
+  const metadata: ClientMetadata = {
+    client_id: client.clientId,
+    client_name: client.clientName,
+    redirect_uris: client.redirectUris,
+    post_logout_redirect_uris: client.postLogoutRedirectUris,
+    grant_types: client.grantTypes,
+    response_types: client.grantTypes.includes('authorization_code') ? ['code'] : [],
+    token_endpoint_auth_method: client.tokenEndpointAuthMethod,
+    scope: client.scope,
+    id_token_signed_response_alg: client.idTokenSignedResponseAlg,
+    backchannel_logout_uri: client.backchannelLogoutUri,
+    backchannel_logout_session_required: client.backchannelLogoutUri ? true : undefined,
+    jwks_uri: client.jwksUri,
+    jwks: client.jwks,
+    tls_client_auth_subject_dn: client.tlsClientAuthSubjectDn,
+    first_party: client.firstParty,
+  };
+  for (const key of Object.keys(metadata)) if (metadata[key] === undefined) delete metadata[key];
+  return metadata;
+}
+
+export interface ClientSummary {
+  clientId: string;
+  clientName: string | undefined;
+  authMethod: string;
+  redirectUris: string[];
+  source: ClientSource;
+  createdAt: Date;
+}
+
+/** The registry of relying parties, stored in the database; secrets sealed under the key-encryption key. */
+export class ClientRegistry {
+  readonly #db: Kysely<Database>;
+  readonly #sealer: Sealer;
+
+  constructor(db: Kysely<Database>, sealer: Sealer) {
+    this.#db = db;
+    this.#sealer = sealer;
+  }
+
+  async findMetadata(clientId: string): Promise<ClientMetadata | undefined> {
+    const row = await this.#db
+      .selectFrom('oidc_client')
+      .select(['metadata', 'secret_sealed'])
+      .where('client_id', '=', clientId)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const metadata = { ...(row.metadata as ClientMetadata) };
+    if (row.secret_sealed)
+      metadata.client_secret = this.#sealer.open(row.secret_sealed, `client:${clientId}`);
+    return metadata;
+  }
+
+  /**
+   * Registers or replaces a client. Returns the secret when one was generated (to be shown once).
+   * A secret given in `metadata.client_secret` is stored sealed and never returned.
+   */
+  async save(
+    input: ClientMetadata,
+    source: ClientSource,
+    validate?: MetadataValidator,
+  ): Promise<{ clientId: string; generatedSecret?: string }> {
+    const { client_secret: givenSecret, ...metadata } = input;
+    const method = String(metadata.token_endpoint_auth_method ?? 'client_secret_basic');
+    let secret = typeof givenSecret === 'string' ? givenSecret : undefined;
+    let generatedSecret: string | undefined;
+    if (SECRET_METHODS.has(method) && !secret) {
+      const existing = await this.findMetadata(metadata.client_id);
+      secret = typeof existing?.client_secret === 'string' ? existing.client_secret : undefined;
+      if (!secret) {
+        secret = generateClientSecret();
+        generatedSecret = secret;
+      }
+    }
+    if (!SECRET_METHODS.has(method)) secret = undefined;
+    if (validate) await validate(secret ? { ...metadata, client_secret: secret } : metadata);
+    const row = {
+      client_id: metadata.client_id,
+      metadata: JSON.stringify(metadata),
+      secret_sealed: secret ? this.#sealer.seal(secret, `client:${metadata.client_id}`) : null,
+      source,
+      updated_at: new Date(),
+    };
+    await this.#db
+      .insertInto('oidc_client')
+      .values(row)
+      .onConflict((oc) =>
+        oc.column('client_id').doUpdateSet({
+          metadata: row.metadata,
+          secret_sealed: row.secret_sealed,
+          source: row.source,
+          updated_at: row.updated_at,
+        }),
+      )
+      .execute();
+    return generatedSecret
+      ? { clientId: metadata.client_id, generatedSecret }
+      : { clientId: metadata.client_id };
+  }
+
+  async rotateSecret(clientId: string): Promise<string> {
+    const existing = await this.findMetadata(clientId);
+    if (!existing) throw new Error(`no client ${clientId}`);
+    if (!SECRET_METHODS.has(String(existing.token_endpoint_auth_method ?? 'client_secret_basic'))) {
+      throw new Error(`client ${clientId} does not authenticate with a secret`);
+    }
+    const secret = generateClientSecret();
+    await this.#db
+      .updateTable('oidc_client')
+      .set({ secret_sealed: this.#sealer.seal(secret, `client:${clientId}`), updated_at: new Date() })
+      .where('client_id', '=', clientId)
+      .execute();
+    return secret;
+  }
+
+  async list(): Promise<ClientSummary[]> {
+    const rows = await this.#db
+      .selectFrom('oidc_client')
+      .select(['client_id', 'metadata', 'source', 'created_at'])
+      .orderBy('client_id')
+      .execute();
+    return rows.map((row) => {
+      const m = row.metadata as ClientMetadata;
+      return {
+        clientId: row.client_id,
+        clientName: typeof m.client_name === 'string' ? m.client_name : undefined,
+        authMethod: String(m.token_endpoint_auth_method ?? 'client_secret_basic'),
+        redirectUris: (m.redirect_uris as string[] | undefined) ?? [],
+        source: row.source as ClientSource,
+        createdAt: row.created_at,
+      };
+    });
+  }
+
+  /** Metadata without the secret, for display. */
+  async show(clientId: string): Promise<ClientMetadata | undefined> {
+    const row = await this.#db
+      .selectFrom('oidc_client')
+      .select(['metadata', 'secret_sealed'])
+      .where('client_id', '=', clientId)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return { ...(row.metadata as ClientMetadata), ...(row.secret_sealed ? { client_secret: '(set)' } : {}) };
+  }
+
+  async remove(clientId: string): Promise<boolean> {
+    const result = await this.#db
+      .deleteFrom('oidc_client')
+      .where('client_id', '=', clientId)
+      .executeTakeFirst();
+    if (result.numDeletedRows === 0n) return false;
+    // Tokens of a removed client stop working at once.
+    await this.#db
+      .deleteFrom('oidc_payload')
+      .where(sql<string>`payload->>'clientId'`, '=', clientId)
+      .execute();
+    return true;
+  }
+
+  /** Makes the registry's config-sourced clients equal to the declared list. */
+  async syncDeclared(declared: readonly DeclaredClient[], validate?: MetadataValidator): Promise<void> {
+    const ids = declared.map((c) => c.clientId);
+    for (const client of declared) {
+      const metadata = toClientMetadata(client);
+      if (client.clientSecret) metadata.client_secret = client.clientSecret;
+      await this.save(metadata, 'config', validate);
+    }
+    let stale = this.#db.deleteFrom('oidc_client').where('source', '=', 'config');
+    if (ids.length > 0) stale = stale.where('client_id', 'not in', ids);
+    await stale.execute();
+  }
+}

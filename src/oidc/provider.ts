@@ -1,0 +1,221 @@
+import { X509Certificate } from 'node:crypto';
+import Provider, { type Adapter, type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Logger } from 'pino';
+import type { AccountStore } from '../accounts/store.ts';
+import type { Config } from '../config/schema.ts';
+import { clientAuthMethods, signingAlgs } from '../config/schema.ts';
+import type { Views } from '../http/views.ts';
+import { negotiateLocale } from '../i18n/messages.ts';
+import type { KeySet } from './keys.ts';
+
+export interface ProviderDeps {
+  config: Config;
+  keySet: KeySet;
+  cookieKeys: string[];
+  adapter: new (model: string) => Adapter;
+  accounts: AccountStore;
+  views: Views;
+  logger: Logger;
+}
+
+const BOOLEAN_EXTRA_METADATA = ['first_party', 'pkce_required'];
+
+/** Normalised RDN set of a distinguished name, in either RFC 4514 (`CN=a,O=b`) or OpenSSL (`C=FR\nCN=a`) form. */
+export function dnComponents(dn: string): Set<string> {
+  const parts = dn.includes('\n') ? dn.split('\n') : dn.split(/(?<!\\),/);
+  return new Set(
+    parts
+      .map((p) =>
+        p
+          .trim()
+          .replace(/\s*=\s*/, '=')
+          .toUpperCase(),
+      )
+      .filter(Boolean),
+  );
+}
+
+function clientCertificate(ctx: KoaContextWithOIDC, config: Config): string | undefined {
+  const header = config.http.clientCertHeader;
+  if (config.http.trustProxy && header) {
+    const value = ctx.get(header);
+    return value ? decodeURIComponent(value) : undefined;
+  }
+  const socket = ctx.req.socket as { getPeerCertificate?: (detailed: boolean) => { raw?: Buffer } };
+  const raw = socket.getPeerCertificate?.(false)?.raw;
+  return raw ? new X509Certificate(raw).toString() : undefined;
+}
+
+function pageLocale(ctx: KoaContextWithOIDC, config: Config) {
+  const uiLocales = ctx.oidc?.params?.ui_locales;
+  return negotiateLocale(
+    typeof uiLocales === 'string' ? uiLocales : undefined,
+    ctx.get('accept-language'),
+    config.ui.defaultLocale,
+  );
+}
+
+export function buildProvider(deps: ProviderDeps): Provider {
+  const { config, views, accounts } = deps;
+  const secureCookies = config.issuer.startsWith('https://');
+  const page = (ctx: KoaContextWithOIDC) => ({
+    locale: pageLocale(ctx, config),
+    demo: config.demo,
+    requestId: ctx.state.requestId as string | undefined,
+  });
+
+  const configuration: Configuration = {
+    adapter: deps.adapter,
+    jwks: deps.keySet.jwks as Configuration['jwks'],
+    cookies: {
+      keys: deps.cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },
+      short: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },
+    },
+    async findAccount(_ctx, id) {
+      const account = await accounts.findById(id);
+      if (!account || account.disabledAt) return undefined;
+      return {
+        accountId: account.id,
+        async claims() {
+          return {
+            sub: account.id,
+            preferred_username: account.username,
+            name: account.displayName ?? undefined,
+            given_name: account.givenName ?? undefined,
+            family_name: account.familyName ?? undefined,
+            email: account.email ?? undefined,
+            updated_at: Math.floor(account.updatedAt.getTime() / 1000),
+          };
+        },
+      };
+    },
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'given_name', 'family_name', 'preferred_username', 'updated_at'],
+      email: ['email'],
+    },
+    scopes: ['openid', 'profile', 'email', 'offline_access'],
+    responseTypes: ['code'],
+    acrValues: config.policy.levels.map((l) => l.acr),
+    clientAuthMethods: [...clientAuthMethods],
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'ES256',
+    },
+    enabledJWA: {
+      idTokenSigningAlgValues: [...signingAlgs],
+      userinfoSigningAlgValues: [...signingAlgs],
+      introspectionSigningAlgValues: [...signingAlgs],
+      authorizationSigningAlgValues: [...signingAlgs],
+      clientAuthSigningAlgValues: ['ES256', 'PS256', 'RS256', 'EdDSA'],
+      requestObjectSigningAlgValues: ['ES256', 'PS256', 'RS256', 'EdDSA'],
+    },
+    pkce: {
+      required(_ctx, client) {
+        return client.clientAuthMethod === 'none' || client.metadata().pkce_required !== false;
+      },
+    },
+    allowOmittingSingleRegisteredRedirectUri: false,
+    extraClientMetadata: {
+      properties: BOOLEAN_EXTRA_METADATA,
+      validator(_ctx, key, value) {
+        if (value !== undefined && typeof value !== 'boolean') {
+          throw new errors.InvalidClientMetadata(`${key} must be a boolean`);
+        }
+      },
+    },
+    async loadExistingGrant(ctx) {
+      const grantId =
+        ctx.oidc.result?.consent?.grantId || ctx.oidc.session?.grantIdFor(ctx.oidc.client?.clientId ?? '');
+      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+      // First-party applications of the establishment need no consent screen.
+      const client = ctx.oidc.client;
+      const session = ctx.oidc.session;
+      if (client?.metadata().first_party === true && session?.accountId) {
+        const grant = new ctx.oidc.provider.Grant({
+          clientId: client.clientId,
+          accountId: session.accountId,
+        });
+        grant.addOIDCScope(String(ctx.oidc.params?.scope ?? 'openid'));
+        await grant.save();
+        return grant;
+      }
+      return undefined;
+    },
+    clientBasedCORS(_ctx, origin, client) {
+      return client.redirectUris?.some((uri) => new URL(uri).origin === origin) ?? false;
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    features: {
+      devInteractions: { enabled: false },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      clientCredentials: { enabled: true },
+      backchannelLogout: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+      dPoP: { enabled: false },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          ctx.type = 'html';
+          ctx.body = views.render('logout', page(ctx), { form });
+        },
+        async postLogoutSuccessSource(ctx) {
+          ctx.type = 'html';
+          ctx.body = views.render('logout-done', page(ctx));
+        },
+      },
+      mTLS: {
+        enabled: true,
+        tlsClientAuth: true,
+        certificateBoundAccessTokens: false,
+        getCertificate: (ctx) => clientCertificate(ctx, config),
+        certificateAuthorized(ctx) {
+          if (config.http.trustProxy && config.http.clientCertHeader) {
+            return ctx.get('x-ssl-client-verify') === 'SUCCESS';
+          }
+          return (ctx.req.socket as { authorized?: boolean }).authorized === true;
+        },
+        certificateSubjectMatches(ctx, property, expected) {
+          if (property !== 'tls_client_auth_subject_dn') return false;
+          const pem = clientCertificate(ctx, config);
+          if (!pem) return false;
+          const actual = dnComponents(new X509Certificate(pem).subject);
+          const wanted = dnComponents(expected);
+          return actual.size === wanted.size && [...wanted].every((rdn) => actual.has(rdn));
+        },
+      },
+    },
+    ttl: {
+      AccessToken: config.tokens.accessTokenTtl,
+      AuthorizationCode: config.tokens.authorizationCodeTtl,
+      ClientCredentials: config.tokens.accessTokenTtl,
+      IdToken: config.tokens.idTokenTtl,
+      RefreshToken: config.tokens.refreshTokenTtl,
+      Session: config.tokens.sessionTtl,
+      Interaction: config.tokens.interactionTtl,
+      Grant: config.tokens.grantTtl,
+      PushedAuthorizationRequest: config.tokens.parTtl,
+    },
+    async renderError(ctx, out, error) {
+      const status = (error as { statusCode?: number }).statusCode ?? 500;
+      if (status >= 500) deps.logger.error({ err: error, requestId: ctx.state.requestId }, 'protocol error');
+      ctx.type = 'html';
+      ctx.body = views.render('error', page(ctx), {
+        message: out.error_description ?? out.error,
+        code: out.error,
+      });
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.http.trustProxy;
+  provider.on('server_error', (ctx, err) => {
+    deps.logger.error({ err, requestId: ctx.state?.requestId }, 'oidc server error');
+  });
+  return provider;
+}
