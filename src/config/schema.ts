@@ -1,5 +1,11 @@
 import { z } from 'zod';
 
+/** http issuers are tolerated only on this machine (development, tests). */
+function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 const port = z.number().int().min(1).max(65535);
 const seconds = z.number().int().positive();
 const base64Key = z
@@ -64,6 +70,11 @@ export const configSchema = z
         clientCertHeader: z.string().optional(),
         bodyLimitBytes: z.number().int().min(1024).max(10_485_760).default(65_536),
         shutdownGraceSeconds: seconds.default(10),
+        /**
+         * Let the engine call private and loopback addresses (back-channel logout, client jwks_uri).
+         * Clients are registered by administrators only, and hospital applications live on private networks.
+         */
+        outboundAllowPrivateAddresses: z.boolean().default(true),
       })
       .prefault({}),
     database: z
@@ -130,11 +141,11 @@ export const configSchema = z
     if (cfg.demo) return;
     if (!cfg.issuer) {
       ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'is required outside demo mode' });
-    } else if (!cfg.issuer.startsWith('https://')) {
+    } else if (!cfg.issuer.startsWith('https://') && !isLoopback(cfg.issuer)) {
       ctx.addIssue({
         code: 'custom',
         path: ['issuer'],
-        message: 'must be an https:// URL outside demo mode',
+        message: 'must be an https:// URL (plain http is accepted on loopback addresses only)',
       });
     }
     if (!cfg.keys.encryptionKey) {

@@ -104,7 +104,7 @@ export async function listSigningKeys(db: Kysely<Database>): Promise<SigningKeyI
 }
 
 export interface KeySet {
-  /** Private JWKs for the protocol engine: active keys first; retired keys restricted to verification. */
+  /** Private JWKs for the protocol engine: active keys first, then retired keys still published. */
   jwks: { keys: JWK[] };
   fingerprint: string;
 }
@@ -118,10 +118,10 @@ export async function loadKeySet(db: Kysely<Database>, sealer: Sealer): Promise<
     .orderBy(sql`retired_at is not null`)
     .orderBy('created_at', 'desc')
     .execute();
-  const keys = rows.map((row) => {
-    const jwk = JSON.parse(sealer.open(row.private_jwk_sealed, `signing_key:${row.kid}`)) as JWK;
-    return row.retired_at ? { ...jwk, key_ops: ['verify'] } : { ...jwk, key_ops: ['sign', 'verify'] };
-  });
+  // The engine signs with the first matching key (its selection sort is stable): active keys come first.
+  const keys = rows.map(
+    (row) => JSON.parse(sealer.open(row.private_jwk_sealed, `signing_key:${row.kid}`)) as JWK,
+  );
   return { jwks: { keys }, fingerprint: await keySetFingerprint(db) };
 }
 

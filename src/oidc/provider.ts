@@ -91,7 +91,13 @@ export function buildProvider(deps: ProviderDeps): Provider {
       };
     },
     claims: {
-      openid: ['sub'],
+      acr: null,
+      amr: null,
+      auth_time: null,
+      sid: null,
+      iss: null,
+      // Relying parties (and PSC) always receive how and when the user authenticated.
+      openid: ['sub', 'acr', 'amr', 'auth_time'],
       profile: ['name', 'given_name', 'family_name', 'preferred_username', 'updated_at'],
       email: ['email'],
     },
@@ -147,6 +153,10 @@ export function buildProvider(deps: ProviderDeps): Provider {
     },
     clientBasedCORS(_ctx, origin, client) {
       return client.redirectUris?.some((uri) => new URL(uri).origin === origin) ?? false;
+    },
+    fetch(url, options) {
+      if (config.http.outboundAllowPrivateAddresses) delete (options as { dispatcher?: unknown }).dispatcher;
+      return globalThis.fetch(url, options);
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     features: {
@@ -216,6 +226,12 @@ export function buildProvider(deps: ProviderDeps): Provider {
   provider.proxy = config.http.trustProxy;
   provider.on('server_error', (ctx, err) => {
     deps.logger.error({ err, requestId: ctx.state?.requestId }, 'oidc server error');
+  });
+  provider.on('backchannel.error', (ctx, err, client) => {
+    deps.logger.warn(
+      { err, clientId: client.clientId, requestId: ctx.state?.requestId },
+      'back-channel logout delivery failed',
+    );
   });
   return provider;
 }

@@ -1,0 +1,119 @@
+/**
+ * A minimal browser for protocol tests: a cookie jar and manual redirects over real HTTP, with helpers
+ * that fill Passerelle's login and consent forms the way a person would.
+ */
+export class BrowserAgent {
+  readonly #cookies = new Map<string, string>();
+  lastHtml = '';
+
+  cookieHeader(): string {
+    return [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  #store(response: Response): void {
+    for (const line of response.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const eq = pair?.indexOf('=') ?? -1;
+      if (!pair || eq < 0) continue;
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      if (value === '' || /expires=Thu, 01 Jan 1970/i.test(line)) this.#cookies.delete(name);
+      else this.#cookies.set(name, value);
+    }
+  }
+
+  async request(url: string | URL, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.#cookies.size) headers.set('cookie', this.cookieHeader());
+    const response = await fetch(url, { ...init, headers, redirect: 'manual' });
+    this.#store(response);
+    return response;
+  }
+
+  async postForm(
+    url: string | URL,
+    fields: Record<string, string>,
+    headers: Record<string, string> = {},
+  ): Promise<Response> {
+    return this.request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(fields).toString(),
+    });
+  }
+
+  /** Follows redirects until one leaves `origin` (returned, not fetched) or a page is rendered. */
+  async follow(start: string | URL, origin: string): Promise<{ response?: Response; url: URL }> {
+    let url = new URL(start);
+    for (let hops = 0; hops < 20; hops++) {
+      if (url.origin !== origin) return { url };
+      const response = await this.request(url);
+      const location = response.headers.get('location');
+      if (response.status >= 300 && response.status < 400 && location) {
+        url = new URL(location, url);
+        continue;
+      }
+      this.lastHtml = await response.text();
+      return { response, url };
+    }
+    throw new Error('too many redirects');
+  }
+}
+
+export function formField(html: string, name: string): string | undefined {
+  const match = new RegExp(`name="${name}"[^>]*value="([^"]*)"`).exec(html);
+  return match?.[1];
+}
+
+export function formAction(html: string, contains: string): string {
+  const match = new RegExp(`action="([^"]*${contains}[^"]*)"`).exec(html);
+  if (!match?.[1]) throw new Error(`no form posting to *${contains}* in page:\n${html.slice(0, 2000)}`);
+  return match[1];
+}
+
+export interface LoginResult {
+  /** The URL Passerelle redirected the browser to (the client's redirect_uri with code, state, iss). */
+  callback: URL;
+}
+
+/**
+ * Drives a login from an authorization URL: identify → password → consent if shown.
+ * Returns the callback URL at the relying party.
+ */
+export async function browserLogin(
+  agent: BrowserAgent,
+  authorizationUrl: URL,
+  issuer: string,
+  credentials: { username: string; password: string },
+): Promise<LoginResult> {
+  let step = await agent.follow(authorizationUrl, issuer);
+  for (let i = 0; i < 5; i++) {
+    if (!step.response) return { callback: step.url };
+    const html = agent.lastHtml;
+    const csrf = formField(html, 'csrf') ?? '';
+    let next: Response;
+    if (html.includes('/identify"')) {
+      next = await agent.postForm(new URL(formAction(html, '/identify'), issuer), {
+        csrf,
+        username: credentials.username,
+      });
+    } else if (html.includes('/method/password"')) {
+      next = await agent.postForm(new URL(formAction(html, '/method/password'), issuer), {
+        csrf,
+        username: credentials.username,
+        password: credentials.password,
+      });
+    } else if (html.includes('/consent"')) {
+      next = await agent.postForm(new URL(formAction(html, '/consent'), issuer), { csrf });
+    } else {
+      throw new Error(`unexpected page (status ${step.response.status}):\n${html.slice(0, 3000)}`);
+    }
+    const location = next.headers.get('location');
+    if (!location) {
+      agent.lastHtml = await next.text();
+      throw new Error(`form rejected (status ${next.status}):\n${agent.lastHtml.slice(0, 3000)}`);
+    }
+    step = await agent.follow(new URL(location, issuer), issuer);
+  }
+  throw new Error('login did not finish');
+}

@@ -1,0 +1,56 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+export type DatabaseKind = 'pglite' | 'postgres';
+
+/**
+ * The database matrix: PGlite always; PostgreSQL when TEST_DATABASE_URL is set. With CI=true
+ * PostgreSQL is mandatory: a missing server fails the suite instead of skipping it.
+ */
+export function databasesUnderTest(): DatabaseKind[] {
+  const kinds: DatabaseKind[] = ['pglite'];
+  if (process.env.TEST_DATABASE_URL || process.env.CI === 'true') kinds.push('postgres');
+  return kinds;
+}
+
+export function adminUrl(): string {
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) throw new Error('CI=true but TEST_DATABASE_URL is not set: PostgreSQL is required (see .ci/run)');
+  return url;
+}
+
+export interface TestDatabase {
+  /** Value for database.url (undefined for PGlite). */
+  url: string | undefined;
+  dataDir: string;
+  drop(): Promise<void>;
+}
+
+/** A fresh, empty database for one test file. */
+export async function createTestDatabase(kind: DatabaseKind): Promise<TestDatabase> {
+  if (kind === 'pglite') return { url: undefined, dataDir: 'memory://', drop: async () => {} };
+  const admin = adminUrl();
+  const name = `passerelle_test_${randomBytes(6).toString('hex')}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  try {
+    await client.query(`create database ${name}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    dataDir: 'memory://',
+    async drop() {
+      const c = new pg.Client({ connectionString: admin });
+      await c.connect();
+      try {
+        await c.query(`drop database if exists ${name} with (force)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
