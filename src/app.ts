@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { AccountStore } from './accounts/store.ts';
 import type { Config } from './config/schema.ts';
 import { Sealer } from './crypto/sealer.ts';
-import { connectDatabase, type DatabaseHandle } from './db/connect.ts';
+import { type ConnectOptions, connectDatabase, type DatabaseHandle } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { demoRoutes } from './demo/relying-party.ts';
 import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
@@ -35,8 +35,12 @@ export interface Services {
 }
 
 /** Connects, migrates, prepares keys and the engine. Shared by `serve` and the CLI commands. */
-export async function openServices(config: Config, logger: Logger): Promise<Services> {
-  const database = await connectDatabase(config);
+export async function openServices(
+  config: Config,
+  logger: Logger,
+  options: ConnectOptions = {},
+): Promise<Services> {
+  const database = await connectDatabase(config, options);
   try {
     for (const line of await migrateToLatest(database.db)) logger.info(line);
     const sealer = new Sealer(config.keys.encryptionKey);
@@ -86,8 +90,12 @@ export interface Passerelle {
   stop(server?: Server): Promise<void>;
 }
 
-export async function createPasserelle(config: Config, logger: Logger): Promise<Passerelle> {
-  const services = await openServices(config, logger);
+export async function createPasserelle(
+  config: Config,
+  logger: Logger,
+  options: ConnectOptions = {},
+): Promise<Passerelle> {
+  const services = await openServices(config, logger, options);
   const { database, accounts, clients, host } = services;
   const db = database.db;
 

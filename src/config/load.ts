@@ -150,7 +150,9 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
   const warnings: string[] = [];
   if (raw.demo) {
     warnings.push(
-      'DEMO MODE: public demo key-encryption key, demo account and demo client are enabled. Never use in production.',
+      raw.keys.encryptionKey
+        ? 'DEMO MODE: demo account with a public password and demo client are enabled. Never use in production.'
+        : 'DEMO MODE: public demo key-encryption key, demo account and demo client are enabled. Never use in production.',
     );
   }
   if (raw.issuer?.startsWith('http://') && raw.demo) {

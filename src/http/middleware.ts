@@ -41,7 +41,7 @@ export function securityHeaders(config: Config) {
     );
     ctx.set('x-frame-options', 'DENY');
     ctx.set('x-content-type-options', 'nosniff');
-    ctx.set('referrer-policy', 'no-referrer');
+    ctx.set('referrer-policy', 'same-origin');
     ctx.set('cross-origin-opener-policy', 'same-origin');
     ctx.set('permissions-policy', 'camera=(), microphone=(), geolocation=(), payment=()');
     if (hsts) ctx.set('strict-transport-security', 'max-age=31536000; includeSubDomains');

@@ -3,6 +3,9 @@ import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { KeySet } from './keys.ts';
 
+/** Internal header carrying our request id into the engine's own context (set by the host, not the client). */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
 export interface ProviderHostOptions {
   build(keySet: KeySet): Provider;
   loadKeySet(): Promise<KeySet>;
@@ -46,6 +49,7 @@ export class ProviderHost {
   /** Koa middleware handing the request to the protocol engine. */
   handle = async (ctx: Context): Promise<void> => {
     ctx.respond = false;
+    ctx.req.headers[REQUEST_ID_HEADER] = String(ctx.state.requestId ?? '');
     await this.#callback(ctx.req, ctx.res);
   };
 

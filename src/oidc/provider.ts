@@ -5,7 +5,8 @@ import type { AccountStore } from '../accounts/store.ts';
 import type { Config } from '../config/schema.ts';
 import { clientAuthMethods, signingAlgs } from '../config/schema.ts';
 import type { Views } from '../http/views.ts';
-import { negotiateLocale } from '../i18n/messages.ts';
+import { negotiateLocale, translator } from '../i18n/messages.ts';
+import { REQUEST_ID_HEADER } from './host.ts';
 import type { KeySet } from './keys.ts';
 
 export interface ProviderDeps {
@@ -39,11 +40,21 @@ function clientCertificate(ctx: KoaContextWithOIDC, config: Config): string | un
   const header = config.http.clientCertHeader;
   if (config.http.trustProxy && header) {
     const value = ctx.get(header);
-    return value ? decodeURIComponent(value) : undefined;
+    if (!value) return undefined;
+    try {
+      return decodeURIComponent(value);
+    } catch {
+      return undefined; // malformed encoding: no usable certificate (invalid_client, not a server error)
+    }
   }
   const socket = ctx.req.socket as { getPeerCertificate?: (detailed: boolean) => { raw?: Buffer } };
   const raw = socket.getPeerCertificate?.(false)?.raw;
   return raw ? new X509Certificate(raw).toString() : undefined;
+}
+
+/** The engine runs in its own koa context: the host hands the request id over in a request header. */
+function requestIdOf(ctx: KoaContextWithOIDC): string | undefined {
+  return ctx.get(REQUEST_ID_HEADER) || undefined;
 }
 
 function pageLocale(ctx: KoaContextWithOIDC, config: Config) {
@@ -61,7 +72,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
   const page = (ctx: KoaContextWithOIDC) => ({
     locale: pageLocale(ctx, config),
     demo: config.demo,
-    requestId: ctx.state.requestId as string | undefined,
+    requestId: requestIdOf(ctx),
   });
 
   const configuration: Configuration = {
@@ -194,7 +205,13 @@ export function buildProvider(deps: ProviderDeps): Provider {
           if (property !== 'tls_client_auth_subject_dn') return false;
           const pem = clientCertificate(ctx, config);
           if (!pem) return false;
-          const actual = dnComponents(new X509Certificate(pem).subject);
+          let subject: string;
+          try {
+            subject = new X509Certificate(pem).subject;
+          } catch {
+            return false; // unreadable certificate: the client is not authenticated
+          }
+          const actual = dnComponents(subject);
           const wanted = dnComponents(expected);
           return actual.size === wanted.size && [...wanted].every((rdn) => actual.has(rdn));
         },
@@ -213,8 +230,17 @@ export function buildProvider(deps: ProviderDeps): Provider {
     },
     async renderError(ctx, out, error) {
       const status = (error as { statusCode?: number }).statusCode ?? 500;
-      if (status >= 500) deps.logger.error({ err: error, requestId: ctx.state.requestId }, 'protocol error');
       ctx.type = 'html';
+      if (status >= 500) {
+        deps.logger.error({ err: error, requestId: requestIdOf(ctx) }, 'protocol error');
+        // An outage (or a bug) inside the engine, e.g. /authorize while the database is down: the same
+        // 503 "temporarily unavailable" page as the last-resort handler, not the engine's English
+        // "oops! something went wrong" with a 500.
+        const p = page(ctx);
+        ctx.status = 503;
+        ctx.body = views.render('error', p, { message: translator(p.locale)('error.service_unavailable') });
+        return;
+      }
       ctx.body = views.render('error', page(ctx), {
         message: out.error_description ?? out.error,
         code: out.error,
@@ -225,11 +251,11 @@ export function buildProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.http.trustProxy;
   provider.on('server_error', (ctx, err) => {
-    deps.logger.error({ err, requestId: ctx.state?.requestId }, 'oidc server error');
+    deps.logger.error({ err, requestId: requestIdOf(ctx) }, 'oidc server error');
   });
   provider.on('backchannel.error', (ctx, err, client) => {
     deps.logger.warn(
-      { err, clientId: client.clientId, requestId: ctx.state?.requestId },
+      { err, clientId: client.clientId, requestId: requestIdOf(ctx) },
       'back-channel logout delivery failed',
     );
   });

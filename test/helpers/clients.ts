@@ -26,7 +26,7 @@ export async function createUser(t: TestServer, username: string, password = TES
 
 /** openid-client configuration against the test issuer (plain http is allowed on loopback only). */
 export function discover(
-  t: TestServer,
+  t: Pick<TestServer, 'issuer'>,
   clientId: string,
   auth: oidc.ClientAuth,
   metadata: Partial<oidc.ClientMetadata> = {},
@@ -64,4 +64,51 @@ export async function authorizationRequest(
     ...extra,
   });
   return { url, verifier, state, nonce };
+}
+
+/** `Authorization: Basic …` for client_secret_basic (RFC 6749 §2.3.1: form-encode, then base64). */
+export function basicAuthorization(clientId: string, secret: string): string {
+  const encode = (v: string) => encodeURIComponent(v).replace(/%20/g, '+');
+  return `Basic ${Buffer.from(`${encode(clientId)}:${encode(secret)}`).toString('base64')}`;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Headers;
+  /** Parsed JSON body, or undefined when the body is not JSON. */
+  json: Record<string, unknown> | undefined;
+  text: string;
+}
+
+async function readRaw(response: Response): Promise<RawResponse> {
+  const text = await response.text();
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, json, text };
+}
+
+/** A raw POST to an endpoint of the issuer (form-encoded unless a string body and content type are given). */
+export async function rawPost(
+  t: Pick<TestServer, 'issuer'>,
+  path: string,
+  body: Record<string, string> | string,
+  headers: Record<string, string> = {},
+): Promise<RawResponse> {
+  const form = typeof body !== 'string';
+  const response = await fetch(new URL(path, t.issuer), {
+    method: 'POST',
+    redirect: 'manual',
+    headers: form ? { 'content-type': 'application/x-www-form-urlencoded', ...headers } : headers,
+    body: form ? new URLSearchParams(body).toString() : body,
+  });
+  return readRaw(response);
+}
+
+/** A raw GET that never follows redirects. */
+export async function rawGet(url: string | URL, headers: Record<string, string> = {}): Promise<RawResponse> {
+  return readRaw(await fetch(url, { redirect: 'manual', headers }));
 }

@@ -26,11 +26,17 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh, empty database for one test file. */
-export async function createTestDatabase(kind: DatabaseKind): Promise<TestDatabase> {
+/**
+ * A fresh, empty database for one test file (or one benchmark run: `admin` and `prefix` default to
+ * TEST_DATABASE_URL and passerelle_test).
+ */
+export async function createTestDatabase(
+  kind: DatabaseKind,
+  options: { admin?: string; prefix?: string } = {},
+): Promise<TestDatabase> {
   if (kind === 'pglite') return { url: undefined, dataDir: 'memory://', drop: async () => {} };
-  const admin = adminUrl();
-  const name = `passerelle_test_${randomBytes(6).toString('hex')}`;
+  const admin = options.admin ?? adminUrl();
+  const name = `${options.prefix ?? 'passerelle_test'}_${randomBytes(6).toString('hex')}`;
   const client = new pg.Client({ connectionString: admin });
   await client.connect();
   try {

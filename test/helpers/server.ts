@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { createPasserelle, type Passerelle } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
+import type { ConnectOptions } from '../../src/db/connect.ts';
 import { createLogger } from '../../src/http/logger.ts';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './databases.ts';
 
@@ -24,6 +25,10 @@ export interface StartOptions {
   config?: Record<string, unknown>;
   /** Reuse an existing database (to run a second instance on it). */
   database?: TestDatabase;
+  /** Log level of the captured logger (default debug; the benchmark uses warn). */
+  logLevel?: string;
+  /** Statement hook passed to the database layer (the benchmark counts queries with it). */
+  onQuery?: ConnectOptions['onQuery'];
 }
 
 /** Starts a real Passerelle listening on 127.0.0.1 with a random port and a fresh database. */
@@ -51,7 +56,8 @@ export async function startTestServer(kind: DatabaseKind, options: StartOptions 
       done();
     },
   });
-  const passerelle = await createPasserelle(config, createLogger('debug', sink as never));
+  const logger = createLogger(options.logLevel ?? 'debug', sink as never);
+  const passerelle = await createPasserelle(config, logger, { onQuery: options.onQuery });
   server.on('request', passerelle.app.callback());
   passerelle.start();
   return {
