@@ -7,14 +7,14 @@ import {
   createUser,
   discover,
   type RawResponse,
+  REDIRECT,
   rawPost,
-  registerClient,
+  registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
-const REDIRECT = 'https://app.hopital.test/callback';
 const PARALLEL = 10;
 
 for (const kind of databasesUnderTest()) {
@@ -28,16 +28,10 @@ for (const kind of databasesUnderTest()) {
     beforeAll(async () => {
       t = await startTestServer(kind);
       await createUser(t, 'alice');
-      secret =
-        (await registerClient(t, {
-          client_id: 'dpi',
-          redirect_uris: [REDIRECT],
-          grant_types: ['authorization_code', 'refresh_token'],
-          response_types: ['code'],
-          token_endpoint_auth_method: 'client_secret_basic',
-          scope: 'openid profile offline_access',
-          first_party: true,
-        })) ?? '';
+      secret = await registerWebClient(t, 'dpi', {
+        scope: 'openid profile offline_access',
+        first_party: true,
+      });
       authorization = basicAuthorization('dpi', secret);
       t.passerelle.services.host.provider.on('grant.error', (_ctx, err) => {
         reasons.push(String((err as { error_detail?: string }).error_detail));

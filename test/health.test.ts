@@ -3,11 +3,10 @@ import * as oidc from 'openid-client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrowserAgent } from './helpers/browser-agent.ts';
-import { authorizationRequest, discover, registerClient } from './helpers/clients.ts';
+import { authorizationRequest, discover, REDIRECT, registerClient } from './helpers/clients.ts';
 import { adminUrl, type DatabaseKind, databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
-const REDIRECT = 'https://app.hopital.test/callback';
 const UNAVAILABLE = 'Le service de connexion est momentanément indisponible';
 
 async function adminQuery(text: string): Promise<void> {

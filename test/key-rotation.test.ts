@@ -7,29 +7,15 @@ import {
   authorizationRequest,
   createUser,
   discover,
-  registerClient,
+  REDIRECT,
+  registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
-const REDIRECT = 'https://app.hopital.test/callback';
 /** How long retired keys stay published (the CLI uses the longest token lifetime plus a margin). */
 const PUBLISH_RETIRED_FOR = 660;
-
-async function registerConfidential(t: TestServer, clientId: string, extra: Record<string, unknown> = {}) {
-  const secret = await registerClient(t, {
-    client_id: clientId,
-    redirect_uris: [REDIRECT],
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_basic',
-    scope: 'openid profile email offline_access',
-    ...extra,
-  });
-  if (!secret) throw new Error(`no secret generated for ${clientId}`);
-  return secret;
-}
 
 /** A full code flow as alice through `t`, in the given browser (its session cookie is reused). */
 async function codeFlow(
@@ -81,7 +67,7 @@ for (const kind of databasesUnderTest()) {
     beforeAll(async () => {
       t = await startTestServer(kind);
       await createUser(t, 'alice');
-      secret = await registerConfidential(t, 'dpi');
+      secret = await registerWebClient(t, 'dpi');
     });
     afterAll(async () => {
       await t?.close();
@@ -149,7 +135,7 @@ for (const kind of databasesUnderTest()) {
 
       for (const alg of ['PS256', 'RS256'] as const) {
         const clientId = `dpi-${alg.toLowerCase()}`;
-        const clientSecret = await registerConfidential(t, clientId, { id_token_signed_response_alg: alg });
+        const clientSecret = await registerWebClient(t, clientId, { id_token_signed_response_alg: alg });
         const config = await discover(t, clientId, oidc.ClientSecretBasic(clientSecret), {
           id_token_signed_response_alg: alg,
         });
@@ -180,7 +166,7 @@ if (databasesUnderTest().includes('postgres')) {
         config: { keys: { encryptionKey: first.config.keys.encryptionKey, reloadIntervalSeconds: 1 } },
       });
       await createUser(first, 'alice');
-      secret = await registerConfidential(first, 'dpi');
+      secret = await registerWebClient(first, 'dpi');
     });
     afterAll(async () => {
       await second?.close();

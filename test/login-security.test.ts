@@ -7,14 +7,14 @@ import {
   basicAuthorization,
   createUser,
   discover,
+  REDIRECT,
   rawPost,
-  registerClient,
+  registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
-const REDIRECT = 'https://app.hopital.test/callback';
 const fr = messages.fr;
 const en = messages.en;
 
@@ -45,16 +45,7 @@ for (const kind of databasesUnderTest()) {
     beforeAll(async () => {
       t = await startTestServer(kind);
       for (const name of ['alice', 'bob', 'carol', 'dave']) await createUser(t, name);
-      secret =
-        (await registerClient(t, {
-          client_id: 'dpi',
-          client_name: 'Dossier patient',
-          redirect_uris: [REDIRECT],
-          grant_types: ['authorization_code', 'refresh_token'],
-          response_types: ['code'],
-          token_endpoint_auth_method: 'client_secret_basic',
-          scope: 'openid profile email offline_access',
-        })) ?? '';
+      secret = await registerWebClient(t, 'dpi', { client_name: 'Dossier patient' });
       config = await discover(t, 'dpi', oidc.ClientSecretBasic(secret));
     });
     afterAll(async () => {

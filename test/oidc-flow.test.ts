@@ -8,13 +8,14 @@ import {
   authorizationRequest,
   createUser,
   discover,
+  REDIRECT,
   registerClient,
+  registerPublicClient,
+  registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
-
-const REDIRECT = 'https://app.hopital.test/callback';
 
 for (const kind of databasesUnderTest()) {
   describe(`authorization code flow with a real OpenID Connect client [${kind}]`, () => {
@@ -37,19 +38,12 @@ for (const kind of databasesUnderTest()) {
       });
       await new Promise<void>((resolve) => backchannel.listen(0, '127.0.0.1', resolve));
       await createUser(t, 'alice');
-      secret =
-        (await registerClient(t, {
-          client_id: 'dpi',
-          client_name: 'Dossier patient',
-          redirect_uris: [REDIRECT],
-          post_logout_redirect_uris: ['https://app.hopital.test/bye'],
-          grant_types: ['authorization_code', 'refresh_token'],
-          response_types: ['code'],
-          token_endpoint_auth_method: 'client_secret_basic',
-          scope: 'openid profile email offline_access',
-          backchannel_logout_uri: `http://127.0.0.1:${(backchannel.address() as AddressInfo).port}/logout`,
-          backchannel_logout_session_required: true,
-        })) ?? '';
+      secret = await registerWebClient(t, 'dpi', {
+        client_name: 'Dossier patient',
+        post_logout_redirect_uris: ['https://app.hopital.test/bye'],
+        backchannel_logout_uri: `http://127.0.0.1:${(backchannel.address() as AddressInfo).port}/logout`,
+        backchannel_logout_session_required: true,
+      });
     });
     afterAll(async () => {
       backchannel?.close();
@@ -174,14 +168,7 @@ for (const kind of databasesUnderTest()) {
     });
 
     it('public client: PKCE, refresh-token rotation, reuse revokes the grant', async () => {
-      await registerClient(t, {
-        client_id: 'mobile',
-        redirect_uris: [REDIRECT],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'none',
-        scope: 'openid offline_access',
-      });
+      await registerPublicClient(t, 'mobile', { scope: 'openid offline_access' });
       const config = await discover(t, 'mobile', oidc.None());
       const pending = await authorizationRequest(config, REDIRECT, { scope: 'openid offline_access' });
       const { callback } = await browserLogin(new BrowserAgent(), pending.url, t.issuer, {

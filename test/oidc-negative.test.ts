@@ -6,15 +6,16 @@ import {
   basicAuthorization,
   createUser,
   discover,
+  REDIRECT,
   rawGet,
   rawPost,
-  registerClient,
+  registerPublicClient,
+  registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
-const REDIRECT = 'https://app.hopital.test/callback';
 const ALICE = { username: 'alice', password: TEST_PASSWORD };
 
 /** Builds a raw /auth URL (no client library: the point is to send what a client library would refuse). */
@@ -35,37 +36,14 @@ for (const kind of databasesUnderTest()) {
     beforeAll(async () => {
       t = await startTestServer(kind);
       await createUser(t, 'alice');
-      secret =
-        (await registerClient(t, {
-          client_id: 'dpi',
-          client_name: 'Dossier patient',
-          redirect_uris: [REDIRECT],
-          grant_types: ['authorization_code', 'refresh_token'],
-          response_types: ['code'],
-          token_endpoint_auth_method: 'client_secret_basic',
-          scope: 'openid profile email offline_access',
-          first_party: true,
-        })) ?? '';
-      legacySecret =
-        (await registerClient(t, {
-          client_id: 'legacy',
-          redirect_uris: [REDIRECT],
-          grant_types: ['authorization_code'],
-          response_types: ['code'],
-          token_endpoint_auth_method: 'client_secret_basic',
-          scope: 'openid profile',
-          pkce_required: false,
-          first_party: true,
-        })) ?? '';
-      await registerClient(t, {
-        client_id: 'mobile',
-        redirect_uris: [REDIRECT],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'none',
-        scope: 'openid offline_access',
+      secret = await registerWebClient(t, 'dpi', { client_name: 'Dossier patient', first_party: true });
+      legacySecret = await registerWebClient(t, 'legacy', {
+        grant_types: ['authorization_code'],
+        scope: 'openid profile',
+        pkce_required: false,
         first_party: true,
       });
+      await registerPublicClient(t, 'mobile', { scope: 'openid offline_access', first_party: true });
     });
     afterAll(async () => {
       await t?.close();

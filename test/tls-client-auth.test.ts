@@ -5,11 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawPost, registerClient } from './helpers/clients.ts';
-import { databasesUnderTest } from './helpers/databases.ts';
+import { type DatabaseKind, databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const CERT_HEADER = 'x-ssl-client-cert';
 const SUBJECT_DN = 'CN=dpi-batch,O=Hopital Test,C=FR';
+
+/** `openssl req` options that make a new unencrypted P-256 key and write it to `keyFile`. */
+function newP256Key(keyFile: string): string[] {
+  return ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile];
+}
 
 /** A throw-away CA and client certificates, made with the openssl command in a temporary directory. */
 class TestPki {
@@ -23,13 +28,7 @@ class TestPki {
     this.#openssl(
       'req',
       '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      'ca.key',
+      ...newP256Key('ca.key'),
       '-out',
       'ca.crt',
       '-subj',
@@ -49,21 +48,7 @@ class TestPki {
 
   /** Issues a client certificate signed by the test CA; returns its PEM. */
   issue(name: string, subject: string): string {
-    this.#openssl(
-      'req',
-      '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-      '-subj',
-      subject,
-    );
+    this.#openssl('req', '-new', ...newP256Key(`${name}.key`), '-out', `${name}.csr`, '-subj', subject);
     this.#openssl(
       'x509',
       '-req',
@@ -114,7 +99,9 @@ function proxyHeaders(pem: string | undefined, verify: string | undefined): Reco
   return headers;
 }
 
-async function registerBatchClient(t: TestServer) {
+/** A test server with the header of the client certificate configured, and the batch client registered. */
+async function startWithBatchClient(kind: DatabaseKind, trustProxy: boolean): Promise<TestServer> {
+  const t = await startTestServer(kind, { config: { http: { trustProxy, clientCertHeader: CERT_HEADER } } });
   await registerClient(t, {
     client_id: 'batch',
     client_name: 'Traitements de nuit',
@@ -124,6 +111,7 @@ async function registerBatchClient(t: TestServer) {
     token_endpoint_auth_method: 'tls_client_auth',
     tls_client_auth_subject_dn: SUBJECT_DN,
   });
+  return t;
 }
 
 function clientCredentials(t: TestServer, headers: Record<string, string>) {
@@ -135,10 +123,7 @@ for (const kind of databasesUnderTest()) {
     let t: TestServer;
 
     beforeAll(async () => {
-      t = await startTestServer(kind, {
-        config: { http: { trustProxy: true, clientCertHeader: CERT_HEADER } },
-      });
-      await registerBatchClient(t);
+      t = await startWithBatchClient(kind, true);
     });
     afterAll(async () => {
       await t?.close();
@@ -216,10 +201,7 @@ for (const kind of databasesUnderTest()) {
 
     beforeAll(async () => {
       // Same header name configured, but the proxy is not trusted: the headers are forgeable.
-      t = await startTestServer(kind, {
-        config: { http: { trustProxy: false, clientCertHeader: CERT_HEADER } },
-      });
-      await registerBatchClient(t);
+      t = await startWithBatchClient(kind, false);
     });
     afterAll(async () => {
       await t?.close();

@@ -58,12 +58,17 @@ export class ClientRegistry {
     this.#sealer = sealer;
   }
 
-  async findMetadata(clientId: string): Promise<ClientMetadata | undefined> {
-    const row = await this.#db
+  /** The stored metadata and sealed secret of one client. */
+  #findRow(clientId: string) {
+    return this.#db
       .selectFrom('oidc_client')
       .select(['metadata', 'secret_sealed'])
       .where('client_id', '=', clientId)
       .executeTakeFirst();
+  }
+
+  async findMetadata(clientId: string): Promise<ClientMetadata | undefined> {
+    const row = await this.#findRow(clientId);
     if (!row) return undefined;
     const metadata = { ...(row.metadata as ClientMetadata) };
     if (row.secret_sealed)
@@ -154,11 +159,7 @@ export class ClientRegistry {
 
   /** Metadata without the secret, for display. */
   async show(clientId: string): Promise<ClientMetadata | undefined> {
-    const row = await this.#db
-      .selectFrom('oidc_client')
-      .select(['metadata', 'secret_sealed'])
-      .where('client_id', '=', clientId)
-      .executeTakeFirst();
+    const row = await this.#findRow(clientId);
     if (!row) return undefined;
     return { ...(row.metadata as ClientMetadata), ...(row.secret_sealed ? { client_secret: '(set)' } : {}) };
   }

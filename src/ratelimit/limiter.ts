@@ -9,6 +9,8 @@ export interface RateLimitRule {
 export interface RateLimitState {
   blocked: boolean;
   retryAfterSeconds: number;
+  /** Failures counted in the current window (0 when none). */
+  hits: number;
 }
 
 /**
@@ -28,8 +30,8 @@ export class RateLimiter {
       .where('key', '=', key)
       .where('expires_at', '>', sql<Date>`now()`)
       .executeTakeFirst();
-    if (!row || row.hits < rule.max) return { blocked: false, retryAfterSeconds: 0 };
-    return { blocked: true, retryAfterSeconds: Math.max(1, row.remaining) };
+    if (!row || row.hits < rule.max) return { blocked: false, retryAfterSeconds: 0, hits: row?.hits ?? 0 };
+    return { blocked: true, retryAfterSeconds: Math.max(1, row.remaining), hits: row.hits };
   }
 
   /** Counts one failure; returns the state after counting. */
@@ -45,7 +47,11 @@ export class RateLimiter {
       returning hits, ceil(extract(epoch from expires_at - now()))::int as remaining`.execute(this.#db);
     const state = row.rows[0];
     if (!state) throw new Error('rate limit upsert returned no row');
-    return { blocked: state.hits >= rule.max, retryAfterSeconds: Math.max(1, state.remaining) };
+    return {
+      blocked: state.hits >= rule.max,
+      retryAfterSeconds: Math.max(1, state.remaining),
+      hits: state.hits,
+    };
   }
 
   async reset(key: string): Promise<void> {

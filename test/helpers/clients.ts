@@ -11,6 +11,49 @@ export async function registerClient(t: TestServer, metadata: ClientMetadata): P
   return generatedSecret;
 }
 
+/** The redirect URI of every code-flow test client. */
+export const REDIRECT = 'https://app.hopital.test/callback';
+
+/** Code flow with refresh tokens back to REDIRECT, with the scopes `authorizationRequest` asks for by default. */
+function codeFlowClient(
+  clientId: string,
+  authMethod: string,
+  extra: Record<string, unknown>,
+): ClientMetadata {
+  return {
+    client_id: clientId,
+    redirect_uris: [REDIRECT],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: authMethod,
+    scope: 'openid profile email offline_access',
+    ...extra,
+  };
+}
+
+/**
+ * Registers a new confidential code-flow client (client_secret_basic) and returns its generated secret.
+ * `extra` adds to the metadata or overrides it.
+ */
+export async function registerWebClient(
+  t: TestServer,
+  clientId: string,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const secret = await registerClient(t, codeFlowClient(clientId, 'client_secret_basic', extra));
+  if (!secret) throw new Error(`no secret generated for ${clientId}`);
+  return secret;
+}
+
+/** Registers a public code-flow client (no client authentication). `extra` adds to the metadata or overrides it. */
+export async function registerPublicClient(
+  t: TestServer,
+  clientId: string,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
+  await registerClient(t, codeFlowClient(clientId, 'none', extra));
+}
+
 export async function createUser(t: TestServer, username: string, password = TEST_PASSWORD) {
   return t.passerelle.services.accounts.create(
     {

@@ -26,6 +26,7 @@ export function passwordMethod(deps: PasswordMethodDeps): AuthMethod<PasswordInp
       const username = (context.username ?? '').toLowerCase();
       const accountKey = `pwd:acct:${username}`;
       const ipKey = `pwd:ip:${context.ip}`;
+      let accountFailures = 0;
       for (const [key, rule] of [
         [accountKey, deps.perAccount],
         [ipKey, deps.perIp],
@@ -33,6 +34,7 @@ export function passwordMethod(deps: PasswordMethodDeps): AuthMethod<PasswordInp
         const state = await deps.limiter.check(key, rule);
         if (state.blocked)
           return { kind: 'failure', code: 'rate_limited', retryAfterSeconds: state.retryAfterSeconds };
+        if (key === accountKey) accountFailures = state.hits;
       }
 
       const found = username ? await deps.accounts.findPasswordHash(username) : undefined;
@@ -46,7 +48,8 @@ export function passwordMethod(deps: PasswordMethodDeps): AuthMethod<PasswordInp
       }
       // A disabled account is reported only after the right password: no enumeration.
       if (found.account.disabledAt) return { kind: 'failure', code: 'account_disabled' };
-      await deps.limiter.reset(accountKey);
+      // Clear the account's failures, if any were counted: no write on the usual, failure-free login.
+      if (accountFailures > 0) await deps.limiter.reset(accountKey);
       return { kind: 'success', accountId: found.account.id, amr: ['pwd'] };
     },
   };
