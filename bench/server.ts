@@ -1,0 +1,87 @@
+/**
+ * The server under test, in its own process (one Node process = one core budget): a real Passerelle
+ * on 127.0.0.1 with a random port, demo mode off, log level warn. Driven by bench/run.ts over IPC.
+ */
+import { randomBytes } from 'node:crypto';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { createUser, registerClient } from '../test/helpers/clients.ts';
+import { startTestServer } from '../test/helpers/server.ts';
+import type { Command, Ready, Replies, Reply, Request, ServerStats } from './protocol.ts';
+import { QueryCounter } from './queries.ts';
+
+const url = process.env.BENCH_SERVER_DATABASE_URL || undefined;
+const poolSize = Number(process.env.BENCH_SERVER_POOL_SIZE || 10);
+const counter = new QueryCounter();
+
+const t = await startTestServer(url ? 'postgres' : 'pglite', {
+  // The driver creates (and drops) the PostgreSQL database; PGlite lives in this process's memory.
+  database: { url, dataDir: 'memory://', drop: async () => {} },
+  logLevel: 'warn',
+  onQuery: counter.record,
+  config: {
+    demo: false,
+    log: { level: 'warn' },
+    database: { url, dataDir: 'memory://', poolSize },
+    // Production-like: key reload poll every 10 s (the tests use 1 s).
+    keys: { encryptionKey: randomBytes(32).toString('base64'), reloadIntervalSeconds: 10 },
+  },
+});
+// As `passerelle serve` does: keep-alive connections of the load generator outlive pauses between scenarios.
+t.server.keepAliveTimeout = 65_000;
+// Garbage-collection pauses: the usual suspect behind latency tails.
+const gc = { count: 0, totalMs: 0, maxMs: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gc.count++;
+    gc.totalMs += entry.duration;
+    gc.maxMs = Math.max(gc.maxMs, entry.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
+let httpRequests = 0;
+t.server.on('request', () => {
+  httpRequests++;
+});
+
+async function handle(command: Command): Promise<Replies[Command['type']]> {
+  switch (command.type) {
+    case 'setup':
+      for (const metadata of command.clients) await registerClient(t, metadata);
+      for (const user of command.users) await createUser(t, user.username, user.password);
+      return null;
+    case 'stats': {
+      const pauses = { ...gc };
+      gc.maxMs = 0;
+      return {
+        queries: counter.snapshot(),
+        httpRequests,
+        gc: pauses,
+        memory: Object.fromEntries(
+          Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round((v / 2 ** 20) * 10) / 10]),
+        ),
+      } satisfies ServerStats;
+    }
+    case 'trace-start':
+      counter.startTrace();
+      return null;
+    case 'trace-stop':
+      return counter.stopTrace();
+    case 'logs':
+      return t.logs.slice(0, 20);
+    case 'stop':
+      await t.close();
+      setImmediate(() => process.exit(0));
+      return null;
+  }
+}
+
+process.on('message', (message: Request) => {
+  handle(message).then(
+    (result) => process.send?.({ id: message.id, result } satisfies Reply),
+    (err: unknown) =>
+      process.send?.({ id: message.id, error: String((err as Error)?.stack ?? err) } satisfies Reply),
+  );
+});
+// Orphaned (driver killed): do not linger. Ctrl-C reaches the whole process group: the driver stops us.
+process.on('disconnect', () => process.exit(0));
+process.on('SIGINT', () => {});
+process.send?.({ type: 'ready', issuer: t.issuer, pid: process.pid } satisfies Ready);
