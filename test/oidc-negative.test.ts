@@ -365,6 +365,57 @@ for (const kind of databasesUnderTest()) {
       expect(garbage.json?.error).toBe('invalid_request');
     });
 
+    it('introspection and revocation: own tokens only, except for a declared resource server', async () => {
+      const cc = { grant_types: ['client_credentials'], response_types: [], redirect_uris: [] };
+      const owner = await registerWebClient(t, 'batch-a', cc);
+      const other = await registerWebClient(t, 'batch-b', cc);
+      const api = await registerWebClient(t, 'api-dossiers', { ...cc, resource_server: true });
+      const issued = await rawPost(
+        t,
+        '/token',
+        { grant_type: 'client_credentials' },
+        {
+          authorization: basicAuthorization('batch-a', owner),
+        },
+      );
+      expect(issued.status).toBe(200);
+      const token = String(issued.json?.access_token);
+      const introspect = async (clientId: string, clientSecret: string) =>
+        (
+          await rawPost(
+            t,
+            '/token/introspection',
+            { token },
+            { authorization: basicAuthorization(clientId, clientSecret) },
+          )
+        ).json;
+
+      expect(await introspect('batch-b', other)).toEqual({ active: false });
+      expect(await introspect('api-dossiers', api)).toMatchObject({ active: true, client_id: 'batch-a' });
+      expect(await introspect('batch-a', owner)).toMatchObject({ active: true, client_id: 'batch-a' });
+
+      const foreignRevoke = await rawPost(
+        t,
+        '/token/revocation',
+        { token },
+        {
+          authorization: basicAuthorization('batch-b', other),
+        },
+      );
+      expect(foreignRevoke.status).toBe(400);
+      expect(foreignRevoke.json?.error).toBe('invalid_request');
+      expect(await introspect('batch-a', owner)).toMatchObject({ active: true });
+
+      const ownRevoke = await rawPost(
+        t,
+        '/token/revocation',
+        { token },
+        { authorization: basicAuthorization('batch-a', owner) },
+      );
+      expect(ownRevoke.status).toBe(200);
+      expect(await introspect('batch-a', owner)).toEqual({ active: false });
+    });
+
     it('the implicit flow and the password grant are refused', async () => {
       // The error goes back to the verified redirect_uri, in the fragment as for any token response type.
       for (const responseType of ['token', 'id_token token', 'id_token']) {

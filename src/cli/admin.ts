@@ -109,6 +109,7 @@ export function registerClients(program: Command): void {
     .option('--jwks-file <file>', 'client public JWK Set file for private_key_jwt')
     .option('--tls-subject-dn <dn>', 'expected certificate subject DN for tls_client_auth')
     .option('--first-party', 'application of the establishment: no consent screen', false)
+    .option('--resource-server', 'an API allowed to introspect tokens issued to other clients', false)
     .action(async (clientId: string, opts, command: Command) => {
       const jwks = opts.jwksFile
         ? JSON.parse(await import('node:fs/promises').then((fs) => fs.readFile(opts.jwksFile, 'utf8')))
@@ -128,6 +129,7 @@ export function registerClients(program: Command): void {
         jwks,
         tlsClientAuthSubjectDn: opts.tlsSubjectDn,
         firstParty: opts.firstParty,
+        resourceServer: opts.resourceServer,
       });
       if (!parsed.success) {
         throw new CliError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'));

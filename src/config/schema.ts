@@ -40,6 +40,8 @@ export const declaredClientSchema = z
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
     tlsClientAuthSubjectDn: z.string().optional(),
     firstParty: z.boolean().default(false),
+    /** An API (resource server) allowed to introspect tokens issued to other clients. */
+    resourceServer: z.boolean().default(false),
   })
   .superRefine((client, ctx) => {
     const usesSecret = ['client_secret_basic', 'client_secret_post'].includes(client.tokenEndpointAuthMethod);

@@ -34,6 +34,7 @@ export function toClientMetadata(client: DeclaredClient): ClientMetadata {
     jwks: client.jwks,
     tls_client_auth_subject_dn: client.tlsClientAuthSubjectDn,
     first_party: client.firstParty,
+    resource_server: client.resourceServer || undefined,
   };
   for (const key of Object.keys(metadata)) if (metadata[key] === undefined) delete metadata[key];
   return metadata;

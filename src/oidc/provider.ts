@@ -19,7 +19,11 @@ export interface ProviderDeps {
   logger: Logger;
 }
 
-const BOOLEAN_EXTRA_METADATA = ['first_party', 'pkce_required'];
+/**
+ * Client flags of our own: `first_party` (no consent screen), `pkce_required` (default true),
+ * `resource_server` (an API allowed to introspect tokens issued to other clients).
+ */
+const BOOLEAN_EXTRA_METADATA = ['first_party', 'pkce_required', 'resource_server'];
 
 /** Normalised RDN set of a distinguished name, in either RFC 4514 (`CN=a,O=b`) or OpenSSL (`C=FR\nCN=a`) form. */
 export function dnComponents(dn: string): Set<string> {
@@ -172,8 +176,22 @@ export function buildProvider(deps: ProviderDeps): Provider {
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     features: {
       devInteractions: { enabled: false },
-      introspection: { enabled: true },
-      revocation: { enabled: true },
+      introspection: {
+        enabled: true,
+        // A confidential client may introspect its own tokens; a resource server, any token.
+        async allowedPolicy(_ctx, client, token) {
+          if (client.clientAuthMethod === 'none') return false;
+          return token.clientId === client.clientId || client.metadata().resource_server === true;
+        },
+      },
+      revocation: {
+        enabled: true,
+        // RFC 7009: only the client a token was issued to may revoke it.
+        async allowedPolicy(_ctx, client, token) {
+          if (token.clientId === client.clientId) return true;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
       userinfo: { enabled: true },
       clientCredentials: { enabled: true },
       backchannelLogout: { enabled: true },
