@@ -121,7 +121,9 @@ export async function createPasserelle(
   ];
   let shuttingDown = false;
 
-  const app = new Koa({ proxy: config.http.trustProxy, keys: cookieKeys });
+  // Behind the reverse proxy, the client address is the last X-Forwarded-For entry (the one the proxy
+  // appended): earlier entries come from the client and can be forged.
+  const app = new Koa({ proxy: config.http.trustProxy, maxIpsCount: 1, keys: cookieKeys });
   app.silent = true;
   app.use(requestContext(logger, config.http.trustProxy));
   app.use(securityHeaders(config));

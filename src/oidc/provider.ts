@@ -268,6 +268,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.http.trustProxy;
+  provider.maxIpsCount = 1;
   provider.on('server_error', (ctx, err) => {
     deps.logger.error({ err, requestId: requestIdOf(ctx) }, 'oidc server error');
   });
