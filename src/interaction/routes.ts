@@ -123,6 +123,9 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const state = await states.get(details.uid);
     const username = extra.username ?? state.username;
     const method = username ? passwordMethod() : undefined;
+    // OpenID Connect login_hint pre-fills the identifier; the user still confirms it.
+    const hint = details.params.login_hint;
+    const prefill = username ?? (typeof hint === 'string' ? hint.slice(0, 128) : undefined);
     ctx.status = extra.status ?? 200;
     ctx.type = 'html';
     ctx.set('cache-control', 'no-store');
@@ -130,7 +133,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       uid: details.uid,
       csrf: csrf.issue(details.uid),
       clientName: await clientName(details),
-      username,
+      username: prefill,
       error: extra.error,
     });
   };

@@ -1,0 +1,92 @@
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BrowserAgent, browserLogin, formField } from './helpers/browser-agent.ts';
+import {
+  authorizationRequest,
+  createUser,
+  discover,
+  REDIRECT,
+  registerWebClient,
+  TEST_PASSWORD,
+} from './helpers/clients.ts';
+import { databasesUnderTest } from './helpers/databases.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+/** The oidcc-basic checks around SSO sessions: prompt, max_age, login_hint. */
+for (const kind of databasesUnderTest()) {
+  describe(`single sign-on session and prompts [${kind}]`, () => {
+    let t: TestServer;
+    let config: oidc.Configuration;
+    let agent: BrowserAgent;
+    let firstAuthTime: number;
+
+    const exchange = async (pending: Awaited<ReturnType<typeof authorizationRequest>>, callback: URL) =>
+      (
+        await oidc.authorizationCodeGrant(config, callback, {
+          pkceCodeVerifier: pending.verifier,
+          expectedState: pending.state,
+          expectedNonce: pending.nonce,
+        })
+      ).claims();
+
+    beforeAll(async () => {
+      t = await startTestServer(kind);
+      await createUser(t, 'alice');
+      const secret = await registerWebClient(t, 'portail', { first_party: true });
+      config = await discover(t, 'portail', oidc.ClientSecretBasic(secret));
+      agent = new BrowserAgent();
+      const pending = await authorizationRequest(config, REDIRECT, { prompt: 'login' });
+      const { callback } = await browserLogin(agent, pending.url, t.issuer, {
+        username: 'alice',
+        password: TEST_PASSWORD,
+      });
+      firstAuthTime = Number((await exchange(pending, callback))?.auth_time);
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+
+    it('prompt=none with a live session returns a code without any page', async () => {
+      const pending = await authorizationRequest(config, REDIRECT, { prompt: 'none' });
+      const { url, response } = await agent.follow(pending.url, t.issuer);
+      expect(response).toBeUndefined();
+      expect(url.searchParams.get('code')).toBeTruthy();
+      const claims = await exchange(pending, url);
+      expect(claims?.auth_time).toBe(firstAuthTime);
+    });
+
+    it('prompt=login and max_age=0 ask for the password again and move auth_time', async () => {
+      const variants: Record<string, string>[] = [{ prompt: 'login' }, { max_age: '0', prompt: '' }];
+      for (const extra of variants) {
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        const pending = await authorizationRequest(config, REDIRECT, extra);
+        const first = await agent.follow(pending.url, t.issuer);
+        expect(first.response?.status).toBe(200);
+        expect(agent.lastHtml).toContain('/identify"');
+        const { callback } = await browserLogin(agent, pending.url, t.issuer, {
+          username: 'alice',
+          password: TEST_PASSWORD,
+        });
+        const claims = await exchange(pending, callback);
+        expect(Number(claims?.auth_time)).toBeGreaterThan(firstAuthTime);
+      }
+    });
+
+    it('prompt=none without a session answers login_required at the redirect_uri, with iss', async () => {
+      const pending = await authorizationRequest(config, REDIRECT, { prompt: 'none' });
+      const { url } = await new BrowserAgent().follow(pending.url, t.issuer);
+      expect(url.origin + url.pathname).toBe(REDIRECT);
+      expect(url.searchParams.get('error')).toBe('login_required');
+      expect(url.searchParams.get('state')).toBe(pending.state);
+      expect(url.searchParams.get('iss')).toBe(t.issuer);
+    });
+
+    it('login_hint pre-fills the identifier, escaped', async () => {
+      const fresh = new BrowserAgent();
+      const pending = await authorizationRequest(config, REDIRECT, { login_hint: 'alice"><b>x' });
+      await fresh.follow(pending.url, t.issuer);
+      expect(formField(fresh.lastHtml, 'username')).toBe('alice&quot;&gt;&lt;b&gt;x');
+      expect(fresh.lastHtml).not.toContain('<b>x');
+    });
+  });
+}
