@@ -16,7 +16,7 @@ import { CsrfTokens } from './interaction/form.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { InteractionStates } from './interaction/state.ts';
 import { passwordMethod } from './methods/password/index.ts';
-import { createAdapterClass, purgeExpired } from './oidc/adapter.ts';
+import { clientAuthLimitKey, createAdapterClass, purgeExpired } from './oidc/adapter.ts';
 import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './oidc/clients.ts';
 import { ProviderHost } from './oidc/host.ts';
 import { ensureCookieKeys, ensureSigningKeys, keySetFingerprint, loadKeySet } from './oidc/keys.ts';
@@ -31,6 +31,7 @@ export interface Services {
   accounts: AccountStore;
   clients: ClientRegistry;
   host: ProviderHost;
+  limiter: RateLimiter;
   validateClient: MetadataValidator;
 }
 
@@ -49,6 +50,7 @@ export async function openServices(
     const cookieKeys = await ensureCookieKeys(database.db, sealer);
     const accounts = new AccountStore(database.db);
     const clients = new ClientRegistry(database.db, sealer);
+    const limiter = new RateLimiter(database.db);
     const views = new Views();
     const host = await ProviderHost.create({
       build: (keySet) =>
@@ -56,10 +58,13 @@ export async function openServices(
           config,
           keySet,
           cookieKeys,
-          adapter: createAdapterClass(database.db, clients),
+          adapter: createAdapterClass(database.db, clients, config.rateLimits.clientAuthPerIp),
           accounts,
           views,
           logger,
+          onClientAuthFailure: async (ip) => {
+            await limiter.hit(clientAuthLimitKey(ip), config.rateLimits.clientAuthPerIp);
+          },
         }),
       loadKeySet: () => loadKeySet(database.db, sealer),
       fingerprint: () => keySetFingerprint(database.db),
@@ -74,7 +79,7 @@ export async function openServices(
         throw new Error(`client ${metadata.client_id}: ${e.error_description ?? e.message}`);
       }
     };
-    return { config, logger, database, sealer, accounts, clients, host, validateClient };
+    return { config, logger, database, sealer, accounts, clients, host, limiter, validateClient };
   } catch (err) {
     await database.close();
     throw err;
@@ -110,7 +115,7 @@ export async function createPasserelle(
 
   const views = new Views();
   const cookieKeys = await ensureCookieKeys(db, services.sealer);
-  const limiter = new RateLimiter(db);
+  const limiter = services.limiter;
   const methods = [
     passwordMethod({
       accounts,

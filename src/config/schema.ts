@@ -135,6 +135,11 @@ export const configSchema = z
         /** Failed password checks per account (below the Active Directory lockout threshold). */
         passwordPerAccount: rateLimitRule.default({ max: 5, windowSeconds: 900 }),
         passwordPerIp: rateLimitRule.default({ max: 50, windowSeconds: 900 }),
+        /**
+         * Failed client authentications (token, introspection, revocation, PAR) per source address; once
+         * reached, client authentication from that address fails until the window ends.
+         */
+        clientAuthPerIp: rateLimitRule.default({ max: 50, windowSeconds: 900 }),
       })
       .prefault({}),
     clients: z.array(declaredClientSchema).default([]),

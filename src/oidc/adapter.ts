@@ -1,7 +1,20 @@
 import { type Kysely, sql } from 'kysely';
-import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
+import Provider, { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from '../db/types.ts';
+import type { RateLimitRule } from '../ratelimit/limiter.ts';
 import type { ClientRegistry } from './clients.ts';
+
+/** Routes where the client authenticates; failed attempts there are counted per source address. */
+export const CLIENT_AUTH_ROUTES = new Set([
+  'token',
+  'introspection',
+  'revocation',
+  'pushed_authorization_request',
+]);
+
+export function clientAuthLimitKey(ip: string): string {
+  return `clientauth:ip:${ip}`;
+}
 
 const GRANT_BOUND_MODELS = new Set([
   'AccessToken',
@@ -28,7 +41,18 @@ export async function destroyGrant(db: Kysely<Database>, grantId: string): Promi
  * the Client model). Consumption is a single conditional UPDATE: of two concurrent redemptions of one
  * code or refresh token exactly one wins; the loser revokes the whole grant.
  */
-export function createAdapterClass(db: Kysely<Database>, clients: ClientRegistry) {
+export function createAdapterClass(
+  db: Kysely<Database>,
+  clients: ClientRegistry,
+  clientAuthPerIp: RateLimitRule,
+) {
+  /** On client-authenticating routes, an address over its failure limit finds no client (invalid_client). */
+  const guard = () => {
+    const ctx = (Provider as unknown as { ctx?: { ip: string; oidc?: { route?: string } } }).ctx;
+    if (!ctx?.oidc?.route || !CLIENT_AUTH_ROUTES.has(ctx.oidc.route)) return undefined;
+    return { key: clientAuthLimitKey(ctx.ip), max: clientAuthPerIp.max };
+  };
+
   return class KyselyAdapter implements Adapter {
     readonly model: string;
 
@@ -78,7 +102,7 @@ export function createAdapterClass(db: Kysely<Database>, clients: ClientRegistry
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
-      if (this.model === 'Client') return clients.findMetadata(id);
+      if (this.model === 'Client') return clients.findMetadata(id, guard());
       return this.#findBy('id', id);
     }
 

@@ -5,6 +5,12 @@ import type { Sealer } from '../crypto/sealer.ts';
 import type { Database } from '../db/types.ts';
 
 export type ClientSource = 'cli' | 'config' | 'demo';
+
+/** A rate-limit key and its maximum, checked while looking a client up. */
+export interface RateLimitGuard {
+  key: string;
+  max: number;
+}
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
 
 /** Validates metadata against the protocol engine's rules; throws with a readable message. */
@@ -60,17 +66,35 @@ export class ClientRegistry {
   }
 
   /** The stored metadata and sealed secret of one client. */
-  #findRow(clientId: string) {
+  #findRow(clientId: string, unlessLimited?: RateLimitGuard) {
     return this.#db
       .selectFrom('oidc_client')
       .select(['metadata', 'secret_sealed'])
+      .select((eb) =>
+        unlessLimited
+          ? eb
+              .exists(
+                eb
+                  .selectFrom('rate_limit')
+                  .select('key')
+                  .where('key', '=', unlessLimited.key)
+                  .where('hits', '>=', unlessLimited.max)
+                  .where('expires_at', '>', sql<Date>`now()`),
+              )
+              .as('limited')
+          : sql<boolean>`false`.as('limited'),
+      )
       .where('client_id', '=', clientId)
       .executeTakeFirst();
   }
 
-  async findMetadata(clientId: string): Promise<ClientMetadata | undefined> {
-    const row = await this.#findRow(clientId);
-    if (!row) return undefined;
+  /**
+   * The client's metadata with its secret. With `unlessLimited`, a client is reported missing while
+   * that rate-limit key is over its maximum (checked in the same statement: no extra round trip).
+   */
+  async findMetadata(clientId: string, unlessLimited?: RateLimitGuard): Promise<ClientMetadata | undefined> {
+    const row = await this.#findRow(clientId, unlessLimited);
+    if (!row || row.limited) return undefined;
     const metadata = { ...(row.metadata as ClientMetadata) };
     if (row.secret_sealed)
       metadata.client_secret = this.#sealer.open(row.secret_sealed, `client:${clientId}`);

@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import Provider, { type Adapter, type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { AccountStore } from '../accounts/store.ts';
@@ -9,6 +10,14 @@ import { negotiateLocale, translator } from '../i18n/messages.ts';
 import { REQUEST_ID_HEADER } from './host.ts';
 import type { KeySet } from './keys.ts';
 
+/** Events carrying the errors of client-authenticating endpoints. */
+const CLIENT_AUTH_ERROR_EVENTS = [
+  'grant.error',
+  'introspection.error',
+  'revocation.error',
+  'pushed_authorization_request.error',
+] as const;
+
 export interface ProviderDeps {
   config: Config;
   keySet: KeySet;
@@ -17,6 +26,8 @@ export interface ProviderDeps {
   accounts: AccountStore;
   views: Views;
   logger: Logger;
+  /** Called for each failed client authentication, with the source address. */
+  onClientAuthFailure(ip: string): Promise<void>;
 }
 
 /**
@@ -272,6 +283,19 @@ export function buildProvider(deps: ProviderDeps): Provider {
   provider.on('server_error', (ctx, err) => {
     deps.logger.error({ err, requestId: requestIdOf(ctx) }, 'oidc server error');
   });
+  for (const event of CLIENT_AUTH_ERROR_EVENTS) {
+    // The typings overload on() per event name; the four events share this listener signature.
+    (provider as unknown as EventEmitter).on(event, (ctx: KoaContextWithOIDC, err: { error?: string }) => {
+      if (err.error !== 'invalid_client') return;
+      deps.logger.info(
+        { requestId: requestIdOf(ctx), ip: ctx.ip, route: ctx.oidc?.route, reason: 'invalid_client' },
+        'client authentication failed',
+      );
+      deps.onClientAuthFailure(ctx.ip).catch((e: unknown) => {
+        deps.logger.warn({ err: e }, 'cannot count a failed client authentication (database unavailable?)');
+      });
+    });
+  }
   provider.on('backchannel.error', (ctx, err, client) => {
     deps.logger.warn(
       { err, clientId: client.clientId, requestId: requestIdOf(ctx) },
