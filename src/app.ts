@@ -32,6 +32,9 @@ export interface Services {
   clients: ClientRegistry;
   host: ProviderHost;
   limiter: RateLimiter;
+  views: Views;
+  /** Cookie-signing keys shared by all instances (also the CSRF and demo cookie keys). */
+  cookieKeys: string[];
   validateClient: MetadataValidator;
 }
 
@@ -79,7 +82,19 @@ export async function openServices(
         throw new Error(`client ${metadata.client_id}: ${e.error_description ?? e.message}`);
       }
     };
-    return { config, logger, database, sealer, accounts, clients, host, limiter, validateClient };
+    return {
+      config,
+      logger,
+      database,
+      sealer,
+      accounts,
+      clients,
+      host,
+      limiter,
+      views,
+      cookieKeys,
+      validateClient,
+    };
   } catch (err) {
     await database.close();
     throw err;
@@ -101,7 +116,7 @@ export async function createPasserelle(
   options: ConnectOptions = {},
 ): Promise<Passerelle> {
   const services = await openServices(config, logger, options);
-  const { database, accounts, clients, host } = services;
+  const { database, accounts, clients, host, views, cookieKeys, limiter } = services;
   const db = database.db;
 
   await clients.syncDeclared(config.clients, services.validateClient);
@@ -113,9 +128,6 @@ export async function createPasserelle(
     if (disabled) logger.warn({ count: disabled }, 'demo accounts disabled (demo mode is off)');
   }
 
-  const views = new Views();
-  const cookieKeys = await ensureCookieKeys(db, services.sealer);
-  const limiter = services.limiter;
   const methods = [
     passwordMethod({
       accounts,

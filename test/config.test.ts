@@ -36,6 +36,7 @@ describe('loadConfig', () => {
       host: '0.0.0.0',
       port: 3000,
       trustProxy: false,
+      clientCertVerifyHeader: 'x-ssl-client-verify',
       bodyLimitBytes: 65_536,
       shutdownGraceSeconds: 10,
       outboundAllowPrivateAddresses: true,

@@ -1,8 +1,9 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { MIN_PASSWORD_LENGTH, passwordProblem } from '../accounts/passwords.ts';
 import { AccountExistsError } from '../accounts/store.ts';
 import { openServices, type Services } from '../app.ts';
-import { declaredClientSchema } from '../config/schema.ts';
+import { clientDescriptionSchema } from '../config/schema.ts';
 import { connectDatabase } from '../db/connect.ts';
 import { migrateDown, migrateToLatest, migrationStatus } from '../db/migrate.ts';
 import { type ClientMetadata, toClientMetadata } from '../oidc/clients.ts';
@@ -111,13 +112,11 @@ export function registerClients(program: Command): void {
     .option('--first-party', 'application of the establishment: no consent screen', false)
     .option('--resource-server', 'an API allowed to introspect tokens issued to other clients', false)
     .action(async (clientId: string, opts, command: Command) => {
-      const jwks = opts.jwksFile
-        ? JSON.parse(await import('node:fs/promises').then((fs) => fs.readFile(opts.jwksFile, 'utf8')))
-        : undefined;
-      const parsed = declaredClientSchema.safeParse({
+      const jwks = opts.jwksFile ? JSON.parse(await readFile(opts.jwksFile, 'utf8')) : undefined;
+      // The registry generates the secret of secret-based clients and prints it once.
+      const parsed = clientDescriptionSchema.safeParse({
         clientId,
         clientName: opts.name,
-        clientSecret: 'x'.repeat(32),
         redirectUris: opts.redirectUri,
         postLogoutRedirectUris: opts.postLogoutRedirectUri,
         grantTypes: opts.grantType,

@@ -21,38 +21,39 @@ export const clientAuthMethods = [
   'none',
 ] as const;
 
-/** A client declared in the configuration file; synced into the client registry at start. */
-export const declaredClientSchema = z
-  .strictObject({
-    clientId: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'letters, digits and . _ ~ - only (max 128)'),
-    clientName: z.string().max(200).optional(),
-    clientSecret: z.string().min(32, 'must be at least 32 characters').optional(),
-    redirectUris: z.array(z.url()).min(1),
-    postLogoutRedirectUris: z.array(z.url()).default([]),
-    grantTypes: z
-      .array(z.enum(['authorization_code', 'refresh_token', 'client_credentials']))
-      .default(['authorization_code', 'refresh_token']),
-    tokenEndpointAuthMethod: z.enum(clientAuthMethods).default('client_secret_basic'),
-    scope: z.string().default('openid profile email offline_access'),
-    idTokenSignedResponseAlg: z.enum(signingAlgs).default('ES256'),
-    backchannelLogoutUri: z.url().optional(),
-    jwksUri: z.url().optional(),
-    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
-    tlsClientAuthSubjectDn: z.string().optional(),
-    firstParty: z.boolean().default(false),
-    /** An API (resource server) allowed to introspect tokens issued to other clients. */
-    resourceServer: z.boolean().default(false),
-  })
-  .superRefine((client, ctx) => {
-    const usesSecret = ['client_secret_basic', 'client_secret_post'].includes(client.tokenEndpointAuthMethod);
-    if (usesSecret && !client.clientSecret) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['clientSecret'],
-        message: `is required with ${client.tokenEndpointAuthMethod}`,
-      });
-    }
-  });
+/** A relying party described in camelCase (configuration file and command line). */
+export const clientDescriptionSchema = z.strictObject({
+  clientId: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'letters, digits and . _ ~ - only (max 128)'),
+  clientName: z.string().max(200).optional(),
+  clientSecret: z.string().min(32, 'must be at least 32 characters').optional(),
+  redirectUris: z.array(z.url()).min(1),
+  postLogoutRedirectUris: z.array(z.url()).default([]),
+  grantTypes: z
+    .array(z.enum(['authorization_code', 'refresh_token', 'client_credentials']))
+    .default(['authorization_code', 'refresh_token']),
+  tokenEndpointAuthMethod: z.enum(clientAuthMethods).default('client_secret_basic'),
+  scope: z.string().default('openid profile email offline_access'),
+  idTokenSignedResponseAlg: z.enum(signingAlgs).default('ES256'),
+  backchannelLogoutUri: z.url().optional(),
+  jwksUri: z.url().optional(),
+  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
+  tlsClientAuthSubjectDn: z.string().optional(),
+  firstParty: z.boolean().default(false),
+  /** An API (resource server) allowed to introspect tokens issued to other clients. */
+  resourceServer: z.boolean().default(false),
+});
+
+/** A client declared in the configuration file: the file is its only source, so it carries its secret. */
+export const declaredClientSchema = clientDescriptionSchema.superRefine((client, ctx) => {
+  const usesSecret = ['client_secret_basic', 'client_secret_post'].includes(client.tokenEndpointAuthMethod);
+  if (usesSecret && !client.clientSecret) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['clientSecret'],
+      message: `is required with ${client.tokenEndpointAuthMethod}`,
+    });
+  }
+});
 export type DeclaredClient = z.infer<typeof declaredClientSchema>;
 
 const rateLimitRule = z.strictObject({ max: z.number().int().positive(), windowSeconds: seconds });
@@ -70,6 +71,8 @@ export const configSchema = z
         trustProxy: z.boolean().default(false),
         /** Header in which a trusted reverse proxy forwards the client certificate (PEM, URL-encoded). */
         clientCertHeader: z.string().optional(),
+        /** Header in which that proxy reports its verification of the certificate (`SUCCESS`). */
+        clientCertVerifyHeader: z.string().default('x-ssl-client-verify'),
         bodyLimitBytes: z.number().int().min(1024).max(10_485_760).default(65_536),
         shutdownGraceSeconds: seconds.default(10),
         /**

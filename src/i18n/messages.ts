@@ -107,6 +107,12 @@ export type Locale = keyof typeof messages;
 export type MessageId = keyof (typeof messages)['fr'];
 export const LOCALES: readonly Locale[] = ['fr', 'en'];
 
+/** Message id of a scope's description, when there is one. */
+export function scopeMessage(scope: string): MessageId | undefined {
+  const id = `scope.${scope}`;
+  return id in messages.fr ? (id as MessageId) : undefined;
+}
+
 export type Translate = (id: MessageId, params?: Record<string, string | number>) => string;
 
 export function translator(locale: Locale): Translate {
@@ -117,14 +123,17 @@ export function translator(locale: Locale): Translate {
     );
 }
 
-/** Picks the locale from ui_locales (space-separated), then Accept-Language, then the default. */
+/**
+ * Picks the locale from ui_locales (space-separated; the raw request parameter, anything but a
+ * string is ignored), then Accept-Language, then the default.
+ */
 export function negotiateLocale(
-  uiLocales: string | undefined,
+  uiLocales: unknown,
   acceptLanguage: string | undefined,
   fallback: Locale,
 ): Locale {
   const candidates = [
-    ...(uiLocales ?? '').split(/\s+/),
+    ...(typeof uiLocales === 'string' ? uiLocales.split(/\s+/) : []),
     ...(acceptLanguage ?? '')
       .split(',')
       .map((part) => part.split(';')[0] ?? '')

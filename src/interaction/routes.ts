@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Config } from '../config/schema.ts';
 import type { Views } from '../http/views.ts';
-import { type MessageId, negotiateLocale, translator } from '../i18n/messages.ts';
+import { type MessageId, negotiateLocale, scopeMessage, translator } from '../i18n/messages.ts';
 import type { AuthFailureCode, AuthMethod, MethodContext } from '../methods/types.ts';
 import type { ProviderHost } from '../oidc/host.ts';
 import { achievedAcr } from '../policy/assurance.ts';
@@ -48,14 +48,8 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   const { config, views, csrf, states } = deps;
   const router = new Router({ prefix: '/interaction' });
 
-  const locale = (ctx: Context, details?: Details) => {
-    const ui = details?.params.ui_locales;
-    return negotiateLocale(
-      typeof ui === 'string' ? ui : undefined,
-      ctx.get('accept-language'),
-      config.ui.defaultLocale,
-    );
-  };
+  const locale = (ctx: Context, details?: Details) =>
+    negotiateLocale(details?.params.ui_locales, ctx.get('accept-language'), config.ui.defaultLocale);
   const page = (ctx: Context, details?: Details) => ({
     locale: locale(ctx, details),
     demo: config.demo,
@@ -151,12 +145,10 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         uid: details.uid,
         csrf: csrf.issue(details.uid),
         clientName: await clientName(details),
-        scopes: missing.map((name) => ({
-          name,
-          label: ['openid', 'profile', 'email', 'offline_access'].includes(name)
-            ? t(`scope.${name}` as MessageId)
-            : name,
-        })),
+        scopes: missing.map((name) => {
+          const message = scopeMessage(name);
+          return { name, label: message ? t(message) : name };
+        }),
       });
       return;
     }

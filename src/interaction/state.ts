@@ -4,8 +4,6 @@ import type { Database } from '../db/types.ts';
 /** What the login flow remembers between steps of one interaction (never secrets). */
 export interface LoginState {
   username?: string;
-  /** Methods completed so far in this interaction, with their amr values (for step-up). */
-  completed?: { method: string; amr: readonly string[]; accountId: string }[];
 }
 
 export class InteractionStates {

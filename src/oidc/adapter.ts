@@ -5,29 +5,14 @@ import type { RateLimitRule } from '../ratelimit/limiter.ts';
 import type { ClientRegistry } from './clients.ts';
 
 /** Routes where the client authenticates; failed attempts there are counted per source address. */
-export const CLIENT_AUTH_ROUTES = new Set([
-  'token',
-  'introspection',
-  'revocation',
-  'pushed_authorization_request',
-]);
+const CLIENT_AUTH_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request']);
 
 export function clientAuthLimitKey(ip: string): string {
   return `clientauth:ip:${ip}`;
 }
 
-const GRANT_BOUND_MODELS = new Set([
-  'AccessToken',
-  'AuthorizationCode',
-  'RefreshToken',
-  'DeviceCode',
-  'BackchannelAuthenticationRequest',
-  'ClientCredentials',
-  'PushedAuthorizationRequest',
-]);
-
 /** Deletes every artefact of a grant, and the grant itself, in one statement. */
-export async function destroyGrant(db: Kysely<Database>, grantId: string): Promise<void> {
+async function destroyGrant(db: Kysely<Database>, grantId: string): Promise<void> {
   await db
     .deleteFrom('oidc_payload')
     .where((eb) =>
@@ -142,7 +127,6 @@ export function createAdapterClass(
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      if (!GRANT_BOUND_MODELS.has(this.model)) return;
       await db
         .deleteFrom('oidc_payload')
         .where('model', '=', this.model)

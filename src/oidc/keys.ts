@@ -109,12 +109,26 @@ export interface KeySet {
   fingerprint: string;
 }
 
+/** Keys still published: active ones and retired ones whose tokens may not have expired yet. */
+function publishedKeys(db: Kysely<Database>) {
+  return db
+    .selectFrom('signing_key')
+    .where((eb) => eb.or([eb('removable_at', 'is', null), eb('removable_at', '>', sql<Date>`now()`)]));
+}
+
+/** Digest of which keys are published and which of them sign; order-independent. */
+function fingerprintOf(rows: readonly { kid: string; retired_at: Date | null }[]): string {
+  const text = rows
+    .map((r) => `${r.kid}:${r.retired_at ? 'r' : 'a'}`)
+    .sort()
+    .join(',');
+  return createHash('sha256').update(text).digest('base64url');
+}
+
 /** Loads the published key set: active keys (newest first) and retired keys not yet removable. */
 export async function loadKeySet(db: Kysely<Database>, sealer: Sealer): Promise<KeySet> {
-  const rows = await db
-    .selectFrom('signing_key')
+  const rows = await publishedKeys(db)
     .select(['kid', 'private_jwk_sealed', 'retired_at'])
-    .where((eb) => eb.or([eb('removable_at', 'is', null), eb('removable_at', '>', sql<Date>`now()`)]))
     .orderBy(sql`retired_at is not null`)
     .orderBy('created_at', 'desc')
     .execute();
@@ -122,19 +136,12 @@ export async function loadKeySet(db: Kysely<Database>, sealer: Sealer): Promise<
   const keys = rows.map(
     (row) => JSON.parse(sealer.open(row.private_jwk_sealed, `signing_key:${row.kid}`)) as JWK,
   );
-  return { jwks: { keys }, fingerprint: await keySetFingerprint(db) };
+  return { jwks: { keys }, fingerprint: fingerprintOf(rows) };
 }
 
-/** A cheap digest of which keys are published and active, polled by every instance. */
+/** The fingerprint alone (no key material read), polled by every instance. */
 export async function keySetFingerprint(db: Kysely<Database>): Promise<string> {
-  const rows = await db
-    .selectFrom('signing_key')
-    .select(['kid', 'retired_at'])
-    .where((eb) => eb.or([eb('removable_at', 'is', null), eb('removable_at', '>', sql<Date>`now()`)]))
-    .orderBy('kid')
-    .execute();
-  const text = rows.map((r) => `${r.kid}:${r.retired_at ? 'r' : 'a'}`).join(',');
-  return createHash('sha256').update(text).digest('base64url');
+  return fingerprintOf(await publishedKeys(db).select(['kid', 'retired_at']).execute());
 }
 
 /** Cookie-signing keys shared by all instances, created once. */

@@ -51,20 +51,20 @@ export function dnComponents(dn: string): Set<string> {
   );
 }
 
+/**
+ * The client certificate (PEM) forwarded by the trusted reverse proxy that terminates TLS; Passerelle
+ * has no TLS listener of its own, so without a trusted proxy header there is no certificate.
+ */
 function clientCertificate(ctx: KoaContextWithOIDC, config: Config): string | undefined {
   const header = config.http.clientCertHeader;
-  if (config.http.trustProxy && header) {
-    const value = ctx.get(header);
-    if (!value) return undefined;
-    try {
-      return decodeURIComponent(value);
-    } catch {
-      return undefined; // malformed encoding: no usable certificate (invalid_client, not a server error)
-    }
+  if (!config.http.trustProxy || !header) return undefined;
+  const value = ctx.get(header);
+  if (!value) return undefined;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return undefined; // malformed encoding: no usable certificate (invalid_client, not a server error)
   }
-  const socket = ctx.req.socket as { getPeerCertificate?: (detailed: boolean) => { raw?: Buffer } };
-  const raw = socket.getPeerCertificate?.(false)?.raw;
-  return raw ? new X509Certificate(raw).toString() : undefined;
 }
 
 /** The engine runs in its own koa context: the host hands the request id over in a request header. */
@@ -72,20 +72,15 @@ function requestIdOf(ctx: KoaContextWithOIDC): string | undefined {
   return ctx.get(REQUEST_ID_HEADER) || undefined;
 }
 
-function pageLocale(ctx: KoaContextWithOIDC, config: Config) {
-  const uiLocales = ctx.oidc?.params?.ui_locales;
-  return negotiateLocale(
-    typeof uiLocales === 'string' ? uiLocales : undefined,
-    ctx.get('accept-language'),
-    config.ui.defaultLocale,
-  );
-}
-
 export function buildProvider(deps: ProviderDeps): Provider {
   const { config, views, accounts } = deps;
   const secureCookies = config.issuer.startsWith('https://');
   const page = (ctx: KoaContextWithOIDC) => ({
-    locale: pageLocale(ctx, config),
+    locale: negotiateLocale(
+      ctx.oidc?.params?.ui_locales,
+      ctx.get('accept-language'),
+      config.ui.defaultLocale,
+    ),
     demo: config.demo,
     requestId: requestIdOf(ctx),
   });
@@ -224,12 +219,10 @@ export function buildProvider(deps: ProviderDeps): Provider {
         tlsClientAuth: true,
         certificateBoundAccessTokens: false,
         getCertificate: (ctx) => clientCertificate(ctx, config),
-        certificateAuthorized(ctx) {
-          if (config.http.trustProxy && config.http.clientCertHeader) {
-            return ctx.get('x-ssl-client-verify') === 'SUCCESS';
-          }
-          return (ctx.req.socket as { authorized?: boolean }).authorized === true;
-        },
+        // The proxy verified the chain against the establishment's CA and says so in its own header.
+        certificateAuthorized: (ctx) =>
+          clientCertificate(ctx, config) !== undefined &&
+          ctx.get(config.http.clientCertVerifyHeader) === 'SUCCESS',
         certificateSubjectMatches(ctx, property, expected) {
           if (property !== 'tls_client_auth_subject_dn') return false;
           const pem = clientCertificate(ctx, config);
@@ -261,9 +254,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
       const status = (error as { statusCode?: number }).statusCode ?? 500;
       ctx.type = 'html';
       if (status >= 500) {
-        deps.logger.error({ err: error, requestId: requestIdOf(ctx) }, 'protocol error');
-        // An outage (or a bug) inside the engine, e.g. /authorize while the database is down: the same
-        // 503 "temporarily unavailable" page as the last-resort handler, not the engine's English
+        // An outage (or a bug) inside the engine, logged by the server_error listener below, e.g.
+        // /authorize while the database is down: the same 503 "temporarily unavailable" page as the last-resort handler, not the engine's English
         // "oops! something went wrong" with a 500.
         const p = page(ctx);
         ctx.status = 503;

@@ -23,15 +23,23 @@ export class RateLimiter {
     this.#db = db;
   }
 
-  async check(key: string, rule: RateLimitRule): Promise<RateLimitState> {
-    const row = await this.#db
+  /** The state of each counter, in the order given, read in one statement. */
+  async check(counters: readonly { key: string; rule: RateLimitRule }[]): Promise<RateLimitState[]> {
+    const rows = await this.#db
       .selectFrom('rate_limit')
-      .select(['hits', sql<number>`ceil(extract(epoch from expires_at - now()))::int`.as('remaining')])
-      .where('key', '=', key)
+      .select(['key', 'hits', sql<number>`ceil(extract(epoch from expires_at - now()))::int`.as('remaining')])
+      .where(
+        'key',
+        'in',
+        counters.map((c) => c.key),
+      )
       .where('expires_at', '>', sql<Date>`now()`)
-      .executeTakeFirst();
-    if (!row || row.hits < rule.max) return { blocked: false, retryAfterSeconds: 0, hits: row?.hits ?? 0 };
-    return { blocked: true, retryAfterSeconds: Math.max(1, row.remaining), hits: row.hits };
+      .execute();
+    return counters.map(({ key, rule }) => {
+      const row = rows.find((r) => r.key === key);
+      if (!row || row.hits < rule.max) return { blocked: false, retryAfterSeconds: 0, hits: row?.hits ?? 0 };
+      return { blocked: true, retryAfterSeconds: Math.max(1, row.remaining), hits: row.hits };
+    });
   }
 
   /** Counts one failure; returns the state after counting. */

@@ -26,16 +26,14 @@ export function passwordMethod(deps: PasswordMethodDeps): AuthMethod<PasswordInp
       const username = (context.username ?? '').toLowerCase();
       const accountKey = `pwd:acct:${username}`;
       const ipKey = `pwd:ip:${context.ip}`;
-      let accountFailures = 0;
-      for (const [key, rule] of [
-        [accountKey, deps.perAccount],
-        [ipKey, deps.perIp],
-      ] as const) {
-        const state = await deps.limiter.check(key, rule);
-        if (state.blocked)
-          return { kind: 'failure', code: 'rate_limited', retryAfterSeconds: state.retryAfterSeconds };
-        if (key === accountKey) accountFailures = state.hits;
-      }
+      const states = await deps.limiter.check([
+        { key: accountKey, rule: deps.perAccount },
+        { key: ipKey, rule: deps.perIp },
+      ]);
+      const blocked = states.find((state) => state.blocked);
+      if (blocked)
+        return { kind: 'failure', code: 'rate_limited', retryAfterSeconds: blocked.retryAfterSeconds };
+      const accountFailures = states[0]?.hits ?? 0;
 
       const found = username ? await deps.accounts.findPasswordHash(username) : undefined;
       let valid = false;
