@@ -211,8 +211,9 @@ export class ClientRegistry {
       if (client.clientSecret) metadata.client_secret = client.clientSecret;
       await this.save(metadata, 'config', validate);
     }
-    let stale = this.#db.deleteFrom('oidc_client').where('source', '=', 'config');
+    let stale = this.#db.selectFrom('oidc_client').select('client_id').where('source', '=', 'config');
     if (ids.length > 0) stale = stale.where('client_id', 'not in', ids);
-    await stale.execute();
+    // Removed from the file: removed like any other client, tokens included.
+    for (const { client_id } of await stale.execute()) await this.remove(client_id);
   }
 }

@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { declaredClientSchema } from '../src/config/schema.ts';
+import { basicAuthorization, rawPost, registerWebClient } from './helpers/clients.ts';
+import { databasesUnderTest } from './helpers/databases.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+const SECRET_A = 'a'.repeat(40);
+const SECRET_B = 'b'.repeat(40);
+const declared = (clientId: string, clientSecret: string) =>
+  declaredClientSchema.parse({
+    clientId,
+    clientSecret,
+    redirectUris: [`https://${clientId}.hopital.test/cb`],
+    grantTypes: ['client_credentials'],
+  });
+
+for (const kind of databasesUnderTest()) {
+  describe(`clients declared in the configuration file [${kind}]`, () => {
+    let t: TestServer;
+
+    beforeAll(async () => {
+      t = await startTestServer(kind, {
+        config: {
+          clients: [
+            {
+              clientId: 'batch-a',
+              clientSecret: SECRET_A,
+              redirectUris: ['https://a.test/cb'],
+              grantTypes: ['client_credentials'],
+            },
+            {
+              clientId: 'batch-b',
+              clientSecret: SECRET_B,
+              redirectUris: ['https://b.test/cb'],
+              grantTypes: ['client_credentials'],
+            },
+          ],
+        },
+      });
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+
+    const ccToken = (clientId: string, secret: string) =>
+      rawPost(
+        t,
+        '/token',
+        { grant_type: 'client_credentials' },
+        { authorization: basicAuthorization(clientId, secret) },
+      );
+
+    it('are registered at start with their secrets, and the file stays their only source', async () => {
+      const { clients, validateClient } = t.passerelle.services;
+      expect((await clients.list()).filter((c) => c.source === 'config').map((c) => c.clientId)).toEqual([
+        'batch-a',
+        'batch-b',
+      ]);
+      const cliSecret = await registerWebClient(t, 'from-cli', { grant_types: ['client_credentials'] });
+      const issued = await ccToken('batch-b', SECRET_B);
+      expect(issued.status).toBe(200);
+      const token = String(issued.json?.access_token);
+      const api = await registerWebClient(t, 'api', {
+        grant_types: ['client_credentials'],
+        resource_server: true,
+      });
+      const active = async () =>
+        (
+          await rawPost(
+            t,
+            '/token/introspection',
+            { token },
+            { authorization: basicAuthorization('api', api) },
+          )
+        ).json?.active;
+      expect(await active()).toBe(true);
+
+      // batch-b leaves the file: at the next sync it is removed and its tokens stop working.
+      await clients.syncDeclared([declared('batch-a', SECRET_A)], validateClient);
+      expect((await clients.list()).map((c) => c.clientId).sort()).toEqual(['api', 'batch-a', 'from-cli']);
+      expect(await active()).toBe(false);
+      expect((await ccToken('batch-b', SECRET_B)).status).toBe(401);
+      expect((await ccToken('batch-a', SECRET_A)).status).toBe(200);
+      expect((await ccToken('from-cli', cliSecret)).status).toBe(200);
+    });
+  });
+}
