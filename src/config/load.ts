@@ -73,8 +73,7 @@ function fromEnv(
       path = name.slice(ENV_PREFIX.length).split('__').map(camel);
     }
     if (!path) continue;
-    const parsed = path.join('.') === 'database.url' ? value : parseEnvValue(value);
-    setPath(out, path, parsed);
+    setPath(out, path, parseEnvValue(value));
     origins.set(path.join('.'), name);
   }
   return out;
