@@ -2,11 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliResult, cleanEnv, runCli } from './helpers/cli.ts';
 import { TEST_PASSWORD } from './helpers/clients.ts';
-import { createTestDatabase, databasesUnderTest, type TestDatabase } from './helpers/databases.ts';
+import { createTestDatabase, databasesUnderTest, queryOnce, type TestDatabase } from './helpers/databases.ts';
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
 const SECRET_LINE = /^client secret \(shown once, store it now\): (\S+)$/m;
@@ -238,20 +237,15 @@ if (databasesUnderTest().includes('postgres')) {
       expect(listed.code, listed.stderr).toBe(0);
       expect(listed.stdout).toMatch(/^carol\t\S+\tactive\t/);
       const status = await runCli(['migrate', 'status'], { env });
+      expect(status.code, status.stderr).toBe(0);
       expect(status.stdout).toMatch(/^0001_initial\tapplied /);
 
       // The rows are on the server, and no embedded data directory was created.
       expect(existsSync(unusedDataDir)).toBe(false);
-      const client = new pg.Client({ connectionString: database.url });
-      await client.connect();
-      try {
-        const { rows } = await client.query('select username from account');
-        expect(rows).toEqual([{ username: 'carol' }]);
-        const keys = await client.query('select family from signing_key where retired_at is null order by 1');
-        expect(keys.rows).toEqual([{ family: 'EC-P256' }, { family: 'RSA-3072' }]);
-      } finally {
-        await client.end();
-      }
+      expect(await queryOnce('select username from account', database.url)).toEqual([{ username: 'carol' }]);
+      expect(
+        await queryOnce('select family from signing_key where retired_at is null order by 1', database.url),
+      ).toEqual([{ family: 'EC-P256' }, { family: 'RSA-3072' }]);
     });
   });
 }

@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { basicAuthorization, REDIRECT, rawPost, registerWebClient } from './helpers/clients.ts';
+import {
+  authUrl,
+  basicAuthorization,
+  REDIRECT,
+  rawGet,
+  rawPost,
+  registerWebClient,
+  S256_CHALLENGE,
+} from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -56,16 +64,15 @@ for (const kind of databasesUnderTest()) {
       expect((await token(neighbour, secret)).status).toBe(200);
 
       // The browser-facing authorization endpoint does not authenticate the client: not throttled.
-      const auth = new URL('/auth', t.issuer);
-      auth.search = new URLSearchParams({
+      const auth = authUrl(t, {
         client_id: 'svc',
         response_type: 'code',
         scope: 'openid',
         redirect_uri: REDIRECT,
-        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge: S256_CHALLENGE,
         code_challenge_method: 'S256',
-      }).toString();
-      const browser = await fetch(auth, { redirect: 'manual', headers: { 'x-forwarded-for': attacker } });
+      });
+      const browser = await rawGet(auth, { 'x-forwarded-for': attacker });
       expect(browser.status).toBe(303);
       expect(browser.headers.get('location')).toMatch(/^\/interaction\//);
 

@@ -1,5 +1,5 @@
 import * as oidc from 'openid-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BrowserAgent, browserLogin } from './helpers/browser-agent.ts';
 import {
   authorizationRequest,
@@ -125,7 +125,6 @@ for (const kind of databasesUnderTest()) {
       // Hold every request at the consume step until all of them got there: each has found the code
       // unconsumed, so only the database's conditional update can tell them apart.
       const { AuthorizationCode } = t.passerelle.services.host.provider;
-      const original = Object.getOwnPropertyDescriptor(AuthorizationCode.prototype, 'consume');
       const consume = AuthorizationCode.prototype.consume;
       let arrived = 0;
       let release: () => void = () => {};
@@ -133,20 +132,24 @@ for (const kind of databasesUnderTest()) {
         release = resolve;
       });
       const timeout = setTimeout(release, 10_000);
-      AuthorizationCode.prototype.consume = async function (this: InstanceType<typeof AuthorizationCode>) {
+      // A spy is restored to exactly what was there, wherever in the prototype chain consume lives.
+      const held = vi.spyOn(AuthorizationCode.prototype, 'consume').mockImplementation(async function (
+        this: InstanceType<typeof AuthorizationCode>,
+      ) {
         arrived++;
         if (arrived === PARALLEL) release();
         await barrier;
         return consume.call(this);
-      };
+      });
       reasons.length = 0;
       let responses: RawResponse[];
       try {
         responses = await redeemInParallel(code, verifier);
       } finally {
         clearTimeout(timeout);
-        if (original) Object.defineProperty(AuthorizationCode.prototype, 'consume', original);
+        held.mockRestore();
       }
+      expect(AuthorizationCode.prototype.consume).toBe(consume);
       expect(arrived).toBe(PARALLEL);
       expect(reasons).toEqual(Array(PARALLEL - 1).fill('grant already used'));
       await expectOneWinnerThenRevoked(responses);

@@ -1,39 +1,35 @@
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrowserAgent } from './helpers/browser-agent.ts';
-import { authorizationRequest, discover, REDIRECT, registerClient } from './helpers/clients.ts';
-import { adminUrl, type DatabaseKind, databasesUnderTest } from './helpers/databases.ts';
+import { authorizationRequest, discover, REDIRECT, registerWebClient } from './helpers/clients.ts';
+import { type DatabaseKind, databasesUnderTest, queryOnce } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const UNAVAILABLE = 'Le service de connexion est momentanément indisponible';
 
-async function adminQuery(text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl() });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
+/**
+ * A real, reversible PostgreSQL outage: the server refuses new connections to the test database and
+ * terminates the existing ones. Returns what ends it.
+ */
+async function cutPostgres(t: TestServer): Promise<() => Promise<void>> {
+  const name = new URL(t.database.url ?? '').pathname.slice(1);
+  expect(name).toMatch(/^passerelle_test_[0-9a-f]+$/);
+  await queryOnce(`alter database ${name} with allow_connections false`);
+  await queryOnce(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${name}'`);
+  return async () => {
+    await queryOnce(`alter database ${name} with allow_connections true`);
+  };
 }
 
 /**
- * Makes the database unreachable. PostgreSQL: the server refuses new connections to the database and
- * terminates the existing ones (a real outage, reversible). PGlite lives inside the process and cannot
- * fail on its own: closing its handle is the nearest equivalent, and it cannot come back.
+ * Makes the database unreachable. PGlite lives inside the process and cannot fail on its own: closing
+ * its handle is the nearest equivalent, and it cannot come back (no undo is returned).
  */
 async function cutDatabase(kind: DatabaseKind, t: TestServer): Promise<(() => Promise<void>) | undefined> {
-  if (kind === 'pglite') {
-    await t.passerelle.services.database.close();
-    return undefined;
-  }
-  const name = new URL(t.database.url ?? '').pathname.slice(1);
-  expect(name).toMatch(/^passerelle_test_[0-9a-f]+$/);
-  await adminQuery(`alter database ${name} with allow_connections false`);
-  await adminQuery(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${name}'`);
-  return () => adminQuery(`alter database ${name} with allow_connections true`);
+  if (kind === 'postgres') return cutPostgres(t);
+  await t.passerelle.services.database.close();
+  return undefined;
 }
 
 async function readyz(t: TestServer) {
@@ -52,19 +48,23 @@ for (const kind of databasesUnderTest()) {
     let restore: (() => Promise<void>) | undefined;
     beforeAll(async () => {
       t = await startTestServer(kind);
-      const secret = await registerClient(t, {
-        client_id: 'dpi',
-        redirect_uris: [REDIRECT],
-        grant_types: ['authorization_code'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'client_secret_basic',
-      });
-      config = await discover(t, 'dpi', oidc.ClientSecretBasic(secret ?? ''));
+      const secret = await registerWebClient(t, 'dpi');
+      config = await discover(t, 'dpi', oidc.ClientSecretBasic(secret));
     });
     afterAll(async () => {
       await restore?.();
       await t?.close();
     });
+
+    /** Opens an authorization request in `agent` and returns the URL of the login page it shows. */
+    async function openLoginPage(agent: BrowserAgent): Promise<URL> {
+      const pending = await authorizationRequest(config, REDIRECT);
+      const { response, url } = await agent.follow(pending.url, t.issuer);
+      expect(response?.status).toBe(200);
+      expect(url.pathname).toMatch(/^\/interaction\/[\w-]+$/);
+      expect(agent.lastHtml).toContain('/identify"');
+      return url;
+    }
 
     it('/healthz answers 200', async () => {
       const response = await fetch(`${t.issuer}/healthz`);
@@ -106,13 +106,33 @@ for (const kind of databasesUnderTest()) {
       expect((await readyz(t)).status).toBe(200);
     });
 
+    // PGlite cannot come back from a closed handle: the recovery is a PostgreSQL requirement only (and
+    // PostgreSQL is mandatory with CI=true). It runs before the outage test below, which leaves the
+    // database unreachable.
+    if (kind === 'postgres') {
+      it('after a PostgreSQL outage, /readyz and the pending login page come back without a restart', async () => {
+        const agent = new BrowserAgent();
+        const loginPage = await openLoginPage(agent);
+
+        restore = await cutPostgres(t);
+        expect((await readyz(t)).status).toBe(503);
+        const down = await agent.request(loginPage, { headers: { accept: 'text/html' } });
+        expect(down.status).toBe(503);
+        expect(await down.text()).toContain(UNAVAILABLE);
+
+        await restore();
+        restore = undefined;
+        await expect.poll(async () => (await readyz(t)).status, { timeout: 10_000, interval: 250 }).toBe(200);
+        // The interaction started before the outage is still there.
+        const again = await agent.request(loginPage);
+        expect(again.status).toBe(200);
+        expect(await again.text()).toContain('/identify"');
+      });
+    }
+
     it('database outage: /readyz answers 503, the login page answers 503 with the French "unavailable" page', async () => {
       const agent = new BrowserAgent();
-      const pending = await authorizationRequest(config, REDIRECT);
-      const { response, url: loginPage } = await agent.follow(pending.url, t.issuer);
-      expect(response?.status).toBe(200);
-      expect(loginPage.pathname).toMatch(/^\/interaction\/[\w-]+$/);
-      expect(agent.lastHtml).toContain('/identify"');
+      const loginPage = await openLoginPage(agent);
 
       restore = await cutDatabase(kind, t);
 
@@ -146,14 +166,6 @@ for (const kind of databasesUnderTest()) {
 
       // The process is still serving.
       expect((await fetch(`${t.issuer}/healthz`)).status).toBe(200);
-
-      if (!restore) return; // PGlite: a closed embedded database does not come back.
-      await restore();
-      restore = undefined;
-      await expect.poll(async () => (await readyz(t)).status, { timeout: 10_000, interval: 250 }).toBe(200);
-      const again = await agent.request(loginPage);
-      expect(again.status).toBe(200);
-      expect(await again.text()).toContain('/identify"');
     });
   });
 }

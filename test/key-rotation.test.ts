@@ -24,7 +24,7 @@ async function codeFlow(
   agent = new BrowserAgent(),
 ) {
   const pending = await authorizationRequest(config, REDIRECT);
-  const { callback } = await browserLogin(agent, pending.url, t.issuer, {
+  const { callback, forms } = await browserLogin(agent, pending.url, t.issuer, {
     username: 'alice',
     password: TEST_PASSWORD,
   });
@@ -34,7 +34,7 @@ async function codeFlow(
     expectedNonce: pending.nonce,
     idTokenExpected: true,
   });
-  return { tokens, idToken: tokens.id_token ?? '' };
+  return { tokens, idToken: tokens.id_token ?? '', forms };
 }
 
 async function publishedKeys(t: Pick<TestServer, 'issuer'>): Promise<JWK[]> {
@@ -118,6 +118,8 @@ for (const kind of databasesUnderTest()) {
 
       // A new authorization in the same browser: the SSO session survived the engine swap.
       const after = await codeFlow(t, config, agent);
+      // No identifier or password asked for (authorizationRequest asks for prompt=consent).
+      expect(after.forms).toEqual(['consent']);
       expect(decodeProtectedHeader(after.idToken)).toMatchObject({ alg: 'ES256', kid: newEc });
       expect(after.tokens.claims()?.sid).toBe(before.tokens.claims()?.sid);
       await jwtVerify(after.idToken, jwks, { issuer: t.issuer, audience: 'dpi' });

@@ -273,6 +273,12 @@ for (const kind of databasesUnderTest()) {
       expect(tokenError.status).toBe(400);
       expectStrictHeaders(tokenError.headers, 'token error');
 
+      // While the interaction is open (afterwards the page would be "interaction expired" instead).
+      const forbidden = await login.agent.postForm(login.url('/identify'), { username: 'x' });
+      expect(forbidden.status).toBe(403);
+      expect(errorText(await forbidden.text())).toBe(escaped(fr['error.csrf']));
+      expectStrictHeaders(forbidden.headers, 'csrf error page');
+
       const { callback } = await browserLogin(login.agent, login.url(''), t.issuer, {
         username: 'alice',
         password: TEST_PASSWORD,
@@ -291,9 +297,6 @@ for (const kind of databasesUnderTest()) {
       expect(token.status).toBe(200);
       expectStrictHeaders(token.headers, 'token success');
       expect(token.headers.get('cache-control')).toBe('no-store');
-
-      const forbidden = await login.agent.postForm(login.url('/identify'), { username: 'x' });
-      expectStrictHeaders(forbidden.headers, 'csrf error page');
     });
 
     it('markup typed as a username is escaped in the rendered pages', async () => {

@@ -63,10 +63,12 @@ for (const kind of databasesUnderTest()) {
 
       const agent = new BrowserAgent();
       const pending = await authorizationRequest(config, REDIRECT);
-      const { callback } = await browserLogin(agent, pending.url, t.issuer, {
+      const { callback, forms } = await browserLogin(agent, pending.url, t.issuer, {
         username: 'alice',
         password: TEST_PASSWORD,
       });
+      // Not a first-party client: the user is asked for consent after the password.
+      expect(forms).toEqual(['identify', 'password', 'consent']);
       expect(callback.origin + callback.pathname).toBe(REDIRECT);
       expect(callback.searchParams.get('iss')).toBe(t.issuer);
 
@@ -155,11 +157,12 @@ for (const kind of databasesUnderTest()) {
         state,
       });
       expect(url.searchParams.get('request_uri')).toMatch(/^urn:ietf:params:oauth:request_uri:/);
-      // First-party client: no consent page.
-      const { callback } = await browserLogin(new BrowserAgent(), url, t.issuer, {
+      const { callback, forms } = await browserLogin(new BrowserAgent(), url, t.issuer, {
         username: 'alice',
         password: TEST_PASSWORD,
       });
+      // First-party client: no consent page.
+      expect(forms).toEqual(['identify', 'password']);
       const tokens = await oidc.authorizationCodeGrant(config, callback, {
         pkceCodeVerifier: verifier,
         expectedState: state,

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrowserAgent, browserLogin } from './helpers/browser-agent.ts';
 import {
   authorizationRequest,
+  authUrl,
   basicAuthorization,
   createUser,
   discover,
@@ -11,21 +12,13 @@ import {
   rawPost,
   registerPublicClient,
   registerWebClient,
+  S256_CHALLENGE,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const ALICE = { username: 'alice', password: TEST_PASSWORD };
-
-/** Builds a raw /auth URL (no client library: the point is to send what a client library would refuse). */
-function authUrl(t: TestServer, params: Record<string, string>): URL {
-  const url = new URL('/auth', t.issuer);
-  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
-  return url;
-}
-
-const S256_CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
 
 for (const kind of databasesUnderTest()) {
   describe(`protocol errors and refusals [${kind}]`, () => {

@@ -57,18 +57,25 @@ for (const kind of databasesUnderTest()) {
 
     it('prompt=login and max_age=0 ask for the password again and move auth_time', async () => {
       const variants: Record<string, string>[] = [{ prompt: 'login' }, { max_age: '0', prompt: '' }];
+      let previousAuthTime = firstAuthTime;
       for (const extra of variants) {
+        const label = JSON.stringify(extra);
+        // auth_time has a one-second resolution.
         await new Promise((resolve) => setTimeout(resolve, 1100));
         const pending = await authorizationRequest(config, REDIRECT, extra);
         const first = await agent.follow(pending.url, t.issuer);
-        expect(first.response?.status).toBe(200);
-        expect(agent.lastHtml).toContain('/identify"');
-        const { callback } = await browserLogin(agent, pending.url, t.issuer, {
+        expect(first.response?.status, label).toBe(200);
+        expect(agent.lastHtml, label).toContain('/identify"');
+        // The sign-in goes on from the page just shown, in the browser holding the session.
+        const { callback, forms } = await browserLogin(agent, first.url, t.issuer, {
           username: 'alice',
           password: TEST_PASSWORD,
         });
-        const claims = await exchange(pending, callback);
-        expect(Number(claims?.auth_time)).toBeGreaterThan(firstAuthTime);
+        expect(forms, label).toEqual(['identify', 'password']);
+        const authTime = Number((await exchange(pending, callback))?.auth_time);
+        // Later than the previous sign-in, not only the first one: each variant authenticated anew.
+        expect(authTime, label).toBeGreaterThan(previousAuthTime);
+        previousAuthTime = authTime;
       }
     });
 

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, LogEvent } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { connectDatabase, type DatabaseHandle } from '../src/db/connect.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
@@ -81,15 +81,30 @@ async function remaining(db: Kysely<Database>) {
 
 const live = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`).sort();
 
+/** The table of each DELETE statement sent to the database, in order. */
+const deletes: string[] = [];
+function recordDelete(event: LogEvent): void {
+  const table = /\bdelete from "(\w+)"/i.exec(event.query.sql)?.[1];
+  if (table) deletes.push(table);
+}
+const statementsPerTable = () =>
+  Object.fromEntries(
+    ['oidc_payload', 'interaction_state', 'rate_limit'].map((table) => [
+      table,
+      deletes.filter((d) => d === table).length,
+    ]),
+  );
+
 for (const kind of databasesUnderTest()) {
   describe(`purge of expired rows [${kind}]`, () => {
     let database: TestDatabase;
     let handle: DatabaseHandle;
     beforeAll(async () => {
       database = await createTestDatabase(kind);
-      handle = await connectDatabase({
-        database: { url: database.url, dataDir: database.dataDir, poolSize: 2 },
-      });
+      handle = await connectDatabase(
+        { database: { url: database.url, dataDir: database.dataDir, poolSize: 2 } },
+        { onQuery: recordDelete },
+      );
       await migrateToLatest(handle.db);
     });
     afterAll(async () => {
@@ -100,6 +115,7 @@ for (const kind of databasesUnderTest()) {
       for (const table of ['oidc_payload', 'interaction_state', 'rate_limit'] as const) {
         await handle.db.deleteFrom(table).execute();
       }
+      deletes.length = 0;
     });
 
     it('deletes every expired row in batches of 2 and keeps the others', async () => {
@@ -111,6 +127,8 @@ for (const kind of databasesUnderTest()) {
       );
       const { deleted } = await purgeExpired(handle.db, 2);
       expect(deleted).toBe(10);
+      // One statement per batch, until a batch comes back short.
+      expect(statementsPerTable()).toEqual({ oidc_payload: 3, interaction_state: 3, rate_limit: 1 });
       expect(await remaining(handle.db)).toEqual({
         oidc_payload: [...live('live', 3), 'no-expiry'].sort(),
         interaction_state: live('live', 2),
@@ -123,6 +141,7 @@ for (const kind of databasesUnderTest()) {
     it('many more expired rows than the batch size are all purged', async () => {
       await seed(handle.db, { oidc_payload: 23, interaction_state: 7, rate_limit: 11 }, { oidc_payload: 1 });
       expect((await purgeExpired(handle.db, 2)).deleted).toBe(41);
+      expect(statementsPerTable()).toEqual({ oidc_payload: 12, interaction_state: 4, rate_limit: 6 });
       expect(await remaining(handle.db)).toEqual({
         oidc_payload: ['live-0', 'no-expiry'],
         interaction_state: [],

@@ -71,14 +71,20 @@ export function formAction(html: string, contains: string): string {
   return match[1];
 }
 
+/** A form of Passerelle's login pages. */
+export type LoginForm = 'identify' | 'password' | 'consent';
+
 export interface LoginResult {
   /** The URL Passerelle redirected the browser to (the client's redirect_uri with code, state, iss). */
   callback: URL;
+  /** The forms shown and filled on the way, in order (empty when the session alone sufficed). */
+  forms: LoginForm[];
 }
 
 /**
  * Drives a login from an authorization URL: identify → password → consent if shown.
- * Returns the callback URL at the relying party.
+ * Returns the callback URL at the relying party and the forms that were shown, so that a test can
+ * assert which steps Passerelle asked for (it fills whatever appears).
  */
 export async function browserLogin(
   agent: BrowserAgent,
@@ -87,23 +93,27 @@ export async function browserLogin(
   credentials: { username: string; password: string },
 ): Promise<LoginResult> {
   let step = await agent.follow(authorizationUrl, issuer);
+  const forms: LoginForm[] = [];
   for (let i = 0; i < 5; i++) {
-    if (!step.response) return { callback: step.url };
+    if (!step.response) return { callback: step.url, forms };
     const html = agent.lastHtml;
     const csrf = formField(html, 'csrf') ?? '';
     let next: Response;
     if (html.includes('/identify"')) {
+      forms.push('identify');
       next = await agent.postForm(new URL(formAction(html, '/identify'), issuer), {
         csrf,
         username: credentials.username,
       });
     } else if (html.includes('/method/password"')) {
+      forms.push('password');
       next = await agent.postForm(new URL(formAction(html, '/method/password'), issuer), {
         csrf,
         username: credentials.username,
         password: credentials.password,
       });
     } else if (html.includes('/consent"')) {
+      forms.push('consent');
       next = await agent.postForm(new URL(formAction(html, '/consent'), issuer), { csrf });
     } else {
       throw new Error(`unexpected page (status ${step.response.status}):\n${html.slice(0, 3000)}`);

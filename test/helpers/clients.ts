@@ -109,6 +109,16 @@ export async function authorizationRequest(
   return { url, verifier, state, nonce };
 }
 
+/** A valid S256 code_challenge (RFC 7636 appendix B), for requests that never redeem their code. */
+export const S256_CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+
+/** A raw /auth URL (no client library: the point is to send what a client library would refuse). */
+export function authUrl(t: Pick<TestServer, 'issuer'>, params: Record<string, string>): URL {
+  const url = new URL('/auth', t.issuer);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return url;
+}
+
 /** `Authorization: Basic …` for client_secret_basic (RFC 6749 §2.3.1: form-encode, then base64). */
 export function basicAuthorization(clientId: string, secret: string): string {
   const encode = (v: string) => encodeURIComponent(v).replace(/%20/g, '+');

@@ -19,6 +19,23 @@ export function adminUrl(): string {
   return url;
 }
 
+/**
+ * Runs one statement on a connection of its own and returns its rows: on TEST_DATABASE_URL (the server's
+ * administration database) unless `url` names another database.
+ */
+export async function queryOnce<Row = Record<string, unknown>>(
+  text: string,
+  url: string = adminUrl(),
+): Promise<Row[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text)).rows as Row[];
+  } finally {
+    await client.end();
+  }
+}
+
 export interface TestDatabase {
   /** Value for database.url (undefined for PGlite). */
   url: string | undefined;
@@ -37,26 +54,14 @@ export async function createTestDatabase(
   if (kind === 'pglite') return { url: undefined, dataDir: 'memory://', drop: async () => {} };
   const admin = options.admin ?? adminUrl();
   const name = `${options.prefix ?? 'passerelle_test'}_${randomBytes(6).toString('hex')}`;
-  const client = new pg.Client({ connectionString: admin });
-  await client.connect();
-  try {
-    await client.query(`create database ${name}`);
-  } finally {
-    await client.end();
-  }
+  await queryOnce(`create database ${name}`, admin);
   const url = new URL(admin);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
     dataDir: 'memory://',
     async drop() {
-      const c = new pg.Client({ connectionString: admin });
-      await c.connect();
-      try {
-        await c.query(`drop database if exists ${name} with (force)`);
-      } finally {
-        await c.end();
-      }
+      await queryOnce(`drop database if exists ${name} with (force)`, admin);
     },
   };
 }
