@@ -6,13 +6,13 @@ import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const SECRET_A = 'a'.repeat(40);
 const SECRET_B = 'b'.repeat(40);
-const declared = (clientId: string, clientSecret: string) =>
-  declaredClientSchema.parse({
-    clientId,
-    clientSecret,
-    redirectUris: [`https://${clientId}.hopital.test/cb`],
-    grantTypes: ['client_credentials'],
-  });
+/** A back-end service as an operator would declare it in the configuration file. */
+const declaredService = (clientId: string, clientSecret: string) => ({
+  clientId,
+  clientSecret,
+  redirectUris: [`https://${clientId}.hopital.test/cb`],
+  grantTypes: ['client_credentials'],
+});
 
 for (const kind of databasesUnderTest()) {
   describe(`clients declared in the configuration file [${kind}]`, () => {
@@ -21,20 +21,7 @@ for (const kind of databasesUnderTest()) {
     beforeAll(async () => {
       t = await startTestServer(kind, {
         config: {
-          clients: [
-            {
-              clientId: 'batch-a',
-              clientSecret: SECRET_A,
-              redirectUris: ['https://a.test/cb'],
-              grantTypes: ['client_credentials'],
-            },
-            {
-              clientId: 'batch-b',
-              clientSecret: SECRET_B,
-              redirectUris: ['https://b.test/cb'],
-              grantTypes: ['client_credentials'],
-            },
-          ],
+          clients: [declaredService('batch-a', SECRET_A), declaredService('batch-b', SECRET_B)],
         },
       });
     });
@@ -76,7 +63,10 @@ for (const kind of databasesUnderTest()) {
       expect(await active()).toBe(true);
 
       // batch-b leaves the file: at the next sync it is removed and its tokens stop working.
-      await clients.syncDeclared([declared('batch-a', SECRET_A)], validateClient);
+      await clients.syncDeclared(
+        [declaredClientSchema.parse(declaredService('batch-a', SECRET_A))],
+        validateClient,
+      );
       expect((await clients.list()).map((c) => c.clientId).sort()).toEqual(['api', 'batch-a', 'from-cli']);
       expect(await active()).toBe(false);
       expect((await ccToken('batch-b', SECRET_B)).status).toBe(401);
