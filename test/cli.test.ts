@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrations } from '../migrations/index.ts';
 import { type CliResult, cleanEnv, runCli } from './helpers/cli.ts';
 import { TEST_PASSWORD } from './helpers/clients.ts';
 import { createTestDatabase, databasesUnderTest, queryOnce, type TestDatabase } from './helpers/databases.ts';
@@ -86,10 +87,12 @@ describe('passerelle CLI administration on an embedded PGlite data directory', {
   let secret = '';
   let initialKeys: { kid: string; family: string; state: string }[] = [];
 
-  it('migrate applies 0001_initial', async () => {
+  const migrationNames = Object.keys(migrations);
+
+  it('migrate applies every migration, in order', async () => {
     const result = await cli(['migrate']);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toBe('applied 0001_initial\n');
+    expect(result.stdout).toBe(migrationNames.map((name) => `applied ${name}\n`).join(''));
   });
 
   it('users add reads the password from standard input', async () => {
@@ -202,10 +205,12 @@ describe('passerelle CLI administration on an embedded PGlite data directory', {
     ).toEqual(['EC-P256', 'RSA-3072']);
   });
 
-  it('migrate status lists 0001_initial as applied', async () => {
+  it('migrate status lists every migration as applied', async () => {
     const result = await cli(['migrate', 'status']);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/^0001_initial\tapplied \d{4}-\d\d-\d\dT[\d:.]+Z\n$/);
+    const lines = result.stdout.trimEnd().split('\n');
+    expect(lines.map((line) => line.split('\t')[0])).toEqual(migrationNames);
+    for (const line of lines) expect(line).toMatch(/^\w+\tapplied \d{4}-\d\d-\d\dT[\d:.]+Z$/);
   });
 });
 

@@ -92,6 +92,8 @@ for (const kind of databasesUnderTest()) {
         [
           'account',
           'app_secret',
+          'audit_event',
+          'auth_session',
           'interaction_state',
           'oidc_client',
           'oidc_payload',

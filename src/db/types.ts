@@ -73,6 +73,44 @@ export interface RateLimitTable {
   expires_at: Timestamp;
 }
 
+export interface CompletedMethod {
+  method: string;
+  amr: string[];
+  phishingResistant: boolean;
+  /** Epoch seconds. */
+  at: number;
+}
+
+export interface AuthSessionTable {
+  session_uid: string;
+  account_id: string;
+  methods: Json<CompletedMethod[]>;
+  profile: 'standard' | 'shared';
+  started_at: CreatedAt;
+  last_active_at: Generated<Timestamp>;
+  expires_at: Timestamp;
+}
+
+export interface AuditEventTable {
+  seq: Generated<string>;
+  at: CreatedAt;
+  type: string;
+  outcome: 'success' | 'failure';
+  account_id: string | null;
+  client_id: string | null;
+  session_id: string | null;
+  interaction_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  method: string | null;
+  amr: Json<string[]> | null;
+  acr: string | null;
+  reason: string | null;
+  request_id: string | null;
+  instance_id: string;
+  detail: Json<Record<string, unknown>> | null;
+}
+
 export interface Database {
   oidc_payload: OidcPayloadTable;
   signing_key: SigningKeyTable;
@@ -82,4 +120,6 @@ export interface Database {
   password_credential: PasswordCredentialTable;
   interaction_state: InteractionStateTable;
   rate_limit: RateLimitTable;
+  auth_session: AuthSessionTable;
+  audit_event: AuditEventTable;
 }

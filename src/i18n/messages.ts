@@ -27,6 +27,26 @@ export const messages = {
       'Ce compte est désactivé. Contactez le support informatique de l’établissement.',
     'error.service_unavailable':
       'Le service de connexion est momentanément indisponible. Réessayez dans quelques instants.',
+    'error.password_expired':
+      'Votre mot de passe a expiré. Changez-le depuis un poste de l’établissement (Ctrl+Alt+Suppr) ou appelez le support informatique.',
+    'error.password_must_change':
+      'Vous devez changer votre mot de passe avant de vous connecter. Changez-le depuis un poste de l’établissement ou appelez le support informatique.',
+    'error.authenticator_not_allowed':
+      'Ce modèle de clé de sécurité n’est pas autorisé par l’établissement. Utilisez une clé fournie par le support informatique.',
+    'error.ceremony_failed':
+      'La clé de sécurité n’a pas pu être vérifiée. Réessayez en saisissant le code PIN de la clé.',
+    'error.certificate_rejected':
+      'Le certificat de votre carte n’est pas accepté (carte expirée, révoquée ou non reconnue). Contactez le support informatique.',
+    'error.certificate_missing':
+      'Aucune carte n’a été détectée. Insérez votre carte CPS dans le lecteur, puis réessayez.',
+    'error.card_not_linked':
+      'Votre carte est valide mais n’est associée à aucun compte de l’établissement. Contactez le support informatique.',
+    'error.account_mismatch':
+      'Ce moyen d’authentification appartient à un autre compte que celui de votre session.',
+    'method.password': 'Mot de passe local',
+    'method.ldap': 'Mot de passe de l’établissement',
+    'method.webauthn': 'Clé de sécurité FIDO2',
+    'method.smartcard': 'Carte CPS',
     'error.invalid_form': 'Le formulaire est incomplet ou invalide.',
     'error.csrf': 'La page a expiré ou la requête ne provient pas de Passerelle. Recommencez la connexion.',
     'error.interaction_expired':
@@ -78,6 +98,25 @@ export const messages = {
     'error.account_disabled': 'This account is disabled. Contact the IT support of the establishment.',
     'error.service_unavailable':
       'The sign-in service is temporarily unavailable. Try again in a few moments.',
+    'error.password_expired':
+      'Your password has expired. Change it from a workstation of the establishment (Ctrl+Alt+Del) or call the IT support.',
+    'error.password_must_change':
+      'You must change your password before signing in. Change it from a workstation of the establishment or call the IT support.',
+    'error.authenticator_not_allowed':
+      'This security key model is not allowed by the establishment. Use a key provided by the IT support.',
+    'error.ceremony_failed':
+      'The security key could not be verified. Try again and enter the PIN of the key.',
+    'error.certificate_rejected':
+      'The certificate of your card is not accepted (expired, revoked or unknown card). Contact the IT support.',
+    'error.certificate_missing': 'No card was detected. Insert your CPS card in the reader and try again.',
+    'error.card_not_linked':
+      'Your card is valid but is not linked to any account of the establishment. Contact the IT support.',
+    'error.account_mismatch':
+      'This authentication means belongs to another account than the one of your session.',
+    'method.password': 'Local password',
+    'method.ldap': 'Establishment password',
+    'method.webauthn': 'FIDO2 security key',
+    'method.smartcard': 'CPS card',
     'error.invalid_form': 'The form is incomplete or invalid.',
     'error.csrf': 'The page expired or the request did not come from Passerelle. Start signing in again.',
     'error.interaction_expired': 'Your sign-in request expired. Go back to the application and start again.',

@@ -24,18 +24,19 @@ export interface InteractionDeps {
 
 const identifySchema = z.object({ username: z.string().trim().min(1).max(128) });
 
-const FAILURE_MESSAGES: Record<AuthFailureCode, MessageId> = {
-  invalid_credentials: 'error.invalid_credentials',
-  rate_limited: 'error.rate_limited',
-  account_disabled: 'error.account_disabled',
-  service_unavailable: 'error.service_unavailable',
-};
-
 const FAILURE_STATUS: Record<AuthFailureCode, number> = {
   invalid_credentials: 401,
   rate_limited: 429,
   account_disabled: 403,
   service_unavailable: 503,
+  password_expired: 403,
+  password_must_change: 403,
+  authenticator_not_allowed: 403,
+  ceremony_failed: 401,
+  certificate_rejected: 403,
+  certificate_missing: 401,
+  card_not_linked: 403,
+  account_mismatch: 403,
 };
 
 type Details = Awaited<ReturnType<ProviderHost['provider']['interactionDetails']>>;
@@ -197,7 +198,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       ip: ctx.ip,
       userAgent: ctx.get('user-agent'),
       interactionUid: details.uid,
+      requestId: ctx.state.requestId as string,
+      locale: locale(ctx, details),
       username: state.username,
+      accountId: undefined,
+      clientCertificate: undefined,
     };
     let outcome: Awaited<ReturnType<AuthMethod['authenticate']>>;
     try {
@@ -207,7 +212,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         { err, requestId: ctx.state.requestId, method: method.id },
         'authentication method failed',
       );
-      outcome = { kind: 'failure', code: 'service_unavailable' };
+      outcome = { kind: 'failure', code: 'service_unavailable', reason: 'method_error' };
     }
     if (outcome.kind === 'failure') {
       deps.logger.info(
@@ -217,7 +222,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       const minutes = Math.ceil((outcome.retryAfterSeconds ?? 60) / 60);
       if (outcome.retryAfterSeconds) ctx.set('retry-after', String(outcome.retryAfterSeconds));
       return renderLogin(ctx, details, {
-        error: t(FAILURE_MESSAGES[outcome.code], { minutes }),
+        error: t(`error.${outcome.code}`, { minutes }),
         status: FAILURE_STATUS[outcome.code],
       });
     }

@@ -1,37 +1,108 @@
 import type { z } from 'zod';
 
-/** Internal reason codes; the user sees a translated, non-enumerating message for each. */
+/**
+ * Reason codes shown to the user (each maps to one translated message). Codes that could reveal
+ * whether an account exists are only returned after the credential itself was proven.
+ */
 export type AuthFailureCode =
+  /** Unknown user, wrong password, bad signature…: one message for all. */
   | 'invalid_credentials'
   | 'rate_limited'
+  /** Disabled or locked account, reported only after a valid credential. */
   | 'account_disabled'
-  | 'service_unavailable';
+  /** A dependency (directory, database) is down. */
+  | 'service_unavailable'
+  /** Directory password expired (AD 532, 701): reported only after the right password. */
+  | 'password_expired'
+  /** Directory password must be changed (AD 773): reported only after the right password. */
+  | 'password_must_change'
+  /** A security key outside the attestation policy. */
+  | 'authenticator_not_allowed'
+  /** The WebAuthn ceremony did not complete (cancelled, wrong origin, no user verification…). */
+  | 'ceremony_failed'
+  /** The card certificate is not acceptable (expired, revoked, wrong CA, wrong usage). */
+  | 'certificate_rejected'
+  /** No client certificate reached Passerelle. */
+  | 'certificate_missing'
+  /** A valid card that no account is linked to. */
+  | 'card_not_linked'
+  /** A step-up proved a different account than the one of the session. */
+  | 'account_mismatch';
+
+/** A national identifier proven by the method (CPS card), recorded as an RPPS link proof. */
+export interface ProvenNationalId {
+  idNat: string;
+  source: 'cps-certificate';
+}
 
 export type AuthOutcome =
-  | { kind: 'success'; accountId: string; amr: readonly string[] }
-  | { kind: 'failure'; code: AuthFailureCode; retryAfterSeconds?: number };
+  | {
+      kind: 'success';
+      accountId: string;
+      /** RFC 8176 values for this method as it actually ran (e.g. `pin` vs `user` for a key). */
+      amr: readonly string[];
+      /** Internal detail for the audit trail (e.g. credential id, certificate serial); no secrets. */
+      detail?: Record<string, string | number | boolean>;
+      nationalId?: ProvenNationalId;
+    }
+  | {
+      kind: 'failure';
+      code: AuthFailureCode;
+      /** Internal reason code for the audit trail, e.g. `unknown_user`, `ad_52e`, `counter_regression`. */
+      reason: string;
+      /** The account concerned, when known (audit only, never shown). */
+      accountId?: string;
+      retryAfterSeconds?: number;
+    };
+
+/** A client certificate as received: from this process's own TLS listener or from a trusted proxy. */
+export interface PresentedCertificate {
+  /** DER bytes of the leaf, then any chain the peer sent. */
+  chain: readonly Buffer[];
+  source: 'tls' | 'proxy';
+}
 
 /** What a method knows about the request; never the raw HTTP objects. */
 export interface MethodContext {
   ip: string;
   userAgent: string;
   interactionUid: string;
-  /** The identifier typed at the identify step, if the method needs one. */
+  requestId: string;
+  locale: 'fr' | 'en';
+  /** The identifier typed at the identify step, if any. */
   username: string | undefined;
+  /**
+   * The account already established in this login (session being stepped up, or an earlier step).
+   * A method that proves another account must fail with `account_mismatch`.
+   */
+  accountId: string | undefined;
+  clientCertificate: PresentedCertificate | undefined;
 }
 
 /**
- * One authentication method (password, LDAP, WebAuthn, smart card, PSC…). Each validates its own
- * payload with its own schema and reports RFC 8176 amr values on success.
+ * One authentication method (local password, LDAP, WebAuthn, smart card…). Each validates its own
+ * payload with its own schema and reports RFC 8176 amr values; the interaction layer does the HTTP,
+ * CSRF, throttling and auditing around it.
  */
 export interface AuthMethod<Input = unknown> {
   readonly id: string;
-  /** RFC 8176 values reported on success. */
+  /** Message id of its label on the login pages (src/i18n/messages.ts). */
+  readonly label: string;
+  /** Nominal RFC 8176 values (what a success usually reports), used to plan step-up. */
   readonly amr: readonly string[];
-  /** Whether the method needs the identify step first. */
+  /** Resistant to phishing (origin-bound: WebAuthn, TLS client certificate). */
+  readonly phishingResistant: boolean;
+  /** Whether the identify step (username) must come first. */
   readonly needsUsername: boolean;
   readonly input: z.ZodType<Input>;
-  /** The view rendering the method's form. */
+  /** The view rendering the method's form (views/<view>.eta). */
   readonly view: string;
+  /**
+   * Origin that must receive the method's form when it is not the issuer's (the smart card
+   * listener). The interaction state is in the database, so any instance on any origin can take it.
+   */
+  readonly formOrigin?: string;
+  /** Extra data for the view, computed when it is shown (e.g. WebAuthn options with a fresh challenge). */
+  prepare?(context: MethodContext): Promise<Record<string, unknown>>;
   authenticate(input: Input, context: MethodContext): Promise<AuthOutcome>;
 }

@@ -18,7 +18,9 @@ export interface PasswordMethodDeps {
 export function passwordMethod(deps: PasswordMethodDeps): AuthMethod<PasswordInput> {
   return {
     id: 'password',
+    label: 'method.password',
     amr: ['pwd'],
+    phishingResistant: false,
     needsUsername: true,
     input,
     view: 'method-password',
@@ -32,7 +34,12 @@ export function passwordMethod(deps: PasswordMethodDeps): AuthMethod<PasswordInp
       ]);
       const blocked = states.find((state) => state.blocked);
       if (blocked)
-        return { kind: 'failure', code: 'rate_limited', retryAfterSeconds: blocked.retryAfterSeconds };
+        return {
+          kind: 'failure',
+          code: 'rate_limited',
+          reason: 'throttled',
+          retryAfterSeconds: blocked.retryAfterSeconds,
+        };
       const accountFailures = states[0]?.hits ?? 0;
 
       const found = username ? await deps.accounts.findPasswordHash(username) : undefined;
@@ -42,10 +49,15 @@ export function passwordMethod(deps: PasswordMethodDeps): AuthMethod<PasswordInp
       if (!found || !valid) {
         await deps.limiter.hit(accountKey, deps.perAccount);
         await deps.limiter.hit(ipKey, deps.perIp);
-        return { kind: 'failure', code: 'invalid_credentials' };
+        return {
+          kind: 'failure',
+          code: 'invalid_credentials',
+          reason: found ? 'wrong_password' : 'unknown_user',
+        };
       }
       // A disabled account is reported only after the right password: no enumeration.
-      if (found.account.disabledAt) return { kind: 'failure', code: 'account_disabled' };
+      if (found.account.disabledAt)
+        return { kind: 'failure', code: 'account_disabled', reason: 'disabled', accountId: found.account.id };
       // Clear the account's failures, if any were counted: no write on the usual, failure-free login.
       if (accountFailures > 0) await deps.limiter.reset(accountKey);
       return { kind: 'success', accountId: found.account.id, amr: ['pwd'] };

@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Database } from '../db/types.ts';
+
+/** One security-relevant act. Never a password, secret, code or token value. */
+export interface AuditEvent {
+  /** Dotted type, e.g. `auth.attempt`, `webauthn.enrolled`, `webauthn.revoked`, `auth.locked`. */
+  type: string;
+  outcome: 'success' | 'failure';
+  accountId?: string;
+  clientId?: string;
+  sessionId?: string;
+  interactionId?: string;
+  ip?: string;
+  userAgent?: string;
+  method?: string;
+  amr?: readonly string[];
+  acr?: string;
+  /** Internal reason code on failure. */
+  reason?: string;
+  requestId?: string;
+  /** Other facts (credential id, certificate serial, counts…). */
+  detail?: Record<string, unknown>;
+}
+
+/** The one place every security event goes through (the traceability issue makes it tamper evident). */
+export class AuditTrail {
+  readonly #db: Kysely<Database>;
+  readonly #logger: Logger;
+  readonly instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+
+  constructor(db: Kysely<Database>, logger: Logger) {
+    this.#db = db;
+    this.#logger = logger;
+  }
+
+  /** Appends the event; throws when it cannot be written (the caller fails closed). */
+  async record(event: AuditEvent): Promise<void> {
+    await this.#db
+      .insertInto('audit_event')
+      .values({
+        type: event.type,
+        outcome: event.outcome,
+        account_id: event.accountId ?? null,
+        client_id: event.clientId ?? null,
+        session_id: event.sessionId ?? null,
+        interaction_id: event.interactionId ?? null,
+        ip: event.ip ?? null,
+        user_agent: event.userAgent?.slice(0, 512) ?? null,
+        method: event.method ?? null,
+        amr: event.amr ? JSON.stringify(event.amr) : null,
+        acr: event.acr ?? null,
+        reason: event.reason ?? null,
+        request_id: event.requestId ?? null,
+        instance_id: this.instanceId,
+        detail: event.detail ? JSON.stringify(event.detail) : null,
+      })
+      .execute();
+    const { userAgent: _ua, detail: _detail, ...summary } = event;
+    this.#logger.info(summary, 'audit');
+  }
+}
