@@ -251,7 +251,7 @@ for (const kind of databasesUnderTest()) {
 
       // The choice holds for the whole interaction, error messages included.
       const failed = await submitPassword('bob', 'not the password', { ui_locales: 'en' });
-      expect(failed.passwordPage).toContain(`>${en['login.password']}</label>`);
+      expect(failed.passwordPage).toContain(`>${en['method.password']}</label>`);
       expect(errorText(failed.html)).toBe(escaped(en['error.invalid_credentials']));
     });
 

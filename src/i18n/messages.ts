@@ -13,6 +13,9 @@ export const messages = {
     'login.signin': 'Se connecter',
     'login.change_user': 'Changer d’identifiant',
     'login.cancel': 'Annuler',
+    'login.other_methods': 'Autres moyens de connexion',
+    'login.step_up.lead':
+      'Cette application demande un niveau de sécurité plus élevé : confirmez votre identité avec un second moyen.',
     'consent.title': 'Autorisation',
     'consent.lead': '{client} demande l’accès aux informations suivantes :',
     'consent.allow': 'Autoriser',
@@ -85,6 +88,9 @@ export const messages = {
     'login.signin': 'Sign in',
     'login.change_user': 'Use another username',
     'login.cancel': 'Cancel',
+    'login.other_methods': 'Other ways to sign in',
+    'login.step_up.lead':
+      'This application needs a higher security level: confirm your identity with a second means.',
     'consent.title': 'Authorisation',
     'consent.lead': '{client} asks for access to:',
     'consent.allow': 'Allow',

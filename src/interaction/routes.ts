@@ -130,6 +130,8 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       clientName: await clientName(details),
       username: prefill,
       error: extra.error,
+      formAction: method ? `/interaction/${details.uid}/method/${method.id}` : undefined,
+      methodLabel: method?.label,
     });
   };
 
