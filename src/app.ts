@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import { AccountStore } from './accounts/store.ts';
+import { AuditTrail } from './audit/trail.ts';
 import type { Config } from './config/schema.ts';
 import { Sealer } from './crypto/sealer.ts';
 import { type ConnectOptions, connectDatabase, type DatabaseHandle } from './db/connect.ts';
@@ -16,12 +17,15 @@ import { CsrfTokens } from './interaction/form.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { InteractionStates } from './interaction/state.ts';
 import { passwordMethod } from './methods/password/index.ts';
+import { type AuthMethod, registered } from './methods/types.ts';
 import { clientAuthLimitKey, createAdapterClass, purgeExpired } from './oidc/adapter.ts';
 import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './oidc/clients.ts';
 import { ProviderHost } from './oidc/host.ts';
 import { ensureCookieKeys, ensureSigningKeys, keySetFingerprint, loadKeySet } from './oidc/keys.ts';
 import { buildProvider } from './oidc/provider.ts';
 import { RateLimiter } from './ratelimit/limiter.ts';
+import { CredentialThrottle } from './ratelimit/throttle.ts';
+import { AuthSessions } from './sessions/auth-sessions.ts';
 
 export interface Services {
   config: Config;
@@ -32,6 +36,8 @@ export interface Services {
   clients: ClientRegistry;
   host: ProviderHost;
   limiter: RateLimiter;
+  sessions: AuthSessions;
+  audit: AuditTrail;
   views: Views;
   /** Cookie-signing keys shared by all instances (also the CSRF and demo cookie keys). */
   cookieKeys: string[];
@@ -54,6 +60,8 @@ export async function openServices(
     const accounts = new AccountStore(database.db);
     const clients = new ClientRegistry(database.db, sealer);
     const limiter = new RateLimiter(database.db);
+    const sessions = new AuthSessions(database.db, config.sessions);
+    const audit = new AuditTrail(database.db, logger);
     const views = new Views();
     const host = await ProviderHost.create({
       build: (keySet) =>
@@ -65,6 +73,7 @@ export async function openServices(
           accounts,
           views,
           logger,
+          sessions,
           onClientAuthFailure: async (ip) => {
             await limiter.hit(clientAuthLimitKey(ip), config.rateLimits.clientAuthPerIp);
           },
@@ -91,6 +100,8 @@ export async function openServices(
       clients,
       host,
       limiter,
+      sessions,
+      audit,
       views,
       cookieKeys,
       validateClient,
@@ -116,7 +127,7 @@ export async function createPasserelle(
   options: ConnectOptions = {},
 ): Promise<Passerelle> {
   const services = await openServices(config, logger, options);
-  const { database, accounts, clients, host, views, cookieKeys, limiter } = services;
+  const { database, accounts, clients, host, views, cookieKeys, limiter, sessions, audit } = services;
   const db = database.db;
 
   await clients.syncDeclared(config.clients, services.validateClient);
@@ -128,14 +139,7 @@ export async function createPasserelle(
     if (disabled) logger.warn({ count: disabled }, 'demo accounts disabled (demo mode is off)');
   }
 
-  const methods = [
-    passwordMethod({
-      accounts,
-      limiter,
-      perAccount: config.rateLimits.passwordPerAccount,
-      perIp: config.rateLimits.passwordPerIp,
-    }),
-  ];
+  const methods: AuthMethod[] = [registered(passwordMethod(accounts))];
   let shuttingDown = false;
 
   // Behind the reverse proxy, the client address is the last X-Forwarded-For entry (the one the proxy
@@ -163,7 +167,11 @@ export async function createPasserelle(
     views,
     csrf: new CsrfTokens(cookieKeys[0] ?? '', config.issuer),
     states: new InteractionStates(db, config.tokens.interactionTtl),
+    sessions,
+    accounts,
     methods,
+    attempts: { accounts, audit, throttle: new CredentialThrottle(db, limiter, config.throttle), logger },
+    clientCertificate: () => undefined,
     logger,
   });
   app.use(interactions.routes());
