@@ -3,6 +3,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../src/db/types.ts';
 import { messages } from '../src/i18n/messages.ts';
+import { purgeExpired } from '../src/oidc/adapter.ts';
 import { BrowserAgent, browserLogin, formAction, formField } from './helpers/browser-agent.ts';
 import {
   authorizationRequest,
@@ -253,6 +254,14 @@ for (const kind of databasesUnderTest()) {
       await sql`update auth_session set expires_at = now() - interval '1 second'
                 where session_uid = ${session.session_uid}`.execute(h.db);
       expect((await silent()).searchParams.get('error')).toBe('login_required');
+      // The purge removes ended sessions.
+      await purgeExpired(h.db, 100);
+      const left = await h.db
+        .selectFrom('auth_session')
+        .select('session_uid')
+        .where('session_uid', '=', session.session_uid)
+        .execute();
+      expect(left).toEqual([]);
     });
 
     it('a client that needs more than any configured method provides gets a clear refusal', async () => {
