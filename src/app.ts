@@ -38,6 +38,7 @@ export interface Services {
   limiter: RateLimiter;
   sessions: AuthSessions;
   audit: AuditTrail;
+  throttle: CredentialThrottle;
   views: Views;
   /** Cookie-signing keys shared by all instances (also the CSRF and demo cookie keys). */
   cookieKeys: string[];
@@ -62,6 +63,7 @@ export async function openServices(
     const limiter = new RateLimiter(database.db);
     const sessions = new AuthSessions(database.db, config.sessions);
     const audit = new AuditTrail(database.db, logger);
+    const throttle = new CredentialThrottle(database.db, limiter, config.throttle);
     const views = new Views();
     const host = await ProviderHost.create({
       build: (keySet) =>
@@ -102,6 +104,7 @@ export async function openServices(
       limiter,
       sessions,
       audit,
+      throttle,
       views,
       cookieKeys,
       validateClient,
@@ -127,7 +130,7 @@ export async function createPasserelle(
   options: ConnectOptions = {},
 ): Promise<Passerelle> {
   const services = await openServices(config, logger, options);
-  const { database, accounts, clients, host, views, cookieKeys, limiter, sessions, audit } = services;
+  const { database, accounts, clients, host, views, cookieKeys, sessions, audit, throttle } = services;
   const db = database.db;
 
   await clients.syncDeclared(config.clients, services.validateClient);
@@ -170,7 +173,7 @@ export async function createPasserelle(
     sessions,
     accounts,
     methods,
-    attempts: { accounts, audit, throttle: new CredentialThrottle(db, limiter, config.throttle), logger },
+    attempts: { accounts, audit, throttle, logger },
     clientCertificate: () => undefined,
     logger,
   });

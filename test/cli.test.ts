@@ -252,5 +252,26 @@ if (databasesUnderTest().includes('postgres')) {
         await queryOnce('select family from signing_key where retired_at is null order by 1', database.url),
       ).toEqual([{ family: 'EC-P256' }, { family: 'RSA-3072' }]);
     });
+
+    it('users unlock forgets the failed attempts of an account and audits the act', async () => {
+      const env = cleanEnv({ DATABASE_URL: database.url ?? '', PASSERELLE_DEMO: 'true' });
+      await queryOnce(
+        `insert into rate_limit (key, window_start, hits, expires_at, last_hit_at)
+         values ('auth:acct:carol', now(), 5, now() + interval '30 minutes', now())`,
+        database.url,
+      );
+      const unlocked = await runCli(['users', 'unlock', 'Carol'], { env });
+      expect(unlocked.code, unlocked.stderr).toBe(0);
+      expect(unlocked.stdout).toBe('failed attempts of carol forgotten; the account may sign in again\n');
+      expect(
+        await queryOnce(`select key from rate_limit where key like 'auth:acct:%'`, database.url),
+      ).toEqual([]);
+      expect(
+        await queryOnce(
+          `select type, outcome from audit_event where type = 'admin.account.unlocked'`,
+          database.url,
+        ),
+      ).toEqual([{ type: 'admin.account.unlocked', outcome: 'success' }]);
+    });
   });
 }

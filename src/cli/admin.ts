@@ -246,6 +246,23 @@ export function registerUsers(program: Command): void {
       });
   }
   users
+    .command('unlock')
+    .description('lift the temporary lock and forget the failed attempts of an account (helpdesk)')
+    .argument('<username>')
+    .action(async (username: string, _opts, command: Command) => {
+      await withServices(command, async ({ accounts, throttle, audit }) => {
+        const account = await accounts.findByUsername(username);
+        await throttle.unlock(account?.username ?? username);
+        await audit.record({
+          type: 'admin.account.unlocked',
+          outcome: 'success',
+          accountId: account?.id,
+          detail: { via: 'cli', username: account?.username ?? username },
+        });
+        out(`failed attempts of ${account?.username ?? username} forgotten; the account may sign in again`);
+      });
+    });
+  users
     .command('set-password')
     .description('set the password of a local account')
     .argument('<username>')
