@@ -12,6 +12,7 @@ import { type ConnectOptions, connectDatabase, type DatabaseHandle } from './db/
 import { migrateToLatest } from './db/migrate.ts';
 import { demoRoutes } from './demo/relying-party.ts';
 import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
+import { addressMatcher, presentedCertificate } from './http/client-certificate.ts';
 import { databaseCheck, healthRoutes, migrationsCheck, type ReadinessCheck } from './http/health.ts';
 import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
 import { staticAssets, Views } from './http/views.ts';
@@ -22,13 +23,15 @@ import { InteractionStates } from './interaction/state.ts';
 import { passwordMethod } from './methods/password/index.ts';
 import { smartcardMethod } from './methods/smartcard/index.ts';
 import { createSmartcard, type SmartcardRuntime } from './methods/smartcard/setup.ts';
-import type { AuthMethod } from './methods/types.ts';
+import { type AuthMethod, registered } from './methods/types.ts';
 import { clientAuthLimitKey, createAdapterClass, purgeExpired } from './oidc/adapter.ts';
 import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './oidc/clients.ts';
 import { ProviderHost } from './oidc/host.ts';
 import { ensureCookieKeys, ensureSigningKeys, keySetFingerprint, loadKeySet } from './oidc/keys.ts';
 import { buildProvider } from './oidc/provider.ts';
 import { RateLimiter } from './ratelimit/limiter.ts';
+import { CredentialThrottle } from './ratelimit/throttle.ts';
+import { AuthSessions } from './sessions/auth-sessions.ts';
 
 export interface Services {
   config: Config;
@@ -39,6 +42,8 @@ export interface Services {
   clients: ClientRegistry;
   host: ProviderHost;
   limiter: RateLimiter;
+  sessions: AuthSessions;
+  audit: AuditTrail;
   views: Views;
   /** Cookie-signing keys shared by all instances (also the CSRF and demo cookie keys). */
   cookieKeys: string[];
@@ -61,6 +66,8 @@ export async function openServices(
     const accounts = new AccountStore(database.db);
     const clients = new ClientRegistry(database.db, sealer);
     const limiter = new RateLimiter(database.db);
+    const sessions = new AuthSessions(database.db, config.sessions);
+    const audit = new AuditTrail(database.db, logger);
     const views = new Views();
     const host = await ProviderHost.create({
       build: (keySet) =>
@@ -72,6 +79,7 @@ export async function openServices(
           accounts,
           views,
           logger,
+          sessions,
           onClientAuthFailure: async (ip) => {
             await limiter.hit(clientAuthLimitKey(ip), config.rateLimits.clientAuthPerIp);
           },
@@ -98,6 +106,8 @@ export async function openServices(
       clients,
       host,
       limiter,
+      sessions,
+      audit,
       views,
       cookieKeys,
       validateClient,
@@ -125,7 +135,7 @@ export async function createPasserelle(
   options: ConnectOptions = {},
 ): Promise<Passerelle> {
   const services = await openServices(config, logger, options);
-  const { database, accounts, clients, host, views, cookieKeys, limiter } = services;
+  const { database, accounts, clients, host, views, cookieKeys, limiter, sessions, audit } = services;
   const db = database.db;
 
   await clients.syncDeclared(config.clients, services.validateClient);
@@ -137,30 +147,31 @@ export async function createPasserelle(
     if (disabled) logger.warn({ count: disabled }, 'demo accounts disabled (demo mode is off)');
   }
 
-  const methods: AuthMethod[] = [
-    passwordMethod({
-      accounts,
-      limiter,
-      perAccount: config.rateLimits.passwordPerAccount,
-      perIp: config.rateLimits.passwordPerIp,
-    }),
-  ];
+  const methods: AuthMethod[] = [registered(passwordMethod(accounts))];
   const readiness: ReadinessCheck[] = [databaseCheck(db), migrationsCheck(db)];
   const smartcard = config.smartcard ? await createSmartcard(config.smartcard, logger) : undefined;
   if (smartcard && config.smartcard) {
     methods.push(
-      smartcardMethod({
-        verifier: smartcard.verifier,
-        accounts,
-        certificates: new CardCertificates(db),
-        identities: new NationalIdentities(db),
-        audit: new AuditTrail(db, logger),
-        logger,
-        formOrigin: config.smartcard.formOrigin,
-      }),
+      registered(
+        smartcardMethod({
+          verifier: smartcard.verifier,
+          accounts,
+          certificates: new CardCertificates(db),
+          identities: new NationalIdentities(db),
+          audit,
+          logger,
+          formOrigin: config.smartcard.formOrigin,
+        }),
+      ),
     );
     readiness.push(smartcard.readiness);
   }
+  // Mode (a): the card listener's own TLS handshake; mode (b): the header of a trusted proxy address.
+  const certificateOptions = {
+    header: config.http.clientCertHeader,
+    verifyHeader: config.http.clientCertVerifyHeader,
+    trustedPeer: addressMatcher(config.smartcard?.trustedProxies ?? []),
+  };
   let shuttingDown = false;
 
   // Behind the reverse proxy, the client address is the last X-Forwarded-For entry (the one the proxy
@@ -188,7 +199,12 @@ export async function createPasserelle(
     views,
     csrf: new CsrfTokens(cookieKeys[0] ?? '', config.issuer),
     states: new InteractionStates(db, config.tokens.interactionTtl),
+    sessions,
+    accounts,
     methods,
+    attempts: { accounts, audit, throttle: new CredentialThrottle(db, limiter, config.throttle), logger },
+    clientCertificate: (ctx) =>
+      config.smartcard ? presentedCertificate(ctx, certificateOptions) : undefined,
     logger,
   });
   app.use(interactions.routes());

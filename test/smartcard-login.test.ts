@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
+import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CardCertificates } from '../src/accounts/card-certificates.ts';
 import { NationalIdentities } from '../src/accounts/national-identity.ts';
@@ -11,8 +12,15 @@ import { startCardListener } from '../src/http/card-listener.ts';
 import { addressMatcher, presentedCertificate } from '../src/http/client-certificate.ts';
 import { type SmartcardMethodDeps, smartcardMethod } from '../src/methods/smartcard/index.ts';
 import type { AuthMethod, MethodContext, PresentedCertificate } from '../src/methods/types.ts';
+import { BrowserAgent, formAction, formField } from './helpers/browser-agent.ts';
 import { cardRequest, freePort } from './helpers/card-client.ts';
-import { createUser } from './helpers/clients.ts';
+import {
+  authorizationRequest,
+  createUser,
+  discover,
+  REDIRECT,
+  registerWebClient,
+} from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { type Card, createIgcSantePki, IDNAT, type IgcSantePki } from './helpers/igc-sante-pki.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -438,6 +446,138 @@ for (const kind of databasesUnderTest()) {
       expect(
         t.logs.some((l) => /smartcard: 2 trust anchor\(s\), 2 intermediate\(s\); CRL .*fresh/.test(l)),
       ).toBe(true);
+    });
+  });
+
+  describe(`card login end to end through /interaction [${kind}]`, () => {
+    let t: TestServer;
+    let config: oidc.Configuration;
+    let cecile: { id: string };
+
+    beforeAll(async () => {
+      t = await startWithCards(kind);
+      const secret = await registerWebClient(t, 'dpi', { first_party: true });
+      config = await discover(t, 'dpi', oidc.ClientSecretBasic(secret));
+      cecile = await createUser(t, 'cecile.sage');
+      await new CardCertificates(t.passerelle.services.database.db).register(
+        cecile.id,
+        nodeCert(pki.cards.cps),
+      );
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+
+    /** Opens the card page of a new authorization request; returns the agent, request and page. */
+    const openCardPage = async () => {
+      const agent = new BrowserAgent();
+      const pending = await authorizationRequest(config, REDIRECT);
+      const first = await agent.follow(pending.url, t.issuer);
+      const uid = /\/interaction\/([^/?"]+)/.exec(first.url.pathname)?.[1] ?? '';
+      const page = await agent.follow(new URL(`/interaction/${uid}?method=smartcard`, t.issuer), t.issuer);
+      expect(page.response?.status).toBe(200);
+      return { agent, pending, uid, html: agent.lastHtml };
+    };
+
+    /** Finishes the login in the browser after the card form: consent if asked, then the callback. */
+    const finishInBrowser = async (agent: BrowserAgent, location: string) => {
+      let step = await agent.follow(new URL(location, t.issuer), t.issuer);
+      if (step.response && agent.lastHtml.includes('/consent"')) {
+        const next = await agent.postForm(new URL(formAction(agent.lastHtml, '/consent'), t.issuer), {
+          csrf: formField(agent.lastHtml, 'csrf') ?? '',
+        });
+        step = await agent.follow(new URL(next.headers.get('location') ?? '', t.issuer), t.issuer);
+      }
+      return step;
+    };
+
+    const idTokenClaims = async (
+      pending: { verifier: string; state: string; nonce: string },
+      callback: URL,
+    ) => {
+      const tokens = await oidc.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: pending.verifier,
+        expectedState: pending.state,
+        expectedNonce: pending.nonce,
+      });
+      return tokens.claims();
+    };
+
+    it('mode (a): the card page posts to the card listener, the TLS card logs in, amr sc pin mfa hwk', async () => {
+      const { agent, pending, html } = await openCardPage();
+      expect(html).toContain('Insérez votre carte CPS');
+      expect(html).toContain('code PIN');
+      const action = formAction(html, '/method/smartcard');
+      expect(action.startsWith(`${t.cardOrigin}/interaction/`)).toBe(true);
+      const posted = await cardRequest(action, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: t.issuer },
+        body: new URLSearchParams({ csrf: formField(html, 'csrf') ?? '' }).toString(),
+        cert: pki.cards.cps.pem,
+        key: pki.cards.cps.keyPem,
+        ca: pki.serverCa.pem,
+      });
+      expect(posted.status, posted.text).toBe(303);
+      const step = await finishInBrowser(agent, String(posted.headers.location));
+      expect(step.url.origin + step.url.pathname).toBe(REDIRECT);
+      const claims = await idTokenClaims(pending, step.url);
+      expect(claims?.sub).toBe(cecile.id);
+      expect(claims?.amr).toEqual(expect.arrayContaining(['sc', 'pin', 'mfa', 'hwk']));
+      expect(claims?.acr).toBe('urn:passerelle:loa:high');
+    });
+
+    it('mode (a): expired, revoked, foreign-CA and wrong-EKU cards get the refusal page', async () => {
+      for (const card of [pki.cards.expired, pki.cards.revoked, pki.cards.foreign, pki.cards.wrongEku]) {
+        const { agent, html } = await openCardPage();
+        const posted = await cardRequest(formAction(html, '/method/smartcard'), {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', origin: t.issuer },
+          body: new URLSearchParams({ csrf: formField(html, 'csrf') ?? '' }).toString(),
+          cert: card.pem,
+          key: card.keyPem,
+          ca: pki.serverCa.pem,
+        });
+        expect(posted.status, card.label).toBe(303);
+        const step = await agent.follow(new URL(String(posted.headers.location), t.issuer), t.issuer);
+        expect(step.response?.status, card.label).toBe(403);
+        expect(agent.lastHtml, card.label).toContain('Le certificat de votre carte n’est pas accepté');
+      }
+      const reasons = await t.passerelle.services.database.db
+        .selectFrom('audit_event')
+        .select('reason')
+        .where('method', '=', 'smartcard')
+        .where('outcome', '=', 'failure')
+        .orderBy('seq')
+        .execute();
+      expect(reasons.map((r) => r.reason)).toEqual(
+        expect.arrayContaining(['expired', 'revoked', 'untrusted_issuer', 'wrong_key_usage']),
+      );
+    });
+
+    it('mode (b): the header of the trusted proxy address logs in; the same header from 127.0.0.2 does not', async () => {
+      const trusted = await openCardPage();
+      const post = (page: { uid: string; html: string }, localAddress: string) =>
+        cardRequest(new URL(`/interaction/${page.uid}/method/smartcard`, t.issuer), {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            [CERT_HEADER]: encodeURIComponent(pki.cards.cps.pem),
+            [VERIFY_HEADER]: 'SUCCESS',
+          },
+          body: new URLSearchParams({ csrf: formField(html, 'csrf') ?? '' }).toString(),
+          localAddress,
+        });
+      const spoofedPage = await openCardPage();
+      const spoofed = await post(spoofedPage, '127.0.0.2');
+      expect(spoofed.status).toBe(401);
+      expect(spoofed.text).toContain('Aucune carte n’a été détectée');
+
+      const accepted = await post(trusted, '127.0.0.1');
+      expect(accepted.status, accepted.text).toBe(303);
+      const step = await finishInBrowser(trusted.agent, String(accepted.headers.location));
+      const claims = await idTokenClaims(trusted.pending, step.url);
+      expect(claims?.sub).toBe(cecile.id);
+      expect(claims?.amr).toEqual(expect.arrayContaining(['sc', 'pin', 'mfa', 'hwk']));
     });
   });
 }
