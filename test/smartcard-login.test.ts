@@ -564,7 +564,7 @@ for (const kind of databasesUnderTest()) {
             [CERT_HEADER]: encodeURIComponent(pki.cards.cps.pem),
             [VERIFY_HEADER]: 'SUCCESS',
           },
-          body: new URLSearchParams({ csrf: formField(html, 'csrf') ?? '' }).toString(),
+          body: new URLSearchParams({ csrf: formField(page.html, 'csrf') ?? '' }).toString(),
           localAddress,
         });
       const spoofedPage = await openCardPage();
