@@ -1,6 +1,9 @@
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import Koa from 'koa';
 import type { Logger } from 'pino';
+import { CardCertificates } from './accounts/card-certificates.ts';
+import { NationalIdentities } from './accounts/national-identity.ts';
 import { AccountStore } from './accounts/store.ts';
 import { AuditTrail } from './audit/trail.ts';
 import type { Config } from './config/schema.ts';
@@ -9,7 +12,8 @@ import { type ConnectOptions, connectDatabase, type DatabaseHandle } from './db/
 import { migrateToLatest } from './db/migrate.ts';
 import { demoRoutes } from './demo/relying-party.ts';
 import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
-import { databaseCheck, healthRoutes, migrationsCheck } from './http/health.ts';
+import { addressMatcher, presentedCertificate } from './http/client-certificate.ts';
+import { databaseCheck, healthRoutes, migrationsCheck, type ReadinessCheck } from './http/health.ts';
 import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
 import { staticAssets, Views } from './http/views.ts';
 import { translator } from './i18n/messages.ts';
@@ -17,6 +21,8 @@ import { CsrfTokens } from './interaction/form.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { InteractionStates } from './interaction/state.ts';
 import { passwordMethod } from './methods/password/index.ts';
+import { smartcardMethod } from './methods/smartcard/index.ts';
+import { createSmartcard, type SmartcardRuntime } from './methods/smartcard/setup.ts';
 import { type AuthMethod, registered } from './methods/types.ts';
 import { clientAuthLimitKey, createAdapterClass, purgeExpired } from './oidc/adapter.ts';
 import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './oidc/clients.ts';
@@ -118,10 +124,12 @@ export async function openServices(
 export interface Passerelle {
   services: Services;
   app: Koa;
-  /** Starts background work (key reload, purge). */
+  /** Card verification (trust material, CRLs), when the smartcard section is configured. */
+  smartcard: SmartcardRuntime | undefined;
+  /** Starts background work (key reload, purge, CRL refresh). */
   start(): void;
-  /** Stops background work, waits for the server to drain, closes the database. */
-  stop(server?: Server): Promise<void>;
+  /** Stops background work, waits for the servers to drain, closes the database. */
+  stop(...servers: (Server | HttpsServer)[]): Promise<void>;
 }
 
 export async function createPasserelle(
@@ -143,6 +151,30 @@ export async function createPasserelle(
   }
 
   const methods: AuthMethod[] = [registered(passwordMethod(accounts))];
+  const readiness: ReadinessCheck[] = [databaseCheck(db), migrationsCheck(db)];
+  const smartcard = config.smartcard ? await createSmartcard(config.smartcard, logger) : undefined;
+  if (smartcard && config.smartcard) {
+    methods.push(
+      registered(
+        smartcardMethod({
+          verifier: smartcard.verifier,
+          accounts,
+          certificates: new CardCertificates(db),
+          identities: new NationalIdentities(db),
+          audit,
+          logger,
+          formOrigin: config.smartcard.formOrigin,
+        }),
+      ),
+    );
+    readiness.push(smartcard.readiness);
+  }
+  // Mode (a): the card listener's own TLS handshake; mode (b): the header of a trusted proxy address.
+  const certificateOptions = {
+    header: config.http.clientCertHeader,
+    verifyHeader: config.http.clientCertVerifyHeader,
+    trustedPeer: addressMatcher(config.smartcard?.trustedProxies ?? []),
+  };
   let shuttingDown = false;
 
   // Behind the reverse proxy, the client address is the last X-Forwarded-For entry (the one the proxy
@@ -162,7 +194,7 @@ export async function createPasserelle(
   );
   app.use(bodyLimit(config.http.bodyLimitBytes));
   app.use(staticAssets());
-  const health = healthRoutes([databaseCheck(db), migrationsCheck(db)], () => shuttingDown);
+  const health = healthRoutes(readiness, () => shuttingDown);
   app.use(health.routes());
   const interactions = interactionRoutes({
     config,
@@ -174,7 +206,8 @@ export async function createPasserelle(
     accounts,
     methods,
     attempts: { accounts, audit, throttle, logger },
-    clientCertificate: () => undefined,
+    clientCertificate: (ctx) =>
+      config.smartcard ? presentedCertificate(ctx, certificateOptions) : undefined,
     logger,
   });
   app.use(interactions.routes());
@@ -201,17 +234,20 @@ export async function createPasserelle(
   return {
     services,
     app,
+    smartcard,
     start() {
       host.start();
+      smartcard?.start();
       purgeTimer = setInterval(purge, config.purge.intervalSeconds * 1000);
       purgeTimer.unref();
     },
-    async stop(server) {
+    async stop(...servers) {
       shuttingDown = true;
       host.stop();
+      smartcard?.stop();
       clearInterval(purgeTimer);
-      if (server) {
-        await new Promise<void>((resolve) => {
+      const drain = (server: Server | HttpsServer) =>
+        new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.closeAllConnections();
             resolve();
@@ -223,7 +259,7 @@ export async function createPasserelle(
           });
           server.closeIdleConnections();
         });
-      }
+      await Promise.all(servers.map(drain));
       await database.close();
     },
   };

@@ -46,6 +46,9 @@ describe('passerelle CLI help', { timeout: 120_000 }, () => {
     [['users', 'disable'], 'Usage: passerelle users disable [options] <username>'],
     [['users', 'enable'], 'Usage: passerelle users enable [options] <username>'],
     [['users', 'set-password'], 'Usage: passerelle users set-password [options] <username>'],
+    [['users', 'add-card'], 'Usage: passerelle users add-card [options] <username> <certificate>'],
+    [['users', 'cards'], 'Usage: passerelle users cards [options] <username>'],
+    [['users', 'remove-card'], 'Usage: passerelle users remove-card [options] <username> <fingerprint>'],
   ];
 
   it('--help works for every command and subcommand, without any configuration', async () => {

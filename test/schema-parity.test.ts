@@ -96,11 +96,13 @@ for (const kind of databasesUnderTest()) {
           'audit_event',
           'auth_session',
           'interaction_state',
+          'national_identity',
           'oidc_client',
           'oidc_payload',
           'password_credential',
           'rate_limit',
           'signing_key',
+          'smartcard_certificate',
           ...MIGRATOR_TABLES,
         ].sort(),
       );

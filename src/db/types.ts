@@ -114,6 +114,33 @@ export interface AuditEventTable {
   detail: Json<Record<string, unknown>> | null;
 }
 
+export type NationalIdentitySource =
+  | 'cps-certificate'
+  | 'psc-login'
+  | 'directory-attribute'
+  | 'manual'
+  | 'name-match';
+export type NationalIdentityStatus = 'verified' | 'candidate' | 'conflict' | 'inactive';
+
+export interface NationalIdentityTable {
+  account_id: string;
+  id_nat: string;
+  rpps: string | null;
+  source: NationalIdentitySource;
+  status: NationalIdentityStatus;
+  verified_at: Timestamp | null;
+  updated_at: Timestamp;
+}
+
+export interface SmartcardCertificateTable {
+  /** SHA-256 of the DER, lowercase hex. */
+  fingerprint: string;
+  account_id: string;
+  subject: string;
+  not_after: Timestamp;
+  created_at: CreatedAt;
+}
+
 export interface Database {
   oidc_payload: OidcPayloadTable;
   signing_key: SigningKeyTable;
@@ -125,4 +152,6 @@ export interface Database {
   rate_limit: RateLimitTable;
   auth_session: AuthSessionTable;
   audit_event: AuditEventTable;
+  national_identity: NationalIdentityTable;
+  smartcard_certificate: SmartcardCertificateTable;
 }
