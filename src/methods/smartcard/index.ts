@@ -74,10 +74,21 @@ export function smartcardMethod(deps: SmartcardMethodDeps): AuthMethod<Smartcard
       if (!mapping) return { kind: 'failure', code: 'card_not_linked', reason: 'unmapped' };
       const account = await deps.accounts.findById(mapping.accountId);
       if (!account) return { kind: 'failure', code: 'card_not_linked', reason: 'unmapped' };
+      // Checked here as well as by the interaction layer: a refused card must not record its proof.
       if (context.accountId && context.accountId !== account.id)
-        return { kind: 'failure', code: 'account_mismatch', reason: 'other_account', accountId: account.id };
+        return {
+          kind: 'failure',
+          code: 'account_mismatch',
+          reason: 'account_mismatch',
+          accountId: account.id,
+        };
       if (account.disabledAt)
-        return { kind: 'failure', code: 'account_disabled', reason: 'disabled', accountId: account.id };
+        return {
+          kind: 'failure',
+          code: 'account_disabled',
+          reason: 'account_disabled',
+          accountId: account.id,
+        };
 
       const proof = await deps.identities.recordProven(account.id, idNat);
       if (proof.kind === 'conflict') {
