@@ -2,13 +2,14 @@ import type { Server } from 'node:http';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import { AccountStore } from './accounts/store.ts';
+import { AuditTrail } from './audit/trail.ts';
 import type { Config } from './config/schema.ts';
 import { Sealer } from './crypto/sealer.ts';
 import { type ConnectOptions, connectDatabase, type DatabaseHandle } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { demoRoutes } from './demo/relying-party.ts';
 import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
-import { databaseCheck, healthRoutes, migrationsCheck } from './http/health.ts';
+import { databaseCheck, healthRoutes, migrationsCheck, type ReadinessCheck } from './http/health.ts';
 import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
 import { staticAssets, Views } from './http/views.ts';
 import { translator } from './i18n/messages.ts';
@@ -16,6 +17,13 @@ import { CsrfTokens } from './interaction/form.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { InteractionStates } from './interaction/state.ts';
 import { passwordMethod } from './methods/password/index.ts';
+import type { AuthMethod } from './methods/types.ts';
+import { Ceremonies } from './methods/webauthn/ceremonies.ts';
+import { webauthnMethod } from './methods/webauthn/index.ts';
+import { AttestationPolicy } from './methods/webauthn/policy.ts';
+import { securityKeyRoutes } from './methods/webauthn/routes.ts';
+import { webauthnSettings } from './methods/webauthn/settings.ts';
+import { ChallengeStore, CredentialStore, EnrollmentCodes } from './methods/webauthn/store.ts';
 import { clientAuthLimitKey, createAdapterClass, purgeExpired } from './oidc/adapter.ts';
 import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './oidc/clients.ts';
 import { ProviderHost } from './oidc/host.ts';
@@ -128,7 +136,9 @@ export async function createPasserelle(
     if (disabled) logger.warn({ count: disabled }, 'demo accounts disabled (demo mode is off)');
   }
 
-  const methods = [
+  const audit = new AuditTrail(db, logger);
+  const csrf = new CsrfTokens(cookieKeys[0] ?? '', config.issuer);
+  const methods: AuthMethod[] = [
     passwordMethod({
       accounts,
       limiter,
@@ -136,6 +146,58 @@ export async function createPasserelle(
       perIp: config.rateLimits.passwordPerIp,
     }),
   ];
+  const readiness: ReadinessCheck[] = [databaseCheck(db), migrationsCheck(db)];
+  const purgers: (() => Promise<number>)[] = [];
+
+  // FIDO2 security keys: the login method and the users' key management pages.
+  const webauthn = webauthnSettings(config);
+  let keyRoutes: ReturnType<typeof securityKeyRoutes> | undefined;
+  if (webauthn) {
+    const policy = new AttestationPolicy(webauthn.policy);
+    await policy.load();
+    const credentials = new CredentialStore(db);
+    const challenges = new ChallengeStore(db, webauthn.challengeTtlSeconds);
+    const codes = new EnrollmentCodes(db);
+    const ceremonies = new Ceremonies({
+      settings: webauthn,
+      credentials,
+      challenges,
+      policy,
+      fakeIdKey: `webauthn:${cookieKeys[0] ?? ''}`,
+    });
+    methods.push(webauthnMethod({ ceremonies, credentials, accounts, audit }));
+    keyRoutes = securityKeyRoutes({
+      config,
+      db,
+      host,
+      views,
+      csrf,
+      accounts,
+      credentials,
+      codes,
+      ceremonies,
+      audit,
+      logger,
+    });
+    purgers.push(
+      () => challenges.purgeExpired(),
+      () => codes.purgeExpired(),
+    );
+    const metadata = policy.metadata;
+    if (metadata) {
+      logger.info({ serial: metadata.serial, entries: metadata.entries }, 'FIDO metadata blob loaded');
+      readiness.push({
+        name: 'webauthnMetadata',
+        // A stale blob keeps working (the models it lists do not change much): reported, not fatal.
+        run: async () => ({
+          ok: true,
+          detail: `blob ${metadata.serial}, next update ${metadata.nextUpdate.toISOString().slice(0, 10)}${
+            metadata.nextUpdate < new Date() ? ' (stale: refresh the file)' : ''
+          }`,
+        }),
+      });
+    }
+  }
   let shuttingDown = false;
 
   // Behind the reverse proxy, the client address is the last X-Forwarded-For entry (the one the proxy
@@ -155,18 +217,19 @@ export async function createPasserelle(
   );
   app.use(bodyLimit(config.http.bodyLimitBytes));
   app.use(staticAssets());
-  const health = healthRoutes([databaseCheck(db), migrationsCheck(db)], () => shuttingDown);
+  const health = healthRoutes(readiness, () => shuttingDown);
   app.use(health.routes());
   const interactions = interactionRoutes({
     config,
     host,
     views,
-    csrf: new CsrfTokens(cookieKeys[0] ?? '', config.issuer),
+    csrf,
     states: new InteractionStates(db, config.tokens.interactionTtl),
     methods,
     logger,
   });
   app.use(interactions.routes());
+  if (keyRoutes) app.use(keyRoutes.routes());
   if (config.demo) app.use(demoRoutes(config, views, clients).routes());
   else {
     app.use(async (ctx, next) => {
@@ -180,7 +243,8 @@ export async function createPasserelle(
   let purgeTimer: NodeJS.Timeout | undefined;
   const purge = async () => {
     try {
-      const { deleted } = await purgeExpired(db, config.purge.batchSize);
+      let { deleted } = await purgeExpired(db, config.purge.batchSize);
+      for (const purger of purgers) deleted += await purger();
       if (deleted) logger.debug({ deleted }, 'expired rows purged');
     } catch (err) {
       logger.warn({ err }, 'purge of expired rows failed (database unavailable?)');

@@ -100,6 +100,9 @@ for (const kind of databasesUnderTest()) {
           'password_credential',
           'rate_limit',
           'signing_key',
+          'webauthn_credential',
+          'webauthn_challenge',
+          'enrollment_code',
           ...MIGRATOR_TABLES,
         ].sort(),
       );
