@@ -21,6 +21,12 @@ import { type AttestationPolicy, attestationFacts } from './policy.ts';
 import type { WebauthnSettings } from './settings.ts';
 import type { ChallengeStore, CredentialStore, NewCredential, StoredCredential } from './store.ts';
 
+/**
+ * ES256, EdDSA, RS256: what FIDO2 security keys use. Explicit, so that SimpleWebAuthn does not probe the
+ * runtime for post-quantum algorithms (an experimental Web Crypto feature that warns on every start).
+ */
+const ALGORITHMS = [-7, -8, -257];
+
 /** Largest WebAuthn response accepted (JSON text): attestation with a certificate chain fits easily. */
 export const MAX_RESPONSE_LENGTH = 16_384;
 
@@ -140,6 +146,7 @@ export class Ceremonies {
       attestationType: settings.attestation,
       excludeCredentials: existing.map((c) => ({ id: c.id, transports: c.transports })),
       authenticatorSelection: { residentKey: 'preferred', userVerification: 'required' },
+      supportedAlgorithmIDs: ALGORITHMS,
     });
   }
 
@@ -177,6 +184,7 @@ export class Ceremonies {
         expectedOrigin: [...settings.origins],
         expectedRPID: settings.rpId,
         requireUserVerification: false,
+        supportedAlgorithmIDs: ALGORITHMS,
       });
     } catch (err) {
       return { ok: false, ...this.#failureReason(response.response.attestationObject, err, true) };

@@ -1,0 +1,118 @@
+import { existsSync } from 'node:fs';
+import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core';
+
+/**
+ * Real-browser WebAuthn for the tests: Debian's Chromium driven by playwright-core, with a virtual FIDO2
+ * authenticator from the DevTools WebAuthn domain (no physical key, but the browser's own ceremony:
+ * origin and RP ID checks, CBOR, signatures, counters).
+ */
+
+export const CHROMIUM = '/usr/bin/chromium';
+export const CHROMIUM_MISSING = `${CHROMIUM} not found: install Debian's Chromium with "apt-get install -y chromium" (Playwright browser downloads are not used)`;
+export const chromiumAvailable = (): boolean => existsSync(CHROMIUM);
+
+const LAUNCH_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+}
+
+/** A fresh French browser profile (no cookies) recording uncaught page errors. */
+export async function newFrenchContext(browser: Browser): Promise<BrowserContext> {
+  const context = await browser.newContext({ locale: 'fr-FR', viewport: { width: 1024, height: 900 } });
+  context.setDefaultTimeout(15_000);
+  return context;
+}
+
+/** DevTools WebAuthn.setResponseOverrideBits (the protocol types are not exported by playwright-core). */
+export interface OverrideBits {
+  isBogusSignature?: boolean;
+  isBadUV?: boolean;
+  isBadUP?: boolean;
+}
+
+export interface AuthenticatorOptions {
+  protocol: 'ctap2' | 'u2f';
+  transport: 'usb' | 'nfc' | 'ble' | 'internal';
+  hasResidentKey: boolean;
+  hasUserVerification: boolean;
+  isUserVerified: boolean;
+  automaticPresenceSimulation: boolean;
+}
+
+/** A credential held by the virtual key (WebAuthn.getCredentials). */
+export interface VirtualCredential {
+  credentialId: string;
+  isResidentCredential: boolean;
+  rpId?: string;
+  userHandle?: string;
+  signCount: number;
+}
+
+/** A virtual security key attached to one tab (the DevTools WebAuthn environment is per tab). */
+export class VirtualKey {
+  readonly cdp: CDPSession;
+  readonly authenticatorId: string;
+
+  private constructor(cdp: CDPSession, authenticatorId: string) {
+    this.cdp = cdp;
+    this.authenticatorId = authenticatorId;
+  }
+
+  /**
+   * A CTAP2 USB key with a PIN set (user verification), resident keys, and a simulated touch on every
+   * request (automaticPresenceSimulation).
+   */
+  static async attach(page: Page, options: Partial<AuthenticatorOptions> = {}): Promise<VirtualKey> {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('WebAuthn.enable', { enableUI: false });
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'usb',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+        ...options,
+      },
+    });
+    return new VirtualKey(cdp, authenticatorId);
+  }
+
+  async credentials(): Promise<VirtualCredential[]> {
+    const { credentials } = await this.cdp.send('WebAuthn.getCredentials', {
+      authenticatorId: this.authenticatorId,
+    });
+    return credentials;
+  }
+
+  /** Makes the key answer with wrong flags or a broken signature (all false = normal answers). */
+  async override(bits: OverrideBits): Promise<void> {
+    await this.cdp.send('WebAuthn.setResponseOverrideBits', {
+      authenticatorId: this.authenticatorId,
+      ...bits,
+    });
+  }
+
+  async setUserVerified(isUserVerified: boolean): Promise<void> {
+    await this.cdp.send('WebAuthn.setUserVerified', {
+      authenticatorId: this.authenticatorId,
+      isUserVerified,
+    });
+  }
+
+  async detach(): Promise<void> {
+    await this.cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId: this.authenticatorId });
+    await this.cdp.detach();
+  }
+}
