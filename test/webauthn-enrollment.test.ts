@@ -2,45 +2,21 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messages } from '../src/i18n/messages.ts';
 import { EnrollmentCodes } from '../src/methods/webauthn/store.ts';
-import { createUser, TEST_PASSWORD } from './helpers/clients.ts';
+import { createUser } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   CHROMIUM_MISSING,
+  CHROMIUM_VIRTUAL_AAGUID,
   chromiumAvailable,
+  enrollKey,
   launchChromium,
   newFrenchContext,
+  passwordLogin,
   VirtualKey,
 } from './helpers/webauthn-browser.ts';
 
 const fr = messages.fr;
-
-/** The virtual authenticator's model id (Chromium's VirtualFidoDevice AAGUID). */
-export const CHROMIUM_VIRTUAL_AAGUID = '01020304-0506-0708-0102-030405060708';
-
-/** Password login through the demo application: leaves a Passerelle SSO session in the context. */
-export async function passwordLogin(page: Page, issuer: string, username: string, password = TEST_PASSWORD) {
-  await page.goto(`${issuer}/demo/login`);
-  await page.getByLabel('Identifiant').fill(username);
-  await page.getByRole('button', { name: 'Continuer' }).click();
-  await page.locator('input[type="password"]').fill(password);
-  await page.getByRole('button', { name: 'Se connecter' }).click();
-  await page.getByRole('button', { name: 'Autoriser' }).click();
-  await page.getByRole('heading', { name: 'Connexion réussie' }).waitFor();
-}
-
-/** Fills the add-a-key form (code unless self-enrollment) and runs the registration ceremony. */
-export async function enrollKey(page: Page, issuer: string, name: string, code?: string): Promise<void> {
-  await page.goto(`${issuer}/account/security-keys`);
-  if (code !== undefined) await page.getByLabel(fr['webauthn.keys.add.code']).fill(code);
-  await page.getByLabel(fr['webauthn.keys.add.name'], { exact: true }).fill(name);
-  await page.getByRole('button', { name: fr['webauthn.keys.add.submit'] }).click();
-  const start = page.getByRole('button', { name: fr['webauthn.keys.register.start'] });
-  await Promise.race([start.waitFor(), page.getByRole('alert').waitFor()]);
-  if (!(await start.count())) return;
-  await start.click();
-  await page.waitForURL((url) => url.pathname === '/account/security-keys' && url.search !== '');
-}
 
 async function alertText(page: Page): Promise<string | null> {
   return page.getByRole('alert').textContent();

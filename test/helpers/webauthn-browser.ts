@@ -1,5 +1,9 @@
 import { existsSync } from 'node:fs';
 import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core';
+import { messages } from '../../src/i18n/messages.ts';
+import { TEST_PASSWORD } from './clients.ts';
+
+const fr = messages.fr;
 
 /**
  * Real-browser WebAuthn for the tests: Debian's Chromium driven by playwright-core, with a virtual FIDO2
@@ -115,4 +119,31 @@ export class VirtualKey {
     await this.cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId: this.authenticatorId });
     await this.cdp.detach();
   }
+}
+
+/** The virtual authenticator's model id (Chromium's VirtualFidoDevice AAGUID). */
+export const CHROMIUM_VIRTUAL_AAGUID = '01020304-0506-0708-0102-030405060708';
+
+/** Password login through the demo application: leaves a Passerelle SSO session in the context. */
+export async function passwordLogin(page: Page, issuer: string, username: string, password = TEST_PASSWORD) {
+  await page.goto(`${issuer}/demo/login`);
+  await page.getByLabel('Identifiant').fill(username);
+  await page.getByRole('button', { name: 'Continuer' }).click();
+  await page.locator('input[type="password"]').fill(password);
+  await page.getByRole('button', { name: 'Se connecter' }).click();
+  await page.getByRole('button', { name: 'Autoriser' }).click();
+  await page.getByRole('heading', { name: 'Connexion réussie' }).waitFor();
+}
+
+/** Fills the add-a-key form (code unless self-enrollment) and runs the registration ceremony. */
+export async function enrollKey(page: Page, issuer: string, name: string, code?: string): Promise<void> {
+  await page.goto(`${issuer}/account/security-keys`);
+  if (code !== undefined) await page.getByLabel(fr['webauthn.keys.add.code']).fill(code);
+  await page.getByLabel(fr['webauthn.keys.add.name'], { exact: true }).fill(name);
+  await page.getByRole('button', { name: fr['webauthn.keys.add.submit'] }).click();
+  const start = page.getByRole('button', { name: fr['webauthn.keys.register.start'] });
+  await Promise.race([start.waitFor(), page.getByRole('alert').waitFor()]);
+  if (!(await start.count())) return;
+  await start.click();
+  await page.waitForURL((url) => url.pathname === '/account/security-keys' && url.search !== '');
 }

@@ -328,12 +328,13 @@ export class Ceremonies {
       }
     }
     const f = flags(authData);
-    let reason = 'verification_failed';
+    // What remains once origin, RP ID and flags are fine is the signature (a bogus one often fails to
+    // parse) or, at registration, the attestation statement.
+    let reason = registration ? 'bad_attestation' : 'bad_signature';
     if (/origin/i.test(message)) reason = 'origin_mismatch';
     else if (/rp ?id/i.test(message)) reason = 'rpid_mismatch';
     else if (f && !f.up) reason = 'up_missing';
     else if (f && !f.uv) reason = 'uv_missing';
-    else if (/signature/i.test(message)) reason = 'bad_signature';
     return { code: 'ceremony_failed', reason, detail: message.slice(0, 200) };
   }
 }
