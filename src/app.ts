@@ -17,7 +17,7 @@ import { CsrfTokens } from './interaction/form.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { InteractionStates } from './interaction/state.ts';
 import { passwordMethod } from './methods/password/index.ts';
-import type { AuthMethod } from './methods/types.ts';
+import { type AuthMethod, registered } from './methods/types.ts';
 import { Ceremonies } from './methods/webauthn/ceremonies.ts';
 import { webauthnMethod } from './methods/webauthn/index.ts';
 import { AttestationPolicy } from './methods/webauthn/policy.ts';
@@ -30,6 +30,8 @@ import { ProviderHost } from './oidc/host.ts';
 import { ensureCookieKeys, ensureSigningKeys, keySetFingerprint, loadKeySet } from './oidc/keys.ts';
 import { buildProvider } from './oidc/provider.ts';
 import { RateLimiter } from './ratelimit/limiter.ts';
+import { CredentialThrottle } from './ratelimit/throttle.ts';
+import { AuthSessions } from './sessions/auth-sessions.ts';
 
 export interface Services {
   config: Config;
@@ -40,6 +42,8 @@ export interface Services {
   clients: ClientRegistry;
   host: ProviderHost;
   limiter: RateLimiter;
+  sessions: AuthSessions;
+  audit: AuditTrail;
   views: Views;
   /** Cookie-signing keys shared by all instances (also the CSRF and demo cookie keys). */
   cookieKeys: string[];
@@ -62,6 +66,8 @@ export async function openServices(
     const accounts = new AccountStore(database.db);
     const clients = new ClientRegistry(database.db, sealer);
     const limiter = new RateLimiter(database.db);
+    const sessions = new AuthSessions(database.db, config.sessions);
+    const audit = new AuditTrail(database.db, logger);
     const views = new Views();
     const host = await ProviderHost.create({
       build: (keySet) =>
@@ -73,6 +79,7 @@ export async function openServices(
           accounts,
           views,
           logger,
+          sessions,
           onClientAuthFailure: async (ip) => {
             await limiter.hit(clientAuthLimitKey(ip), config.rateLimits.clientAuthPerIp);
           },
@@ -99,6 +106,8 @@ export async function openServices(
       clients,
       host,
       limiter,
+      sessions,
+      audit,
       views,
       cookieKeys,
       validateClient,
@@ -124,7 +133,7 @@ export async function createPasserelle(
   options: ConnectOptions = {},
 ): Promise<Passerelle> {
   const services = await openServices(config, logger, options);
-  const { database, accounts, clients, host, views, cookieKeys, limiter } = services;
+  const { database, accounts, clients, host, views, cookieKeys, limiter, sessions, audit } = services;
   const db = database.db;
 
   await clients.syncDeclared(config.clients, services.validateClient);
@@ -136,16 +145,8 @@ export async function createPasserelle(
     if (disabled) logger.warn({ count: disabled }, 'demo accounts disabled (demo mode is off)');
   }
 
-  const audit = new AuditTrail(db, logger);
   const csrf = new CsrfTokens(cookieKeys[0] ?? '', config.issuer);
-  const methods: AuthMethod[] = [
-    passwordMethod({
-      accounts,
-      limiter,
-      perAccount: config.rateLimits.passwordPerAccount,
-      perIp: config.rateLimits.passwordPerIp,
-    }),
-  ];
+  const methods: AuthMethod[] = [registered(passwordMethod(accounts))];
   const readiness: ReadinessCheck[] = [databaseCheck(db), migrationsCheck(db)];
   const purgers: (() => Promise<number>)[] = [];
 
@@ -165,7 +166,7 @@ export async function createPasserelle(
       policy,
       fakeIdKey: `webauthn:${cookieKeys[0] ?? ''}`,
     });
-    methods.push(webauthnMethod({ ceremonies, credentials, accounts, audit }));
+    methods.push(registered(webauthnMethod({ ceremonies, credentials, accounts, audit })));
     keyRoutes = securityKeyRoutes({
       config,
       db,
@@ -225,7 +226,11 @@ export async function createPasserelle(
     views,
     csrf,
     states: new InteractionStates(db, config.tokens.interactionTtl),
+    sessions,
+    accounts,
     methods,
+    attempts: { accounts, audit, throttle: new CredentialThrottle(db, limiter, config.throttle), logger },
+    clientCertificate: () => undefined,
     logger,
   });
   app.use(interactions.routes());

@@ -4,7 +4,6 @@ import type { Command } from 'commander';
 import { MIN_PASSWORD_LENGTH, passwordProblem } from '../accounts/passwords.ts';
 import { type Account, AccountExistsError } from '../accounts/store.ts';
 import { openServices, type Services } from '../app.ts';
-import { AuditTrail } from '../audit/trail.ts';
 import { clientDescriptionSchema } from '../config/schema.ts';
 import { connectDatabase } from '../db/connect.ts';
 import { migrateDown, migrateToLatest, migrationStatus } from '../db/migrate.ts';
@@ -301,7 +300,7 @@ export function registerWebauthn(program: Command): void {
           issuedBy,
           settings.enrollmentCodeTtlSeconds,
         );
-        await new AuditTrail(services.database.db, services.logger).record({
+        await services.audit.record({
           type: 'webauthn.enrollment_code',
           outcome: 'success',
           accountId: account.id,
@@ -354,7 +353,7 @@ export function registerUserKeys(users: Command): void {
         if (matches.length > 1) throw new CliError(`several keys are named ${key}: give the credential id`);
         const target = matches[0] as (typeof matches)[number];
         await credentials.revoke(account.id, target.id);
-        await new AuditTrail(services.database.db, services.logger).record({
+        await services.audit.record({
           type: 'webauthn.revoked',
           outcome: 'success',
           accountId: account.id,
