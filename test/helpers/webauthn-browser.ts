@@ -59,6 +59,8 @@ export interface VirtualCredential {
   isResidentCredential: boolean;
   rpId?: string;
   userHandle?: string;
+  /** PKCS#8, base64: lets a test copy a key to another tab's authenticator. */
+  privateKey: string;
   signCount: number;
 }
 
@@ -98,6 +100,11 @@ export class VirtualKey {
       authenticatorId: this.authenticatorId,
     });
     return credentials;
+  }
+
+  /** Puts a credential (from another virtual key's credentials()) on this key: the same key in another tab. */
+  async add(credential: VirtualCredential): Promise<void> {
+    await this.cdp.send('WebAuthn.addCredential', { authenticatorId: this.authenticatorId, credential });
   }
 
   /** Makes the key answer with wrong flags or a broken signature (all false = normal answers). */
@@ -145,5 +152,10 @@ export async function enrollKey(page: Page, issuer: string, name: string, code?:
   await Promise.race([start.waitFor(), page.getByRole('alert').waitFor()]);
   if (!(await start.count())) return;
   await start.click();
-  await page.waitForURL((url) => url.pathname === '/account/security-keys' && url.search !== '');
+  // Enrolled: back to the list (?done=enrolled); refused: the list shown again with the error.
+  await page.waitForURL(
+    (url) =>
+      (url.pathname === '/account/security-keys' && url.search !== '') ||
+      url.pathname === '/account/security-keys/register',
+  );
 }
