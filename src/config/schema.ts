@@ -235,6 +235,10 @@ export const configSchema = z
         /** Time given to the browser for the ceremony (milliseconds). */
         timeoutMs: z.number().int().min(10_000).max(600_000).default(120_000),
       })
+      .refine((w) => !(w.attestation === 'none' && w.policy.requireTrustedAttestation), {
+        path: ['policy', 'requireTrustedAttestation'],
+        message: 'needs attestation: direct (with none, keys never prove their model)',
+      })
       .optional(),
   })
   .superRefine((cfg, ctx) => {
