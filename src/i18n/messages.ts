@@ -65,7 +65,7 @@ export const messages = {
     'webauthn.browser_error':
       'La clé de sécurité n’a pas répondu ou l’opération a été annulée. Réessayez, ou choisissez un autre moyen de connexion.',
     'webauthn.demo.home':
-      'Clé de sécurité FIDO2 : connectez-vous d’abord avec le mot de passe, puis ouvrez « Mes clés de sécurité » pour enregistrer votre clé (sans code en démonstration ; sinon, un code se crée avec « npx passerelle enroll demo » dans un second terminal). Choisissez ensuite « Clé de sécurité FIDO2 » sur la page de connexion.',
+      'Clé de sécurité FIDO2 : connectez-vous d’abord avec le mot de passe, puis ouvrez « Mes clés de sécurité » pour enregistrer votre clé (sans code en démonstration ; le support informatique, lui, crée un code avec « PASSERELLE_DEMO=true npx passerelle enroll demo », serveur arrêté car la base embarquée n’accepte qu’un processus). Choisissez ensuite « Clé de sécurité FIDO2 » sur la page de connexion.',
     'webauthn.demo.keys_link': 'Mes clés de sécurité',
     'webauthn.keys.title': 'Mes clés de sécurité',
     'webauthn.keys.lead': 'Clés de sécurité FIDO2 enregistrées pour le compte {username}.',
@@ -191,7 +191,7 @@ export const messages = {
     'webauthn.browser_error':
       'The security key did not answer or the operation was cancelled. Try again, or choose another sign-in method.',
     'webauthn.demo.home':
-      'FIDO2 security key: first sign in with the password, then open “My security keys” to register your key (no code needed in the demo; otherwise create one with “npx passerelle enroll demo” in a second terminal). Then choose “FIDO2 security key” on the sign-in page.',
+      'FIDO2 security key: first sign in with the password, then open “My security keys” to register your key (no code needed in the demo; the IT helpdesk creates one with “PASSERELLE_DEMO=true npx passerelle enroll demo”, server stopped as the embedded database accepts one process). Then choose “FIDO2 security key” on the sign-in page.',
     'webauthn.demo.keys_link': 'My security keys',
     'webauthn.keys.title': 'My security keys',
     'webauthn.keys.lead': 'FIDO2 security keys registered for account {username}.',
