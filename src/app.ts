@@ -178,6 +178,7 @@ export async function createPasserelle(
       codes,
       ceremonies,
       audit,
+      sessions,
       logger,
     });
     purgers.push(

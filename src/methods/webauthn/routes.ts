@@ -12,6 +12,7 @@ import { type MessageId, negotiateLocale, translator } from '../../i18n/messages
 import { type CsrfTokens, FormError, readForm } from '../../interaction/form.ts';
 import { readSsoSession, type SsoSession } from '../../interaction/sso-session.ts';
 import type { ProviderHost } from '../../oidc/host.ts';
+import type { AuthSessions } from '../../sessions/auth-sessions.ts';
 import { type Ceremonies, MAX_RESPONSE_LENGTH } from './ceremonies.ts';
 import { scriptJson } from './index.ts';
 import { type CredentialStore, type EnrollmentCodes, MAX_KEY_NAME_LENGTH } from './store.ts';
@@ -27,6 +28,8 @@ export interface SecurityKeyRoutesDeps {
   codes: EnrollmentCodes;
   ceremonies: Ceremonies;
   audit: AuditTrail;
+  /** Idle and absolute lifetimes of the SSO session (an engine session past them is not accepted). */
+  sessions: AuthSessions;
   logger: Logger;
 }
 
@@ -78,7 +81,8 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
   /** The SSO session and its account, or an error page (no session, disabled account). */
   const signedIn = async (ctx: Context): Promise<{ session: SsoSession; account: Account } | undefined> => {
     const session = await readSsoSession(deps.host.provider, ctx);
-    const account = session ? await accounts.findById(session.accountId) : undefined;
+    const alive = session ? await deps.sessions.active(session.sessionUid, session.accountId) : undefined;
+    const account = alive && session ? await accounts.findById(session.accountId) : undefined;
     if (!session || !account || account.disabledAt) {
       renderError(ctx, 401, 'webauthn.keys.login_required');
       return undefined;
