@@ -77,6 +77,24 @@ if (!chromiumAvailable()) {
         expect(await response.text()).toContain(fr['webauthn.keys.login_required'].replace(/’/g, '’'));
       });
 
+      it('a session past its lifetime (no live auth_session) is not accepted on the keys page', async () => {
+        const user = await createUser(t, 'enrol.idle');
+        const { context, page } = await signedIn(user.username);
+        try {
+          const response = await page.goto(`${t.issuer}/account/security-keys`);
+          expect(response?.status()).toBe(200);
+          await t.passerelle.services.database.db
+            .updateTable('auth_session')
+            .set({ expires_at: new Date(Date.now() - 1000) })
+            .where('account_id', '=', user.id)
+            .execute();
+          const expired = await page.goto(`${t.issuer}/account/security-keys`);
+          expect(expired?.status()).toBe(401);
+        } finally {
+          await context.close();
+        }
+      });
+
       it('enrolls a key with a one-time code after a password login, then a second key, renames and revokes', async () => {
         const user = await createUser(t, 'enrol.alice');
         const { context, page } = await signedIn(user.username);
