@@ -24,6 +24,12 @@ import { passwordMethod } from './methods/password/index.ts';
 import { smartcardMethod } from './methods/smartcard/index.ts';
 import { createSmartcard, type SmartcardRuntime } from './methods/smartcard/setup.ts';
 import { type AuthMethod, registered } from './methods/types.ts';
+import { Ceremonies } from './methods/webauthn/ceremonies.ts';
+import { webauthnMethod } from './methods/webauthn/index.ts';
+import { AttestationPolicy } from './methods/webauthn/policy.ts';
+import { securityKeyRoutes } from './methods/webauthn/routes.ts';
+import { webauthnSettings } from './methods/webauthn/settings.ts';
+import { ChallengeStore, CredentialStore, EnrollmentCodes } from './methods/webauthn/store.ts';
 import { clientAuthLimitKey, createAdapterClass, purgeExpired } from './oidc/adapter.ts';
 import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './oidc/clients.ts';
 import { ProviderHost } from './oidc/host.ts';
@@ -169,6 +175,60 @@ export async function createPasserelle(
     );
     readiness.push(smartcard.readiness);
   }
+  const csrf = new CsrfTokens(cookieKeys[0] ?? '', config.issuer);
+  const purgers: (() => Promise<number>)[] = [];
+
+  // FIDO2 security keys: the login method and the users' key management pages.
+  const webauthn = webauthnSettings(config);
+  let keyRoutes: ReturnType<typeof securityKeyRoutes> | undefined;
+  if (webauthn) {
+    const policy = new AttestationPolicy(webauthn.policy);
+    await policy.load();
+    const credentials = new CredentialStore(db);
+    const challenges = new ChallengeStore(db, webauthn.challengeTtlSeconds);
+    const codes = new EnrollmentCodes(db);
+    const ceremonies = new Ceremonies({
+      settings: webauthn,
+      credentials,
+      challenges,
+      policy,
+      fakeIdKey: `webauthn:${cookieKeys[0] ?? ''}`,
+    });
+    methods.push(registered(webauthnMethod({ ceremonies, credentials, accounts, audit })));
+    keyRoutes = securityKeyRoutes({
+      config,
+      db,
+      host,
+      views,
+      csrf,
+      accounts,
+      credentials,
+      codes,
+      ceremonies,
+      audit,
+      sessions,
+      logger,
+    });
+    purgers.push(
+      () => challenges.purgeExpired(),
+      () => codes.purgeExpired(),
+    );
+    const metadata = policy.metadata;
+    if (metadata) {
+      logger.info({ serial: metadata.serial, entries: metadata.entries }, 'FIDO metadata blob loaded');
+      readiness.push({
+        name: 'webauthnMetadata',
+        // A stale blob keeps working (the models it lists do not change much): reported, not fatal.
+        run: async () => ({
+          ok: true,
+          detail: `blob ${metadata.serial}, next update ${metadata.nextUpdate.toISOString().slice(0, 10)}${
+            metadata.nextUpdate < new Date() ? ' (stale: refresh the file)' : ''
+          }`,
+        }),
+      });
+    }
+  }
+
   // Mode (a): the card listener's own TLS handshake; mode (b): the header of a trusted proxy address.
   const certificateOptions = {
     header: config.http.clientCertHeader,
@@ -200,7 +260,7 @@ export async function createPasserelle(
     config,
     host,
     views,
-    csrf: new CsrfTokens(cookieKeys[0] ?? '', config.issuer),
+    csrf,
     states: new InteractionStates(db, config.tokens.interactionTtl),
     sessions,
     accounts,
@@ -211,6 +271,7 @@ export async function createPasserelle(
     logger,
   });
   app.use(interactions.routes());
+  if (keyRoutes) app.use(keyRoutes.routes());
   if (config.demo) app.use(demoRoutes(config, views, clients).routes());
   else {
     app.use(async (ctx, next) => {
@@ -224,7 +285,8 @@ export async function createPasserelle(
   let purgeTimer: NodeJS.Timeout | undefined;
   const purge = async () => {
     try {
-      const { deleted } = await purgeExpired(db, config.purge.batchSize);
+      let { deleted } = await purgeExpired(db, config.purge.batchSize);
+      for (const purger of purgers) deleted += await purger();
       if (deleted) logger.debug({ deleted }, 'expired rows purged');
     } catch (err) {
       logger.warn({ err }, 'purge of expired rows failed (database unavailable?)');

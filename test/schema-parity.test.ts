@@ -103,6 +103,9 @@ for (const kind of databasesUnderTest()) {
           'rate_limit',
           'signing_key',
           'smartcard_certificate',
+          'webauthn_credential',
+          'webauthn_challenge',
+          'enrollment_code',
           ...MIGRATOR_TABLES,
         ].sort(),
       );

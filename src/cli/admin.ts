@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import {
   CardCertificates,
@@ -7,12 +8,14 @@ import {
   certificateFingerprint,
 } from '../accounts/card-certificates.ts';
 import { MIN_PASSWORD_LENGTH, passwordProblem } from '../accounts/passwords.ts';
-import { AccountExistsError } from '../accounts/store.ts';
+import { type Account, AccountExistsError } from '../accounts/store.ts';
 import { openServices, type Services } from '../app.ts';
 import { AuditTrail } from '../audit/trail.ts';
 import { clientDescriptionSchema } from '../config/schema.ts';
 import { connectDatabase } from '../db/connect.ts';
 import { migrateDown, migrateToLatest, migrationStatus } from '../db/migrate.ts';
+import { webauthnSettings } from '../methods/webauthn/settings.ts';
+import { CredentialStore, EnrollmentCodes } from '../methods/webauthn/store.ts';
 import { type ClientMetadata, toClientMetadata } from '../oidc/clients.ts';
 import { listSigningKeys, rotateSigningKeys } from '../oidc/keys.ts';
 import { CliError, type GlobalOptions, loadCliConfig, promptPassword, readStdinLine } from './context.ts';
@@ -284,6 +287,7 @@ export function registerUsers(program: Command): void {
       });
     });
   registerCardCommands(users);
+  registerUserKeys(users);
 }
 
 async function readCardCertificate(file: string): Promise<X509Certificate> {
@@ -370,6 +374,106 @@ function registerCardCommands(users: Command): void {
           detail: { fingerprint: fingerprint.replaceAll(':', '').toLowerCase(), by: 'cli' },
         });
         out(`card removed from ${account.username}`);
+      });
+    });
+}
+
+async function accountNamed(services: Services, username: string): Promise<Account> {
+  const account = await services.accounts.findByUsername(username);
+  if (!account) throw new CliError(`no account ${username}`);
+  return account;
+}
+
+/** Who ran the command, for the audit trail (the operator's name when given). */
+function operator(by: string | undefined): string {
+  if (by) return by;
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli';
+  }
+}
+
+export function registerWebauthn(program: Command): void {
+  program
+    .command('enroll')
+    .description('issue a one-time code with which the user adds a FIDO2 security key (printed once)')
+    .argument('<username>')
+    .option('--by <operator>', 'name of the helpdesk operator, recorded in the audit trail')
+    .action(async (username: string, opts, command: Command) => {
+      await withServices(command, async (services) => {
+        const settings = webauthnSettings(services.config);
+        if (!settings)
+          throw new CliError('security keys are not enabled (no webauthn section in the configuration)');
+        const account = await accountNamed(services, username);
+        if (account.disabledAt) throw new CliError(`account ${account.username} is disabled`);
+        const issuedBy = operator(opts.by);
+        const issued = await new EnrollmentCodes(services.database.db).issue(
+          account.id,
+          issuedBy,
+          settings.enrollmentCodeTtlSeconds,
+        );
+        await services.audit.record({
+          type: 'webauthn.enrollment_code',
+          outcome: 'success',
+          accountId: account.id,
+          method: 'webauthn',
+          detail: { issuedBy, expiresAt: issued.expiresAt.toISOString() },
+        });
+        out(`enrollment code for ${account.username}: ${issued.code}`);
+        out(`valid once, until ${issued.expiresAt.toISOString()}`);
+        out(`the user signs in, opens ${services.config.issuer}/account/security-keys and types this code`);
+      });
+    });
+}
+
+export function registerUserKeys(users: Command): void {
+  users
+    .command('keys')
+    .description('list the security keys of an account')
+    .argument('<username>')
+    .action(async (username: string, _opts, command: Command) => {
+      await withServices(command, async (services) => {
+        const account = await accountNamed(services, username);
+        const keys = await new CredentialStore(services.database.db).listForAccount(account.id, {
+          includeRevoked: true,
+        });
+        for (const k of keys) {
+          const state = k.revokedAt
+            ? `revoked ${k.revokedAt.toISOString()}`
+            : k.flaggedAt
+              ? `flagged ${k.flagReason ?? ''} ${k.flaggedAt.toISOString()}`
+              : 'active';
+          const lastUse = k.lastUsedAt ? k.lastUsedAt.toISOString() : 'never used';
+          out(`${k.id}\t${k.name}\t${k.aaguid}\t${k.createdAt.toISOString()}\t${lastUse}\t${state}`);
+        }
+      });
+    });
+  users
+    .command('revoke-key')
+    .description('revoke a security key of an account (by credential id or by name)')
+    .argument('<username>')
+    .argument('<key>', 'credential id, or the name of the key')
+    .option('--by <operator>', 'name of the helpdesk operator, recorded in the audit trail')
+    .action(async (username: string, key: string, opts, command: Command) => {
+      await withServices(command, async (services) => {
+        const account = await accountNamed(services, username);
+        const credentials = new CredentialStore(services.database.db);
+        const active = await credentials.listForAccount(account.id);
+        const byId = active.filter((k) => k.id === key);
+        const matches = byId.length ? byId : active.filter((k) => k.name === key);
+        if (matches.length === 0) throw new CliError(`no active key ${key} for ${account.username}`);
+        if (matches.length > 1) throw new CliError(`several keys are named ${key}: give the credential id`);
+        const target = matches[0] as (typeof matches)[number];
+        await credentials.revoke(account.id, target.id);
+        await services.audit.record({
+          type: 'webauthn.revoked',
+          outcome: 'success',
+          accountId: account.id,
+          method: 'webauthn',
+          detail: { credentialId: target.id, by: 'admin', operator: operator(opts.by) },
+        });
+        out(`key ${target.name} (${target.id}) of ${account.username} revoked`);
       });
     });
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { registerClients, registerKeys, registerMigrate, registerUsers } from './admin.ts';
+import { registerClients, registerKeys, registerMigrate, registerUsers, registerWebauthn } from './admin.ts';
 import { CliError } from './context.ts';
 import { serve } from './serve.ts';
 
@@ -20,6 +20,7 @@ registerMigrate(program);
 registerKeys(program);
 registerClients(program);
 registerUsers(program);
+registerWebauthn(program);
 
 try {
   await program.parseAsync(process.argv);

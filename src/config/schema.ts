@@ -148,6 +148,16 @@ const smartcardSchema = z.strictObject({
   /** Origin that serves the card login form (the listener's https URL or the proxy's card host). */
   formOrigin: origin.optional(),
 });
+/** An AAGUID (key model id) in its usual 8-4-4-4-12 hex form; any version nibble (not an RFC 9562 UUID). */
+const aaguid = z
+  .string()
+  .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be an AAGUID')
+  .transform((v) => v.toLowerCase());
+/** scheme://host[:port], nothing else (WebAuthn compares origins exactly). */
+const webOrigin = z.url().refine((v) => {
+  const url = new URL(v);
+  return url.origin === v && (url.protocol === 'https:' || isLoopback(v));
+}, 'must be an origin (https://host[:port], no path or trailing slash; http:// on loopback only)');
 
 const rateLimitRule = z.strictObject({ max: z.number().int().positive(), windowSeconds: seconds });
 
@@ -282,6 +292,41 @@ export const configSchema = z
       .prefault({}),
     clients: z.array(declaredClientSchema).default([]),
     smartcard: smartcardSchema.optional(),
+    /** FIDO2 security keys (WebAuthn). Absent = method disabled (demo mode supplies localhost defaults). */
+    webauthn: z
+      .strictObject({
+        /** Relying party ID: the registrable domain the keys are bound to (e.g. passerelle.hopital.example). */
+        rpId: z.string().min(1),
+        /** Name shown by the browser and some keys when enrolling. */
+        rpName: z.string().min(1).default('Passerelle'),
+        /** Exact origins (scheme://host[:port]) the ceremonies may come from. */
+        origins: z.array(webOrigin).min(1),
+        /** Attestation asked for at enrollment: `direct` (needed to check the key model) or `none`. */
+        attestation: z.enum(['none', 'direct']).default('direct'),
+        policy: z
+          .strictObject({
+            /** Key models (AAGUIDs) accepted at enrollment; absent = any model. */
+            aaguidAllowList: z.array(aaguid).min(1).optional(),
+            /** FIDO Metadata Service (MDS3) blob file, downloaded and refreshed offline; its signature is verified. */
+            metadataBlobFile: z.string().optional(),
+            /** Refuse keys that do not prove their model (attestation `none` or self attestation). */
+            requireTrustedAttestation: z.boolean().default(false),
+          })
+          .prefault({}),
+        /** Allow enrolling a first key right after a password login, without an enrollment code. */
+        selfEnrollmentAfterPassword: z.boolean().default(false),
+        /** Validity of a one-time enrollment code printed by `passerelle enroll`. */
+        enrollmentCodeTtlSeconds: seconds.max(7 * 24 * 3600).default(3600),
+        /** Validity of a WebAuthn challenge. */
+        challengeTtlSeconds: seconds.max(3600).default(300),
+        /** Time given to the browser for the ceremony (milliseconds). */
+        timeoutMs: z.number().int().min(10_000).max(600_000).default(120_000),
+      })
+      .refine((w) => !(w.attestation === 'none' && w.policy.requireTrustedAttestation), {
+        path: ['policy', 'requireTrustedAttestation'],
+        message: 'needs attestation: direct (with none, keys never prove their model)',
+      })
+      .optional(),
   })
   .superRefine((cfg, ctx) => {
     const card = cfg.smartcard;

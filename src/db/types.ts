@@ -141,6 +141,44 @@ export interface SmartcardCertificateTable {
   created_at: CreatedAt;
 }
 
+export interface WebauthnCredentialTable {
+  /** Credential id, base64url. */
+  id: string;
+  account_id: string;
+  name: string;
+  public_key: Uint8Array;
+  /** bigint: read as a string by pg, as a number by PGlite; always written as a number. */
+  counter: ColumnType<string | number, number | undefined, number>;
+  transports: Json<string[]>;
+  aaguid: string;
+  device_type: 'singleDevice' | 'multiDevice';
+  backed_up: boolean;
+  created_at: CreatedAt;
+  last_used_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+  flagged_at: Timestamp | null;
+  flag_reason: string | null;
+}
+
+export interface WebauthnChallengeTable {
+  challenge: string;
+  purpose: 'registration' | 'authentication';
+  /** `interaction:<uid>` or `account:<id>`: what the challenge is bound to. */
+  subject: string;
+  /** The account the options were made for (username-first login, enrollment); null when usernameless. */
+  account_id: string | null;
+  expires_at: Timestamp;
+}
+
+export interface EnrollmentCodeTable {
+  code_hash: string;
+  account_id: string;
+  issued_by: string;
+  created_at: CreatedAt;
+  expires_at: Timestamp;
+  used_at: Timestamp | null;
+}
+
 export interface Database {
   oidc_payload: OidcPayloadTable;
   signing_key: SigningKeyTable;
@@ -154,4 +192,7 @@ export interface Database {
   audit_event: AuditEventTable;
   national_identity: NationalIdentityTable;
   smartcard_certificate: SmartcardCertificateTable;
+  webauthn_credential: WebauthnCredentialTable;
+  webauthn_challenge: WebauthnChallengeTable;
+  enrollment_code: EnrollmentCodeTable;
 }

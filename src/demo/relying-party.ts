@@ -4,6 +4,7 @@ import * as oidc from 'openid-client';
 import type { Config } from '../config/schema.ts';
 import type { Views } from '../http/views.ts';
 import { negotiateLocale } from '../i18n/messages.ts';
+import { webauthnSettings } from '../methods/webauthn/settings.ts';
 import type { ClientRegistry } from '../oidc/clients.ts';
 import { DEMO_ACCOUNT, DEMO_CLIENT_ID, demoRedirectUri } from './seed.ts';
 
@@ -21,6 +22,7 @@ interface PendingLogin {
  */
 export function demoRoutes(config: Config, views: Views, clients: ClientRegistry): Router {
   const router = new Router();
+  const securityKeys = webauthnSettings(config) !== undefined;
   let discovered: Promise<oidc.Configuration> | undefined;
 
   const configuration = () => {
@@ -55,6 +57,7 @@ export function demoRoutes(config: Config, views: Views, clients: ClientRegistry
     ctx.body = views.render('home', page(ctx), {
       demoUsername: DEMO_ACCOUNT.username,
       demoPassword: DEMO_ACCOUNT.password,
+      securityKeys,
     });
   });
 
@@ -116,6 +119,7 @@ export function demoRoutes(config: Config, views: Views, clients: ClientRegistry
       claims: JSON.stringify(claims, null, 2),
       userinfo: JSON.stringify(userinfo, null, 2),
       logoutUrl: logoutUrl.href,
+      securityKeys,
     });
   });
 

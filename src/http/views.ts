@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { extname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, extname, join, resolve } from 'node:path';
 import { Eta } from 'eta';
 import type { Context } from 'koa';
 import { type Locale, translator } from '../i18n/messages.ts';
@@ -30,7 +31,25 @@ const CONTENT_TYPES: Record<string, string> = {
   '.woff2': 'font/woff2',
 };
 
-/** Serves the files of views/static from memory (read once at start): no CDN, no directory walking. */
+/** Browser libraries served from node_modules (no copy committed, no CDN): URL path → package file. */
+const VENDOR_FILES: Record<string, { pkg: string; file: string }> = {
+  '/static/vendor/simplewebauthn-browser.umd.min.js': {
+    pkg: '@simplewebauthn/browser',
+    file: 'dist/bundle/index.umd.min.js',
+  },
+};
+
+/** The root directory of an installed package (its entry point is two levels down: script/index.js). */
+function packageRoot(pkg: string): string {
+  let dir = dirname(createRequire(import.meta.url).resolve(pkg));
+  while (!dir.endsWith(join('node_modules', pkg)) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+/**
+ * Serves the files of views/static, and the vendored browser libraries, from memory (read once at
+ * start): no CDN, no directory walking.
+ */
 export function staticAssets(): (ctx: Context, next: () => Promise<void>) => Promise<void> {
   const dir = join(VIEWS_DIR, 'static');
   const files = new Map<string, { body: Buffer; type: string }>();
@@ -45,6 +64,10 @@ export function staticAssets(): (ctx: Context, next: () => Promise<void>) => Pro
     }
   };
   walk('');
+  for (const [path, { pkg, file }] of Object.entries(VENDOR_FILES)) {
+    const type = CONTENT_TYPES[extname(file)] ?? 'application/octet-stream';
+    files.set(path, { body: readFileSync(join(packageRoot(pkg), file)), type });
+  }
   return async (ctx, next) => {
     const file = ctx.method === 'GET' || ctx.method === 'HEAD' ? files.get(ctx.path) : undefined;
     if (!file) return next();

@@ -58,6 +58,56 @@ export const messages = {
     'smartcard.pin':
       'Votre navigateur vous demandera de choisir le certificat de votre carte puis le code PIN de la carte.',
     'smartcard.submit': 'Se connecter avec la carte',
+    'webauthn.login.lead':
+      'Branchez votre clé de sécurité, cliquez sur le bouton ci-dessous, puis saisissez le code PIN de la clé et touchez-la.',
+    'webauthn.login.lead_username': 'Connexion du compte {username} avec sa clé de sécurité.',
+    'webauthn.start': 'Utiliser ma clé de sécurité',
+    'webauthn.in_progress': 'Saisissez le code PIN de votre clé, puis touchez-la…',
+    'webauthn.noscript':
+      'La clé de sécurité nécessite JavaScript. Activez JavaScript dans le navigateur, ou choisissez un autre moyen de connexion.',
+    'webauthn.unsupported':
+      'Ce navigateur ne prend pas en charge les clés de sécurité. Utilisez un navigateur récent (Edge, Firefox, Chrome) ou un autre moyen de connexion.',
+    'webauthn.browser_error':
+      'La clé de sécurité n’a pas répondu ou l’opération a été annulée. Réessayez, ou choisissez un autre moyen de connexion.',
+    'webauthn.demo.home':
+      'Clé de sécurité FIDO2 : connectez-vous d’abord avec le mot de passe, puis ouvrez « Mes clés de sécurité » pour enregistrer votre clé (sans code en démonstration ; le support informatique, lui, crée un code avec « PASSERELLE_DEMO=true npx passerelle enroll demo », serveur arrêté car la base embarquée n’accepte qu’un processus). Choisissez ensuite « Clé de sécurité FIDO2 » sur la page de connexion.',
+    'webauthn.demo.keys_link': 'Mes clés de sécurité',
+    'webauthn.keys.title': 'Mes clés de sécurité',
+    'webauthn.keys.lead': 'Clés de sécurité FIDO2 enregistrées pour le compte {username}.',
+    'webauthn.keys.none': 'Aucune clé de sécurité n’est enregistrée.',
+    'webauthn.keys.name': 'Nom',
+    'webauthn.keys.created': 'Ajoutée le',
+    'webauthn.keys.last_used': 'Dernière utilisation',
+    'webauthn.keys.never': 'jamais',
+    'webauthn.keys.flagged': 'bloquée (anomalie détectée : contactez le support informatique)',
+    'webauthn.keys.rename': 'Renommer',
+    'webauthn.keys.new_name': 'Nouveau nom de la clé {name}',
+    'webauthn.keys.revoke': 'Révoquer',
+    'webauthn.keys.revoke_label': 'Révoquer la clé {name}',
+    'webauthn.keys.add.title': 'Ajouter une clé',
+    'webauthn.keys.add.lead_code':
+      'Saisissez le code d’enrôlement à usage unique remis par le support informatique, et un nom pour reconnaître la clé.',
+    'webauthn.keys.add.lead_self':
+      'Vous pouvez enregistrer votre première clé sans code : choisissez un nom pour la reconnaître.',
+    'webauthn.keys.add.code': 'Code d’enrôlement',
+    'webauthn.keys.add.name': 'Nom de la clé',
+    'webauthn.keys.add.default_name': 'Clé de sécurité',
+    'webauthn.keys.add.submit': 'Continuer',
+    'webauthn.keys.register.lead':
+      'Branchez la clé « {name} », cliquez sur le bouton ci-dessous, puis choisissez ou saisissez son code PIN et touchez-la.',
+    'webauthn.keys.register.start': 'Enregistrer ma clé de sécurité',
+    'webauthn.keys.done.enrolled': 'La clé a été enregistrée. Vous pouvez l’utiliser pour vous connecter.',
+    'webauthn.keys.done.revoked': 'La clé a été révoquée : elle ne permet plus de se connecter.',
+    'webauthn.keys.done.renamed': 'La clé a été renommée.',
+    'webauthn.keys.error.code':
+      'Ce code d’enrôlement n’est pas valable (erroné, expiré ou déjà utilisé). Demandez un nouveau code au support informatique.',
+    'webauthn.keys.error.not_allowed':
+      'Ce modèle de clé de sécurité n’est pas autorisé par l’établissement. Utilisez une clé fournie par le support informatique.',
+    'webauthn.keys.error.failed':
+      'La clé n’a pas pu être enregistrée (opération annulée, code PIN non saisi ou délai dépassé). Recommencez.',
+    'webauthn.keys.error.name': 'Donnez un nom à la clé (64 caractères au plus).',
+    'webauthn.keys.login_required':
+      'Connectez-vous d’abord à une application de l’établissement avec Passerelle, puis revenez sur cette page.',
     'error.invalid_form': 'Le formulaire est incomplet ou invalide.',
     'error.csrf': 'La page a expiré ou la requête ne provient pas de Passerelle. Recommencez la connexion.',
     'error.interaction_expired':
@@ -138,6 +188,56 @@ export const messages = {
     'smartcard.pin':
       'Your browser will ask you to choose the certificate of your card, then the PIN of the card.',
     'smartcard.submit': 'Sign in with the card',
+    'webauthn.login.lead':
+      'Plug in your security key, click the button below, then enter the key’s PIN and touch it.',
+    'webauthn.login.lead_username': 'Sign-in of account {username} with its security key.',
+    'webauthn.start': 'Use my security key',
+    'webauthn.in_progress': 'Enter your key’s PIN, then touch it…',
+    'webauthn.noscript':
+      'Security keys need JavaScript. Enable JavaScript in the browser, or choose another sign-in method.',
+    'webauthn.unsupported':
+      'This browser does not support security keys. Use a recent browser (Edge, Firefox, Chrome) or another sign-in method.',
+    'webauthn.browser_error':
+      'The security key did not answer or the operation was cancelled. Try again, or choose another sign-in method.',
+    'webauthn.demo.home':
+      'FIDO2 security key: first sign in with the password, then open “My security keys” to register your key (no code needed in the demo; the IT helpdesk creates one with “PASSERELLE_DEMO=true npx passerelle enroll demo”, server stopped as the embedded database accepts one process). Then choose “FIDO2 security key” on the sign-in page.',
+    'webauthn.demo.keys_link': 'My security keys',
+    'webauthn.keys.title': 'My security keys',
+    'webauthn.keys.lead': 'FIDO2 security keys registered for account {username}.',
+    'webauthn.keys.none': 'No security key is registered.',
+    'webauthn.keys.name': 'Name',
+    'webauthn.keys.created': 'Added on',
+    'webauthn.keys.last_used': 'Last used',
+    'webauthn.keys.never': 'never',
+    'webauthn.keys.flagged': 'blocked (anomaly detected: contact the IT helpdesk)',
+    'webauthn.keys.rename': 'Rename',
+    'webauthn.keys.new_name': 'New name of key {name}',
+    'webauthn.keys.revoke': 'Revoke',
+    'webauthn.keys.revoke_label': 'Revoke key {name}',
+    'webauthn.keys.add.title': 'Add a key',
+    'webauthn.keys.add.lead_code':
+      'Enter the one-time enrollment code given by the IT helpdesk, and a name to recognise the key.',
+    'webauthn.keys.add.lead_self':
+      'You may register your first key without a code: choose a name to recognise it.',
+    'webauthn.keys.add.code': 'Enrollment code',
+    'webauthn.keys.add.name': 'Key name',
+    'webauthn.keys.add.default_name': 'Security key',
+    'webauthn.keys.add.submit': 'Continue',
+    'webauthn.keys.register.lead':
+      'Plug in the key “{name}”, click the button below, then choose or enter its PIN and touch it.',
+    'webauthn.keys.register.start': 'Register my security key',
+    'webauthn.keys.done.enrolled': 'The key was registered. You can now sign in with it.',
+    'webauthn.keys.done.revoked': 'The key was revoked: it can no longer be used to sign in.',
+    'webauthn.keys.done.renamed': 'The key was renamed.',
+    'webauthn.keys.error.code':
+      'This enrollment code is not valid (wrong, expired or already used). Ask the IT helpdesk for a new code.',
+    'webauthn.keys.error.not_allowed':
+      'This security key model is not allowed by the establishment. Use a key provided by the IT helpdesk.',
+    'webauthn.keys.error.failed':
+      'The key could not be registered (operation cancelled, PIN not entered or time-out). Start again.',
+    'webauthn.keys.error.name': 'Give the key a name (at most 64 characters).',
+    'webauthn.keys.login_required':
+      'First sign in to an application of the establishment through Passerelle, then come back to this page.',
     'error.invalid_form': 'The form is incomplete or invalid.',
     'error.csrf': 'The page expired or the request did not come from Passerelle. Start signing in again.',
     'error.interaction_expired': 'Your sign-in request expired. Go back to the application and start again.',

@@ -27,8 +27,13 @@ export interface TestServer {
 }
 
 export interface StartOptions {
-  /** Raw configuration merged over the test defaults. */
-  config?: Record<string, unknown>;
+  /** Raw configuration merged over the test defaults; a function receives the issuer (port known). */
+  config?: Record<string, unknown> | ((issuer: string) => Record<string, unknown>);
+  /**
+   * Host name of the issuer URL (the server always listens on 127.0.0.1): `localhost` for WebAuthn,
+   * whose RP ID cannot be an IP address. Default 127.0.0.1.
+   */
+  issuerHost?: string;
   /** Reuse an existing database (to run a second instance on it). */
   database?: TestDatabase;
   /** Log level of the captured logger (default debug; the benchmark uses warn). */
@@ -43,7 +48,8 @@ export async function startTestServer(kind: DatabaseKind, options: StartOptions 
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `http://${options.issuerHost ?? '127.0.0.1'}:${port}`;
+  const extra = typeof options.config === 'function' ? options.config(issuer) : options.config;
   const { config } = loadConfig({
     env: {},
     overrides: {
@@ -52,7 +58,7 @@ export async function startTestServer(kind: DatabaseKind, options: StartOptions 
       database: { url: database.url, dataDir: database.dataDir, poolSize: 5 },
       keys: { encryptionKey: randomBytes(32).toString('base64'), reloadIntervalSeconds: 1 },
       log: { level: 'debug' },
-      ...options.config,
+      ...extra,
     },
   });
   const logs: string[] = [];
