@@ -1,21 +1,28 @@
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import Koa from 'koa';
 import type { Logger } from 'pino';
+import { DirectoryAccounts } from './accounts/directory-accounts.ts';
 import { AccountStore } from './accounts/store.ts';
+import { AuditTrail } from './audit/trail.ts';
 import type { Config } from './config/schema.ts';
 import { Sealer } from './crypto/sealer.ts';
 import { type ConnectOptions, connectDatabase, type DatabaseHandle } from './db/connect.ts';
 import { migrateToLatest } from './db/migrate.ts';
 import { demoRoutes } from './demo/relying-party.ts';
 import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
-import { databaseCheck, healthRoutes, migrationsCheck } from './http/health.ts';
+import { databaseCheck, healthRoutes, migrationsCheck, type ReadinessCheck } from './http/health.ts';
 import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
 import { staticAssets, Views } from './http/views.ts';
 import { translator } from './i18n/messages.ts';
 import { CsrfTokens } from './interaction/form.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { InteractionStates } from './interaction/state.ts';
+import { LdapDirectory } from './methods/ldap/directory.ts';
+import { ldapReadinessCheck } from './methods/ldap/health.ts';
+import { ldapMethod } from './methods/ldap/index.ts';
 import { passwordMethod } from './methods/password/index.ts';
+import type { AuthMethod } from './methods/types.ts';
 import { clientAuthLimitKey, createAdapterClass, purgeExpired } from './oidc/adapter.ts';
 import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './oidc/clients.ts';
 import { ProviderHost } from './oidc/host.ts';
@@ -128,7 +135,7 @@ export async function createPasserelle(
     if (disabled) logger.warn({ count: disabled }, 'demo accounts disabled (demo mode is off)');
   }
 
-  const methods = [
+  const methods: AuthMethod[] = [
     passwordMethod({
       accounts,
       limiter,
@@ -136,6 +143,38 @@ export async function createPasserelle(
       perIp: config.rateLimits.passwordPerIp,
     }),
   ];
+  const readinessChecks: ReadinessCheck[] = [databaseCheck(db), migrationsCheck(db)];
+  const audit = new AuditTrail(db, logger);
+  let directory: LdapDirectory | undefined;
+  if (config.ldap) {
+    const ldap = config.ldap;
+    let ca: Buffer | undefined;
+    if (ldap.caFile) {
+      try {
+        ca = readFileSync(ldap.caFile);
+      } catch (err) {
+        throw new Error(
+          `ldap.caFile ${ldap.caFile}: cannot be read (${(err as NodeJS.ErrnoException).code})`,
+        );
+      }
+    }
+    directory = new LdapDirectory(ldap, ca);
+    methods.push(ldapMethod({ directory, accounts: new DirectoryAccounts(db, accounts), audit, logger }));
+    readinessChecks.push(ldapReadinessCheck(directory, logger));
+    logger.info(
+      {
+        urls: ldap.urls,
+        flavour: ldap.flavour,
+        tls: ldap.urls.map((u) =>
+          u.startsWith('ldaps') ? 'ldaps' : ldap.startTls ? 'starttls' : 'none (loopback)',
+        ),
+        caFile: ldap.caFile ?? 'system trust store',
+        userBaseDn: ldap.userBaseDn,
+        bindDn: ldap.bindDn,
+      },
+      'LDAP login enabled',
+    );
+  }
   let shuttingDown = false;
 
   // Behind the reverse proxy, the client address is the last X-Forwarded-For entry (the one the proxy
@@ -155,7 +194,7 @@ export async function createPasserelle(
   );
   app.use(bodyLimit(config.http.bodyLimitBytes));
   app.use(staticAssets());
-  const health = healthRoutes([databaseCheck(db), migrationsCheck(db)], () => shuttingDown);
+  const health = healthRoutes(readinessChecks, () => shuttingDown);
   app.use(health.routes());
   const interactions = interactionRoutes({
     config,
@@ -213,6 +252,7 @@ export async function createPasserelle(
           server.closeIdleConnections();
         });
       }
+      await directory?.close();
       await database.close();
     },
   };

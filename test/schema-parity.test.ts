@@ -94,6 +94,7 @@ for (const kind of databasesUnderTest()) {
           'app_secret',
           'audit_event',
           'auth_session',
+          'directory_link',
           'interaction_state',
           'oidc_client',
           'oidc_payload',

@@ -111,6 +111,16 @@ export interface AuditEventTable {
   detail: Json<Record<string, unknown>> | null;
 }
 
+export interface DirectoryLinkTable {
+  account_id: string;
+  /** objectGUID (canonical string) or entryUUID. */
+  stable_id: string;
+  dn: string;
+  id_nat: string | null;
+  groups: Json<string[]>;
+  synced_at: Timestamp;
+}
+
 export interface Database {
   oidc_payload: OidcPayloadTable;
   signing_key: SigningKeyTable;
@@ -122,4 +132,5 @@ export interface Database {
   rate_limit: RateLimitTable;
   auth_session: AuthSessionTable;
   audit_event: AuditEventTable;
+  directory_link: DirectoryLinkTable;
 }

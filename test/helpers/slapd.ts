@@ -227,6 +227,8 @@ argsfile ${dir}/slapd.args
 TLSCACertificateFile ${pki.caFile}
 TLSCertificateFile ${pki.certFile}
 TLSCertificateKeyFile ${pki.keyFile}
+# Like permissive directories: an unauthenticated bind (DN, empty password) succeeds (RFC 4513 §5.1.2).
+allow bind_anon_dn
 sizelimit size.soft=${SIZE_LIMIT} size.hard=${SIZE_LIMIT} size.prtotal=unlimited
 access to dn.base="" by * read
 access to dn.base="cn=Subschema" by * read

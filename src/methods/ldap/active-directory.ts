@@ -9,8 +9,8 @@ import { escapeFilterValue } from './escape.ts';
  * number after `data` is the Windows error. AD (and Samba AD, checked by test/ldap-active-directory.test.ts)
  * returns 530, 531, 532, 533, 701 and 773 only when the password is right; a wrong password gives 52e
  * whatever the account state, and an unknown DN gives 52e too (525 only in some forest configurations).
- * 775 (locked out) is returned by Windows even for a wrong password: it is still mapped to
- * `account_disabled`, since the lockout itself was caused by failed attempts on that name.
+ * 775 (locked out) can come for a wrong password too: it proves nothing, so the user sees the generic
+ * message (the audit trail keeps `ad_775`).
  */
 export interface AdBindFailure {
   subcode: string;
@@ -30,7 +30,7 @@ const SUBCODES: Record<string, { code: AuthFailureCode; provesPassword: boolean;
   '533': { code: 'account_disabled', provesPassword: true, meaning: 'account_disabled' },
   '701': { code: 'account_disabled', provesPassword: true, meaning: 'account_expired' },
   '773': { code: 'password_must_change', provesPassword: true, meaning: 'password_must_change' },
-  '775': { code: 'account_disabled', provesPassword: false, meaning: 'account_locked' },
+  '775': { code: 'invalid_credentials', provesPassword: false, meaning: 'account_locked' },
 };
 
 /** What each subcode means, for logs and documentation. */

@@ -83,7 +83,8 @@ export class LdapConnector {
       url,
       timeout: this.#options.operationTimeoutMs,
       connectTimeout: this.#options.connectTimeoutMs,
-      tlsOptions,
+      // ldapts uses TLS from the first byte whenever tlsOptions are given: only for ldaps://.
+      tlsOptions: parsed.protocol === 'ldaps:' ? tlsOptions : undefined,
       strictDN: true,
     });
     // ldapts bounds the TCP connect and the ldaps:// handshake (connectTimeout); this bounds StartTLS.
