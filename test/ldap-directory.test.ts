@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Client } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LdapConfig, LDAP_DEFAULT_FILTERS } from '../src/config/schema.ts';
+import type { LdapConfig } from '../src/config/schema.ts';
 import { DirectoryUnavailableError } from '../src/methods/ldap/client.ts';
 import { LdapDirectory } from '../src/methods/ldap/directory.ts';
 import { ldapReadinessCheck } from '../src/methods/ldap/health.ts';
@@ -9,6 +9,7 @@ import {
   freePort,
   GENERATED_PASSWORD,
   GROUPS_DN,
+  openldapConfig,
   PEOPLE_DN,
   ROOT_DN,
   SERVICE_DN,
@@ -40,35 +41,13 @@ async function silentServer(): Promise<{ url: string; accepted: () => number; cl
   };
 }
 
-export function openldapConfig(slapd: Slapd, over: Partial<LdapConfig> = {}): LdapConfig {
-  return {
-    urls: [slapd.ldapsUrl],
-    startTls: false,
-    caFile: slapd.pki.caFile,
-    flavour: 'openldap',
-    bindDn: SERVICE_DN,
-    bindPassword: slapd.servicePassword,
-    userBaseDn: PEOPLE_DN,
-    userFilter: LDAP_DEFAULT_FILTERS.openldap,
-    groupBaseDn: GROUPS_DN,
-    attributes: {
-      username: 'uid',
-      displayName: 'displayName',
-      givenName: 'givenName',
-      familyName: 'sn',
-      mail: 'mail',
-      stableId: 'entryUUID',
-      idNat: 'employeeNumber',
-      groups: 'memberOf',
-    },
-    connectTimeoutMs: 1000,
-    operationTimeoutMs: 1500,
-    poolSize: 2,
-    ...over,
-  };
-}
-
-const ALICE = { uid: 'alice', password: 'Alice-pw-1', givenName: 'Alice', sn: 'Martin', idNat: '810001234567' };
+const ALICE = {
+  uid: 'alice',
+  password: 'Alice-pw-1',
+  givenName: 'Alice',
+  sn: 'Martin',
+  idNat: '810001234567',
+};
 const STAR = { uid: 'star*user', password: 'Star-pw-1', givenName: 'Star', sn: 'User' };
 const PAREN = { uid: 'paren)(x', password: 'Paren-pw-1', givenName: 'Paren', sn: 'User' };
 
@@ -203,7 +182,11 @@ describe.skipIf(!available)('LDAP directory against OpenLDAP slapd', () => {
 
     const silent = await silentServer();
     try {
-      const hung = directory({ urls: [silent.url, slapd.ldapsUrl], connectTimeoutMs: 300, operationTimeoutMs: 500 });
+      const hung = directory({
+        urls: [silent.url, slapd.ldapsUrl],
+        connectTimeoutMs: 300,
+        operationTimeoutMs: 500,
+      });
       expect((await hung.checkPassword('alice', ALICE.password)).ok).toBe(true);
       const firstAttempts = silent.accepted();
       expect(firstAttempts).toBe(1);
@@ -237,7 +220,10 @@ describe.skipIf(!available)('LDAP directory against OpenLDAP slapd', () => {
   it('readiness: rootDSE read and service bind; a wrong service password is reported', async () => {
     expect(await ldapReadinessCheck(directory()).run()).toEqual({ ok: true });
     const wrong = directory({ bindPassword: 'not-the-password' });
-    expect(await ldapReadinessCheck(wrong).run()).toEqual({ ok: false, detail: 'service account bind refused' });
+    expect(await ldapReadinessCheck(wrong).run()).toEqual({
+      ok: false,
+      detail: 'service account bind refused',
+    });
     // A refused service account is an outage for logins, not the user's wrong password.
     await expect(wrong.checkPassword('alice', ALICE.password)).rejects.toThrow(DirectoryUnavailableError);
   });

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LDAP_DEFAULT_FILTERS, type LdapConfig } from '../../src/config/schema.ts';
 
 export const SLAPD = '/usr/sbin/slapd';
 const SLAPADD = '/usr/sbin/slapadd';
@@ -356,4 +357,33 @@ index entryUUID eq
 /** RFC 4514 escaping for the RDN values the helper writes. */
 function escapeRdn(value: string): string {
   return value.replace(/[\\,+"<>;=]/g, (c) => `\\${c}`).replace(/^[ #]/, (c) => `\\${c}`);
+}
+
+/** The `ldap` configuration of Passerelle for this test directory (LDAPS with the test CA). */
+export function openldapConfig(slapd: Slapd, over: Partial<LdapConfig> = {}): LdapConfig {
+  return {
+    urls: [slapd.ldapsUrl],
+    startTls: false,
+    caFile: slapd.pki.caFile,
+    flavour: 'openldap',
+    bindDn: SERVICE_DN,
+    bindPassword: slapd.servicePassword,
+    userBaseDn: PEOPLE_DN,
+    userFilter: LDAP_DEFAULT_FILTERS.openldap,
+    groupBaseDn: GROUPS_DN,
+    attributes: {
+      username: 'uid',
+      displayName: 'displayName',
+      givenName: 'givenName',
+      familyName: 'sn',
+      mail: 'mail',
+      stableId: 'entryUUID',
+      idNat: 'employeeNumber',
+      groups: 'memberOf',
+    },
+    connectTimeoutMs: 1000,
+    operationTimeoutMs: 1500,
+    poolSize: 2,
+    ...over,
+  };
 }
