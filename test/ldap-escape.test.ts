@@ -171,3 +171,22 @@ describe('ldap configuration section', () => {
     expect(ol?.bindPassword).toBe('from-env');
   });
 });
+
+describe('deploy/passerelle.example.yaml ldap section', () => {
+  it('parses, with the service password from the environment', async () => {
+    const { parse } = await import('yaml');
+    const { readFileSync } = await import('node:fs');
+    const file = parse(readFileSync(new URL('../deploy/passerelle.example.yaml', import.meta.url), 'utf8'));
+    expect(file.ldap.bindPassword).toBeUndefined();
+    const { config } = loadConfig({
+      env: { PASSERELLE_LDAP__BIND_PASSWORD: 'secret-from-env' },
+      overrides: { demo: true, ldap: file.ldap },
+    });
+    expect(config.ldap).toMatchObject({
+      urls: ['ldaps://dc1.hopital.example', 'ldaps://dc2.hopital.example'],
+      flavour: 'activeDirectory',
+      bindPassword: 'secret-from-env',
+      attributes: { idNat: 'employeeID', stableId: 'objectGUID' },
+    });
+  });
+});
