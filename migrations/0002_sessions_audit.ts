@@ -1,6 +1,9 @@
 import { type Kysely, sql } from 'kysely';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  // Growing delays after failed credential checks need the time of the last failure.
+  await db.schema.alterTable('rate_limit').addColumn('last_hit_at', 'timestamptz').execute();
+
   // The methods completed in each SSO session, with their times (idle and absolute lifetimes, step-up).
   await db.schema
     .createTable('auth_session')
@@ -50,4 +53,5 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropTable('audit_event').execute();
   await db.schema.dropTable('auth_session').execute();
+  await db.schema.alterTable('rate_limit').dropColumn('last_hit_at').execute();
 }

@@ -22,13 +22,15 @@ import { LdapDirectory } from './methods/ldap/directory.ts';
 import { ldapReadinessCheck } from './methods/ldap/health.ts';
 import { ldapMethod } from './methods/ldap/index.ts';
 import { passwordMethod } from './methods/password/index.ts';
-import type { AuthMethod } from './methods/types.ts';
+import { type AuthMethod, registered } from './methods/types.ts';
 import { clientAuthLimitKey, createAdapterClass, purgeExpired } from './oidc/adapter.ts';
 import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './oidc/clients.ts';
 import { ProviderHost } from './oidc/host.ts';
 import { ensureCookieKeys, ensureSigningKeys, keySetFingerprint, loadKeySet } from './oidc/keys.ts';
 import { buildProvider } from './oidc/provider.ts';
 import { RateLimiter } from './ratelimit/limiter.ts';
+import { CredentialThrottle } from './ratelimit/throttle.ts';
+import { AuthSessions } from './sessions/auth-sessions.ts';
 
 export interface Services {
   config: Config;
@@ -39,6 +41,8 @@ export interface Services {
   clients: ClientRegistry;
   host: ProviderHost;
   limiter: RateLimiter;
+  sessions: AuthSessions;
+  audit: AuditTrail;
   views: Views;
   /** Cookie-signing keys shared by all instances (also the CSRF and demo cookie keys). */
   cookieKeys: string[];
@@ -61,6 +65,8 @@ export async function openServices(
     const accounts = new AccountStore(database.db);
     const clients = new ClientRegistry(database.db, sealer);
     const limiter = new RateLimiter(database.db);
+    const sessions = new AuthSessions(database.db, config.sessions);
+    const audit = new AuditTrail(database.db, logger);
     const views = new Views();
     const host = await ProviderHost.create({
       build: (keySet) =>
@@ -72,6 +78,7 @@ export async function openServices(
           accounts,
           views,
           logger,
+          sessions,
           onClientAuthFailure: async (ip) => {
             await limiter.hit(clientAuthLimitKey(ip), config.rateLimits.clientAuthPerIp);
           },
@@ -98,6 +105,8 @@ export async function openServices(
       clients,
       host,
       limiter,
+      sessions,
+      audit,
       views,
       cookieKeys,
       validateClient,
@@ -123,7 +132,7 @@ export async function createPasserelle(
   options: ConnectOptions = {},
 ): Promise<Passerelle> {
   const services = await openServices(config, logger, options);
-  const { database, accounts, clients, host, views, cookieKeys, limiter } = services;
+  const { database, accounts, clients, host, views, cookieKeys, limiter, sessions, audit } = services;
   const db = database.db;
 
   await clients.syncDeclared(config.clients, services.validateClient);
@@ -135,16 +144,8 @@ export async function createPasserelle(
     if (disabled) logger.warn({ count: disabled }, 'demo accounts disabled (demo mode is off)');
   }
 
-  const methods: AuthMethod[] = [
-    passwordMethod({
-      accounts,
-      limiter,
-      perAccount: config.rateLimits.passwordPerAccount,
-      perIp: config.rateLimits.passwordPerIp,
-    }),
-  ];
+  const methods: AuthMethod[] = [registered(passwordMethod(accounts))];
   const readinessChecks: ReadinessCheck[] = [databaseCheck(db), migrationsCheck(db)];
-  const audit = new AuditTrail(db, logger);
   let directory: LdapDirectory | undefined;
   if (config.ldap) {
     const ldap = config.ldap;
@@ -159,7 +160,10 @@ export async function createPasserelle(
       }
     }
     directory = new LdapDirectory(ldap, ca);
-    methods.push(ldapMethod({ directory, accounts: new DirectoryAccounts(db, accounts), audit, logger }));
+    // First: staff use the directory password; the local password is for break-glass accounts.
+    methods.unshift(
+      registered(ldapMethod({ directory, accounts: new DirectoryAccounts(db, accounts), audit, logger })),
+    );
     readinessChecks.push(ldapReadinessCheck(directory, logger));
     logger.info(
       {
@@ -202,7 +206,11 @@ export async function createPasserelle(
     views,
     csrf: new CsrfTokens(cookieKeys[0] ?? '', config.issuer),
     states: new InteractionStates(db, config.tokens.interactionTtl),
+    sessions,
+    accounts,
     methods,
+    attempts: { accounts, audit, throttle: new CredentialThrottle(db, limiter, config.throttle), logger },
+    clientCertificate: () => undefined,
     logger,
   });
   app.use(interactions.routes());

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONFIG_EXIT_CODE, ConfigError, type LoadOptions, loadConfig } from '../src/config/load.ts';
+import { configSchema } from '../src/config/schema.ts';
 import { cleanEnv, runCli } from './helpers/cli.ts';
 
 const KEY = randomBytes(32).toString('base64');
@@ -57,6 +58,54 @@ describe('loadConfig', () => {
     expect(config.clients).toEqual([]);
     expect(warnings.join('\n')).toMatch(/DEMO MODE/);
     expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('the documented sample deploy/passerelle.example.yaml is a valid configuration using every section', () => {
+    const path = join(import.meta.dirname, '../deploy/passerelle.example.yaml');
+    const { config } = loadConfig({ env: { PASSERELLE_KEYS__ENCRYPTION_KEY: KEY }, file: path });
+    const sections = Object.keys(configSchema.shape);
+    const documented = readFileSync(path, 'utf8').match(/^[a-zA-Z]+(?=:)/gm) ?? [];
+    expect(documented.sort()).toEqual(sections.sort());
+    expect(config.sessions.sharedWorkstations.networks).toEqual(['10.20.0.0/16']);
+  });
+
+  it('throttling that would let the Active Directory lockout threshold be reached is refused, naming the key', () => {
+    const reported = problems({
+      env: { PASSERELLE_DEMO: 'true' },
+      overrides: { throttle: { lockAfter: 8, directoryLockoutThreshold: 10 } },
+    });
+    expect(reported).toEqual([
+      expect.stringMatching(/^throttle\.lockAfter: allows 10 failures within windowSeconds/),
+    ]);
+    expect(
+      problems({
+        env: { PASSERELLE_DEMO: 'true' },
+        overrides: { throttle: { lockAfter: 99, directoryLockoutThreshold: 0 } },
+      }),
+    ).toEqual([
+      expect.stringMatching(/^throttle\.lockSeconds: allows more than 100 failed attempts per hour/),
+    ]);
+  });
+
+  it('a client or default level that is not one of the policy levels is refused, naming the key', () => {
+    const reported = problems({
+      env: { PASSERELLE_DEMO: 'true' },
+      overrides: {
+        policy: { defaultAcr: 'eidas3' },
+        clients: [
+          {
+            clientId: 'app',
+            redirectUris: ['https://app.example/cb'],
+            tokenEndpointAuthMethod: 'none',
+            requiredAcr: 'gold',
+          },
+        ],
+      },
+    });
+    expect(reported).toContainEqual(expect.stringMatching(/^policy\.defaultAcr: must be one of the levels/));
+    expect(reported).toContainEqual(
+      expect.stringMatching(/^clients\.0\.requiredAcr: must be one of the levels/),
+    );
   });
 
   it('command-line overrides turn demo mode on as well', () => {

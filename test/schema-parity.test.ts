@@ -28,11 +28,11 @@ async function readSchema(db: Kysely<Database>): Promise<Schema> {
     where table_schema = 'public' and table_type = 'BASE TABLE'
     order by table_name`.execute(db);
   const columns = await sql<Record<string, unknown>>`
-    select table_name, column_name, ordinal_position, data_type, udt_name, is_nullable, column_default,
+    select table_name, column_name, data_type, udt_name, is_nullable, column_default,
            character_maximum_length, numeric_precision
     from information_schema.columns
     where table_schema = 'public'
-    order by table_name, ordinal_position`.execute(db);
+    order by table_name, column_name`.execute(db);
   const indexes = await sql<Record<string, unknown>>`
     select tablename, indexname, indexdef from pg_indexes
     where schemaname = 'public'
@@ -49,7 +49,8 @@ async function readSchema(db: Kysely<Database>): Promise<Schema> {
     order by cls.relname, con.conname`.execute(db);
   return {
     tables: tables.rows.map((r) => r.table_name),
-    columns: columns.rows.map((r) => ({ ...r, ordinal_position: Number(r.ordinal_position) })),
+    // By name: a column dropped and added again by a down/up cycle comes back last.
+    columns: columns.rows,
     indexes: indexes.rows,
     constraints: constraints.rows,
   };

@@ -41,6 +41,12 @@ export const clientDescriptionSchema = z.strictObject({
   firstParty: z.boolean().default(false),
   /** An API (resource server) allowed to introspect tokens issued to other clients. */
   resourceServer: z.boolean().default(false),
+  /** The assurance level (acr) this client always needs; default: policy.defaultAcr. */
+  requiredAcr: z.string().optional(),
+  /** Authentication methods offered for this client (ids); default: every configured method. */
+  allowedMethods: z.array(z.string().min(1)).optional(),
+  /** Maximum age of the authentication, in seconds (OpenID Connect default_max_age). */
+  defaultMaxAge: z.number().int().positive().optional(),
 });
 
 /** A client declared in the configuration file: the file is its only source, so it carries its secret. */
@@ -189,7 +195,6 @@ export const configSchema = z
         accessTokenTtl: seconds.default(600),
         idTokenTtl: seconds.default(600),
         refreshTokenTtl: seconds.default(14 * 24 * 3600),
-        sessionTtl: seconds.default(12 * 3600),
         interactionTtl: seconds.default(900),
         grantTtl: seconds.default(30 * 24 * 3600),
         parTtl: seconds.max(600).default(60),
@@ -207,22 +212,65 @@ export const configSchema = z
     ui: z.strictObject({ defaultLocale: z.enum(['fr', 'en']).default('fr') }).prefault({}),
     policy: z
       .strictObject({
-        /** acr values, weakest first; a level is reached when all of its required amr values are present. */
+        /**
+         * Assurance levels, weakest first. A level is reached when the methods of one authentication prove
+         * `minFactors` distinct factor kinds (knowledge, possession, inherence) and, if `phishingResistant`,
+         * include an origin-bound method (FIDO2 key, CPS card). The `acr` names are what tokens carry.
+         */
         levels: z
-          .array(z.strictObject({ acr: z.string().min(1), requiredAmr: z.array(z.string()).default([]) }))
+          .array(
+            z.strictObject({
+              acr: z.string().min(1),
+              minFactors: z.number().int().min(1).max(3),
+              phishingResistant: z.boolean().default(false),
+            }),
+          )
           .min(1)
           .default([
-            { acr: 'urn:passerelle:loa:low', requiredAmr: ['pwd'] },
-            { acr: 'urn:passerelle:loa:substantial', requiredAmr: ['mfa'] },
-            { acr: 'urn:passerelle:loa:high', requiredAmr: ['mfa', 'hwk'] },
+            { acr: 'urn:passerelle:loa:low', minFactors: 1, phishingResistant: false },
+            { acr: 'urn:passerelle:loa:substantial', minFactors: 2, phishingResistant: false },
+            { acr: 'urn:passerelle:loa:high', minFactors: 2, phishingResistant: true },
           ]),
+        /** The level required from clients that set none (client `requiredAcr`); default: the first level. */
+        defaultAcr: z.string().optional(),
+      })
+      .prefault({}),
+    sessions: z
+      .strictObject({
+        /** Single sign-on ends after this long without any authorization request. */
+        idleSeconds: seconds.default(1800),
+        /** …and at the latest this long after the first authentication (NIST AAL2: 12 h). */
+        absoluteSeconds: seconds.default(12 * 3600),
+        /** Shared ward workstations, recognised by their network: shorter lifetimes, no persistent cookie. */
+        sharedWorkstations: z
+          .strictObject({
+            networks: z.array(z.string()).default([]),
+            idleSeconds: seconds.default(600),
+            absoluteSeconds: seconds.default(4 * 3600),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    throttle: z
+      .strictObject({
+        /** Failed credential checks per account allowed without delay. */
+        freeFailures: z.number().int().min(0).default(3),
+        /** Delay after the next failure, doubling at each further one. */
+        baseDelaySeconds: seconds.default(2),
+        /** Failures per account that lock it temporarily; must stay below the directory's threshold. */
+        lockAfter: z.number().int().min(1).default(5),
+        /** How long a lock lasts after the last failure. */
+        lockSeconds: seconds.default(900),
+        /** An account's failures are forgotten after this long without a failure (AD observation window). */
+        windowSeconds: seconds.default(1800),
+        /** Active Directory "account lockout threshold" (GPO); 0 when the directory has none. */
+        directoryLockoutThreshold: z.number().int().min(0).default(10),
+        /** Failed credential checks per source address. */
+        perIp: rateLimitRule.default({ max: 50, windowSeconds: 900 }),
       })
       .prefault({}),
     rateLimits: z
       .strictObject({
-        /** Failed password checks per account (below the Active Directory lockout threshold). */
-        passwordPerAccount: rateLimitRule.default({ max: 5, windowSeconds: 900 }),
-        passwordPerIp: rateLimitRule.default({ max: 50, windowSeconds: 900 }),
         /**
          * Failed client authentications (token, introspection, revocation, PAR) per source address; once
          * reached, client authentication from that address fails until the window ends.
@@ -235,6 +283,44 @@ export const configSchema = z
     ldap: ldapSchema.optional(),
   })
   .superRefine((cfg, ctx) => {
+    const acrs = cfg.policy.levels.map((l) => l.acr);
+    if (new Set(acrs).size !== acrs.length) {
+      ctx.addIssue({ code: 'custom', path: ['policy', 'levels'], message: 'acr names must be unique' });
+    }
+    if (cfg.policy.defaultAcr !== undefined && !acrs.includes(cfg.policy.defaultAcr)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['policy', 'defaultAcr'],
+        message: `must be one of the levels: ${acrs.join(', ')}`,
+      });
+    }
+    for (const [index, client] of cfg.clients.entries()) {
+      if (client.requiredAcr !== undefined && !acrs.includes(client.requiredAcr)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clients', index, 'requiredAcr'],
+          message: `must be one of the levels: ${acrs.join(', ')}`,
+        });
+      }
+    }
+    const t = cfg.throttle;
+    // Worst case inside the directory's observation window: the failures before the lock, then one
+    // attempt each time the lock ends.
+    const worstCase = t.lockAfter + Math.ceil(t.windowSeconds / t.lockSeconds);
+    if (t.directoryLockoutThreshold > 0 && worstCase >= t.directoryLockoutThreshold) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['throttle', 'lockAfter'],
+        message: `allows ${worstCase} failures within windowSeconds, not below directoryLockoutThreshold (${t.directoryLockoutThreshold}): lower lockAfter or raise lockSeconds`,
+      });
+    }
+    if (t.lockAfter + Math.ceil(3600 / t.lockSeconds) > 100) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['throttle', 'lockSeconds'],
+        message: 'allows more than 100 failed attempts per hour per account',
+      });
+    }
     if (cfg.demo) return;
     if (!cfg.issuer) {
       ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'is required outside demo mode' });

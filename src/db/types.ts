@@ -2,6 +2,8 @@ import type { ColumnType, Generated } from 'kysely';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+/** A timestamp with a database default that may also be written. */
+type DefaultedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type Json<T = unknown> = ColumnType<T, string, string>;
 
 export interface OidcPayloadTable {
@@ -71,6 +73,7 @@ export interface RateLimitTable {
   window_start: Timestamp;
   hits: number;
   expires_at: Timestamp;
+  last_hit_at: Timestamp | null;
 }
 
 export interface CompletedMethod {
@@ -86,8 +89,8 @@ export interface AuthSessionTable {
   account_id: string;
   methods: Json<CompletedMethod[]>;
   profile: 'standard' | 'shared';
-  started_at: CreatedAt;
-  last_active_at: Generated<Timestamp>;
+  started_at: DefaultedTimestamp;
+  last_active_at: DefaultedTimestamp;
   expires_at: Timestamp;
 }
 

@@ -46,6 +46,9 @@ export const messages = {
       'Votre carte est valide mais n’est associée à aucun compte de l’établissement. Contactez le support informatique.',
     'error.account_mismatch':
       'Ce moyen d’authentification appartient à un autre compte que celui de votre session.',
+    'error.no_method':
+      'Aucun moyen de connexion disponible ne permet d’atteindre le niveau de sécurité demandé par cette application. Contactez le support informatique.',
+    'login.other_ways_lead': 'Ou connectez-vous sans saisir d’identifiant :',
     'method.password': 'Mot de passe local',
     'method.ldap': 'Mot de passe de l’établissement',
     'method.webauthn': 'Clé de sécurité FIDO2',
@@ -119,6 +122,9 @@ export const messages = {
       'Your card is valid but is not linked to any account of the establishment. Contact the IT support.',
     'error.account_mismatch':
       'This authentication means belongs to another account than the one of your session.',
+    'error.no_method':
+      'No available sign-in means reaches the security level this application needs. Contact the IT support.',
+    'login.other_ways_lead': 'Or sign in without typing a username:',
     'method.password': 'Local password',
     'method.ldap': 'Establishment password',
     'method.webauthn': 'FIDO2 security key',

@@ -3,14 +3,24 @@ import type { Context } from 'koa';
 import { errors, type InteractionResults } from 'oidc-provider';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import type { AccountStore } from '../accounts/store.ts';
 import type { Config } from '../config/schema.ts';
+import type { CompletedMethod } from '../db/types.ts';
 import type { Views } from '../http/views.ts';
-import { type MessageId, negotiateLocale, scopeMessage, translator } from '../i18n/messages.ts';
-import type { AuthFailureCode, AuthMethod, MethodContext } from '../methods/types.ts';
+import { type Locale, type MessageId, negotiateLocale, scopeMessage, translator } from '../i18n/messages.ts';
+import type { AuthFailureCode, AuthMethod, MethodContext, PresentedCertificate } from '../methods/types.ts';
 import type { ProviderHost } from '../oidc/host.ts';
-import { achievedAcr } from '../policy/assurance.ts';
+import { assess, reaches, withinMaxAge } from '../policy/assurance.ts';
+import type { AuthSessions } from '../sessions/auth-sessions.ts';
+import {
+  type LoginRecord,
+  levelForRequest,
+  maxAgeOf,
+  type SessionCheckReason,
+} from '../sessions/policy-check.ts';
+import { type AttemptDeps, attemptMethod } from './attempts.ts';
 import { type CsrfTokens, FormError, readForm } from './form.ts';
-import type { InteractionStates } from './state.ts';
+import type { InteractionStates, LoginState } from './state.ts';
 
 export interface InteractionDeps {
   config: Config;
@@ -18,7 +28,13 @@ export interface InteractionDeps {
   views: Views;
   csrf: CsrfTokens;
   states: InteractionStates;
+  sessions: AuthSessions;
+  accounts: AccountStore;
+  /** Every configured method, in the order they are offered. */
   methods: readonly AuthMethod[];
+  attempts: AttemptDeps;
+  /** The client certificate of the request (own TLS listener or trusted proxy), if any. */
+  clientCertificate(ctx: Context): PresentedCertificate | undefined;
   logger: Logger;
 }
 
@@ -40,27 +56,35 @@ const FAILURE_STATUS: Record<AuthFailureCode, number> = {
 };
 
 type Details = Awaited<ReturnType<ProviderHost['provider']['interactionDetails']>>;
+type ReadyState = LoginState & { clientId: string; requiredAcr: string; locale: Locale };
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 /**
- * The login flow: identify → method → (consent). Each method is a module behind AuthMethod;
- * this layer owns HTTP (forms, CSRF, rendering) and hands results to the protocol engine.
+ * The login flow: identify → method(s) → (consent). Each method is a module behind AuthMethod; this
+ * layer owns HTTP (forms, CSRF, rendering), asks for methods until the level the client needs is
+ * reached (a step-up asks only for what the session lacks), and hands the result to the engine.
+ * The state of each interaction is in the database, so a method's form may be posted to another
+ * origin (the smart card listener) and to any instance.
  */
 export function interactionRoutes(deps: InteractionDeps): Router {
   const { config, views, csrf, states } = deps;
+  const levels = config.policy.levels;
   const router = new Router({ prefix: '/interaction' });
+  const issuerOrigin = new URL(config.issuer).origin;
 
-  const locale = (ctx: Context, details?: Details) =>
-    negotiateLocale(details?.params.ui_locales, ctx.get('accept-language'), config.ui.defaultLocale);
-  const page = (ctx: Context, details?: Details) => ({
-    locale: locale(ctx, details),
+  const page = (ctx: Context, locale: Locale) => ({
+    locale,
     demo: config.demo,
     requestId: ctx.state.requestId as string,
   });
+  const detailsLocale = (ctx: Context, details?: Details) =>
+    negotiateLocale(details?.params.ui_locales, ctx.get('accept-language'), config.ui.defaultLocale);
 
-  const renderError = (ctx: Context, status: number, message: MessageId, details?: Details) => {
+  const renderError = (ctx: Context, status: number, message: MessageId, locale: Locale) => {
     ctx.status = status;
     ctx.type = 'html';
-    const p = page(ctx, details);
+    const p = page(ctx, locale);
     ctx.body = views.render('error', p, { message: translator(p.locale)(message) });
   };
 
@@ -72,82 +96,228 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     } catch (err) {
       if (!(err instanceof errors.SessionNotFound)) throw err;
     }
-    renderError(ctx, 400, 'error.interaction_expired');
+    renderError(ctx, 400, 'error.interaction_expired', detailsLocale(ctx));
     return undefined;
   };
 
-  const clientName = async (details: Details) => {
-    const client = await deps.host.provider.Client.find(String(details.params.client_id));
-    return client?.clientName ?? String(details.params.client_id);
+  const clientName = async (clientId: string) => {
+    const client = await deps.host.provider.Client.find(clientId);
+    return client?.clientName ?? clientId;
   };
 
   /** Parses the form and checks its CSRF token; renders the error and returns undefined when invalid. */
-  const form = async (ctx: Context, details: Details): Promise<Record<string, string> | undefined> => {
+  const form = async (
+    ctx: Context,
+    uid: string,
+    locale: Locale,
+  ): Promise<Record<string, string> | undefined> => {
     let body: Record<string, string>;
     try {
       body = await readForm(ctx, config.http.bodyLimitBytes);
     } catch (err) {
       if (err instanceof FormError) {
-        renderError(ctx, err.status, 'error.invalid_form', details);
+        renderError(ctx, err.status, 'error.invalid_form', locale);
         return undefined;
       }
       throw err;
     }
-    if (!csrf.verify(ctx, details.uid, body.csrf)) {
-      renderError(ctx, 403, 'error.csrf', details);
+    if (!csrf.verify(ctx, uid, body.csrf)) {
+      renderError(ctx, 403, 'error.csrf', locale);
       return undefined;
     }
     return body;
   };
 
-  const finish = async (ctx: Context, result: InteractionResults) => {
-    const url = await deps.host.provider.interactionResult(ctx.req, ctx.res, result, {
-      mergeWithLastSubmission: false,
-    });
+  const redirect = (ctx: Context, url: string) => {
     ctx.status = 303;
     ctx.redirect(url);
   };
 
-  const passwordMethod = () => deps.methods.find((m) => m.id === 'password');
+  const finish = async (ctx: Context, result: InteractionResults) => {
+    redirect(
+      ctx,
+      await deps.host.provider.interactionResult(ctx.req, ctx.res, result, {
+        mergeWithLastSubmission: false,
+      }),
+    );
+  };
 
-  const renderLogin = async (
+  /** The state of a login interaction, started on its first display. */
+  const startState = async (details: Details, locale: Locale): Promise<ReadyState> => {
+    const clientId = String(details.params.client_id);
+    const metadata: Record<string, unknown> =
+      (await deps.host.provider.Client.find(clientId))?.metadata() ?? {};
+    const level = levelForRequest(config, metadata, details.params.acr_values);
+    const maxAge = maxAgeOf(details.params.max_age);
+    const allowed = Array.isArray(metadata.allowed_methods)
+      ? (metadata.allowed_methods as string[])
+      : undefined;
+    const state: ReadyState = {
+      clientId,
+      locale,
+      requiredAcr: level.acr,
+      ...(maxAge === undefined ? {} : { maxAge }),
+      allowedMethods: deps.methods.map((m) => m.id).filter((id) => !allowed || allowed.includes(id)),
+    };
+    // A session that is alive but too weak for this client: ask only for what it lacks.
+    const session = details.session;
+    const reason = (details.prompt.details as { session_reason?: SessionCheckReason }).session_reason;
+    if (
+      session?.accountId &&
+      session.uid &&
+      reason === 'step_up' &&
+      !details.prompt.reasons.includes('login_prompt')
+    ) {
+      const active = await deps.sessions.active(session.uid, session.accountId);
+      const account = await deps.accounts.findById(session.accountId);
+      if (active && account) {
+        state.stepUp = true;
+        state.accountId = account.id;
+        state.username = account.username;
+        state.completed = withinMaxAge(active.methods, maxAge, nowSeconds());
+      }
+    }
+    return state;
+  };
+
+  const levelOf = (state: ReadyState) => levels.find((l) => l.acr === state.requiredAcr) ?? levels[0];
+
+  /** Methods worth offering now: those that complete the level first, then those that add a factor. */
+  const candidates = (state: ReadyState): AuthMethod[] => {
+    const level = levelOf(state);
+    const done = state.completed ?? [];
+    const doneIds = new Set(done.map((m) => m.method));
+    const before = assess(levels, done);
+    const open = deps.methods.filter((m) => state.allowedMethods?.includes(m.id) && !doneIds.has(m.id));
+    const after = (m: AuthMethod) =>
+      assess(levels, [...done, { amr: [...m.amr], phishingResistant: m.phishingResistant }]);
+    const completing = open.filter((m) => level && reaches(after(m), level));
+    const progressing = open.filter(
+      (m) =>
+        !completing.includes(m) &&
+        (after(m).factors > before.factors || (m.phishingResistant && !before.phishingResistant)),
+    );
+    return [...completing, ...progressing];
+  };
+
+  const methodContext = (ctx: Context, uid: string, state: ReadyState): MethodContext => ({
+    ip: ctx.ip,
+    userAgent: ctx.get('user-agent'),
+    interactionUid: uid,
+    requestId: ctx.state.requestId as string,
+    locale: state.locale,
+    username: state.username,
+    accountId: state.accountId,
+    clientCertificate: deps.clientCertificate(ctx),
+  });
+
+  const methodHref = (uid: string, method: AuthMethod) =>
+    `/interaction/${uid}?method=${encodeURIComponent(method.id)}`;
+
+  const renderStep = async (
     ctx: Context,
-    details: Details,
-    extra: { error?: string; username?: string; status?: number } = {},
+    uid: string,
+    state: ReadyState,
+    requested: string | undefined,
+    extra: { error?: string; status?: number; prefill?: string } = {},
   ) => {
-    const state = await states.get(details.uid);
-    const username = extra.username ?? state.username;
-    const method = username ? passwordMethod() : undefined;
-    // OpenID Connect login_hint pre-fills the identifier; the user still confirms it.
-    const hint = details.params.login_hint;
-    const prefill = username ?? (typeof hint === 'string' ? hint.slice(0, 128) : undefined);
+    const t = translator(state.locale);
+    const offered = candidates(state);
+    if (!offered.length) return renderError(ctx, 403, 'error.no_method', state.locale);
+    const known = state.username !== undefined || state.accountId !== undefined;
+    const usable = offered.filter((m) => known || !m.needsUsername);
+    const method = usable.find((m) => m.id === requested) ?? (known ? usable[0] : undefined);
+    const common = {
+      uid,
+      csrf: csrf.issue(uid),
+      clientName: await clientName(state.clientId),
+      username: state.username ?? extra.prefill,
+      error: extra.error,
+      stepUp: state.stepUp === true,
+    };
     ctx.status = extra.status ?? 200;
     ctx.type = 'html';
     ctx.set('cache-control', 'no-store');
-    ctx.body = views.render(method ? method.view : 'login-identify', page(ctx, details), {
-      uid: details.uid,
-      csrf: csrf.issue(details.uid),
-      clientName: await clientName(details),
-      username: prefill,
-      error: extra.error,
-      formAction: method ? `/interaction/${details.uid}/method/${method.id}` : undefined,
-      methodLabel: method?.label,
+    if (!method) {
+      ctx.body = views.render('login-identify', page(ctx, state.locale), {
+        ...common,
+        alternatives: offered
+          .filter((m) => !m.needsUsername)
+          .map((m) => ({ label: t(m.label as MessageId), href: methodHref(uid, m) })),
+      });
+      return;
+    }
+    const prepared = method.prepare ? await method.prepare(methodContext(ctx, uid, state)) : {};
+    ctx.body = views.render(method.view, page(ctx, state.locale), {
+      ...common,
+      ...prepared,
+      formAction: `${method.formOrigin ?? ''}/interaction/${uid}/method/${method.id}`,
+      methodLabel: method.label,
+      alternatives: offered
+        .filter((m) => m !== method && (known || !m.needsUsername))
+        .map((m) => ({ label: t(m.label as MessageId), href: methodHref(uid, m) })),
     });
+  };
+
+  /** Shows the next step, or hands the login to the engine once the level is reached. */
+  const proceed = async (ctx: Context, details: Details, state: ReadyState) => {
+    const level = levelOf(state);
+    const completed = withinMaxAge(state.completed ?? [], state.maxAge, nowSeconds());
+    const assurance = assess(levels, completed);
+    if (state.accountId && level && reaches(assurance, level)) {
+      const profile = deps.sessions.profileFor(ctx.ip);
+      await states.delete(details.uid);
+      const record: LoginRecord = { methods: completed, profile };
+      return finish(ctx, {
+        login: {
+          accountId: state.accountId,
+          amr: assurance.amr,
+          acr: assurance.acr,
+          ts: nowSeconds(),
+          // Shared workstations get a browser-session cookie only.
+          remember: profile === 'standard',
+        },
+        passerelle: record,
+      });
+    }
+    const t = translator(state.locale);
+    const failure = state.failure;
+    if (failure) {
+      delete state.failure;
+      await states.set(details.uid, state);
+    }
+    const hint = details.params.login_hint;
+    return renderStep(ctx, details.uid, state, failure?.method ?? String(ctx.query.method ?? ''), {
+      error: failure
+        ? t(`error.${failure.code}`, { minutes: Math.ceil((failure.retryAfterSeconds ?? 60) / 60) })
+        : undefined,
+      status: failure ? FAILURE_STATUS[failure.code] : 200,
+      prefill: typeof hint === 'string' ? hint.slice(0, 128) : undefined,
+    });
+  };
+
+  const readyState = async (ctx: Context, details: Details): Promise<ReadyState> => {
+    const stored = await states.get(details.uid);
+    if (stored.clientId && stored.requiredAcr && stored.locale) return stored as ReadyState;
+    const state = await startState(details, detailsLocale(ctx, details));
+    await states.set(details.uid, state);
+    return state;
   };
 
   router.get('/:uid', async (ctx) => {
     const details = await load(ctx);
     if (!details) return;
-    if (details.prompt.name === 'login') return renderLogin(ctx, details);
+    if (details.prompt.name === 'login') return proceed(ctx, details, await readyState(ctx, details));
+    const locale = detailsLocale(ctx, details);
     if (details.prompt.name === 'consent') {
-      const t = translator(locale(ctx, details));
+      const t = translator(locale);
       const missing = (details.prompt.details.missingOIDCScope as string[] | undefined) ?? [];
       ctx.type = 'html';
       ctx.set('cache-control', 'no-store');
-      ctx.body = views.render('consent', page(ctx, details), {
+      ctx.body = views.render('consent', page(ctx, locale), {
         uid: details.uid,
         csrf: csrf.issue(details.uid),
-        clientName: await clientName(details),
+        clientName: await clientName(String(details.params.client_id)),
         scopes: missing.map((name) => {
           const message = scopeMessage(name);
           return { name, label: message ? t(message) : name };
@@ -155,97 +325,105 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       });
       return;
     }
-    renderError(ctx, 400, 'error.interaction_expired', details);
+    renderError(ctx, 400, 'error.interaction_expired', locale);
   });
 
   router.post('/:uid/identify', async (ctx) => {
     const details = await load(ctx);
     if (!details) return;
-    const body = await form(ctx, details);
+    const state = await readyState(ctx, details);
+    const body = await form(ctx, details.uid, state.locale);
     if (!body) return;
     const parsed = identifySchema.safeParse(body);
-    if (!parsed.success) {
-      const t = translator(locale(ctx, details));
-      return renderLogin(ctx, details, { error: t('error.invalid_form'), status: 400 });
+    if (!parsed.success || state.stepUp) {
+      const t = translator(state.locale);
+      return renderStep(ctx, details.uid, state, undefined, { error: t('error.invalid_form'), status: 400 });
     }
-    await states.set(details.uid, { username: parsed.data.username });
-    ctx.status = 303;
-    ctx.redirect(`/interaction/${details.uid}`);
+    await states.set(details.uid, {
+      ...state,
+      username: parsed.data.username,
+      accountId: undefined,
+      completed: [],
+    });
+    redirect(ctx, `/interaction/${details.uid}`);
   });
 
   router.post('/:uid/restart', async (ctx) => {
     const details = await load(ctx);
     if (!details) return;
-    if (!(await form(ctx, details))) return;
-    await states.delete(details.uid);
-    ctx.status = 303;
-    ctx.redirect(`/interaction/${details.uid}`);
+    const state = await readyState(ctx, details);
+    if (!(await form(ctx, details.uid, state.locale))) return;
+    // A step-up keeps its account; a plain login starts over with a new identifier.
+    if (!state.stepUp) await states.delete(details.uid);
+    redirect(ctx, `/interaction/${details.uid}`);
   });
 
+  // A method's form. No interaction cookie needed here: the form may come to another origin (the smart
+  // card listener); the CSRF token binds it to the interaction, and only the browser holding the
+  // interaction cookie can complete the login on the issuer's origin.
   router.post('/:uid/method/:method', async (ctx) => {
-    const details = await load(ctx);
-    if (!details) return;
-    const body = await form(ctx, details);
+    const uid = ctx.params.uid ?? '';
+    const stored = await states.get(uid);
+    const locale = stored.locale ?? detailsLocale(ctx);
+    if (!stored.clientId || !stored.requiredAcr || !stored.locale) {
+      return renderError(ctx, 400, 'error.interaction_expired', locale);
+    }
+    const state = stored as ReadyState;
+    const body = await form(ctx, uid, locale);
     if (!body) return;
-    const t = translator(locale(ctx, details));
-    const method = deps.methods.find((m) => m.id === ctx.params.method);
-    const state = await states.get(details.uid);
-    if (!method || details.prompt.name !== 'login' || (method.needsUsername && !state.username)) {
-      return renderError(ctx, 400, 'error.invalid_form', details);
-    }
+    const method = candidates(state).find((m) => m.id === ctx.params.method);
+    const known = state.username !== undefined || state.accountId !== undefined;
+    if (!method || (method.needsUsername && !known))
+      return renderError(ctx, 400, 'error.invalid_form', locale);
+    const t = translator(locale);
+    const sameOrigin = `${ctx.protocol}://${ctx.host}` === issuerOrigin;
     const input = method.input.safeParse(body);
-    if (!input.success) return renderLogin(ctx, details, { error: t('error.invalid_form'), status: 400 });
-
-    const methodContext: MethodContext = {
-      ip: ctx.ip,
-      userAgent: ctx.get('user-agent'),
-      interactionUid: details.uid,
-      requestId: ctx.state.requestId as string,
-      locale: locale(ctx, details),
-      username: state.username,
-      accountId: undefined,
-      clientCertificate: undefined,
-    };
-    let outcome: Awaited<ReturnType<AuthMethod['authenticate']>>;
-    try {
-      outcome = await method.authenticate(input.data, methodContext);
-    } catch (err) {
-      deps.logger.error(
-        { err, requestId: ctx.state.requestId, method: method.id },
-        'authentication method failed',
-      );
-      outcome = { kind: 'failure', code: 'service_unavailable', reason: 'method_error' };
+    if (!input.success) {
+      if (!sameOrigin) return renderError(ctx, 400, 'error.invalid_form', locale);
+      return renderStep(ctx, uid, state, method.id, { error: t('error.invalid_form'), status: 400 });
     }
+
+    const context = methodContext(ctx, uid, state);
+    const outcome = await attemptMethod(deps.attempts, method, input.data, context, state.clientId);
     if (outcome.kind === 'failure') {
-      deps.logger.info(
-        { requestId: ctx.state.requestId, method: method.id, reason: outcome.code, interaction: details.uid },
-        'authentication failed',
-      );
-      const minutes = Math.ceil((outcome.retryAfterSeconds ?? 60) / 60);
       if (outcome.retryAfterSeconds) ctx.set('retry-after', String(outcome.retryAfterSeconds));
-      return renderLogin(ctx, details, {
+      if (!sameOrigin) {
+        state.failure = {
+          code: outcome.code,
+          method: method.id,
+          ...(outcome.retryAfterSeconds ? { retryAfterSeconds: outcome.retryAfterSeconds } : {}),
+        };
+        await states.set(uid, state);
+        return redirect(ctx, `${issuerOrigin}/interaction/${uid}`);
+      }
+      const minutes = Math.ceil((outcome.retryAfterSeconds ?? 60) / 60);
+      return renderStep(ctx, uid, state, method.id, {
         error: t(`error.${outcome.code}`, { minutes }),
         status: FAILURE_STATUS[outcome.code],
       });
     }
-    const amr = [...outcome.amr];
-    const acr = achievedAcr(config.policy.levels, amr);
-    deps.logger.info(
-      { requestId: ctx.state.requestId, method: method.id, accountId: outcome.accountId, amr, acr },
-      'authentication succeeded',
-    );
-    await states.delete(details.uid);
-    await finish(ctx, {
-      login: { accountId: outcome.accountId, amr, acr, ts: Math.floor(Date.now() / 1000), remember: true },
-    });
+    const completed: CompletedMethod = {
+      method: method.id,
+      amr: [...outcome.amr],
+      phishingResistant: method.phishingResistant,
+      at: nowSeconds(),
+    };
+    if (!state.username) {
+      state.username = (await deps.accounts.findById(outcome.accountId))?.username;
+    }
+    state.accountId = outcome.accountId;
+    state.completed = [...(state.completed ?? []), completed];
+    await states.set(uid, state);
+    redirect(ctx, `${issuerOrigin}/interaction/${uid}`);
   });
 
   router.post('/:uid/consent', async (ctx) => {
     const details = await load(ctx);
     if (!details) return;
-    if (!(await form(ctx, details))) return;
+    const locale = detailsLocale(ctx, details);
+    if (!(await form(ctx, details.uid, locale))) return;
     if (details.prompt.name !== 'consent' || !details.session?.accountId) {
-      return renderError(ctx, 400, 'error.invalid_form', details);
+      return renderError(ctx, 400, 'error.invalid_form', locale);
     }
     const { Grant } = deps.host.provider;
     const grant =
@@ -268,7 +446,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   router.post('/:uid/abort', async (ctx) => {
     const details = await load(ctx);
     if (!details) return;
-    if (!(await form(ctx, details))) return;
+    if (!(await form(ctx, details.uid, detailsLocale(ctx, details)))) return;
     await states.delete(details.uid);
     await finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' });
   });

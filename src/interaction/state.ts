@@ -1,9 +1,26 @@
 import type { Kysely } from 'kysely';
-import type { Database } from '../db/types.ts';
+import type { CompletedMethod, Database } from '../db/types.ts';
+import type { Locale } from '../i18n/messages.ts';
+import type { AuthFailureCode } from '../methods/types.ts';
 
-/** What the login flow remembers between steps of one interaction (never secrets). */
+/** What the login flow remembers between the steps of one interaction (never secrets). */
 export interface LoginState {
+  /** Set when the interaction is first shown; a state without it was never started. */
+  clientId?: string;
+  locale?: Locale;
+  /** The level needed (acr) and the maximum authentication age, fixed at the start. */
+  requiredAcr?: string;
+  maxAge?: number;
+  /** Method ids this client accepts. */
+  allowedMethods?: string[];
+  /** A step-up of an existing session: the account is known, only the missing factor is asked. */
+  stepUp?: boolean;
   username?: string;
+  /** The account proven by the first completed method (or the session's, for a step-up). */
+  accountId?: string;
+  completed?: CompletedMethod[];
+  /** A failure on another origin (smart card listener), shown once back on the issuer's pages. */
+  failure?: { code: AuthFailureCode; method: string; retryAfterSeconds?: number };
 }
 
 export class InteractionStates {

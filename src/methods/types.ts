@@ -106,3 +106,11 @@ export interface AuthMethod<Input = unknown> {
   prepare?(context: MethodContext): Promise<Record<string, unknown>>;
   authenticate(input: Input, context: MethodContext): Promise<AuthOutcome>;
 }
+
+/**
+ * A method as the interaction layer holds it: its input type erased. Sound because the layer only
+ * calls `authenticate` with what the method's own `input` schema parsed.
+ */
+export function registered<Input>(method: AuthMethod<Input>): AuthMethod {
+  return method as unknown as AuthMethod;
+}

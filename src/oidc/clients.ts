@@ -41,6 +41,9 @@ export function toClientMetadata(client: DeclaredClient): ClientMetadata {
     tls_client_auth_subject_dn: client.tlsClientAuthSubjectDn,
     first_party: client.firstParty,
     resource_server: client.resourceServer || undefined,
+    required_acr: client.requiredAcr,
+    allowed_methods: client.allowedMethods,
+    default_max_age: client.defaultMaxAge,
   };
   for (const key of Object.keys(metadata)) if (metadata[key] === undefined) delete metadata[key];
   return metadata;

@@ -7,6 +7,8 @@ import type { Config } from '../config/schema.ts';
 import { clientAuthMethods, signingAlgs } from '../config/schema.ts';
 import type { Views } from '../http/views.ts';
 import { negotiateLocale, translator } from '../i18n/messages.ts';
+import type { AuthSessions } from '../sessions/auth-sessions.ts';
+import { interactionPolicyWith, sessionPolicyCheck } from '../sessions/policy-check.ts';
 import { REQUEST_ID_HEADER } from './host.ts';
 import type { KeySet } from './keys.ts';
 
@@ -26,6 +28,7 @@ export interface ProviderDeps {
   accounts: AccountStore;
   views: Views;
   logger: Logger;
+  sessions: AuthSessions;
   /** Called for each failed client authentication, with the source address. */
   onClientAuthFailure(ip: string): Promise<void>;
 }
@@ -35,6 +38,8 @@ export interface ProviderDeps {
  * `resource_server` (an API allowed to introspect tokens issued to other clients).
  */
 const BOOLEAN_EXTRA_METADATA = ['first_party', 'pkce_required', 'resource_server'];
+/** `required_acr` (the level the client always needs), `allowed_methods` (method ids offered). */
+const POLICY_EXTRA_METADATA = ['required_acr', 'allowed_methods'];
 
 /** Normalised RDN set of a distinguished name, in either RFC 4514 (`CN=a,O=b`) or OpenSSL (`C=FR\nCN=a`) form. */
 export function dnComponents(dn: string): Set<string> {
@@ -147,10 +152,20 @@ export function buildProvider(deps: ProviderDeps): Provider {
     },
     allowOmittingSingleRegisteredRedirectUri: false,
     extraClientMetadata: {
-      properties: BOOLEAN_EXTRA_METADATA,
+      properties: [...BOOLEAN_EXTRA_METADATA, ...POLICY_EXTRA_METADATA],
       validator(_ctx, key, value) {
-        if (value !== undefined && typeof value !== 'boolean') {
+        if (value === undefined) return;
+        if (BOOLEAN_EXTRA_METADATA.includes(key) && typeof value !== 'boolean') {
           throw new errors.InvalidClientMetadata(`${key} must be a boolean`);
+        }
+        if (key === 'required_acr' && !config.policy.levels.some((l) => l.acr === value)) {
+          throw new errors.InvalidClientMetadata(`required_acr must be one of the configured levels`);
+        }
+        if (
+          key === 'allowed_methods' &&
+          !(Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string'))
+        ) {
+          throw new errors.InvalidClientMetadata('allowed_methods must be a non-empty array of method ids');
         }
       },
     },
@@ -179,7 +194,10 @@ export function buildProvider(deps: ProviderDeps): Provider {
       if (config.http.outboundAllowPrivateAddresses) delete (options as { dispatcher?: unknown }).dispatcher;
       return globalThis.fetch(url, options);
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: {
+      policy: interactionPolicyWith(sessionPolicyCheck(config, deps.sessions)),
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
     features: {
       devInteractions: { enabled: false },
       introspection: {
@@ -245,7 +263,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
       ClientCredentials: config.tokens.accessTokenTtl,
       IdToken: config.tokens.idTokenTtl,
       RefreshToken: config.tokens.refreshTokenTtl,
-      Session: config.tokens.sessionTtl,
+      Session: config.sessions.absoluteSeconds,
       Interaction: config.tokens.interactionTtl,
       Grant: config.tokens.grantTtl,
       PushedAuthorizationRequest: config.tokens.parTtl,

@@ -95,7 +95,12 @@ export function ldapMethod(deps: LdapMethodDeps): AuthMethod<LdapInput> {
         });
       }
       if (account.disabledAt)
-        return { kind: 'failure', code: 'account_disabled', reason: 'disabled', accountId: account.id };
+        return {
+          kind: 'failure',
+          code: 'account_disabled',
+          reason: 'account_disabled',
+          accountId: account.id,
+        };
       return { kind: 'success', accountId: account.id, amr: ['pwd'], detail: { directoryId: user.stableId } };
     },
   };

@@ -1,0 +1,131 @@
+import type { Logger } from 'pino';
+import type { AccountStore } from '../accounts/store.ts';
+import type { AuditTrail } from '../audit/trail.ts';
+import type { AuthFailureCode, AuthMethod, AuthOutcome, MethodContext } from '../methods/types.ts';
+import type { CredentialThrottle } from '../ratelimit/throttle.ts';
+
+/** Failures that count against the throttle: a credential was presented and was wrong. */
+const COUNTED_FAILURES: ReadonlySet<AuthFailureCode> = new Set([
+  'invalid_credentials',
+  'ceremony_failed',
+  'certificate_rejected',
+  'card_not_linked',
+  'account_mismatch',
+]);
+
+export interface AttemptDeps {
+  accounts: AccountStore;
+  audit: AuditTrail;
+  throttle: CredentialThrottle;
+  logger: Logger;
+}
+
+/**
+ * One credential check, whatever the method: throttled per account and source address, the method's
+ * outcome checked against the account (disabled, or not the one being stepped up), and audited once.
+ * Fails closed: when the audit record cannot be written, the attempt fails.
+ */
+export async function attemptMethod(
+  deps: AttemptDeps,
+  method: AuthMethod,
+  input: unknown,
+  context: MethodContext,
+  clientId: string,
+): Promise<AuthOutcome> {
+  const subjects = { account: context.username?.toLowerCase(), ip: context.ip };
+  const decision = await deps.throttle.check(subjects);
+  let outcome: AuthOutcome;
+  if (!decision.allowed) {
+    outcome = {
+      kind: 'failure',
+      code: 'rate_limited',
+      reason: `throttle_${decision.state}`,
+      retryAfterSeconds: decision.retryAfterSeconds,
+    };
+  } else {
+    try {
+      outcome = await method.authenticate(input, context);
+    } catch (err) {
+      deps.logger.error(
+        { err, requestId: context.requestId, method: method.id },
+        'authentication method failed',
+      );
+      outcome = { kind: 'failure', code: 'service_unavailable', reason: 'method_error' };
+    }
+    outcome = await checkAccount(deps.accounts, outcome, context);
+  }
+
+  let locked = false;
+  if (outcome.kind === 'failure' && COUNTED_FAILURES.has(outcome.code)) {
+    // Usernameless methods learn the account only from the credential itself.
+    const account =
+      subjects.account ??
+      (outcome.accountId ? (await deps.accounts.findById(outcome.accountId))?.username : undefined);
+    const counted = await deps.throttle.fail({ account, ip: context.ip });
+    locked = counted.locked;
+  } else if (outcome.kind === 'success') {
+    await deps.throttle.succeed(subjects, decision);
+  }
+
+  const base = {
+    clientId,
+    interactionId: context.interactionUid,
+    ip: context.ip,
+    userAgent: context.userAgent,
+    requestId: context.requestId,
+    method: method.id,
+  };
+  try {
+    await deps.audit.record(
+      outcome.kind === 'success'
+        ? {
+            ...base,
+            type: 'auth.attempt',
+            outcome: 'success',
+            accountId: outcome.accountId,
+            amr: outcome.amr,
+            detail: outcome.detail,
+          }
+        : {
+            ...base,
+            type: 'auth.attempt',
+            outcome: 'failure',
+            accountId: outcome.accountId,
+            reason: outcome.reason,
+          },
+    );
+    if (locked) {
+      await deps.audit.record({
+        ...base,
+        type: 'auth.locked',
+        outcome: 'failure',
+        reason: 'too_many_failures',
+      });
+    }
+  } catch (err) {
+    deps.logger.error(
+      { err, requestId: context.requestId },
+      'audit record not written: authentication refused',
+    );
+    return { kind: 'failure', code: 'service_unavailable', reason: 'audit_unavailable' };
+  }
+  return outcome;
+}
+
+/** A proven credential still fails for a disabled account or for another account than the one established. */
+async function checkAccount(
+  accounts: AccountStore,
+  outcome: AuthOutcome,
+  context: MethodContext,
+): Promise<AuthOutcome> {
+  if (outcome.kind !== 'success') return outcome;
+  const { accountId } = outcome;
+  if (context.accountId && context.accountId !== accountId) {
+    return { kind: 'failure', code: 'account_mismatch', reason: 'account_mismatch', accountId };
+  }
+  const account = await accounts.findById(accountId);
+  if (!account) return { kind: 'failure', code: 'invalid_credentials', reason: 'account_missing', accountId };
+  if (account.disabledAt)
+    return { kind: 'failure', code: 'account_disabled', reason: 'account_disabled', accountId };
+  return outcome;
+}

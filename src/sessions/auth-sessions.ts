@@ -1,0 +1,145 @@
+import { BlockList, isIPv6 } from 'node:net';
+import type { Kysely } from 'kysely';
+import type { Config } from '../config/schema.ts';
+import type { CompletedMethod, Database } from '../db/types.ts';
+
+export type SessionProfile = 'standard' | 'shared';
+
+export interface AuthSession {
+  sessionUid: string;
+  accountId: string;
+  methods: CompletedMethod[];
+  profile: SessionProfile;
+  startedAt: Date;
+  lastActiveAt: Date;
+  expiresAt: Date;
+}
+
+/** Lifetimes of one profile, in seconds. */
+interface Lifetimes {
+  idleSeconds: number;
+  absoluteSeconds: number;
+}
+
+/** Don't write the activity time more often than this: one write per minute per session at most. */
+const TOUCH_GRANULARITY_MS = 60_000;
+
+function networkList(networks: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of networks) {
+    const [address = '', prefix] = entry.split('/');
+    const type = isIPv6(address) ? 'ipv6' : 'ipv4';
+    if (prefix === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, Number(prefix), type);
+  }
+  return list;
+}
+
+/**
+ * What each single sign-on session has proven and when (methods and their times), and its idle and
+ * absolute lifetimes. Keyed by the protocol engine's session uid; the engine's own session record only
+ * says who is logged in.
+ */
+export class AuthSessions {
+  readonly #db: Kysely<Database>;
+  readonly #lifetimes: Record<SessionProfile, Lifetimes>;
+  readonly #shared: BlockList;
+
+  constructor(db: Kysely<Database>, sessions: Config['sessions']) {
+    this.#db = db;
+    this.#lifetimes = {
+      standard: sessions,
+      shared: sessions.sharedWorkstations,
+    };
+    this.#shared = networkList(sessions.sharedWorkstations.networks);
+  }
+
+  /** Shared ward workstations are recognised by their source network. */
+  profileFor(ip: string): SessionProfile {
+    const address = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+    const type = isIPv6(address) ? 'ipv6' : 'ipv4';
+    return this.#shared.check(address, type) ? 'shared' : 'standard';
+  }
+
+  async save(
+    sessionUid: string,
+    accountId: string,
+    methods: CompletedMethod[],
+    profile: SessionProfile,
+  ): Promise<void> {
+    const now = new Date();
+    const row = {
+      session_uid: sessionUid,
+      account_id: accountId,
+      methods: JSON.stringify(methods),
+      profile,
+      last_active_at: now,
+      expires_at: new Date(now.getTime() + this.#lifetimes[profile].absoluteSeconds * 1000),
+    };
+    // A step-up keeps the session's start and absolute end; a new account starts a new session.
+    await this.#db
+      .insertInto('auth_session')
+      .values(row)
+      .onConflict((oc) =>
+        oc.column('session_uid').doUpdateSet((eb) => ({
+          methods: row.methods,
+          last_active_at: now,
+          profile: eb.ref('excluded.profile'),
+          account_id: eb.ref('excluded.account_id'),
+          started_at: eb
+            .case()
+            .when('auth_session.account_id', '=', accountId)
+            .then(eb.ref('auth_session.started_at' as 'started_at'))
+            .else(now)
+            .end(),
+          expires_at: eb
+            .case()
+            .when('auth_session.account_id', '=', accountId)
+            .then(eb.ref('auth_session.expires_at'))
+            .else(row.expires_at)
+            .end(),
+        })),
+      )
+      .execute();
+  }
+
+  /** The session when it is still alive (neither idle nor past its absolute end) for that account. */
+  async active(sessionUid: string, accountId: string): Promise<AuthSession | undefined> {
+    const row = await this.#db
+      .selectFrom('auth_session')
+      .selectAll()
+      .where('session_uid', '=', sessionUid)
+      .executeTakeFirst();
+    if (!row || row.account_id !== accountId) return undefined;
+    const now = Date.now();
+    const idleMs = this.#lifetimes[row.profile].idleSeconds * 1000;
+    if (row.expires_at.getTime() <= now || row.last_active_at.getTime() + idleMs <= now) return undefined;
+    return {
+      sessionUid: row.session_uid,
+      accountId: row.account_id,
+      methods: row.methods,
+      profile: row.profile,
+      startedAt: row.started_at,
+      lastActiveAt: row.last_active_at,
+      expiresAt: row.expires_at,
+    };
+  }
+
+  /** Records activity (an authorization request that used the session). */
+  async touch(session: AuthSession): Promise<void> {
+    if (Date.now() - session.lastActiveAt.getTime() < TOUCH_GRANULARITY_MS) return;
+    await this.#db
+      .updateTable('auth_session')
+      .set({ last_active_at: new Date() })
+      .where('session_uid', '=', session.sessionUid)
+      .execute();
+  }
+
+  async end(sessionUid: string): Promise<void> {
+    await this.#db.deleteFrom('auth_session').where('session_uid', '=', sessionUid).execute();
+  }
+
+  lifetimes(profile: SessionProfile): Lifetimes {
+    return this.#lifetimes[profile];
+  }
+}

@@ -1,0 +1,75 @@
+import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config/schema.ts';
+import type { CompletedMethod } from '../db/types.ts';
+import { assess, reaches, requiredLevel, withinMaxAge } from '../policy/assurance.ts';
+import type { AuthSessions, SessionProfile } from './auth-sessions.ts';
+
+/** What the login flow hands to the engine with its login result, for the session record. */
+export interface LoginRecord {
+  methods: CompletedMethod[];
+  profile: SessionProfile;
+}
+
+export const SESSION_CHECK = 'session_policy';
+export type SessionCheckReason = 'expired' | 'step_up';
+
+const reasons = new WeakMap<KoaContextWithOIDC, SessionCheckReason>();
+
+/** The assurance level the current authorization request needs. */
+export function levelForRequest(config: Config, clientMetadata: Record<string, unknown>, acrValues: unknown) {
+  return requiredLevel(config.policy.levels, {
+    defaultAcr: config.policy.defaultAcr ?? config.policy.levels[0]?.acr ?? '',
+    clientAcr: typeof clientMetadata.required_acr === 'string' ? clientMetadata.required_acr : undefined,
+    acrValues,
+  });
+}
+
+export function maxAgeOf(value: unknown): number | undefined {
+  const n = Number(value);
+  return value === undefined || value === null || Number.isNaN(n) ? undefined : n;
+}
+
+/**
+ * The login prompt's own check: the single sign-on session must be alive (idle and absolute
+ * lifetimes) and its methods, within max_age, must reach the level the client needs; otherwise the
+ * user is asked to authenticate (again, or only for the missing factor). It also records the methods
+ * of a login that just completed.
+ */
+export function sessionPolicyCheck(config: Config, sessions: AuthSessions) {
+  const { Check } = interactionPolicy;
+  return new Check(
+    SESSION_CHECK,
+    'the single sign-on session does not satisfy the policy',
+    async (ctx: KoaContextWithOIDC) => {
+      const { session, result, client, params } = ctx.oidc;
+      if (!session?.accountId || !client) return Check.NO_NEED_TO_PROMPT;
+      const completed = result?.passerelle as LoginRecord | undefined;
+      if (result?.login && completed) {
+        await sessions.save(session.uid, session.accountId, completed.methods, completed.profile);
+        return Check.NO_NEED_TO_PROMPT;
+      }
+      const active = await sessions.active(session.uid, session.accountId);
+      if (!active) {
+        reasons.set(ctx, 'expired');
+        return Check.REQUEST_PROMPT;
+      }
+      const level = levelForRequest(config, client.metadata(), params?.acr_values);
+      const now = Math.floor(Date.now() / 1000);
+      const valid = withinMaxAge(active.methods, maxAgeOf(params?.max_age), now);
+      if (!reaches(assess(config.policy.levels, valid), level)) {
+        reasons.set(ctx, 'step_up');
+        return Check.REQUEST_PROMPT;
+      }
+      await sessions.touch(active);
+      return Check.NO_NEED_TO_PROMPT;
+    },
+    (ctx: KoaContextWithOIDC) => ({ session_reason: reasons.get(ctx) }),
+  );
+}
+
+/** The engine's default prompts, with our session check in the login prompt. */
+export function interactionPolicyWith(check: ReturnType<typeof sessionPolicyCheck>) {
+  const policy = interactionPolicy.base();
+  policy.get('login')?.checks.add(check);
+  return policy;
+}
