@@ -173,14 +173,17 @@ describe('ldap configuration section', () => {
 });
 
 describe('deploy/passerelle.example.yaml ldap section', () => {
-  it('parses, with the service password from the environment', async () => {
+  it('parses; the environment overrides the placeholder service password', async () => {
     const { parse } = await import('yaml');
     const { readFileSync } = await import('node:fs');
     const file = parse(readFileSync(new URL('../deploy/passerelle.example.yaml', import.meta.url), 'utf8'));
-    expect(file.ldap.bindPassword).toBeUndefined();
+    expect(file.ldap.bindPassword).toBe('REPLACE-WITH-THE-SERVICE-ACCOUNT-PASSWORD');
     const { config } = loadConfig({
-      env: { PASSERELLE_LDAP__BIND_PASSWORD: 'secret-from-env' },
-      overrides: { demo: true, ldap: file.ldap },
+      env: {
+        PASSERELLE_KEYS__ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
+        PASSERELLE_LDAP__BIND_PASSWORD: 'secret-from-env',
+      },
+      file: new URL('../deploy/passerelle.example.yaml', import.meta.url).pathname,
     });
     expect(config.ldap).toMatchObject({
       urls: ['ldaps://dc1.hopital.example', 'ldaps://dc2.hopital.example'],

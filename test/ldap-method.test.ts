@@ -221,7 +221,7 @@ for (const kind of databasesUnderTest()) {
       expect(await method.authenticate({ password: pw('dave') }, context('dave'))).toEqual({
         kind: 'failure',
         code: 'account_disabled',
-        reason: 'disabled',
+        reason: 'account_disabled',
         accountId: first.accountId,
       });
       expect(await method.authenticate({ password: 'wrong' }, context('dave'))).toMatchObject({
