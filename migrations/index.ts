@@ -2,10 +2,12 @@ import type { Migration } from 'kysely/migration';
 import * as m0001 from './0001_initial.ts';
 import * as m0002 from './0002_sessions_audit.ts';
 import * as m0003 from './0003_directory.ts';
+import * as m0005 from './0005_smartcard.ts';
 
 /** Every migration, in order. Names are stable: they are recorded in the database. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_sessions_audit': m0002,
   '0003_directory': m0003,
+  '0005_smartcard': m0005,
 };

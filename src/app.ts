@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import Koa from 'koa';
 import type { Logger } from 'pino';
+import { CardCertificates } from './accounts/card-certificates.ts';
 import { DirectoryAccounts } from './accounts/directory-accounts.ts';
+import { NationalIdentities } from './accounts/national-identity.ts';
 import { AccountStore } from './accounts/store.ts';
 import { AuditTrail } from './audit/trail.ts';
 import type { Config } from './config/schema.ts';
@@ -11,6 +14,7 @@ import { type ConnectOptions, connectDatabase, type DatabaseHandle } from './db/
 import { migrateToLatest } from './db/migrate.ts';
 import { demoRoutes } from './demo/relying-party.ts';
 import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
+import { addressMatcher, presentedCertificate } from './http/client-certificate.ts';
 import { databaseCheck, healthRoutes, migrationsCheck, type ReadinessCheck } from './http/health.ts';
 import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
 import { staticAssets, Views } from './http/views.ts';
@@ -22,6 +26,8 @@ import { LdapDirectory } from './methods/ldap/directory.ts';
 import { ldapReadinessCheck } from './methods/ldap/health.ts';
 import { ldapMethod } from './methods/ldap/index.ts';
 import { passwordMethod } from './methods/password/index.ts';
+import { smartcardMethod } from './methods/smartcard/index.ts';
+import { createSmartcard, type SmartcardRuntime } from './methods/smartcard/setup.ts';
 import { type AuthMethod, registered } from './methods/types.ts';
 import { clientAuthLimitKey, createAdapterClass, purgeExpired } from './oidc/adapter.ts';
 import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './oidc/clients.ts';
@@ -43,6 +49,7 @@ export interface Services {
   limiter: RateLimiter;
   sessions: AuthSessions;
   audit: AuditTrail;
+  throttle: CredentialThrottle;
   views: Views;
   /** Cookie-signing keys shared by all instances (also the CSRF and demo cookie keys). */
   cookieKeys: string[];
@@ -67,6 +74,7 @@ export async function openServices(
     const limiter = new RateLimiter(database.db);
     const sessions = new AuthSessions(database.db, config.sessions);
     const audit = new AuditTrail(database.db, logger);
+    const throttle = new CredentialThrottle(database.db, limiter, config.throttle);
     const views = new Views();
     const host = await ProviderHost.create({
       build: (keySet) =>
@@ -107,6 +115,7 @@ export async function openServices(
       limiter,
       sessions,
       audit,
+      throttle,
       views,
       cookieKeys,
       validateClient,
@@ -120,10 +129,12 @@ export async function openServices(
 export interface Passerelle {
   services: Services;
   app: Koa;
-  /** Starts background work (key reload, purge). */
+  /** Card verification (trust material, CRLs), when the smartcard section is configured. */
+  smartcard: SmartcardRuntime | undefined;
+  /** Starts background work (key reload, purge, CRL refresh). */
   start(): void;
-  /** Stops background work, waits for the server to drain, closes the database. */
-  stop(server?: Server): Promise<void>;
+  /** Stops background work, waits for the servers to drain, closes the database. */
+  stop(...servers: (Server | HttpsServer)[]): Promise<void>;
 }
 
 export async function createPasserelle(
@@ -132,7 +143,7 @@ export async function createPasserelle(
   options: ConnectOptions = {},
 ): Promise<Passerelle> {
   const services = await openServices(config, logger, options);
-  const { database, accounts, clients, host, views, cookieKeys, limiter, sessions, audit } = services;
+  const { database, accounts, clients, host, views, cookieKeys, sessions, audit, throttle } = services;
   const db = database.db;
 
   await clients.syncDeclared(config.clients, services.validateClient);
@@ -145,8 +156,9 @@ export async function createPasserelle(
   }
 
   const methods: AuthMethod[] = [registered(passwordMethod(accounts))];
-  const readinessChecks: ReadinessCheck[] = [databaseCheck(db), migrationsCheck(db)];
+  const readiness: ReadinessCheck[] = [databaseCheck(db), migrationsCheck(db)];
   let directory: LdapDirectory | undefined;
+  let directoryAccounts: DirectoryAccounts | undefined;
   if (config.ldap) {
     const ldap = config.ldap;
     let ca: Buffer | undefined;
@@ -160,11 +172,10 @@ export async function createPasserelle(
       }
     }
     directory = new LdapDirectory(ldap, ca);
+    directoryAccounts = new DirectoryAccounts(db, accounts);
     // First: staff use the directory password; the local password is for break-glass accounts.
-    methods.unshift(
-      registered(ldapMethod({ directory, accounts: new DirectoryAccounts(db, accounts), audit, logger })),
-    );
-    readinessChecks.push(ldapReadinessCheck(directory, logger));
+    methods.unshift(registered(ldapMethod({ directory, accounts: directoryAccounts, audit, logger })));
+    readiness.push(ldapReadinessCheck(directory, logger));
     logger.info(
       {
         urls: ldap.urls,
@@ -179,6 +190,33 @@ export async function createPasserelle(
       'LDAP login enabled',
     );
   }
+  const smartcard = config.smartcard ? await createSmartcard(config.smartcard, logger) : undefined;
+  if (smartcard && config.smartcard) {
+    methods.push(
+      registered(
+        smartcardMethod({
+          verifier: smartcard.verifier,
+          accounts,
+          certificates: new CardCertificates(db),
+          identities: new NationalIdentities(db),
+          audit,
+          logger,
+          formOrigin: config.smartcard.formOrigin,
+          // A card is mapped to the account whose directory entry carries its idNat (ldap.attributes.idNat).
+          findByDirectoryIdNat: directoryAccounts
+            ? async (idNat) => (await directoryAccounts?.findByDirectoryIdNat(idNat))?.id
+            : undefined,
+        }),
+      ),
+    );
+    readiness.push(smartcard.readiness);
+  }
+  // Mode (a): the card listener's own TLS handshake; mode (b): the header of a trusted proxy address.
+  const certificateOptions = {
+    header: config.http.clientCertHeader,
+    verifyHeader: config.http.clientCertVerifyHeader,
+    trustedPeer: addressMatcher(config.smartcard?.trustedProxies ?? []),
+  };
   let shuttingDown = false;
 
   // Behind the reverse proxy, the client address is the last X-Forwarded-For entry (the one the proxy
@@ -198,7 +236,7 @@ export async function createPasserelle(
   );
   app.use(bodyLimit(config.http.bodyLimitBytes));
   app.use(staticAssets());
-  const health = healthRoutes(readinessChecks, () => shuttingDown);
+  const health = healthRoutes(readiness, () => shuttingDown);
   app.use(health.routes());
   const interactions = interactionRoutes({
     config,
@@ -209,8 +247,9 @@ export async function createPasserelle(
     sessions,
     accounts,
     methods,
-    attempts: { accounts, audit, throttle: new CredentialThrottle(db, limiter, config.throttle), logger },
-    clientCertificate: () => undefined,
+    attempts: { accounts, audit, throttle, logger },
+    clientCertificate: (ctx) =>
+      config.smartcard ? presentedCertificate(ctx, certificateOptions) : undefined,
     logger,
   });
   app.use(interactions.routes());
@@ -237,17 +276,20 @@ export async function createPasserelle(
   return {
     services,
     app,
+    smartcard,
     start() {
       host.start();
+      smartcard?.start();
       purgeTimer = setInterval(purge, config.purge.intervalSeconds * 1000);
       purgeTimer.unref();
     },
-    async stop(server) {
+    async stop(...servers) {
       shuttingDown = true;
       host.stop();
+      smartcard?.stop();
       clearInterval(purgeTimer);
-      if (server) {
-        await new Promise<void>((resolve) => {
+      const drain = (server: Server | HttpsServer) =>
+        new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.closeAllConnections();
             resolve();
@@ -259,7 +301,7 @@ export async function createPasserelle(
           });
           server.closeIdleConnections();
         });
-      }
+      await Promise.all(servers.map(drain));
       await directory?.close();
       await database.close();
     },

@@ -46,6 +46,9 @@ describe('passerelle CLI help', { timeout: 120_000 }, () => {
     [['users', 'disable'], 'Usage: passerelle users disable [options] <username>'],
     [['users', 'enable'], 'Usage: passerelle users enable [options] <username>'],
     [['users', 'set-password'], 'Usage: passerelle users set-password [options] <username>'],
+    [['users', 'add-card'], 'Usage: passerelle users add-card [options] <username> <certificate>'],
+    [['users', 'cards'], 'Usage: passerelle users cards [options] <username>'],
+    [['users', 'remove-card'], 'Usage: passerelle users remove-card [options] <username> <fingerprint>'],
   ];
 
   it('--help works for every command and subcommand, without any configuration', async () => {
@@ -251,6 +254,27 @@ if (databasesUnderTest().includes('postgres')) {
       expect(
         await queryOnce('select family from signing_key where retired_at is null order by 1', database.url),
       ).toEqual([{ family: 'EC-P256' }, { family: 'RSA-3072' }]);
+    });
+
+    it('users unlock forgets the failed attempts of an account and audits the act', async () => {
+      const env = cleanEnv({ DATABASE_URL: database.url ?? '', PASSERELLE_DEMO: 'true' });
+      await queryOnce(
+        `insert into rate_limit (key, window_start, hits, expires_at, last_hit_at)
+         values ('auth:acct:carol', now(), 5, now() + interval '30 minutes', now())`,
+        database.url,
+      );
+      const unlocked = await runCli(['users', 'unlock', 'Carol'], { env });
+      expect(unlocked.code, unlocked.stderr).toBe(0);
+      expect(unlocked.stdout).toBe('failed attempts of carol forgotten; the account may sign in again\n');
+      expect(
+        await queryOnce(`select key from rate_limit where key like 'auth:acct:%'`, database.url),
+      ).toEqual([]);
+      expect(
+        await queryOnce(
+          `select type, outcome from audit_event where type = 'admin.account.unlocked'`,
+          database.url,
+        ),
+      ).toEqual([{ type: 'admin.account.unlocked', outcome: 'success' }]);
     });
   });
 }

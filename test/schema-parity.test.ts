@@ -97,11 +97,13 @@ for (const kind of databasesUnderTest()) {
           'auth_session',
           'directory_link',
           'interaction_state',
+          'national_identity',
           'oidc_client',
           'oidc_payload',
           'password_credential',
           'rate_limit',
           'signing_key',
+          'smartcard_certificate',
           ...MIGRATOR_TABLES,
         ].sort(),
       );

@@ -1,8 +1,15 @@
+import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import {
+  CardCertificates,
+  CertificateTakenError,
+  certificateFingerprint,
+} from '../accounts/card-certificates.ts';
 import { MIN_PASSWORD_LENGTH, passwordProblem } from '../accounts/passwords.ts';
 import { AccountExistsError } from '../accounts/store.ts';
 import { openServices, type Services } from '../app.ts';
+import { AuditTrail } from '../audit/trail.ts';
 import { clientDescriptionSchema } from '../config/schema.ts';
 import { connectDatabase } from '../db/connect.ts';
 import { migrateDown, migrateToLatest, migrationStatus } from '../db/migrate.ts';
@@ -246,6 +253,23 @@ export function registerUsers(program: Command): void {
       });
   }
   users
+    .command('unlock')
+    .description('lift the temporary lock and forget the failed attempts of an account (helpdesk)')
+    .argument('<username>')
+    .action(async (username: string, _opts, command: Command) => {
+      await withServices(command, async ({ accounts, throttle, audit }) => {
+        const account = await accounts.findByUsername(username);
+        await throttle.unlock(account?.username ?? username);
+        await audit.record({
+          type: 'admin.account.unlocked',
+          outcome: 'success',
+          accountId: account?.id,
+          detail: { via: 'cli', username: account?.username ?? username },
+        });
+        out(`failed attempts of ${account?.username ?? username} forgotten; the account may sign in again`);
+      });
+    });
+  users
     .command('set-password')
     .description('set the password of a local account')
     .argument('<username>')
@@ -257,6 +281,95 @@ export function registerUsers(program: Command): void {
         if (!account) throw new CliError(`no account ${username}`);
         await accounts.setPassword(account.id, password);
         out(`password of ${account.username} changed`);
+      });
+    });
+  registerCardCommands(users);
+}
+
+async function readCardCertificate(file: string): Promise<X509Certificate> {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(await readFile(file));
+  } catch (err) {
+    throw new CliError(`${file}: not a certificate (PEM or DER): ${(err as Error).message}`);
+  }
+  if (cert.ca) throw new CliError(`${file}: a CA certificate, not a card certificate`);
+  if (!(cert.keyUsage ?? []).includes('1.3.6.1.5.5.7.3.2'))
+    throw new CliError(`${file}: not an authentication certificate (no clientAuth extended key usage)`);
+  return cert;
+}
+
+/** Card certificates registered for an account (login by certificate fingerprint). */
+function registerCardCommands(users: Command): void {
+  users
+    .command('add-card')
+    .description('register the authentication certificate of a CPS card for an account')
+    .argument('<username>')
+    .argument('<certificate>', 'PEM or DER file of the card authentication certificate')
+    .action(async (username: string, file: string, _opts, command: Command) => {
+      const cert = await readCardCertificate(file);
+      await withServices(command, async ({ accounts, database, logger }) => {
+        const account = await accounts.findByUsername(username);
+        if (!account) throw new CliError(`no account ${username}`);
+        const fingerprint = certificateFingerprint(cert);
+        let added: boolean;
+        try {
+          added = await new CardCertificates(database.db).register(account.id, cert);
+        } catch (err) {
+          if (err instanceof CertificateTakenError) throw new CliError(err.message);
+          throw err;
+        }
+        if (added) {
+          await new AuditTrail(database.db, logger).record({
+            type: 'smartcard.card_registered',
+            outcome: 'success',
+            accountId: account.id,
+            method: 'smartcard',
+            detail: {
+              fingerprint,
+              serial: cert.serialNumber,
+              subject: cert.subject.replaceAll('\n', ', '),
+              by: 'cli',
+            },
+          });
+        }
+        out(
+          `${added ? 'card registered' : 'card already registered'} for ${account.username}: ${fingerprint}`,
+        );
+      });
+    });
+  users
+    .command('cards')
+    .description('list the card certificates registered for an account')
+    .argument('<username>')
+    .action(async (username: string, _opts, command: Command) => {
+      await withServices(command, async ({ accounts, database }) => {
+        const account = await accounts.findByUsername(username);
+        if (!account) throw new CliError(`no account ${username}`);
+        for (const c of await new CardCertificates(database.db).list(account.id)) {
+          out(`${c.fingerprint}\t${c.notAfter.toISOString()}\t${c.subject}`);
+        }
+      });
+    });
+  users
+    .command('remove-card')
+    .description('remove a card certificate from an account')
+    .argument('<username>')
+    .argument('<fingerprint>', 'SHA-256 fingerprint as listed by `users cards` (colons allowed)')
+    .action(async (username: string, fingerprint: string, _opts, command: Command) => {
+      await withServices(command, async ({ accounts, database, logger }) => {
+        const account = await accounts.findByUsername(username);
+        if (!account) throw new CliError(`no account ${username}`);
+        if (!(await new CardCertificates(database.db).remove(account.id, fingerprint)))
+          throw new CliError(`no card ${fingerprint} for ${account.username}`);
+        await new AuditTrail(database.db, logger).record({
+          type: 'smartcard.card_removed',
+          outcome: 'success',
+          accountId: account.id,
+          method: 'smartcard',
+          detail: { fingerprint: fingerprint.replaceAll(':', '').toLowerCase(), by: 'cli' },
+        });
+        out(`card removed from ${account.username}`);
       });
     });
 }

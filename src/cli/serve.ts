@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import { createPasserelle } from '../app.ts';
+import { cardListenerOptions, startCardListener } from '../http/card-listener.ts';
 import { type GlobalOptions, loadCliConfig } from './context.ts';
 
 export async function serve(options: GlobalOptions): Promise<void> {
@@ -12,6 +13,14 @@ export async function serve(options: GlobalOptions): Promise<void> {
     server.once('error', reject);
     server.listen(config.http.port, config.http.host, resolve);
   });
+  const listener = cardListenerOptions(config);
+  const cardServer = listener ? await startCardListener(listener, passerelle.app.callback()) : undefined;
+  if (listener) {
+    logger.info(
+      { host: listener.host, port: listener.port, formOrigin: config.smartcard?.formOrigin },
+      'smartcard: TLS listener asking for the CPS card is listening',
+    );
+  }
   passerelle.start();
   logger.info(
     { issuer: config.issuer, database: passerelle.services.database.location, port: config.http.port },
@@ -23,7 +32,7 @@ export async function serve(options: GlobalOptions): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     passerelle
-      .stop(server)
+      .stop(...[server, cardServer].filter((s) => s !== undefined))
       .then(() => process.exit(0))
       .catch((err: unknown) => {
         logger.error({ err }, 'unclean shutdown');

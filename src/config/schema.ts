@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** http issuers are tolerated only on this machine (development, tests). */
@@ -147,6 +148,92 @@ const ldapSchema = z
   }));
 export type LdapConfig = z.output<typeof ldapSchema>;
 
+/**
+ * Default pattern of the national identifier (idNat_PS) in the CN of a CPx card: `8` + RPPS (11
+ * digits), `0` + ADELI (9 digits), or the staff forms `3…` and `<structure>/<personal id>`.
+ */
+export const DEFAULT_IDNAT_PATTERN =
+  '^(?:8\\d{11}|0\\d{9}|3[0-9A-Za-z]{1,40}|[0-9][0-9A-Za-z]{1,40}/[0-9A-Za-z]{1,40})$';
+
+/** An IPv4/IPv6 address or CIDR block (trusted proxies). */
+const addressOrCidr = z.string().refine((value) => {
+  const [address = '', prefix, extra] = value.split('/');
+  const family = isIP(address);
+  if (!family || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  const bits = Number(prefix);
+  return /^\d{1,3}$/.test(prefix) && bits <= (family === 4 ? 32 : 128);
+}, 'must be an IP address or a CIDR block (10.0.0.0/8, fd00::/8)');
+
+/** An origin: scheme, host and port, no path. */
+const origin = z.url().refine((value) => {
+  const url = new URL(value);
+  return url.origin === value.replace(/\/$/, '') && (url.protocol === 'https:' || isLoopback(value));
+}, 'must be an origin such as https://carte.passerelle.hopital.example (https, no path)');
+
+const validRegExp = z.string().refine((value) => {
+  try {
+    new RegExp(value, 'u');
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be a valid regular expression');
+
+/** CPS smart card login (IGC-Santé authentication certificate over TLS client authentication). */
+const smartcardSchema = z.strictObject({
+  /** PEM files of the IGC-Santé roots accepted (e.g. AC RACINE IGC-SANTE FORT). */
+  trustAnchors: z.array(z.string().min(1)).min(1),
+  /** PEM files of the intermediate CAs (AC IGC-SANTE FORT PERSONNES, STANDARD PERSONNES…). */
+  intermediates: z.array(z.string().min(1)).default([]),
+  /**
+   * Issuer CNs accepted for card certificates, matched on the whole CN or its last words: `FORT PERSONNES`
+   * (CPS only), add `STANDARD PERSONNES` for CPE cards. Absent = any CA of the chain files.
+   */
+  acceptedIssuers: z.array(z.string().min(1)).min(1).optional(),
+  crl: z
+    .strictObject({
+      /** Local CRL files (DER or PEM), e.g. refreshed by a cron job on offline servers. */
+      files: z.array(z.string().min(1)).default([]),
+      /** CRL URLs fetched by Passerelle (http://igc-sante.esante.gouv.fr/CRL/ACI-FO-PP.crl…). */
+      urls: z.array(z.url()).default([]),
+      /** How often files are re-read and URLs re-fetched. */
+      refreshIntervalSeconds: seconds.default(3600),
+      fetchTimeoutSeconds: seconds.max(120).default(15),
+      /**
+       * When the CRL of the card's CA is missing or past its nextUpdate: `refuse` the login (default), or
+       * `allow` it without revocation checking (logged and reported by /readyz detail).
+       */
+      whenUnavailable: z.enum(['refuse', 'allow']).default('refuse'),
+    })
+    .prefault({}),
+  identifier: z
+    .strictObject({
+      /** Where the national identifier (idNat) is read: the CN of the last RDN of the subject. */
+      from: z.enum(['subject-cn']).default('subject-cn'),
+      /** Pattern the identifier must match (default: 8+RPPS, 0+ADELI, 3… and id/id staff forms). */
+      pattern: validRegExp.default(DEFAULT_IDNAT_PATTERN),
+    })
+    .prefault({}),
+  /** Mode (a): Passerelle terminates TLS itself on a dedicated listener that asks for the card. */
+  listener: z
+    .strictObject({
+      host: z.string().default('0.0.0.0'),
+      port,
+      /** Server certificate (PEM, with its chain) and key of the card listener's host name. */
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+    })
+    .optional(),
+  /**
+   * Mode (b): addresses of the reverse proxies allowed to forward a card certificate in
+   * http.clientCertHeader (TCP peer address, never X-Forwarded-For).
+   */
+  trustedProxies: z.array(addressOrCidr).default([]),
+  /** Origin that serves the card login form (the listener's https URL or the proxy's card host). */
+  formOrigin: origin.optional(),
+});
+
 const rateLimitRule = z.strictObject({ max: z.number().int().positive(), windowSeconds: seconds });
 
 export const configSchema = z
@@ -281,8 +368,34 @@ export const configSchema = z
     clients: z.array(declaredClientSchema).default([]),
     /** LDAP / Active Directory login (docs/ldap.md); absent = method disabled. */
     ldap: ldapSchema.optional(),
+    smartcard: smartcardSchema.optional(),
   })
   .superRefine((cfg, ctx) => {
+    const card = cfg.smartcard;
+    if (card) {
+      if (!card.crl.files.length && !card.crl.urls.length && card.crl.whenUnavailable === 'refuse') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['smartcard', 'crl'],
+          message: 'needs files or urls (or whenUnavailable: allow): without a CRL every card is refused',
+        });
+      }
+      if (!card.listener && !card.trustedProxies.length) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['smartcard'],
+          message:
+            'needs a listener (mode a) or trustedProxies (mode b): no certificate could reach Passerelle',
+        });
+      }
+      if (card.trustedProxies.length && !cfg.http.clientCertHeader) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['http', 'clientCertHeader'],
+          message: 'is required with smartcard.trustedProxies (the header the proxy forwards the card in)',
+        });
+      }
+    }
     const acrs = cfg.policy.levels.map((l) => l.acr);
     if (new Set(acrs).size !== acrs.length) {
       ctx.addIssue({ code: 'custom', path: ['policy', 'levels'], message: 'acr names must be unique' });

@@ -124,6 +124,33 @@ export interface DirectoryLinkTable {
   synced_at: Timestamp;
 }
 
+export type NationalIdentitySource =
+  | 'cps-certificate'
+  | 'psc-login'
+  | 'directory-attribute'
+  | 'manual'
+  | 'name-match';
+export type NationalIdentityStatus = 'verified' | 'candidate' | 'conflict' | 'inactive';
+
+export interface NationalIdentityTable {
+  account_id: string;
+  id_nat: string;
+  rpps: string | null;
+  source: NationalIdentitySource;
+  status: NationalIdentityStatus;
+  verified_at: Timestamp | null;
+  updated_at: Timestamp;
+}
+
+export interface SmartcardCertificateTable {
+  /** SHA-256 of the DER, lowercase hex. */
+  fingerprint: string;
+  account_id: string;
+  subject: string;
+  not_after: Timestamp;
+  created_at: CreatedAt;
+}
+
 export interface Database {
   oidc_payload: OidcPayloadTable;
   signing_key: SigningKeyTable;
@@ -136,4 +163,6 @@ export interface Database {
   auth_session: AuthSessionTable;
   audit_event: AuditEventTable;
   directory_link: DirectoryLinkTable;
+  national_identity: NationalIdentityTable;
+  smartcard_certificate: SmartcardCertificateTable;
 }

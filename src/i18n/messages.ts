@@ -53,6 +53,11 @@ export const messages = {
     'method.ldap': 'Mot de passe de l’établissement',
     'method.webauthn': 'Clé de sécurité FIDO2',
     'method.smartcard': 'Carte CPS',
+    'smartcard.lead':
+      'Insérez votre carte CPS (ou CPE) dans le lecteur, puis cliquez sur « Se connecter avec la carte ».',
+    'smartcard.pin':
+      'Votre navigateur vous demandera de choisir le certificat de votre carte puis le code PIN de la carte.',
+    'smartcard.submit': 'Se connecter avec la carte',
     'error.invalid_form': 'Le formulaire est incomplet ou invalide.',
     'error.csrf': 'La page a expiré ou la requête ne provient pas de Passerelle. Recommencez la connexion.',
     'error.interaction_expired':
@@ -129,6 +134,10 @@ export const messages = {
     'method.ldap': 'Establishment password',
     'method.webauthn': 'FIDO2 security key',
     'method.smartcard': 'CPS card',
+    'smartcard.lead': 'Insert your CPS (or CPE) card in the reader, then click “Sign in with the card”.',
+    'smartcard.pin':
+      'Your browser will ask you to choose the certificate of your card, then the PIN of the card.',
+    'smartcard.submit': 'Sign in with the card',
     'error.invalid_form': 'The form is incomplete or invalid.',
     'error.csrf': 'The page expired or the request did not come from Passerelle. Start signing in again.',
     'error.interaction_expired': 'Your sign-in request expired. Go back to the application and start again.',

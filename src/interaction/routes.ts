@@ -191,7 +191,12 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const open = deps.methods.filter((m) => state.allowedMethods?.includes(m.id) && !doneIds.has(m.id));
     const after = (m: AuthMethod) =>
       assess(levels, [...done, { amr: [...m.amr], phishingResistant: m.phishingResistant }]);
-    const completing = open.filter((m) => level && reaches(after(m), level));
+    const all = assess(levels, [
+      ...done,
+      ...open.map((m) => ({ amr: [...m.amr], phishingResistant: m.phishingResistant })),
+    ]);
+    if (!level || !reaches(all, level)) return [];
+    const completing = open.filter((m) => reaches(after(m), level));
     const progressing = open.filter(
       (m) =>
         !completing.includes(m) &&

@@ -143,7 +143,7 @@ export interface PurgeResult {
 /** Deletes expired rows in small batches so that no long lock is held. */
 export async function purgeExpired(db: Kysely<Database>, batchSize: number): Promise<PurgeResult> {
   let deleted = 0;
-  for (const table of ['oidc_payload', 'interaction_state', 'rate_limit'] as const) {
+  for (const table of ['oidc_payload', 'interaction_state', 'rate_limit', 'auth_session'] as const) {
     for (;;) {
       const result = await sql<{ n: number }>`
         with doomed as (

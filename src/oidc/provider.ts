@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { AccountStore } from '../accounts/store.ts';
 import type { Config } from '../config/schema.ts';
 import { clientAuthMethods, signingAlgs } from '../config/schema.ts';
+import { forwardedCertificatePem } from '../http/client-certificate.ts';
 import type { Views } from '../http/views.ts';
 import { negotiateLocale, translator } from '../i18n/messages.ts';
 import type { AuthSessions } from '../sessions/auth-sessions.ts';
@@ -57,19 +58,16 @@ export function dnComponents(dn: string): Set<string> {
 }
 
 /**
- * The client certificate (PEM) forwarded by the trusted reverse proxy that terminates TLS; Passerelle
- * has no TLS listener of its own, so without a trusted proxy header there is no certificate.
+ * The client certificate (PEM) forwarded by the trusted reverse proxy that terminates TLS, with its
+ * verification result SUCCESS (same rule as the smart card's proxy mode, src/http/client-certificate.ts).
+ * The peer is trusted as a whole with http.trustProxy (Passerelle reachable only through the proxy).
  */
 function clientCertificate(ctx: KoaContextWithOIDC, config: Config): string | undefined {
-  const header = config.http.clientCertHeader;
-  if (!config.http.trustProxy || !header) return undefined;
-  const value = ctx.get(header);
-  if (!value) return undefined;
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return undefined; // malformed encoding: no usable certificate (invalid_client, not a server error)
-  }
+  return forwardedCertificatePem(ctx, {
+    header: config.http.clientCertHeader,
+    verifyHeader: config.http.clientCertVerifyHeader,
+    trustedPeer: () => config.http.trustProxy,
+  });
 }
 
 /** The engine runs in its own koa context: the host hands the request id over in a request header. */
@@ -238,9 +236,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
         certificateBoundAccessTokens: false,
         getCertificate: (ctx) => clientCertificate(ctx, config),
         // The proxy verified the chain against the establishment's CA and says so in its own header.
-        certificateAuthorized: (ctx) =>
-          clientCertificate(ctx, config) !== undefined &&
-          ctx.get(config.http.clientCertVerifyHeader) === 'SUCCESS',
+        certificateAuthorized: (ctx) => clientCertificate(ctx, config) !== undefined,
         certificateSubjectMatches(ctx, property, expected) {
           if (property !== 'tls_client_auth_subject_dn') return false;
           const pem = clientCertificate(ctx, config);

@@ -40,6 +40,7 @@ export function sessionPolicyCheck(config: Config, sessions: AuthSessions) {
   return new Check(
     SESSION_CHECK,
     'the single sign-on session does not satisfy the policy',
+    'login_required',
     async (ctx: KoaContextWithOIDC) => {
       const { session, result, client, params } = ctx.oidc;
       if (!session?.accountId || !client) return Check.NO_NEED_TO_PROMPT;

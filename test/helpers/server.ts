@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { createPasserelle, type Passerelle } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import type { ConnectOptions } from '../../src/db/connect.ts';
+import { cardListenerOptions, startCardListener } from '../../src/http/card-listener.ts';
 import { createLogger } from '../../src/http/logger.ts';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './databases.ts';
 
@@ -14,6 +16,10 @@ export interface TestServer {
   config: Config;
   passerelle: Passerelle;
   server: Server;
+  /** The smart card TLS listener, when `smartcard.listener` is configured (mode a). */
+  cardServer: HttpsServer | undefined;
+  /** https://127.0.0.1:<port> of that listener. */
+  cardOrigin: string | undefined;
   database: TestDatabase;
   /** Every log line written so far (JSON text), to assert that secrets are never logged. */
   logs: string[];
@@ -59,12 +65,17 @@ export async function startTestServer(kind: DatabaseKind, options: StartOptions 
   const logger = createLogger(options.logLevel ?? 'debug', sink as never);
   const passerelle = await createPasserelle(config, logger, { onQuery: options.onQuery });
   server.on('request', passerelle.app.callback());
+  const listener = cardListenerOptions(config);
+  const cardServer = listener ? await startCardListener(listener, passerelle.app.callback()) : undefined;
+  const cardPort = (cardServer?.address() as AddressInfo | null)?.port;
   passerelle.start();
   return {
     issuer,
     config,
     passerelle,
     server,
+    cardServer,
+    cardOrigin: cardPort ? `https://127.0.0.1:${cardPort}` : undefined,
     database,
     logs,
     async close() {
@@ -73,7 +84,7 @@ export async function startTestServer(kind: DatabaseKind, options: StartOptions 
           if (/"level":(40|50|60)/.test(line) || process.env.TEST_SHOW_ERRORS === 'all')
             process.stderr.write(line);
       }
-      await passerelle.stop(server);
+      await passerelle.stop(...[server, cardServer].filter((s) => s !== undefined));
       if (!options.database) await database.drop();
     },
   };

@@ -1,0 +1,67 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
+
+export interface CardResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+export interface CardRequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Client certificate and key (PEM) presented in the TLS handshake, as the card middleware would. */
+  cert?: string;
+  key?: string;
+  /** CA of the server certificate. */
+  ca?: string;
+  /** Source address of the TCP connection (any 127.x.y.z is loopback). */
+  localAddress?: string;
+}
+
+/** One HTTP(S) request with an optional client certificate and source address; no connection reuse. */
+export function cardRequest(url: string | URL, options: CardRequestOptions = {}): Promise<CardResponse> {
+  const target = new URL(url);
+  const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      target,
+      {
+        method: options.method ?? 'GET',
+        headers: {
+          ...(options.body ? { 'content-length': String(Buffer.byteLength(options.body)) } : {}),
+          ...options.headers,
+        },
+        cert: options.cert,
+        key: options.key,
+        ca: options.ca,
+        localAddress: options.localAddress,
+        agent: false,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** A TCP port free at the time of the call, on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}

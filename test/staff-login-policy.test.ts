@@ -1,0 +1,361 @@
+import { type Kysely, sql } from 'kysely';
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../src/db/types.ts';
+import { messages } from '../src/i18n/messages.ts';
+import { purgeExpired } from '../src/oidc/adapter.ts';
+import { BrowserAgent, browserLogin, formAction, formField } from './helpers/browser-agent.ts';
+import {
+  authorizationRequest,
+  createUser,
+  discover,
+  REDIRECT,
+  registerWebClient,
+  TEST_PASSWORD,
+} from './helpers/clients.ts';
+import { databasesUnderTest } from './helpers/databases.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+const fr = messages.fr;
+
+/** The text of the page's error paragraph. */
+function errorText(html: string): string | undefined {
+  return /<p class="error" role="alert"[^>]*>([^<]*)<\/p>/.exec(html)?.[1]?.replaceAll('&#39;', "'");
+}
+
+interface Harness {
+  t: TestServer;
+  config: oidc.Configuration;
+  db: Kysely<Database>;
+}
+
+async function harness(
+  kind: 'pglite' | 'postgres',
+  serverConfig: Record<string, unknown> = {},
+): Promise<Harness> {
+  const t = await startTestServer(kind, { config: serverConfig });
+  const secret = await registerWebClient(t, 'dpi', { client_name: 'Dossier patient', first_party: true });
+  const config = await discover(t, 'dpi', oidc.ClientSecretBasic(secret));
+  return { t, config, db: t.passerelle.services.database.db };
+}
+
+/** Identify step then the password form; `post` submits a password on the same form. */
+async function passwordForm(h: Harness, username: string, extra: Record<string, string> = {}) {
+  const agent = new BrowserAgent();
+  const pending = await authorizationRequest(h.config, REDIRECT, { prompt: 'login', ...extra });
+  await agent.follow(pending.url, h.t.issuer);
+  const identify = agent.lastHtml;
+  const identified = await agent.postForm(new URL(formAction(identify, '/identify'), h.t.issuer), {
+    csrf: formField(identify, 'csrf') ?? '',
+    username,
+  });
+  await agent.follow(new URL(identified.headers.get('location') ?? '', h.t.issuer), h.t.issuer);
+  const page = agent.lastHtml;
+  const action = new URL(formAction(page, '/method/password'), h.t.issuer);
+  const post = async (password: string) => {
+    const response = await agent.postForm(action, { csrf: formField(page, 'csrf') ?? '', password });
+    return { response, html: await response.text() };
+  };
+  return { agent, pending, post };
+}
+
+async function auditRows(db: Kysely<Database>, type: string) {
+  return db.selectFrom('audit_event').selectAll().where('type', '=', type).orderBy('seq').execute();
+}
+
+/** Moves an account's last failure back in time, as if the delay had elapsed. */
+async function elapse(db: Kysely<Database>, username: string, seconds: number) {
+  await sql`update rate_limit set last_hit_at = last_hit_at - ${`${seconds} seconds`}::interval
+            where key = ${`auth:acct:${username}`}`.execute(db);
+}
+
+for (const kind of databasesUnderTest()) {
+  describe(`credential throttling [${kind}]`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await harness(kind);
+      for (const name of ['erin', 'frank', 'gina']) await createUser(h.t, name);
+    });
+    afterAll(async () => {
+      await h?.t.close();
+    });
+
+    it('3 free failures, then growing delays (2 s, 4 s…), then a lock at the 5th failure, audited once', async () => {
+      const { lockAfter, lockSeconds, directoryLockoutThreshold } = h.t.config.throttle;
+      expect(lockAfter).toBeLessThan(directoryLockoutThreshold);
+      const form = await passwordForm(h, 'erin');
+      for (let i = 1; i <= 3; i++)
+        expect((await form.post(`wrong-${i}`)).response.status, `failure ${i}`).toBe(401);
+
+      // A 4th attempt right away waits for the first delay, even with the right password.
+      const delayed = await form.post(TEST_PASSWORD);
+      expect(delayed.response.status).toBe(429);
+      expect(Number(delayed.response.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(Number(delayed.response.headers.get('retry-after'))).toBeLessThanOrEqual(2);
+      expect(errorText(delayed.html)).toBe(fr['error.rate_limited'].replace('{minutes}', '1'));
+
+      await elapse(h.db, 'erin', 2);
+      expect((await form.post('wrong-4')).response.status).toBe(401);
+      const longer = await form.post(TEST_PASSWORD);
+      expect(longer.response.status).toBe(429);
+      expect(Number(longer.response.headers.get('retry-after'))).toBeGreaterThan(2);
+      expect(Number(longer.response.headers.get('retry-after'))).toBeLessThanOrEqual(4);
+
+      await elapse(h.db, 'erin', 4);
+      expect((await form.post('wrong-5')).response.status).toBe(401);
+      const locked = await form.post(TEST_PASSWORD);
+      expect(locked.response.status).toBe(429);
+      expect(Number(locked.response.headers.get('retry-after'))).toBeGreaterThan(lockSeconds - 10);
+      const locks = await auditRows(h.db, 'auth.locked');
+      expect(locks).toHaveLength(1);
+      expect(locks[0]).toMatchObject({ outcome: 'failure', reason: 'too_many_failures', method: 'password' });
+
+      // The lock ends; the failures are not forgotten (sliding window): one more failure locks again.
+      await elapse(h.db, 'erin', lockSeconds);
+      expect((await form.post('wrong-6')).response.status).toBe(401);
+      expect((await form.post(TEST_PASSWORD)).response.status).toBe(429);
+      // The directory saw at most lockAfter + 1 failures: below its own lockout threshold.
+      const failures = await h.db
+        .selectFrom('audit_event')
+        .select(sql<number>`count(*)::int`.as('n'))
+        .where('type', '=', 'auth.attempt')
+        .where('reason', '=', 'wrong_password')
+        .executeTakeFirstOrThrow();
+      expect(failures.n).toBe(lockAfter + 1);
+      expect(failures.n).toBeLessThan(directoryLockoutThreshold);
+    });
+
+    it('a success forgets the failures, and another account from the same address is unaffected', async () => {
+      const form = await passwordForm(h, 'frank');
+      for (let i = 1; i <= 3; i++) expect((await form.post(`wrong-${i}`)).response.status).toBe(401);
+      await elapse(h.db, 'frank', 2);
+      expect((await form.post(TEST_PASSWORD)).response.status).toBe(303);
+      const row = await h.db
+        .selectFrom('rate_limit')
+        .select('hits')
+        .where('key', '=', 'auth:acct:frank')
+        .executeTakeFirst();
+      expect(row).toBeUndefined();
+      const other = await passwordForm(h, 'gina');
+      expect((await other.post(TEST_PASSWORD)).response.status).toBe(303);
+    });
+  });
+
+  describe(`credential throttling per source address [${kind}]`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await harness(kind, { throttle: { perIp: { max: 3, windowSeconds: 600 } } });
+      await createUser(h.t, 'hugo');
+    });
+    afterAll(async () => {
+      await h?.t.close();
+    });
+
+    it('failures spread over many usernames from one address are capped too', async () => {
+      for (const name of ['x1', 'x2', 'x3']) {
+        expect((await (await passwordForm(h, name)).post('guess')).response.status).toBe(401);
+      }
+      const blocked = await (await passwordForm(h, 'hugo')).post(TEST_PASSWORD);
+      expect(blocked.response.status).toBe(429);
+      expect(Number(blocked.response.headers.get('retry-after'))).toBeGreaterThan(500);
+    });
+  });
+
+  describe(`audit of attempts and single sign-on sessions [${kind}]`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await harness(kind);
+      await createUser(h.t, 'iris');
+      await createUser(h.t, 'jules');
+      const { accounts } = h.t.passerelle.services;
+      await accounts.setDisabled((await accounts.findByUsername('jules'))?.id ?? '', true);
+    });
+    afterAll(async () => {
+      await h?.t.close();
+    });
+
+    it('every attempt is one audit record with its reason code, and never the password', async () => {
+      const before = (await auditRows(h.db, 'auth.attempt')).length;
+      await (await passwordForm(h, 'nobody')).post('guess-one');
+      await (await passwordForm(h, 'iris')).post('guess-two');
+      await (await passwordForm(h, 'jules')).post(TEST_PASSWORD);
+      const ok = await (await passwordForm(h, 'iris')).post(TEST_PASSWORD);
+      expect(ok.response.status).toBe(303);
+      const rows = (await auditRows(h.db, 'auth.attempt')).slice(before);
+      expect(rows.map((r) => [r.outcome, r.reason, r.method])).toEqual([
+        ['failure', 'unknown_user', 'password'],
+        ['failure', 'wrong_password', 'password'],
+        ['failure', 'account_disabled', 'password'],
+        ['success', null, 'password'],
+      ]);
+      const iris = await h.t.passerelle.services.accounts.findByUsername('iris');
+      expect(rows[1]?.account_id).toBe(iris?.id);
+      expect(rows[3]).toMatchObject({
+        account_id: iris?.id,
+        client_id: 'dpi',
+        ip: '127.0.0.1',
+        amr: ['pwd'],
+      });
+      expect(rows[3]?.interaction_id).toBeTruthy();
+      expect(rows[3]?.request_id).toMatch(/^[0-9a-f-]{36}$/);
+      const all = JSON.stringify(await h.db.selectFrom('audit_event').selectAll().execute());
+      for (const secret of [TEST_PASSWORD, 'guess-one', 'guess-two']) expect(all).not.toContain(secret);
+    });
+
+    it('fails closed: when the audit record cannot be written, the login is refused (503) and nothing is granted', async () => {
+      await sql`alter table audit_event add constraint audit_outage check (false) not valid`.execute(h.db);
+      try {
+        const refused = await (await passwordForm(h, 'iris')).post(TEST_PASSWORD);
+        expect(refused.response.status).toBe(503);
+        expect(errorText(refused.html)).toBe(fr['error.service_unavailable']);
+        expect(h.t.logs.join('')).toContain('audit record not written: authentication refused');
+      } finally {
+        await sql`alter table audit_event drop constraint audit_outage`.execute(h.db);
+      }
+      expect((await (await passwordForm(h, 'iris')).post(TEST_PASSWORD)).response.status).toBe(303);
+    });
+
+    it('the session records its methods; it ends after the idle time and after the absolute lifetime', async () => {
+      const agent = new BrowserAgent();
+      const first = await authorizationRequest(h.config, REDIRECT, { prompt: 'login' });
+      const { callback } = await browserLogin(agent, first.url, h.t.issuer, {
+        username: 'iris',
+        password: TEST_PASSWORD,
+      });
+      expect(callback.searchParams.get('code')).toBeTruthy();
+      const iris = await h.t.passerelle.services.accounts.findByUsername('iris');
+      const session = await h.db
+        .selectFrom('auth_session')
+        .selectAll()
+        .where('account_id', '=', iris?.id ?? '')
+        .executeTakeFirstOrThrow();
+      expect(session.profile).toBe('standard');
+      expect(session.methods).toEqual([
+        { method: 'password', amr: ['pwd'], phishingResistant: false, at: expect.any(Number) },
+      ]);
+      const lifetime = (session.expires_at.getTime() - session.started_at.getTime()) / 1000;
+      expect(Math.round(lifetime)).toBe(h.t.config.sessions.absoluteSeconds);
+
+      const silent = async () => {
+        const pending = await authorizationRequest(h.config, REDIRECT, { prompt: 'none' });
+        return (await agent.follow(pending.url, h.t.issuer)).url;
+      };
+      expect((await silent()).searchParams.get('code')).toBeTruthy();
+
+      const { idleSeconds } = h.t.config.sessions;
+      await sql`update auth_session set last_active_at = now() - ${`${idleSeconds + 1} seconds`}::interval
+                where session_uid = ${session.session_uid}`.execute(h.db);
+      expect((await silent()).searchParams.get('error')).toBe('login_required');
+
+      // A new login, then the absolute end.
+      const again = await authorizationRequest(h.config, REDIRECT, { prompt: 'login' });
+      await browserLogin(agent, again.url, h.t.issuer, { username: 'iris', password: TEST_PASSWORD });
+      expect((await silent()).searchParams.get('code')).toBeTruthy();
+      await sql`update auth_session set expires_at = now() - interval '1 second'
+                where session_uid = ${session.session_uid}`.execute(h.db);
+      expect((await silent()).searchParams.get('error')).toBe('login_required');
+      // The purge removes ended sessions.
+      await purgeExpired(h.db, 100);
+      const left = await h.db
+        .selectFrom('auth_session')
+        .select('session_uid')
+        .where('session_uid', '=', session.session_uid)
+        .execute();
+      expect(left).toEqual([]);
+    });
+
+    it('a client that needs more than any configured method provides gets a clear refusal', async () => {
+      const secret = await registerWebClient(h.t, 'pharmacie', { required_acr: 'urn:passerelle:loa:high' });
+      const config = await discover(h.t, 'pharmacie', oidc.ClientSecretBasic(secret));
+      const agent = new BrowserAgent();
+      const pending = await authorizationRequest(config, REDIRECT);
+      const { response } = await agent.follow(pending.url, h.t.issuer);
+      expect(response?.status).toBe(403);
+      expect(errorText(agent.lastHtml)).toBe(fr['error.no_method']);
+    });
+  });
+
+  describe(`no user enumeration by response or timing [${kind}]`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await harness(kind, {
+        throttle: {
+          freeFailures: 90,
+          lockAfter: 90,
+          directoryLockoutThreshold: 0,
+          perIp: { max: 1000, windowSeconds: 60 },
+        },
+      });
+      await createUser(h.t, 'lena');
+      await createUser(h.t, 'marc');
+      const { accounts } = h.t.passerelle.services;
+      await accounts.setDisabled((await accounts.findByUsername('marc'))?.id ?? '', true);
+    });
+    afterAll(async () => {
+      await h?.t.close();
+    });
+
+    it('unknown user, wrong password and disabled account: same status, same message, comparable time', async () => {
+      const cases = {
+        unknown: () => passwordForm(h, 'nobody-here'),
+        wrong: () => passwordForm(h, 'lena'),
+        disabled: () => passwordForm(h, 'marc'),
+      };
+      const passwords = { unknown: TEST_PASSWORD, wrong: 'not the password', disabled: 'not the password' };
+      const times: Record<string, number[]> = { unknown: [], wrong: [], disabled: [] };
+      const answers = new Set<string>();
+      for (let round = 0; round < 12; round++) {
+        for (const name of ['unknown', 'wrong', 'disabled'] as const) {
+          const form = await cases[name]();
+          const start = performance.now();
+          const { response, html } = await form.post(passwords[name]);
+          times[name]?.push(performance.now() - start);
+          answers.add(`${response.status} ${errorText(html)}`);
+        }
+      }
+      expect([...answers]).toEqual([`401 ${fr['error.invalid_credentials']}`]);
+      const median = (values: number[]) =>
+        [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+      const medians = Object.fromEntries(
+        Object.entries(times).map(([k, v]) => [k, Math.round(median(v) * 10) / 10]),
+      );
+      console.info(`password check medians (ms) on ${kind}:`, medians);
+      // The hash dominates every path; a skipped hash would show as a ratio far below 0.5.
+      for (const name of ['wrong', 'disabled']) {
+        const ratio = (medians[name] ?? 0) / (medians.unknown ?? 1);
+        expect(ratio, `${name} vs unknown`).toBeGreaterThan(0.5);
+        expect(ratio, `${name} vs unknown`).toBeLessThan(2);
+      }
+    });
+  });
+
+  describe(`shared ward workstations [${kind}]`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await harness(kind, {
+        sessions: { sharedWorkstations: { networks: ['127.0.0.0/8'], idleSeconds: 300 } },
+      });
+      await createUser(h.t, 'karim');
+    });
+    afterAll(async () => {
+      await h?.t.close();
+    });
+
+    it('a login from a shared workstation gets the shared profile and a cookie that ends with the browser', async () => {
+      const agent = new BrowserAgent();
+      const pending = await authorizationRequest(h.config, REDIRECT, { prompt: 'login' });
+      let sessionCookie: string | undefined;
+      const original = agent.request.bind(agent);
+      agent.request = async (url, init) => {
+        const response = await original(url, init);
+        sessionCookie ??= response.headers.getSetCookie().find((c) => c.startsWith('_session='));
+        return response;
+      };
+      await browserLogin(agent, pending.url, h.t.issuer, { username: 'karim', password: TEST_PASSWORD });
+      expect(sessionCookie).toBeDefined();
+      expect(sessionCookie).not.toMatch(/expires=/i);
+      const row = await h.db.selectFrom('auth_session').select(['profile']).executeTakeFirstOrThrow();
+      expect(row.profile).toBe('shared');
+    });
+  });
+}
