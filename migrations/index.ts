@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely/migration';
 import * as m0001 from './0001_initial.ts';
 import * as m0002 from './0002_sessions_audit.ts';
+import * as m0003 from './0003_directory.ts';
 import * as m0004 from './0004_webauthn.ts';
 import * as m0005 from './0005_smartcard.ts';
 
@@ -8,6 +9,7 @@ import * as m0005 from './0005_smartcard.ts';
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_sessions_audit': m0002,
+  '0003_directory': m0003,
   '0004_webauthn': m0004,
   '0005_smartcard': m0005,
 };

@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import { CardCertificates } from './accounts/card-certificates.ts';
+import { DirectoryAccounts } from './accounts/directory-accounts.ts';
 import { NationalIdentities } from './accounts/national-identity.ts';
 import { AccountStore } from './accounts/store.ts';
 import { AuditTrail } from './audit/trail.ts';
@@ -20,6 +22,9 @@ import { translator } from './i18n/messages.ts';
 import { CsrfTokens } from './interaction/form.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { InteractionStates } from './interaction/state.ts';
+import { LdapDirectory } from './methods/ldap/directory.ts';
+import { ldapReadinessCheck } from './methods/ldap/health.ts';
+import { ldapMethod } from './methods/ldap/index.ts';
 import { passwordMethod } from './methods/password/index.ts';
 import { smartcardMethod } from './methods/smartcard/index.ts';
 import { createSmartcard, type SmartcardRuntime } from './methods/smartcard/setup.ts';
@@ -158,6 +163,39 @@ export async function createPasserelle(
 
   const methods: AuthMethod[] = [registered(passwordMethod(accounts))];
   const readiness: ReadinessCheck[] = [databaseCheck(db), migrationsCheck(db)];
+  let directory: LdapDirectory | undefined;
+  let directoryAccounts: DirectoryAccounts | undefined;
+  if (config.ldap) {
+    const ldap = config.ldap;
+    let ca: Buffer | undefined;
+    if (ldap.caFile) {
+      try {
+        ca = readFileSync(ldap.caFile);
+      } catch (err) {
+        throw new Error(
+          `ldap.caFile ${ldap.caFile}: cannot be read (${(err as NodeJS.ErrnoException).code})`,
+        );
+      }
+    }
+    directory = new LdapDirectory(ldap, ca);
+    directoryAccounts = new DirectoryAccounts(db, accounts);
+    // First: staff use the directory password; the local password is for break-glass accounts.
+    methods.unshift(registered(ldapMethod({ directory, accounts: directoryAccounts, audit, logger })));
+    readiness.push(ldapReadinessCheck(directory, logger));
+    logger.info(
+      {
+        urls: ldap.urls,
+        flavour: ldap.flavour,
+        tls: ldap.urls.map((u) =>
+          u.startsWith('ldaps') ? 'ldaps' : ldap.startTls ? 'starttls' : 'none (loopback)',
+        ),
+        caFile: ldap.caFile ?? 'system trust store',
+        userBaseDn: ldap.userBaseDn,
+        bindDn: ldap.bindDn,
+      },
+      'LDAP login enabled',
+    );
+  }
   const smartcard = config.smartcard ? await createSmartcard(config.smartcard, logger) : undefined;
   if (smartcard && config.smartcard) {
     methods.push(
@@ -170,6 +208,10 @@ export async function createPasserelle(
           audit,
           logger,
           formOrigin: config.smartcard.formOrigin,
+          // A card is mapped to the account whose directory entry carries its idNat (ldap.attributes.idNat).
+          findByDirectoryIdNat: directoryAccounts
+            ? async (idNat) => (await directoryAccounts?.findByDirectoryIdNat(idNat))?.id
+            : undefined,
         }),
       ),
     );
@@ -322,6 +364,7 @@ export async function createPasserelle(
           server.closeIdleConnections();
         });
       await Promise.all(servers.map(drain));
+      await directory?.close();
       await database.close();
     },
   };

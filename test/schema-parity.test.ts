@@ -95,6 +95,7 @@ for (const kind of databasesUnderTest()) {
           'app_secret',
           'audit_event',
           'auth_session',
+          'directory_link',
           'interaction_state',
           'national_identity',
           'oidc_client',

@@ -63,6 +63,91 @@ export const declaredClientSchema = clientDescriptionSchema.superRefine((client,
 });
 export type DeclaredClient = z.infer<typeof declaredClientSchema>;
 
+/** Default user filters by directory flavour; `{username}` is replaced by the escaped identifier. */
+export const LDAP_DEFAULT_FILTERS = {
+  activeDirectory:
+    '(&(objectCategory=person)(objectClass=user)(|(sAMAccountName={username})(userPrincipalName={username})))',
+  openldap: '(&(objectClass=inetOrgPerson)(uid={username}))',
+} as const;
+
+const LDAP_DEFAULT_ATTRIBUTES = {
+  activeDirectory: { username: 'sAMAccountName', stableId: 'objectGUID' },
+  openldap: { username: 'uid', stableId: 'entryUUID' },
+} as const;
+
+const ldapUrl = z
+  .string()
+  .regex(/^ldaps?:\/\/[^/?#\s]+\/?$/i, 'must be ldap://host[:port] or ldaps://host[:port]');
+
+/** The LDAP / Active Directory section; absent = method disabled. */
+const ldapSchema = z
+  .strictObject({
+    /** Servers tried in this order (failover): ldaps://dc1.hopital.example, ldaps://dc2… */
+    urls: z.array(ldapUrl).min(1),
+    /** Upgrade ldap:// connections with StartTLS (required for ldap:// outside loopback). */
+    startTls: z.boolean().default(false),
+    /** PEM file of the CA(s) that issued the servers' certificates (ldaps:// and StartTLS). */
+    caFile: z.string().optional(),
+    /** 'activeDirectory' (subcodes, userAccountControl, nested groups) or 'openldap'. */
+    flavour: z.enum(['activeDirectory', 'openldap']).default('activeDirectory'),
+    /** Service account that searches users (read-only rights are enough). */
+    bindDn: z.string().min(1),
+    /** Its password: a secret, better set as PASSERELLE_LDAP__BIND_PASSWORD. */
+    bindPassword: z.string().min(1),
+    /** Where users are searched (subtree). */
+    userBaseDn: z.string().min(1),
+    /** Search filter with `{username}` (escaped per RFC 4515); default by flavour. */
+    userFilter: z.string().includes('{username}', { message: 'must contain {username}' }).optional(),
+    /** Where groups are searched (OpenLDAP groupOfNames); AD reads nested groups from the whole base. */
+    groupBaseDn: z.string().optional(),
+    /** Directory attribute names; defaults by flavour. */
+    attributes: z
+      .strictObject({
+        username: z.string().optional(),
+        displayName: z.string().default('displayName'),
+        givenName: z.string().default('givenName'),
+        familyName: z.string().default('sn'),
+        mail: z.string().default('mail'),
+        /** Immutable identifier linking the account: objectGUID (AD) or entryUUID (OpenLDAP). */
+        stableId: z.string().optional(),
+        /** Optional attribute holding the RPPS/ADELI national identifier (idNat). */
+        idNat: z.string().optional(),
+        /** Membership attribute read from the user entry (OpenLDAP memberOf overlay). */
+        groups: z.string().default('memberOf'),
+      })
+      .prefault({}),
+    connectTimeoutMs: z.number().int().min(100).max(60_000).default(3000),
+    operationTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+    /** Service-account connections kept open per instance. */
+    poolSize: z.number().int().min(1).max(50).default(4),
+  })
+  .superRefine((ldap, ctx) => {
+    for (const [i, url] of ldap.urls.entries()) {
+      if (
+        url.toLowerCase().startsWith('ldap://') &&
+        !ldap.startTls &&
+        !isLoopback(url.replace(/^ldap/i, 'http'))
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['urls', i],
+          message:
+            'ldap:// sends passwords in clear: use ldaps://, or set ldap.startTls: true (Active Directory refuses simple binds without TLS)',
+        });
+      }
+    }
+  })
+  .transform((ldap) => ({
+    ...ldap,
+    userFilter: ldap.userFilter ?? LDAP_DEFAULT_FILTERS[ldap.flavour],
+    attributes: {
+      ...ldap.attributes,
+      username: ldap.attributes.username ?? LDAP_DEFAULT_ATTRIBUTES[ldap.flavour].username,
+      stableId: ldap.attributes.stableId ?? LDAP_DEFAULT_ATTRIBUTES[ldap.flavour].stableId,
+    },
+  }));
+export type LdapConfig = z.output<typeof ldapSchema>;
+
 /**
  * Default pattern of the national identifier (idNat_PS) in the CN of a CPx card: `8` + RPPS (11
  * digits), `0` + ADELI (9 digits), or the staff forms `3…` and `<structure>/<personal id>`.
@@ -291,6 +376,8 @@ export const configSchema = z
       })
       .prefault({}),
     clients: z.array(declaredClientSchema).default([]),
+    /** LDAP / Active Directory login (docs/ldap.md); absent = method disabled. */
+    ldap: ldapSchema.optional(),
     smartcard: smartcardSchema.optional(),
     /** FIDO2 security keys (WebAuthn). Absent = method disabled (demo mode supplies localhost defaults). */
     webauthn: z

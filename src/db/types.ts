@@ -114,6 +114,16 @@ export interface AuditEventTable {
   detail: Json<Record<string, unknown>> | null;
 }
 
+export interface DirectoryLinkTable {
+  account_id: string;
+  /** objectGUID (canonical string) or entryUUID. */
+  stable_id: string;
+  dn: string;
+  id_nat: string | null;
+  groups: Json<string[]>;
+  synced_at: Timestamp;
+}
+
 export type NationalIdentitySource =
   | 'cps-certificate'
   | 'psc-login'
@@ -190,6 +200,7 @@ export interface Database {
   rate_limit: RateLimitTable;
   auth_session: AuthSessionTable;
   audit_event: AuditEventTable;
+  directory_link: DirectoryLinkTable;
   national_identity: NationalIdentityTable;
   smartcard_certificate: SmartcardCertificateTable;
   webauthn_credential: WebauthnCredentialTable;

@@ -8,6 +8,8 @@ const REDACT = [
   '*.secret',
   'client_secret',
   '*.client_secret',
+  'bindPassword',
+  '*.bindPassword',
   'encryptionKey',
   '*.encryptionKey',
   'req.headers.authorization',

@@ -1,0 +1,129 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { makePki, type TestPki } from './slapd.ts';
+
+const SAMBA = '/usr/sbin/samba';
+const SAMBA_TOOL = '/usr/bin/samba-tool';
+
+export const AD_REALM = 'PASSERELLE.TEST';
+export const AD_BASE_DN = 'DC=passerelle,DC=test';
+export const AD_ADMIN_DN = `CN=Administrator,CN=Users,${AD_BASE_DN}`;
+
+/**
+ * Samba AD DC listens on the fixed ports 389 and 636 (no option moves them): root is needed and only one
+ * instance runs at a time. With CI=true, a missing samba or an unusable port fails the suite.
+ */
+export function sambaAvailable(): boolean {
+  let problem: string | undefined;
+  if (!existsSync(SAMBA) || !existsSync(SAMBA_TOOL))
+    problem = `${SAMBA} not installed (Debian package samba)`;
+  else if (process.getuid?.() !== 0) problem = 'Samba AD DC needs root (ports 389 and 636)';
+  if (problem && process.env.CI === 'true') throw new Error(`CI=true but ${problem}`);
+  if (problem) console.warn(`skipping Active Directory tests: ${problem}`);
+  return !problem;
+}
+
+async function portOpen(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = new Socket();
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.connect(port, '127.0.0.1');
+  });
+}
+
+export interface SambaDc {
+  ldapsUrl: string;
+  ldapUrl: string;
+  pki: TestPki;
+  adminPassword: string;
+  /** Seconds taken by `samba-tool domain provision` and by the start until LDAPS answered. */
+  provisionSeconds: number;
+  startSeconds: number;
+  close(): Promise<void>;
+}
+
+export async function startSambaDc(): Promise<SambaDc> {
+  if ((await portOpen(389)) || (await portOpen(636))) {
+    throw new Error('ports 389/636 are in use: another directory (or Samba) is running on this machine');
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'passerelle-samba-'));
+  const pki = makePki(dir, 'dc');
+  const adminPassword = 'Adm1n-Passw0rd!';
+  const t0 = Date.now();
+  await promisify(execFile)(
+    SAMBA_TOOL,
+    [
+      'domain',
+      'provision',
+      `--realm=${AD_REALM}`,
+      '--domain=PASSERELLE',
+      '--server-role=dc',
+      '--dns-backend=NONE',
+      '--use-rfc2307',
+      `--targetdir=${join(dir, 'dc')}`,
+      `--adminpass=${adminPassword}`,
+      '--option=interfaces=lo',
+      '--option=bind interfaces only=yes',
+    ],
+    { timeout: 120_000 },
+  );
+  const provisionSeconds = (Date.now() - t0) / 1000;
+  const confFile = join(dir, 'dc', 'etc', 'smb.conf');
+  const conf = readFileSync(confFile, 'utf8')
+    .replace(/server services = .*/, 'server services = ldap')
+    .replace(/log file = .*/, `log file = ${join(dir, 'log.%m')}`)
+    .replace(
+      '[global]',
+      `[global]\n\ttls enabled = yes\n\ttls keyfile = ${pki.keyFile}\n\ttls certfile = ${pki.certFile}\n\ttls cafile = ${pki.caFile}`,
+    );
+  writeFileSync(confFile, conf);
+  let output = '';
+  const t1 = Date.now();
+  const child: ChildProcess = spawn(SAMBA, ['-i', '-s', confFile, '--debug-stdout', '-d', '1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+  };
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!(await portOpen(636))) {
+      if (child.exitCode !== null) throw new Error(`samba exited with ${child.exitCode}: ${output}`);
+      if (Date.now() > deadline) throw new Error(`samba did not listen on 636 within 60 s: ${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (err) {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    ldapsUrl: 'ldaps://127.0.0.1',
+    ldapUrl: 'ldap://127.0.0.1',
+    pki,
+    adminPassword,
+    provisionSeconds,
+    startSeconds: (Date.now() - t1) / 1000,
+    async close() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
