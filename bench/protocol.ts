@@ -9,6 +9,10 @@ export interface BenchUser {
 
 export type Command =
   | { type: 'setup'; clients: ClientMetadata[]; users: BenchUser[] }
+  /** Registers a smart card certificate (DER, base64) for the account (CardCertificates.register). */
+  | { type: 'register-card'; username: string; certificate: string }
+  /** Stores a WebAuthn credential (id base64url, COSE public key base64) for the account. */
+  | { type: 'add-webauthn-key'; username: string; credentialId: string; publicKey: string }
   | { type: 'stats' }
   | { type: 'trace-start' }
   | { type: 'trace-stop' }
@@ -27,6 +31,8 @@ export interface ServerStats {
 
 export interface Replies {
   setup: null;
+  'register-card': null;
+  'add-webauthn-key': null;
   stats: ServerStats;
   'trace-start': null;
   'trace-stop': string[];

@@ -17,7 +17,7 @@
  * BENCH_LOGIN_CONCURRENCY, BENCH_CHAINS, BENCH_MAX_REQUESTS, BENCH_ONLY, BENCH_SERVER_NODE_OPTIONS.
  * Run it on an otherwise idle machine: the "other" column shows how much CPU anything else used.
  */
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -42,7 +42,7 @@ import {
   processCpuSeconds,
   processMemory,
 } from './proc.ts';
-import type { BenchUser, Command, Ready, Replies, Reply, ServerStats } from './protocol.ts';
+import type { BenchUser, ServerStats } from './protocol.ts';
 import { diffSnapshots, isWrite } from './queries.ts';
 import {
   type BenchResults,
@@ -54,6 +54,7 @@ import {
   type ScenarioResult,
   type WriteTrace,
 } from './report.ts';
+import { ServerProcess } from './server-process.ts';
 
 const SCENARIOS = ['client_credentials', 'refresh_token', 'introspection', 'code_login'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
@@ -164,72 +165,6 @@ const USERS: BenchUser[] = [1, 2, 3, 4].map((i) => ({
   username: `bench-user-${i}`,
   password: TEST_PASSWORD,
 }));
-
-/** The server child process and a tiny request/reply protocol over its IPC channel. */
-class ServerProcess {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  readonly issuer: string;
-  readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  #nextId = 1;
-
-  private constructor(child: ChildProcess, ready: Ready) {
-    this.child = child;
-    this.pid = ready.pid;
-    this.issuer = ready.issuer;
-    child.on('message', (message: Reply) => {
-      const waiter = this.#pending.get(message.id);
-      if (!waiter) return;
-      this.#pending.delete(message.id);
-      if (message.error) waiter.reject(new Error(`server: ${message.error}`));
-      else waiter.resolve(message.result);
-    });
-    child.on('exit', (code) => {
-      for (const waiter of this.#pending.values()) waiter.reject(new Error(`server exited (${code})`));
-      this.#pending.clear();
-    });
-  }
-
-  static async start(databaseUrl: string | undefined): Promise<ServerProcess> {
-    const child = fork(new URL('./server.ts', import.meta.url), {
-      execPath: process.execPath,
-      execArgv: [
-        ...serverNodeOptions,
-        ...(flags.profile
-          ? ['--cpu-prof', `--cpu-prof-dir=${resolve(import.meta.dirname, 'results/profiles')}`]
-          : []),
-      ],
-      env: {
-        ...process.env,
-        BENCH_SERVER_DATABASE_URL: databaseUrl ?? '',
-        BENCH_SERVER_POOL_SIZE: String(POOL_SIZE),
-      },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const ready = await new Promise<Ready>((resolveReady, reject) => {
-      child.once('message', (m: Ready) => resolveReady(m));
-      child.once('exit', (code) => reject(new Error(`server process exited during start (${code})`)));
-    });
-    return new ServerProcess(child, ready);
-  }
-
-  call<C extends Command>(command: C): Promise<Replies[C['type']]> {
-    const id = this.#nextId++;
-    return new Promise((resolveCall, reject) => {
-      this.#pending.set(id, { resolve: resolveCall as (v: unknown) => void, reject });
-      this.child.send({ ...command, id });
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((r) => this.child.once('exit', r));
-    await Promise.race([this.call({ type: 'stop' }).catch(() => {}), exited]);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
 
 interface Sample {
   at: number;
@@ -365,7 +300,15 @@ async function main(): Promise<void> {
   process.once('SIGTERM', interrupted);
   try {
     log(`starting the server on ${kind}…`);
-    server = await ServerProcess.start(database?.url);
+    server = await ServerProcess.start(
+      { BENCH_SERVER_DATABASE_URL: database?.url ?? '', BENCH_SERVER_POOL_SIZE: String(POOL_SIZE) },
+      [
+        ...serverNodeOptions,
+        ...(flags.profile
+          ? ['--cpu-prof', `--cpu-prof-dir=${resolve(import.meta.dirname, 'results/profiles')}`]
+          : []),
+      ],
+    );
     http = new HttpTarget(server.issuer, Math.max(64, concurrency));
     await measureAll(server, http, machine, databaseVersion, afterRun);
   } finally {
