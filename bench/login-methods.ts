@@ -25,14 +25,7 @@ import { cardRequest, freePort } from '../test/helpers/card-client.ts';
 import { authorizationRequest, discover, TEST_PASSWORD } from '../test/helpers/clients.ts';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/databases.ts';
 import { createIgcSantePki, type IgcSantePki } from '../test/helpers/igc-sante-pki.ts';
-import {
-  BASE_DN,
-  GROUPS_DN,
-  SERVICE_DN,
-  type Slapd,
-  slapdAvailable,
-  startSlapd,
-} from '../test/helpers/slapd.ts';
+import { BASE_DN, openldapConfig, type Slapd, slapdAvailable, startSlapd } from '../test/helpers/slapd.ts';
 import { percentile } from './load.ts';
 import { cpuByName, cpuDelta, machineInfo, processCpuSeconds } from './proc.ts';
 import { diffSnapshots, type QuerySnapshot } from './queries.ts';
@@ -332,15 +325,7 @@ async function main(): Promise<void> {
         users: [LDAP_USER],
         groups: { staff: [LDAP_USER.uid] },
       });
-      config.ldap = {
-        urls: [slapd.ldapsUrl],
-        caFile: slapd.pki.caFile,
-        flavour: 'openldap',
-        bindDn: SERVICE_DN,
-        bindPassword: slapd.servicePassword,
-        userBaseDn: BASE_DN,
-        groupBaseDn: GROUPS_DN,
-      };
+      config.ldap = openldapConfig(slapd, { userBaseDn: BASE_DN });
     }
     if (only.includes('smartcard')) {
       pki = await createIgcSantePki();

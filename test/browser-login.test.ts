@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Frame, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Frame, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_ACCOUNT, DEMO_CLIENT_ID } from '../src/demo/seed.ts';
+import { chromiumAvailable, launchChromium, missingChromiumSuite } from './helpers/chromium.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -12,19 +13,7 @@ import { startTestServer, type TestServer } from './helpers/server.ts';
  * Content-Security-Policy, the forms work with clicks and labels, cookies survive the redirects.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const SCREENSHOTS = join(import.meta.dirname, '..', 'test-results', 'screenshots');
-const MISSING = `${CHROMIUM} not found: install Debian's Chromium with "apt-get install -y chromium" (Playwright browser downloads are not used)`;
 
 interface Watched {
   context: BrowserContext;
@@ -106,16 +95,8 @@ async function startLogin(page: Page, issuer: string, username: string, shots?: 
   );
 }
 
-if (!existsSync(CHROMIUM)) {
-  describe('demo sign-in in a real browser', () => {
-    if (process.env.CI === 'true') {
-      it('needs Chromium on CI', () => {
-        throw new Error(`CI=true but ${MISSING}`);
-      });
-    } else {
-      it(`is skipped: ${MISSING}`, ({ skip }) => skip(MISSING));
-    }
-  });
+if (!chromiumAvailable()) {
+  missingChromiumSuite('demo sign-in in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
     describe(`demo sign-in in Chromium [${kind}]`, () => {
@@ -125,7 +106,7 @@ if (!existsSync(CHROMIUM)) {
       beforeAll(async () => {
         mkdirSync(SCREENSHOTS, { recursive: true });
         t = await startTestServer(kind, { config: { demo: true } });
-        browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+        browser = await launchChromium();
       });
       afterAll(async () => {
         await browser?.close();

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations } from '../migrations/index.ts';
-import { type CliResult, cleanEnv, runCli } from './helpers/cli.ts';
+import { type CliResult, cleanEnv, embeddedCli, runCli } from './helpers/cli.ts';
 import { TEST_PASSWORD } from './helpers/clients.ts';
 import { createTestDatabase, databasesUnderTest, queryOnce, type TestDatabase } from './helpers/databases.ts';
 
@@ -78,14 +78,8 @@ describe('passerelle CLI help', { timeout: 120_000 }, () => {
 
 // Each command starts the embedded database (1–3 s, more on a loaded machine): generous timeouts.
 describe('passerelle CLI administration on an embedded PGlite data directory', { timeout: 120_000 }, () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'passerelle-cli-'));
-  const env = cleanEnv({
-    PASSERELLE_DATABASE__DATA_DIR: dataDir,
-    PASSERELLE_ISSUER: 'http://127.0.0.1:3999',
-    PASSERELLE_KEYS__ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-  });
-  const cli = (args: string[], input?: string) => runCli(args, { env, input });
-  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+  const { cli, remove } = embeddedCli('passerelle-cli-');
+  afterAll(remove);
 
   let secret = '';
   let initialKeys: { kid: string; family: string; state: string }[] = [];

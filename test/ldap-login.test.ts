@@ -5,46 +5,27 @@ import { messages } from '../src/i18n/messages.ts';
 import { BrowserAgent, formAction, formField } from './helpers/browser-agent.ts';
 import { authorizationRequest, discover, REDIRECT, registerWebClient } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
+import { errorText, escaped } from './helpers/pages.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   BASE_DN,
-  GROUPS_DN,
+  DIRECTORY_USERS,
+  openldapConfig,
   PEOPLE_DN,
+  pw,
   ROOT_DN,
-  SERVICE_DN,
   type Slapd,
   slapdAvailable,
   startSlapd,
 } from './helpers/slapd.ts';
 
 const fr = messages.fr;
-const USERS = [
-  {
-    uid: 'alice',
-    password: 'Alice-pw-1',
-    givenName: 'Alice',
-    sn: 'Martin',
-    mail: 'alice@chu.test',
-    idNat: '810001',
-  },
-  { uid: 'bob', password: 'Bob-pw-1', givenName: 'Bob', sn: 'Durand' },
-  { uid: 'carol', password: 'Carol-pw-1', givenName: 'Carol', sn: 'Petit' },
-  { uid: 'dave', password: 'Dave-pw-1', givenName: 'Dave', sn: 'Roux' },
-];
-const pw = (uid: string) => USERS.find((u) => u.uid === uid)?.password ?? '';
-
-function errorText(html: string): string | undefined {
-  return /<p class="error" role="alert"[^>]*>([^<]*)<\/p>/.exec(html)?.[1];
-}
-function escaped(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
 
 const available = slapdAvailable();
 let slapd: Slapd;
 beforeAll(async () => {
   if (available)
-    slapd = await startSlapd({ generatedUsers: 100, users: USERS, groups: { staff: ['alice'] } });
+    slapd = await startSlapd({ generatedUsers: 100, users: DIRECTORY_USERS, groups: { staff: ['alice'] } });
 }, 60_000);
 afterAll(async () => {
   await slapd?.close();
@@ -57,22 +38,11 @@ for (const kind of databasesUnderTest()) {
     let config: oidc.Configuration;
 
     beforeAll(async () => {
-      slapd = await startSlapd({ generatedUsers: 100, users: USERS, groups: { staff: ['alice'] } });
+      slapd = await startSlapd({ generatedUsers: 100, users: DIRECTORY_USERS, groups: { staff: ['alice'] } });
       t = await startTestServer(kind, {
         config: {
           throttle: { freeFailures: 20 },
-          ldap: {
-            urls: [slapd.ldapsUrl],
-            caFile: slapd.pki.caFile,
-            flavour: 'openldap',
-            bindDn: SERVICE_DN,
-            bindPassword: slapd.servicePassword,
-            userBaseDn: BASE_DN,
-            groupBaseDn: GROUPS_DN,
-            attributes: { idNat: 'employeeNumber' },
-            connectTimeoutMs: 1000,
-            operationTimeoutMs: 2000,
-          },
+          ldap: openldapConfig(slapd, { userBaseDn: BASE_DN, operationTimeoutMs: 2000 }),
         },
       });
       const secret = await registerWebClient(t, 'dpi', { client_name: 'Dossier patient' });
@@ -225,7 +195,7 @@ for (const kind of databasesUnderTest()) {
     it('never logs the service account password or a user password', () => {
       const logs = t.logs.join('');
       expect(logs).not.toContain(slapd.servicePassword);
-      for (const u of USERS) expect(logs).not.toContain(u.password);
+      for (const u of DIRECTORY_USERS) expect(logs).not.toContain(u.password);
     });
   });
 }

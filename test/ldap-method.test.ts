@@ -10,33 +10,20 @@ import { createLogger } from '../src/http/logger.ts';
 import { LdapDirectory } from '../src/methods/ldap/directory.ts';
 import { ldapMethod } from '../src/methods/ldap/index.ts';
 import type { AuthMethod, MethodContext } from '../src/methods/types.ts';
+import { attempt, attemptDeps } from './helpers/attempts.ts';
 import { createTestDatabase, databasesUnderTest, type TestDatabase } from './helpers/databases.ts';
 import {
   BASE_DN,
+  DIRECTORY_USERS,
   GROUPS_DN,
   openldapConfig,
   PEOPLE_DN,
+  pw,
   ROOT_DN,
   type Slapd,
   slapdAvailable,
   startSlapd,
 } from './helpers/slapd.ts';
-
-const USERS = [
-  {
-    uid: 'alice',
-    password: 'Alice-pw-1',
-    givenName: 'Alice',
-    sn: 'Martin',
-    mail: 'alice@chu.test',
-    idNat: '810001',
-  },
-  { uid: 'bob', password: 'Bob-pw-1', givenName: 'Bob', sn: 'Durand' },
-  { uid: 'carol', password: 'Carol-pw-1', givenName: 'Carol', sn: 'Petit' },
-  { uid: 'dave', password: 'Dave-pw-1', givenName: 'Dave', sn: 'Roux' },
-  { uid: 'erin', password: 'Erin-pw-1', givenName: 'Erin', sn: 'Blanc' },
-];
-const pw = (uid: string) => USERS.find((u) => u.uid === uid)?.password ?? '';
 
 function context(username: string, accountId?: string): MethodContext {
   return {
@@ -70,7 +57,11 @@ for (const kind of databasesUnderTest()) {
     let root: Client;
 
     beforeAll(async () => {
-      slapd = await startSlapd({ generatedUsers: 50, users: USERS, groups: { staff: ['alice', 'bob'] } });
+      slapd = await startSlapd({
+        generatedUsers: 50,
+        users: DIRECTORY_USERS,
+        groups: { staff: ['alice', 'bob'] },
+      });
       database = await createTestDatabase(kind);
       handle = await connectDatabase({
         database: { url: database.url, dataDir: database.dataDir, poolSize: 3 },
@@ -214,17 +205,18 @@ for (const kind of databasesUnderTest()) {
       expect((await accounts.findById(first.accountId))?.username).toBe('erin');
     });
 
-    it('a disabled local account stays refused, after the right password only', async () => {
+    it('a disabled local account stays refused, after the right password only (by the login layer)', async () => {
       const first = await method.authenticate({ password: pw('dave') }, context('dave'));
       if (first.kind !== 'success') throw new Error('dave');
       await accounts.setDisabled(first.accountId, true);
-      expect(await method.authenticate({ password: pw('dave') }, context('dave'))).toEqual({
+      const deps = attemptDeps(handle.db, createLogger('silent') as Logger);
+      expect(await attempt(deps, method, { password: pw('dave') }, context('dave'))).toEqual({
         kind: 'failure',
         code: 'account_disabled',
         reason: 'account_disabled',
         accountId: first.accountId,
       });
-      expect(await method.authenticate({ password: 'wrong' }, context('dave'))).toMatchObject({
+      expect(await attempt(deps, method, { password: 'wrong' }, context('dave'))).toMatchObject({
         code: 'invalid_credentials',
       });
       await accounts.setDisabled(first.accountId, false);

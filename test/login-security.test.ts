@@ -13,20 +13,11 @@ import {
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
+import { errorText, escaped } from './helpers/pages.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const fr = messages.fr;
 const en = messages.en;
-
-/** The text of the page's error paragraph (login forms and error page alike). */
-function errorText(html: string): string | undefined {
-  return /<p class="error" role="alert"[^>]*>([^<]*)<\/p>/.exec(html)?.[1];
-}
-
-/** Eta's HTML escaping, to compare rendered text with the message catalogue. */
-function escaped(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
 
 function expectStrictHeaders(headers: Headers, where: string) {
   expect(headers.get('content-security-policy'), where).toMatch(/(^|;)\s*frame-ancestors 'none'\s*(;|$)/);

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.ts';
-import { cleanEnv, REPO_ROOT, runCli } from './helpers/cli.ts';
+import { embeddedCli, REPO_ROOT } from './helpers/cli.ts';
 import { createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts';
 
 let pki: IgcSantePki;
@@ -28,14 +27,8 @@ describe('smartcard section of deploy/passerelle.example.yaml', () => {
 });
 
 describe('passerelle users add-card / cards / remove-card (PGlite)', { timeout: 300_000 }, () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'passerelle-cli-card-'));
-  const env = cleanEnv({
-    PASSERELLE_DATABASE__DATA_DIR: dataDir,
-    PASSERELLE_ISSUER: 'http://127.0.0.1:3999',
-    PASSERELLE_KEYS__ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-  });
-  const cli = (args: string[], input?: string) => runCli(args, { env, input });
-  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+  const { cli, remove } = embeddedCli('passerelle-cli-card-');
+  afterAll(remove);
 
   it('registers a card certificate, lists it, refuses it for another account, removes it', async () => {
     const cardFile = join(pki.dir, 'cps.pem');

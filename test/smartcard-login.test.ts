@@ -12,8 +12,9 @@ import { startCardListener } from '../src/http/card-listener.ts';
 import { addressMatcher, presentedCertificate } from '../src/http/client-certificate.ts';
 import { type SmartcardMethodDeps, smartcardMethod } from '../src/methods/smartcard/index.ts';
 import type { AuthMethod, MethodContext, PresentedCertificate } from '../src/methods/types.ts';
-import { BrowserAgent, formAction, formField } from './helpers/browser-agent.ts';
-import { cardRequest, freePort } from './helpers/card-client.ts';
+import { attempt } from './helpers/attempts.ts';
+import { BrowserAgent, followThroughConsent, formAction, formField } from './helpers/browser-agent.ts';
+import { cardRequest, freePort, submitCardForm } from './helpers/card-client.ts';
 import {
   authorizationRequest,
   createUser,
@@ -264,7 +265,7 @@ for (const kind of databasesUnderTest()) {
       }
     });
 
-    it('a disabled account is refused after the card is proven', async () => {
+    it('a disabled account is refused after the card is proven (by the login layer)', async () => {
       const gone = await createUser(t, 'gone');
       await t.passerelle.services.accounts.setDisabled(gone.id, true);
       directory.set(IDNAT.cpe, gone.id);
@@ -272,7 +273,7 @@ for (const kind of databasesUnderTest()) {
         .deleteFrom('national_identity')
         .where('id_nat', '=', IDNAT.cpe)
         .execute();
-      expect(await method.authenticate({}, context(tls(pki.cards.cpe)))).toMatchObject({
+      expect(await attempt(t.passerelle.services, method, {}, context(tls(pki.cards.cpe)))).toMatchObject({
         kind: 'failure',
         code: 'account_disabled',
         accountId: gone.id,
@@ -480,16 +481,8 @@ for (const kind of databasesUnderTest()) {
     };
 
     /** Finishes the login in the browser after the card form: consent if asked, then the callback. */
-    const finishInBrowser = async (agent: BrowserAgent, location: string) => {
-      let step = await agent.follow(new URL(location, t.issuer), t.issuer);
-      if (step.response && agent.lastHtml.includes('/consent"')) {
-        const next = await agent.postForm(new URL(formAction(agent.lastHtml, '/consent'), t.issuer), {
-          csrf: formField(agent.lastHtml, 'csrf') ?? '',
-        });
-        step = await agent.follow(new URL(next.headers.get('location') ?? '', t.issuer), t.issuer);
-      }
-      return step;
-    };
+    const finishInBrowser = (agent: BrowserAgent, location: string) =>
+      followThroughConsent(agent, location, t.issuer);
 
     const idTokenClaims = async (
       pending: { verifier: string; state: string; nonce: string },
@@ -509,14 +502,7 @@ for (const kind of databasesUnderTest()) {
       expect(html).toContain('code PIN');
       const action = formAction(html, '/method/smartcard');
       expect(action.startsWith(`${t.cardOrigin}/interaction/`)).toBe(true);
-      const posted = await cardRequest(action, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: t.issuer },
-        body: new URLSearchParams({ csrf: formField(html, 'csrf') ?? '' }).toString(),
-        cert: pki.cards.cps.pem,
-        key: pki.cards.cps.keyPem,
-        ca: pki.serverCa.pem,
-      });
+      const posted = await submitCardForm(html, t.issuer, pki.cards.cps, pki.serverCa.pem);
       expect(posted.status, posted.text).toBe(303);
       const step = await finishInBrowser(agent, String(posted.headers.location));
       expect(step.url.origin + step.url.pathname).toBe(REDIRECT);
@@ -529,14 +515,7 @@ for (const kind of databasesUnderTest()) {
     it('mode (a): expired, revoked, foreign-CA and wrong-EKU cards get the refusal page', async () => {
       for (const card of [pki.cards.expired, pki.cards.revoked, pki.cards.foreign, pki.cards.wrongEku]) {
         const { agent, html } = await openCardPage();
-        const posted = await cardRequest(formAction(html, '/method/smartcard'), {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', origin: t.issuer },
-          body: new URLSearchParams({ csrf: formField(html, 'csrf') ?? '' }).toString(),
-          cert: card.pem,
-          key: card.keyPem,
-          ca: pki.serverCa.pem,
-        });
+        const posted = await submitCardForm(html, t.issuer, card, pki.serverCa.pem);
         expect(posted.status, card.label).toBe(303);
         const step = await agent.follow(new URL(String(posted.headers.location), t.issuer), t.issuer);
         expect(step.response?.status, card.label).toBe(403);

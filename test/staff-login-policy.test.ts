@@ -14,14 +14,10 @@ import {
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
+import { errorText, escaped } from './helpers/pages.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const fr = messages.fr;
-
-/** The text of the page's error paragraph. */
-function errorText(html: string): string | undefined {
-  return /<p class="error" role="alert"[^>]*>([^<]*)<\/p>/.exec(html)?.[1]?.replaceAll('&#39;', "'");
-}
 
 interface Harness {
   t: TestServer;
@@ -92,7 +88,7 @@ for (const kind of databasesUnderTest()) {
       expect(delayed.response.status).toBe(429);
       expect(Number(delayed.response.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       expect(Number(delayed.response.headers.get('retry-after'))).toBeLessThanOrEqual(2);
-      expect(errorText(delayed.html)).toBe(fr['error.rate_limited'].replace('{minutes}', '1'));
+      expect(errorText(delayed.html)).toBe(escaped(fr['error.rate_limited'].replace('{minutes}', '1')));
 
       await elapse(h.db, 'erin', 2);
       expect((await form.post('wrong-4')).response.status).toBe(401);
@@ -207,7 +203,7 @@ for (const kind of databasesUnderTest()) {
       try {
         const refused = await (await passwordForm(h, 'iris')).post(TEST_PASSWORD);
         expect(refused.response.status).toBe(503);
-        expect(errorText(refused.html)).toBe(fr['error.service_unavailable']);
+        expect(errorText(refused.html)).toBe(escaped(fr['error.service_unavailable']));
         expect(h.t.logs.join('')).toContain('audit record not written: authentication refused');
       } finally {
         await sql`alter table audit_event drop constraint audit_outage`.execute(h.db);
@@ -271,7 +267,7 @@ for (const kind of databasesUnderTest()) {
       const pending = await authorizationRequest(config, REDIRECT);
       const { response } = await agent.follow(pending.url, h.t.issuer);
       expect(response?.status).toBe(403);
-      expect(errorText(agent.lastHtml)).toBe(fr['error.no_method']);
+      expect(errorText(agent.lastHtml)).toBe(escaped(fr['error.no_method']));
     });
   });
 
@@ -313,7 +309,7 @@ for (const kind of databasesUnderTest()) {
           answers.add(`${response.status} ${errorText(html)}`);
         }
       }
-      expect([...answers]).toEqual([`401 ${fr['error.invalid_credentials']}`]);
+      expect([...answers]).toEqual([`401 ${escaped(fr['error.invalid_credentials'])}`]);
       const median = (values: number[]) =>
         [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
       const medians = Object.fromEntries(

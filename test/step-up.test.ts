@@ -4,8 +4,8 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CardCertificates } from '../src/accounts/card-certificates.ts';
 import { messages } from '../src/i18n/messages.ts';
-import { BrowserAgent, browserLogin, formAction, formField } from './helpers/browser-agent.ts';
-import { cardRequest, freePort } from './helpers/card-client.ts';
+import { BrowserAgent, browserLogin, followThroughConsent, formAction } from './helpers/browser-agent.ts';
+import { freePort, submitCardForm } from './helpers/card-client.ts';
 import {
   authorizationRequest,
   createUser,
@@ -85,25 +85,10 @@ for (const kind of databasesUnderTest()) {
 
     /** Posts the card form of the current page with a card, then follows back to the issuer. */
     const presentCard = async (agent: BrowserAgent, card: Card) => {
-      const html = agent.lastHtml;
-      const posted = await cardRequest(formAction(html, '/method/smartcard'), {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: t.issuer },
-        body: new URLSearchParams({ csrf: formField(html, 'csrf') ?? '' }).toString(),
-        cert: card.pem,
-        key: card.keyPem,
-        ca: pki.serverCa.pem,
-      });
+      const posted = await submitCardForm(agent.lastHtml, t.issuer, card, pki.serverCa.pem);
       expect(posted.status, posted.text).toBe(303);
-      let step = await agent.follow(new URL(String(posted.headers.location), t.issuer), t.issuer);
       // The test requests carry prompt=consent (authorizationRequest's default).
-      if (step.response && agent.lastHtml.includes('/consent"')) {
-        const next = await agent.postForm(new URL(formAction(agent.lastHtml, '/consent'), t.issuer), {
-          csrf: formField(agent.lastHtml, 'csrf') ?? '',
-        });
-        step = await agent.follow(new URL(next.headers.get('location') ?? '', t.issuer), t.issuer);
-      }
-      return step;
+      return followThroughConsent(agent, String(posted.headers.location), t.issuer);
     };
 
     const sessionMethods = async () =>

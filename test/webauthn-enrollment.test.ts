@@ -6,11 +6,11 @@ import { createUser } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
-  CHROMIUM_MISSING,
   CHROMIUM_VIRTUAL_AAGUID,
   chromiumAvailable,
   enrollKey,
   launchChromium,
+  missingChromiumSuite,
   newFrenchContext,
   passwordLogin,
   VirtualKey,
@@ -32,15 +32,7 @@ async function auditEvents(t: TestServer, type: string) {
 }
 
 if (!chromiumAvailable()) {
-  describe('security key enrollment in a real browser', () => {
-    if (process.env.CI === 'true') {
-      it('needs Chromium on CI', () => {
-        throw new Error(`CI=true but ${CHROMIUM_MISSING}`);
-      });
-    } else {
-      it(`is skipped: ${CHROMIUM_MISSING}`, ({ skip }) => skip(CHROMIUM_MISSING));
-    }
-  });
+  missingChromiumSuite('security key enrollment in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
     describe(`security key enrollment in Chromium [${kind}]`, { timeout: 60_000 }, () => {

@@ -7,11 +7,11 @@ import { createUser } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
-  CHROMIUM_MISSING,
   CHROMIUM_VIRTUAL_AAGUID,
   chromiumAvailable,
   enrollKey,
   launchChromium,
+  missingChromiumSuite,
   newFrenchContext,
   passwordLogin,
   type VirtualCredential,
@@ -71,15 +71,7 @@ async function attemptReasons(t: TestServer): Promise<(string | null)[]> {
 }
 
 if (!chromiumAvailable()) {
-  describe('security key sign-in in a real browser', () => {
-    if (process.env.CI === 'true') {
-      it('needs Chromium on CI', () => {
-        throw new Error(`CI=true but ${CHROMIUM_MISSING}`);
-      });
-    } else {
-      it(`is skipped: ${CHROMIUM_MISSING}`, ({ skip }) => skip(CHROMIUM_MISSING));
-    }
-  });
+  missingChromiumSuite('security key sign-in in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
     describe(`security key sign-in through the login pages in Chromium [${kind}]`, {

@@ -8,14 +8,15 @@ import { webauthnMethod } from '../src/methods/webauthn/index.ts';
 import { AttestationPolicy } from '../src/methods/webauthn/policy.ts';
 import type { WebauthnSettings } from '../src/methods/webauthn/settings.ts';
 import { ChallengeStore, CredentialStore, EnrollmentCodes } from '../src/methods/webauthn/store.ts';
+import { attempt } from './helpers/attempts.ts';
 import { createUser } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
-  CHROMIUM_MISSING,
   chromiumAvailable,
   enrollKey,
   launchChromium,
+  missingChromiumSuite,
   newFrenchContext,
   passwordLogin,
   VirtualKey,
@@ -61,15 +62,7 @@ function failure(outcome: AuthOutcome) {
 }
 
 if (!chromiumAvailable()) {
-  describe('webauthn method in a real browser', () => {
-    if (process.env.CI === 'true') {
-      it('needs Chromium on CI', () => {
-        throw new Error(`CI=true but ${CHROMIUM_MISSING}`);
-      });
-    } else {
-      it(`is skipped: ${CHROMIUM_MISSING}`, ({ skip }) => skip(CHROMIUM_MISSING));
-    }
-  });
+  missingChromiumSuite('webauthn method in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
     describe(`webauthn method with Chromium assertions [${kind}]`, { timeout: 60_000 }, () => {
@@ -298,19 +291,29 @@ if (!chromiumAvailable()) {
         const prepared = await (method.prepare as NonNullable<Method['prepare']>)(ctx);
         const answer = await assertion(page, String(prepared.webauthnOptions));
         expect(
-          failure(await method.authenticate({ response: answer }, { ...ctx, accountId: other.id })),
+          failure(
+            await attempt(
+              t.passerelle.services,
+              method,
+              { response: answer },
+              { ...ctx, accountId: other.id },
+            ),
+          ),
         ).toEqual({
           code: 'account_mismatch',
           reason: 'account_mismatch',
         });
       });
 
-      it('a disabled account is refused after a valid assertion', async () => {
+      it('a disabled account is refused after a valid assertion (by the login layer)', async () => {
         await t.passerelle.services.accounts.setDisabled(alice.id, true);
         try {
-          expect(failure((await login(context())).outcome)).toEqual({
+          const ctx = context();
+          const prepared = await (method.prepare as NonNullable<Method['prepare']>)(ctx);
+          const response = await assertion(page, String(prepared.webauthnOptions));
+          expect(failure(await attempt(t.passerelle.services, method, { response }, ctx))).toEqual({
             code: 'account_disabled',
-            reason: 'disabled',
+            reason: 'account_disabled',
           });
         } finally {
           await t.passerelle.services.accounts.setDisabled(alice.id, false);

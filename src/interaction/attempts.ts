@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { AccountStore } from '../accounts/store.ts';
+import type { Account, AccountStore } from '../accounts/store.ts';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { AuthFailureCode, AuthMethod, AuthOutcome, MethodContext } from '../methods/types.ts';
 import type { CredentialThrottle } from '../ratelimit/throttle.ts';
@@ -20,10 +20,16 @@ export interface AttemptDeps {
   logger: Logger;
 }
 
+export interface Attempt {
+  outcome: AuthOutcome;
+  /** The account proven, on success. */
+  account?: Account;
+}
+
 /**
  * One credential check, whatever the method: throttled per account and source address, the method's
- * outcome checked against the account (disabled, or not the one being stepped up), and audited once.
- * Fails closed: when the audit record cannot be written, the attempt fails.
+ * outcome checked against the account (disabled, or not the one being stepped up: the only place these
+ * are checked), and audited once. Fails closed: when the audit record cannot be written, the attempt fails.
  */
 export async function attemptMethod(
   deps: AttemptDeps,
@@ -31,10 +37,11 @@ export async function attemptMethod(
   input: unknown,
   context: MethodContext,
   clientId: string,
-): Promise<AuthOutcome> {
+): Promise<Attempt> {
   const subjects = { account: context.username?.toLowerCase(), ip: context.ip };
   const decision = await deps.throttle.check(subjects);
   let outcome: AuthOutcome;
+  let account: Account | undefined;
   if (!decision.allowed) {
     outcome = {
       kind: 'failure',
@@ -52,16 +59,16 @@ export async function attemptMethod(
       );
       outcome = { kind: 'failure', code: 'service_unavailable', reason: 'method_error' };
     }
-    outcome = await checkAccount(deps.accounts, outcome, context);
+    ({ outcome, account } = await checkAccount(deps.accounts, outcome, context));
   }
 
   let locked = false;
   if (outcome.kind === 'failure' && COUNTED_FAILURES.has(outcome.code)) {
     // Usernameless methods learn the account only from the credential itself.
-    const account =
+    const username =
       subjects.account ??
       (outcome.accountId ? (await deps.accounts.findById(outcome.accountId))?.username : undefined);
-    const counted = await deps.throttle.fail({ account, ip: context.ip });
+    const counted = await deps.throttle.fail({ account: username, ip: context.ip });
     locked = counted.locked;
   } else if (outcome.kind === 'success') {
     await deps.throttle.succeed(subjects, decision);
@@ -107,9 +114,9 @@ export async function attemptMethod(
       { err, requestId: context.requestId },
       'audit record not written: authentication refused',
     );
-    return { kind: 'failure', code: 'service_unavailable', reason: 'audit_unavailable' };
+    return { outcome: { kind: 'failure', code: 'service_unavailable', reason: 'audit_unavailable' } };
   }
-  return outcome;
+  return { outcome, account };
 }
 
 /** A proven credential still fails for a disabled account or for another account than the one established. */
@@ -117,15 +124,16 @@ async function checkAccount(
   accounts: AccountStore,
   outcome: AuthOutcome,
   context: MethodContext,
-): Promise<AuthOutcome> {
-  if (outcome.kind !== 'success') return outcome;
+): Promise<Attempt> {
+  if (outcome.kind !== 'success') return { outcome };
   const { accountId } = outcome;
-  if (context.accountId && context.accountId !== accountId) {
-    return { kind: 'failure', code: 'account_mismatch', reason: 'account_mismatch', accountId };
-  }
+  const refuse = (code: AuthFailureCode, reason: string): Attempt => ({
+    outcome: { kind: 'failure', code, reason, accountId },
+  });
+  if (context.accountId && context.accountId !== accountId)
+    return refuse('account_mismatch', 'account_mismatch');
   const account = await accounts.findById(accountId);
-  if (!account) return { kind: 'failure', code: 'invalid_credentials', reason: 'account_missing', accountId };
-  if (account.disabledAt)
-    return { kind: 'failure', code: 'account_disabled', reason: 'account_disabled', accountId };
-  return outcome;
+  if (!account) return refuse('invalid_credentials', 'account_missing');
+  if (account.disabledAt) return refuse('account_disabled', 'account_disabled');
+  return { outcome, account };
 }

@@ -389,7 +389,13 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
 
     const context = methodContext(ctx, uid, state);
-    const outcome = await attemptMethod(deps.attempts, method, input.data, context, state.clientId);
+    const { outcome, account } = await attemptMethod(
+      deps.attempts,
+      method,
+      input.data,
+      context,
+      state.clientId,
+    );
     if (outcome.kind === 'failure') {
       if (outcome.retryAfterSeconds) ctx.set('retry-after', String(outcome.retryAfterSeconds));
       if (!sameOrigin) {
@@ -413,9 +419,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       phishingResistant: method.phishingResistant,
       at: nowSeconds(),
     };
-    if (!state.username) {
-      state.username = (await deps.accounts.findById(outcome.accountId))?.username;
-    }
+    state.username ??= account?.username;
     state.accountId = outcome.accountId;
     state.completed = [...(state.completed ?? []), completed];
     await states.set(uid, state);

@@ -65,15 +65,6 @@ export function reaches(assurance: Pick<Assurance, 'factors' | 'phishingResistan
 const rank = (levels: readonly AssuranceLevel[], acr: string | undefined) =>
   levels.findIndex((l) => l.acr === acr);
 
-/** True when `acr` is at least as strong as `required` in the ordered list of levels. */
-export function acrSatisfies(
-  levels: readonly AssuranceLevel[],
-  acr: string | undefined,
-  required: string,
-): boolean {
-  return acr !== undefined && rank(levels, acr) >= rank(levels, required) && rank(levels, required) >= 0;
-}
-
 /**
  * The level a request needs: the strongest of the configured default, the client's own requirement,
  * and the weakest known value of `acr_values` (a client asking for more gets a step-up; unknown

@@ -11,6 +11,8 @@ export interface RateLimitState {
   retryAfterSeconds: number;
   /** Failures counted in the current window (0 when none). */
   hits: number;
+  /** Seconds since the last failure, for counters that record it (credential throttle). */
+  secondsSinceLastHit?: number;
 }
 
 /**
@@ -27,7 +29,12 @@ export class RateLimiter {
   async check(counters: readonly { key: string; rule: RateLimitRule }[]): Promise<RateLimitState[]> {
     const rows = await this.#db
       .selectFrom('rate_limit')
-      .select(['key', 'hits', sql<number>`ceil(extract(epoch from expires_at - now()))::int`.as('remaining')])
+      .select([
+        'key',
+        'hits',
+        sql<number>`ceil(extract(epoch from expires_at - now()))::int`.as('remaining'),
+        sql<number | null>`extract(epoch from now() - last_hit_at)`.as('since'),
+      ])
       .where(
         'key',
         'in',
@@ -37,8 +44,11 @@ export class RateLimiter {
       .execute();
     return counters.map(({ key, rule }) => {
       const row = rows.find((r) => r.key === key);
-      if (!row || row.hits < rule.max) return { blocked: false, retryAfterSeconds: 0, hits: row?.hits ?? 0 };
-      return { blocked: true, retryAfterSeconds: Math.max(1, row.remaining), hits: row.hits };
+      const since =
+        row?.since === null || row?.since === undefined ? {} : { secondsSinceLastHit: Number(row.since) };
+      if (!row || row.hits < rule.max)
+        return { blocked: false, retryAfterSeconds: 0, hits: row?.hits ?? 0, ...since };
+      return { blocked: true, retryAfterSeconds: Math.max(1, row.remaining), hits: row.hits, ...since };
     });
   }
 

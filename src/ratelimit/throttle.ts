@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { Config } from '../config/schema.ts';
 import type { Database } from '../db/types.ts';
-import type { RateLimiter } from './limiter.ts';
+import type { RateLimiter, RateLimitRule } from './limiter.ts';
 
 export interface ThrottleDecision {
   allowed: boolean;
@@ -31,11 +31,14 @@ export class CredentialThrottle {
   readonly #db: Kysely<Database>;
   readonly #limiter: RateLimiter;
   readonly #rules: Config['throttle'];
+  /** The account's counter is judged on its failures and the time since the last one, not on a maximum. */
+  readonly #accountRule: RateLimitRule;
 
   constructor(db: Kysely<Database>, limiter: RateLimiter, rules: Config['throttle']) {
     this.#db = db;
     this.#limiter = limiter;
     this.#rules = rules;
+    this.#accountRule = { max: Number.MAX_SAFE_INTEGER, windowSeconds: rules.windowSeconds };
   }
 
   /** Seconds to wait after the last failure, given the failures counted. */
@@ -47,25 +50,21 @@ export class CredentialThrottle {
     return { seconds: Math.min(doubling, r.lockSeconds), state: 'delayed' };
   }
 
-  /** May a credential be checked now? One read. */
+  /** May a credential be checked now? One read for the address and the account. */
   async check(subjects: ThrottleSubjects): Promise<ThrottleDecision> {
-    const [ipState] = await this.#limiter.check([{ key: ipKey(subjects.ip), rule: this.#rules.perIp }]);
+    const counters = [{ key: ipKey(subjects.ip), rule: this.#rules.perIp }];
+    if (subjects.account) counters.push({ key: accountKey(subjects.account), rule: this.#accountRule });
+    const [ipState, accountState] = await this.#limiter.check(counters);
     const open: ThrottleDecision = { allowed: true, retryAfterSeconds: 0, state: 'open', failures: 0 };
     if (ipState?.blocked) {
       return { allowed: false, retryAfterSeconds: ipState.retryAfterSeconds, state: 'locked', failures: 0 };
     }
-    if (!subjects.account) return open;
-    const row = await this.#db
-      .selectFrom('rate_limit')
-      .select(['hits', sql<number>`extract(epoch from now() - last_hit_at)`.as('since')])
-      .where('key', '=', accountKey(subjects.account))
-      .where('expires_at', '>', sql<Date>`now()`)
-      .executeTakeFirst();
-    if (!row) return open;
-    const wait = this.#waitAfter(row.hits);
-    const remaining = Math.ceil(wait.seconds - Number(row.since));
-    if (remaining <= 0) return { ...open, failures: row.hits };
-    return { allowed: false, retryAfterSeconds: remaining, state: wait.state, failures: row.hits };
+    if (!accountState?.hits) return open;
+    const failures = accountState.hits;
+    const wait = this.#waitAfter(failures);
+    const remaining = Math.ceil(wait.seconds - (accountState.secondsSinceLastHit ?? 0));
+    if (remaining <= 0) return { ...open, failures };
+    return { allowed: false, retryAfterSeconds: remaining, state: wait.state, failures };
   }
 
   /** Counts a failure; returns whether this failure locked the account. */

@@ -1,5 +1,5 @@
 import { BlockList, isIPv6 } from 'node:net';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Config } from '../config/schema.ts';
 import type { CompletedMethod, Database } from '../db/types.ts';
 
@@ -77,6 +77,7 @@ export class AuthSessions {
       expires_at: new Date(now.getTime() + this.#lifetimes[profile].absoluteSeconds * 1000),
     };
     // A step-up keeps the session's start and absolute end; a new account starts a new session.
+    const sameAccount = sql<boolean>`auth_session.account_id = ${accountId}`;
     await this.#db
       .insertInto('auth_session')
       .values(row)
@@ -86,18 +87,8 @@ export class AuthSessions {
           last_active_at: now,
           profile: eb.ref('excluded.profile'),
           account_id: eb.ref('excluded.account_id'),
-          started_at: eb
-            .case()
-            .when('auth_session.account_id', '=', accountId)
-            .then(eb.ref('auth_session.started_at' as 'started_at'))
-            .else(now)
-            .end(),
-          expires_at: eb
-            .case()
-            .when('auth_session.account_id', '=', accountId)
-            .then(eb.ref('auth_session.expires_at'))
-            .else(row.expires_at)
-            .end(),
+          started_at: sql<Date>`case when ${sameAccount} then auth_session.started_at else ${now} end`,
+          expires_at: sql<Date>`case when ${sameAccount} then auth_session.expires_at else ${row.expires_at} end`,
         })),
       )
       .execute();
@@ -133,13 +124,5 @@ export class AuthSessions {
       .set({ last_active_at: new Date() })
       .where('session_uid', '=', session.sessionUid)
       .execute();
-  }
-
-  async end(sessionUid: string): Promise<void> {
-    await this.#db.deleteFrom('auth_session').where('session_uid', '=', sessionUid).execute();
-  }
-
-  lifetimes(profile: SessionProfile): Lifetimes {
-    return this.#lifetimes[profile];
   }
 }

@@ -71,6 +71,20 @@ export function formAction(html: string, contains: string): string {
   return match[1];
 }
 
+/** Follows `location` and, if Passerelle shows the consent page, allows it; returns where that led. */
+export async function followThroughConsent(
+  agent: BrowserAgent,
+  location: string,
+  issuer: string,
+): Promise<{ response?: Response; url: URL }> {
+  const step = await agent.follow(new URL(location, issuer), issuer);
+  if (!step.response || !agent.lastHtml.includes('/consent"')) return step;
+  const next = await agent.postForm(new URL(formAction(agent.lastHtml, '/consent'), issuer), {
+    csrf: formField(agent.lastHtml, 'csrf') ?? '',
+  });
+  return agent.follow(new URL(next.headers.get('location') ?? '', issuer), issuer);
+}
+
 /** A form of Passerelle's login pages. */
 export type LoginForm = 'identify' | 'password' | 'consent';
 

@@ -1,6 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
+import { formAction, formField } from './browser-agent.ts';
 
 export interface CardResponse {
   status: number;
@@ -63,5 +64,25 @@ export function freePort(): Promise<number> {
       const address = server.address();
       server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
     });
+  });
+}
+
+/**
+ * Posts the card form of a login page (to its action, with its CSRF token) presenting a card in the TLS
+ * handshake, as a browser with the card middleware would, from a page of `issuer`.
+ */
+export function submitCardForm(
+  html: string,
+  issuer: string,
+  card: { pem: string; keyPem: string },
+  ca: string,
+): Promise<CardResponse> {
+  return cardRequest(formAction(html, '/method/smartcard'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: issuer },
+    body: new URLSearchParams({ csrf: formField(html, 'csrf') ?? '' }).toString(),
+    cert: card.pem,
+    key: card.keyPem,
+    ca,
   });
 }

@@ -1,5 +1,8 @@
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 const MAIN = resolve(REPO_ROOT, 'src/cli/main.ts');
@@ -63,4 +66,20 @@ export function runCli(
     child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** The `passerelle` command on a fresh embedded (PGlite) data directory, outside demo mode. */
+export function embeddedCli(prefix: string) {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  const env = cleanEnv({
+    PASSERELLE_DATABASE__DATA_DIR: dataDir,
+    PASSERELLE_ISSUER: 'http://127.0.0.1:3999',
+    PASSERELLE_KEYS__ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+  });
+  return {
+    dataDir,
+    env,
+    cli: (args: string[], input?: string) => runCli(args, { env, input }),
+    remove: () => rmSync(dataDir, { recursive: true, force: true }),
+  };
 }

@@ -166,6 +166,24 @@ export interface NamedUser {
   ou?: string;
 }
 
+/** Named directory users of the LDAP tests (besides the generated ones). */
+export const DIRECTORY_USERS: NamedUser[] = [
+  {
+    uid: 'alice',
+    password: 'Alice-pw-1',
+    givenName: 'Alice',
+    sn: 'Martin',
+    mail: 'alice@chu.test',
+    idNat: '810001',
+  },
+  { uid: 'bob', password: 'Bob-pw-1', givenName: 'Bob', sn: 'Durand' },
+  { uid: 'carol', password: 'Carol-pw-1', givenName: 'Carol', sn: 'Petit' },
+  { uid: 'dave', password: 'Dave-pw-1', givenName: 'Dave', sn: 'Roux' },
+  { uid: 'erin', password: 'Erin-pw-1', givenName: 'Erin', sn: 'Blanc' },
+];
+/** The password of one of DIRECTORY_USERS. */
+export const pw = (uid: string) => DIRECTORY_USERS.find((u) => u.uid === uid)?.password ?? '';
+
 export interface Slapd {
   url: string;
   ldapsUrl: string;

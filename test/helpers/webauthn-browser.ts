@@ -1,6 +1,8 @@
-import { existsSync } from 'node:fs';
-import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
 import { messages } from '../../src/i18n/messages.ts';
+
+export { chromiumAvailable, launchChromium, missingChromiumSuite } from './chromium.ts';
+
 import { TEST_PASSWORD } from './clients.ts';
 
 const fr = messages.fr;
@@ -10,25 +12,6 @@ const fr = messages.fr;
  * authenticator from the DevTools WebAuthn domain (no physical key, but the browser's own ceremony:
  * origin and RP ID checks, CBOR, signatures, counters).
  */
-
-export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_MISSING = `${CHROMIUM} not found: install Debian's Chromium with "apt-get install -y chromium" (Playwright browser downloads are not used)`;
-export const chromiumAvailable = (): boolean => existsSync(CHROMIUM);
-
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
-}
 
 /** A fresh French browser profile (no cookies) recording uncaught page errors. */
 export async function newFrenchContext(browser: Browser): Promise<BrowserContext> {

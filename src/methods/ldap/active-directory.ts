@@ -50,9 +50,8 @@ export function parseAdBindError(message: string): AdBindFailure | undefined {
   return { subcode, reason: `ad_${subcode}`, code: known.code, provesPassword: known.provesPassword };
 }
 
-/** userAccountControl flags. */
+/** userAccountControl flag ACCOUNTDISABLE. */
 export const UAC_ACCOUNTDISABLE = 0x2;
-export const UAC_LOCKOUT = 0x10;
 
 export function isDisabledByUac(userAccountControl: string | undefined): boolean {
   if (!userAccountControl) return false;
@@ -66,11 +65,6 @@ export const IN_CHAIN = '1.2.840.113556.1.4.1941';
 /** Groups the user belongs to, directly or through nested groups. */
 export function nestedGroupsFilter(userDn: string): string {
   return `(&(objectClass=group)(member:${IN_CHAIN}:=${escapeFilterValue(userDn)}))`;
-}
-
-/** Members of a group, directly or through nested groups. */
-export function nestedMembersFilter(groupDn: string): string {
-  return `(memberOf:${IN_CHAIN}:=${escapeFilterValue(groupDn)})`;
 }
 
 /**

@@ -136,15 +136,22 @@ export class LdapDirectory {
     };
   }
 
-  async #search(client: Client, base: string, filter: string, attributes: string[], sizeLimit = 0) {
+  /** A subtree search, never dereferencing aliases nor following referrals; paged for listings. */
+  async #search(
+    client: Client,
+    base: string,
+    filter: string,
+    attributes: string[],
+    limit: { sizeLimit: number } | 'paged',
+  ): Promise<Entry[]> {
     this.stats.searches++;
     const result = await client.search(base, {
       scope: 'sub',
       filter,
       attributes,
       explicitBufferAttributes: this.#binaryAttributes(),
-      sizeLimit,
       derefAliases: 'never',
+      ...(limit === 'paged' ? { paged: { pageSize: PAGE_SIZE } } : { sizeLimit: limit.sizeLimit }),
     });
     // result.searchReferences (referrals) are deliberately ignored: never followed.
     return result.searchEntries;
@@ -154,7 +161,7 @@ export class LdapDirectory {
   async findUser(username: string): Promise<DirectoryUser | 'ambiguous' | undefined> {
     const filter = fillFilter(this.config.userFilter, username);
     const entries = await this.#pool.run((c) =>
-      this.#search(c, this.config.userBaseDn, filter, this.#userAttributes(), 2),
+      this.#search(c, this.config.userBaseDn, filter, this.#userAttributes(), { sizeLimit: 2 }),
     );
     if (entries.length > 1) return 'ambiguous';
     const entry = entries[0];
@@ -178,37 +185,26 @@ export class LdapDirectory {
   async groupsOf(user: DirectoryUser): Promise<string[]> {
     if (this.#isAd) {
       const base = this.config.groupBaseDn ?? domainRoot(this.config.userBaseDn) ?? this.config.userBaseDn;
-      const entries = await this.#pool.run((c) => this.#paged(c, base, nestedGroupsFilter(user.dn), ['1.1']));
+      const entries = await this.#pool.run((c) =>
+        this.#search(c, base, nestedGroupsFilter(user.dn), ['1.1'], 'paged'),
+      );
       return entries.map((e) => e.dn).sort();
     }
     if (this.config.groupBaseDn) {
       const base = this.config.groupBaseDn;
       const dn = escapeFilterValue(user.dn);
       const filter = `(|(&(objectClass=groupOfNames)(member=${dn}))(&(objectClass=groupOfUniqueNames)(uniqueMember=${dn})))`;
-      const entries = await this.#pool.run((c) => this.#paged(c, base, filter, ['1.1']));
+      const entries = await this.#pool.run((c) => this.#search(c, base, filter, ['1.1'], 'paged'));
       return entries.map((e) => e.dn).sort();
     }
     return [...user.groups].sort();
-  }
-
-  async #paged(client: Client, base: string, filter: string, attributes: string[]): Promise<Entry[]> {
-    this.stats.searches++;
-    const result = await client.search(base, {
-      scope: 'sub',
-      filter,
-      attributes,
-      explicitBufferAttributes: this.#binaryAttributes(),
-      derefAliases: 'never',
-      paged: { pageSize: PAGE_SIZE },
-    });
-    return result.searchEntries;
   }
 
   /** Every user the filter matches, with paged results (beyond server size limits). */
   async listUsers(): Promise<DirectoryUser[]> {
     const filter = this.config.userFilter.replaceAll('{username}', '*');
     const entries = await this.#pool.run((c) =>
-      this.#paged(c, this.config.userBaseDn, filter, this.#userAttributes()),
+      this.#search(c, this.config.userBaseDn, filter, this.#userAttributes(), 'paged'),
     );
     return entries.map((e) => this.#toUser(e)).filter((u): u is DirectoryUser => u !== undefined);
   }

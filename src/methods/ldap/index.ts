@@ -94,13 +94,6 @@ export function ldapMethod(deps: LdapMethodDeps): AuthMethod<LdapInput> {
           detail: { stableId: user.stableId, username: account.username, renamedFrom: result.renamedFrom },
         });
       }
-      if (account.disabledAt)
-        return {
-          kind: 'failure',
-          code: 'account_disabled',
-          reason: 'account_disabled',
-          accountId: account.id,
-        };
       return { kind: 'success', accountId: account.id, amr: ['pwd'], detail: { directoryId: user.stableId } };
     },
   };

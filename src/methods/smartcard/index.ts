@@ -82,13 +82,6 @@ export function smartcardMethod(deps: SmartcardMethodDeps): AuthMethod<Smartcard
           reason: 'account_mismatch',
           accountId: account.id,
         };
-      if (account.disabledAt)
-        return {
-          kind: 'failure',
-          code: 'account_disabled',
-          reason: 'account_disabled',
-          accountId: account.id,
-        };
 
       const proof = await deps.identities.recordProven(account.id, idNat);
       if (proof.kind === 'conflict') {

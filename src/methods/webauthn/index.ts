@@ -78,16 +78,6 @@ export function webauthnMethod(deps: WebauthnMethodDeps): AuthMethod<WebauthnInp
       const { credential } = result;
       const account = await accounts.findById(credential.accountId);
       if (!account) return { kind: 'failure', code: 'ceremony_failed', reason: 'unknown_account' };
-      if (account.disabledAt)
-        return { kind: 'failure', code: 'account_disabled', reason: 'disabled', accountId: account.id };
-      if (context.accountId && context.accountId !== account.id) {
-        return {
-          kind: 'failure',
-          code: 'account_mismatch',
-          reason: 'account_mismatch',
-          accountId: account.id,
-        };
-      }
       if (
         !context.accountId &&
         context.username &&
