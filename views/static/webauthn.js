@@ -1,6 +1,7 @@
 // Runs the WebAuthn ceremony of the page (served from 'self': the Content-Security-Policy forbids inline
 // scripts). The options come from <script type="application/json" id="webauthn-options">; the browser's
-// answer is put, as JSON, in the form's hidden "response" field and the form is submitted.
+// answer is put, as JSON, in the form's hidden "response" field and the form is submitted. The button
+// is rendered disabled and enabled here, once its handler is bound.
 (() => {
   const form = document.querySelector('form[data-webauthn]');
   const optionsElement = document.getElementById('webauthn-options');
@@ -38,4 +39,7 @@
       running = false;
     }
   });
+  // The button stays disabled until this script has bound it: a click can never be lost.
+  button.disabled = false;
+  button.focus();
 })();
