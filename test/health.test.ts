@@ -16,7 +16,12 @@ async function cutPostgres(t: TestServer): Promise<() => Promise<void>> {
   const name = new URL(t.database.url ?? '').pathname.slice(1);
   expect(name).toMatch(/^passerelle_test_[0-9a-f]+$/);
   await queryOnce(`alter database ${name} with allow_connections false`);
-  await queryOnce(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${name}'`);
+  // Only the application's own sessions: an autovacuum worker on that database belongs to the superuser,
+  // which a non-superuser CI role may not signal.
+  await queryOnce(
+    `select pg_terminate_backend(pid) from pg_stat_activity
+     where datname = '${name}' and backend_type = 'client backend' and usename = current_user`,
+  );
   return async () => {
     await queryOnce(`alter database ${name} with allow_connections true`);
   };
