@@ -4,6 +4,7 @@ import * as m0002 from './0002_sessions_audit.ts';
 import * as m0003 from './0003_directory.ts';
 import * as m0004 from './0004_webauthn.ts';
 import * as m0005 from './0005_smartcard.ts';
+import * as m0006 from './0006_rpps.ts';
 
 /** Every migration, in order. Names are stable: they are recorded in the database. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '0003_directory': m0003,
   '0004_webauthn': m0004,
   '0005_smartcard': m0005,
+  '0006_rpps': m0006,
 };

@@ -107,6 +107,12 @@ for (const kind of databasesUnderTest()) {
           'webauthn_credential',
           'webauthn_challenge',
           'enrollment_code',
+          'rpps_review',
+          'rpps_sync_run',
+          'job_lock',
+          'admin_alert',
+          'rpps_index_import',
+          'rpps_index_entry',
           ...MIGRATOR_TABLES,
         ].sort(),
       );

@@ -5,6 +5,7 @@ import type {
   NationalIdentityStatus,
   NationalIdentityTable,
 } from '../db/types.ts';
+import { rppsOf } from '../rpps/identifiers.ts';
 
 /** The national identifier (idNat_PS) linked to an account, and how the link was established. */
 export interface NationalIdentity {
@@ -28,10 +29,6 @@ export const USABLE_STATUSES: readonly NationalIdentityStatus[] = ['verified', '
 
 /** A proof younger than this is not rewritten at each login. */
 const REFRESH_AFTER_MS = 3600_000;
-
-export function rppsOf(idNat: string): string | null {
-  return /^8\d{11}$/.test(idNat) ? idNat.slice(1) : null;
-}
 
 function toIdentity(row: Selectable<NationalIdentityTable>): NationalIdentity {
   return {

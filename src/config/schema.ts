@@ -377,6 +377,55 @@ export const configSchema = z
       .prefault({}),
     clients: z.array(declaredClientSchema).default([]),
     /** LDAP / Active Directory login (docs/ldap.md); absent = method disabled. */
+    /** RPPS reconciliation: the Annuaire Santé FHIR API, the scheduled sync and the open-data index. */
+    rpps: z
+      .strictObject({
+        api: z
+          .strictObject({
+            /** FHIR base URL of the Annuaire Santé (v2 production API; there is no sandbox). */
+            baseUrl: z.url().default('https://gateway.api.esante.gouv.fr/fhir/v2'),
+            /** Key from the ANS API portal, sent as ESANTE-API-KEY; absent = no API calls (sync disabled). */
+            apiKey: z.string().min(1).optional(),
+            /** Client-side throttle: the ANS allows 17 requests per second per application. */
+            requestsPerSecond: z.number().positive().max(100).default(17),
+            /** Per-request timeout; the gateway itself gives up after 30 s. */
+            timeoutMs: z.number().int().min(1000).max(120_000).default(30_000),
+            /** Entries per page (`_count`), at most 200 as the ANS recommends. */
+            pageSize: z.number().int().min(1).max(200).default(200),
+            /** Identifiers per search (comma-OR batch). */
+            batchSize: z.number().int().min(1).max(200).default(100),
+            /** Retries of one request on 429, 502, 503, 504 and timeouts, with exponential backoff and jitter. */
+            maxRetries: z.number().int().min(0).max(10).default(4),
+            /** First backoff delay; doubled at each retry, with full jitter. */
+            retryBaseDelayMs: z.number().int().min(10).max(60_000).default(500),
+            /** Consecutive failed requests that open the circuit breaker. */
+            breakerFailureThreshold: z.number().int().min(1).max(100).default(5),
+            /** How long the open breaker refuses calls before letting one through. */
+            breakerResetSeconds: seconds.max(3600).default(60),
+          })
+          .prefault({}),
+        sync: z
+          .strictObject({
+            /** Run the sync in-process at this interval (one runner across instances); 0 = only on command. */
+            intervalSeconds: z.number().int().min(0).default(86_400),
+            /** A verified link is checked again against the API when older than this (ANS: two years). */
+            reverifyAfterDays: z.number().int().min(1).max(730).default(730),
+            /** A run that would change the status of more than this share of links stops and reports. */
+            maxChangeShare: z.number().min(0).max(1).default(0.05),
+            /** ... unless it changes at most this many links (small establishments). */
+            maxChangeFloor: z.number().int().min(0).default(5),
+            /** Lease of the sync lock; renewed while the run progresses. */
+            lockSeconds: seconds.max(3600).default(300),
+          })
+          .prefault({}),
+        openData: z
+          .strictObject({
+            /** The imported open-data index serves offline verification only when younger than this. */
+            offlineMaxAgeDays: z.number().int().min(1).max(90).default(7),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
     ldap: ldapSchema.optional(),
     smartcard: smartcardSchema.optional(),
     /** FIDO2 security keys (WebAuthn). Absent = method disabled (demo mode supplies localhost defaults). */

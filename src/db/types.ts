@@ -140,6 +140,92 @@ export interface NationalIdentityTable {
   status: NationalIdentityStatus;
   verified_at: Timestamp | null;
   updated_at: Timestamp;
+  /** TRE_G15 profession and TRE_R09 category, as the Annuaire Santé last reported them. */
+  profession_code: string | null;
+  category_code: string | null;
+  /** Activity codes (fonction, genre, mode d'exercice) of the professional's active PractitionerRoles. */
+  role_codes: ColumnType<string[], string | undefined, string>;
+  /** Exercise names as the Annuaire Santé last reported them. */
+  national_family_name: string | null;
+  national_given_name: string | null;
+  /** Last time the link was looked up (API or open-data index), whatever the outcome. */
+  checked_at: Timestamp | null;
+  /** Why the link is inactive or in conflict (stable code). */
+  status_reason: string | null;
+}
+
+export type RppsReviewKind = 'candidate' | 'conflict';
+export type RppsReviewState = 'open' | 'accepted' | 'rejected';
+
+export interface RppsReviewTable {
+  id: string;
+  account_id: string;
+  kind: RppsReviewKind;
+  /** The proposed identifier. */
+  id_nat: string;
+  /** The proposed source (NationalIdentitySource). */
+  source: NationalIdentitySource;
+  /** The account that already holds or claims that identifier, for conflicts between accounts. */
+  other_account_id: string | null;
+  evidence: Json<Record<string, unknown>>;
+  state: RppsReviewState;
+  created_at: CreatedAt;
+  decided_at: Timestamp | null;
+  decided_by: string | null;
+}
+
+export interface RppsSyncRunTable {
+  id: string;
+  mode: 'full' | 'delta';
+  trigger: string;
+  instance_id: string;
+  status: 'running' | 'completed' | 'halted' | 'failed';
+  delta_since: Timestamp | null;
+  started_at: Timestamp;
+  finished_at: Timestamp | null;
+  summary: Json<Record<string, unknown>> | null;
+  error: string | null;
+}
+
+export interface JobLockTable {
+  name: string;
+  holder: string;
+  acquired_at: Timestamp;
+  expires_at: Timestamp;
+}
+
+export interface AdminAlertTable {
+  id: string;
+  kind: string;
+  account_id: string | null;
+  message: string;
+  detail: Json<Record<string, unknown>> | null;
+  created_at: CreatedAt;
+  acknowledged_at: Timestamp | null;
+  acknowledged_by: string | null;
+}
+
+export interface RppsIndexImportTable {
+  generation: number;
+  file_name: string;
+  started_at: Timestamp;
+  completed_at: Timestamp | null;
+  is_current: ColumnType<boolean, boolean | undefined, boolean>;
+  summary: Json<Record<string, unknown>> | null;
+}
+
+export interface RppsIndexEntryTable {
+  generation: number;
+  id_nat: string;
+  rpps: string | null;
+  family_name: string;
+  given_name: string;
+  family_folded: string;
+  given_folded: string;
+  profession_code: string | null;
+  profession_label: string | null;
+  category_code: string | null;
+  activity_count: number;
 }
 
 export interface SmartcardCertificateTable {
@@ -206,4 +292,10 @@ export interface Database {
   webauthn_credential: WebauthnCredentialTable;
   webauthn_challenge: WebauthnChallengeTable;
   enrollment_code: EnrollmentCodeTable;
+  rpps_review: RppsReviewTable;
+  rpps_sync_run: RppsSyncRunTable;
+  job_lock: JobLockTable;
+  admin_alert: AdminAlertTable;
+  rpps_index_import: RppsIndexImportTable;
+  rpps_index_entry: RppsIndexEntryTable;
 }
