@@ -55,6 +55,8 @@ export interface Services {
   limiter: RateLimiter;
   sessions: AuthSessions;
   audit: AuditTrail;
+  /** National identity links (RPPS) and their review queue. */
+  identities: NationalIdentities;
   throttle: CredentialThrottle;
   views: Views;
   /** Cookie-signing keys shared by all instances (also the CSRF and demo cookie keys). */
@@ -80,6 +82,7 @@ export async function openServices(
     const limiter = new RateLimiter(database.db);
     const sessions = new AuthSessions(database.db, config.sessions);
     const audit = new AuditTrail(database.db, logger);
+    const identities = new NationalIdentities(database.db, audit);
     const throttle = new CredentialThrottle(database.db, limiter, config.throttle);
     const views = new Views();
     const host = await ProviderHost.create({
@@ -90,6 +93,7 @@ export async function openServices(
           cookieKeys,
           adapter: createAdapterClass(database.db, clients, config.rateLimits.clientAuthPerIp),
           accounts,
+          identities,
           views,
           logger,
           sessions,
@@ -121,6 +125,7 @@ export async function openServices(
       limiter,
       sessions,
       audit,
+      identities,
       throttle,
       views,
       cookieKeys,
@@ -204,8 +209,7 @@ export async function createPasserelle(
           verifier: smartcard.verifier,
           accounts,
           certificates: new CardCertificates(db),
-          identities: new NationalIdentities(db),
-          audit,
+          identities: services.identities,
           logger,
           formOrigin: config.smartcard.formOrigin,
           // A card is mapped to the account whose directory entry carries its idNat (ldap.attributes.idNat).

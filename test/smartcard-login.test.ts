@@ -6,8 +6,7 @@ import Koa from 'koa';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CardCertificates } from '../src/accounts/card-certificates.ts';
-import { NationalIdentities } from '../src/accounts/national-identity.ts';
-import { AuditTrail } from '../src/audit/trail.ts';
+import type { NationalIdentities } from '../src/accounts/national-identity.ts';
 import { startCardListener } from '../src/http/card-listener.ts';
 import { addressMatcher, presentedCertificate } from '../src/http/client-certificate.ts';
 import { type SmartcardMethodDeps, smartcardMethod } from '../src/methods/smartcard/index.ts';
@@ -75,7 +74,6 @@ for (const kind of databasesUnderTest()) {
     let certificates: CardCertificates;
     let directory: Map<string, string>;
     const deps = (): SmartcardMethodDeps => {
-      const db = t.passerelle.services.database.db;
       const smartcard = t.passerelle.smartcard;
       if (!smartcard) throw new Error('smartcard not configured');
       return {
@@ -83,7 +81,6 @@ for (const kind of databasesUnderTest()) {
         accounts: t.passerelle.services.accounts,
         certificates,
         identities,
-        audit: new AuditTrail(db, t.passerelle.services.logger),
         logger: t.passerelle.services.logger,
         formOrigin: t.config.smartcard?.formOrigin,
         findByDirectoryIdNat: async (idNat) => directory.get(idNat),
@@ -92,7 +89,7 @@ for (const kind of databasesUnderTest()) {
 
     beforeAll(async () => {
       t = await startWithCards(kind);
-      identities = new NationalIdentities(t.passerelle.services.database.db);
+      identities = t.passerelle.services.identities;
       certificates = new CardCertificates(t.passerelle.services.database.db);
       directory = new Map();
       method = smartcardMethod(deps());
@@ -212,7 +209,7 @@ for (const kind of databasesUnderTest()) {
       expect(outcome).toMatchObject({ kind: 'failure', code: 'account_mismatch' });
     });
 
-    it('a card whose idNat is linked to another account is refused, nothing overwritten, audited', async () => {
+    it('a card whose idNat is linked to another account is refused, queued for review, audited', async () => {
       const intruder = await createUser(t, 'intruder');
       // The administrator registered Cécile's card for the wrong account.
       await certificates.register(intruder.id, nodeCert(pki.cards.cps)).catch(() => undefined);
@@ -229,24 +226,43 @@ for (const kind of databasesUnderTest()) {
         reason: 'national_id_conflict',
         accountId: intruder.id,
       });
-      expect(await identities.findByAccount(intruder.id)).toBeUndefined();
-      expect((await identities.findByIdNat(IDNAT.cps))?.accountId).not.toBe(intruder.id);
+      // The claim is recorded as a conflict for review; the verified link of the holder is untouched.
+      expect(await identities.findByAccount(intruder.id)).toMatchObject({
+        idNat: IDNAT.cps,
+        status: 'conflict',
+        statusReason: 'held_by_another_account',
+      });
+      const holder = await identities.findByIdNat(IDNAT.cps);
+      expect(holder).toMatchObject({ status: 'verified' });
+      expect(holder?.accountId).not.toBe(intruder.id);
+      const [review, ...more] = await identities.openReviews();
+      expect(more).toHaveLength(0);
+      expect(review).toMatchObject({
+        kind: 'conflict',
+        accountId: intruder.id,
+        idNat: IDNAT.cps,
+        source: 'cps-certificate',
+        otherAccountId: holder?.accountId,
+      });
       const events = await db
         .selectFrom('audit_event')
         .select(['type', 'outcome', 'account_id', 'reason', 'detail'])
-        .where('type', '=', 'smartcard.national_id_conflict')
+        .where('type', '=', 'rpps.link.conflict')
         .execute();
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({
         outcome: 'failure',
         account_id: intruder.id,
-        reason: 'national_id_conflict',
+        reason: 'conflict',
       });
       expect(events[0]?.detail).toMatchObject({
         idNat: IDNAT.cps,
-        mappedBy: 'fingerprint',
-        linkStatus: 'verified',
+        conflictReason: 'held_by_another_account',
+        otherAccountId: holder?.accountId,
       });
+      // A second attempt does not queue it twice.
+      await method.authenticate({}, context(tls(pki.cards.cps)));
+      expect(await identities.openReviews()).toHaveLength(1);
     });
 
     it('a link flagged conflict or inactive is not used for login, and not bypassed by the directory', async () => {
@@ -315,8 +331,7 @@ for (const kind of databasesUnderTest()) {
         verifier: smartcard.verifier,
         accounts: t.passerelle.services.accounts,
         certificates: new CardCertificates(db),
-        identities: new NationalIdentities(db),
-        audit: new AuditTrail(db, t.passerelle.services.logger),
+        identities: t.passerelle.services.identities,
         logger: t.passerelle.services.logger,
       });
       probeTls = await startCardListener(

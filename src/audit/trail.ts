@@ -36,9 +36,12 @@ export class AuditTrail {
     this.#logger = logger;
   }
 
-  /** Appends the event; throws when it cannot be written (the caller fails closed). */
-  async record(event: AuditEvent): Promise<void> {
-    await this.#db
+  /**
+   * Appends the event; throws when it cannot be written (the caller fails closed). `within` is the
+   * caller's transaction when the event must be committed with the change it describes.
+   */
+  async record(event: AuditEvent, within: Kysely<Database> = this.#db): Promise<void> {
+    await within
       .insertInto('audit_event')
       .values({
         type: event.type,

@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import Provider, { type Adapter, type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
+import type { NationalIdentities } from '../accounts/national-identity.ts';
 import type { AccountStore } from '../accounts/store.ts';
 import type { Config } from '../config/schema.ts';
 import { clientAuthMethods, signingAlgs } from '../config/schema.ts';
@@ -27,6 +28,8 @@ export interface ProviderDeps {
   cookieKeys: string[];
   adapter: new (model: string) => Adapter;
   accounts: AccountStore;
+  /** National identity links: verified ones are released with the `rpps` scope. */
+  identities: NationalIdentities;
   views: Views;
   logger: Logger;
   sessions: AuthSessions;
@@ -76,7 +79,7 @@ function requestIdOf(ctx: KoaContextWithOIDC): string | undefined {
 }
 
 export function buildProvider(deps: ProviderDeps): Provider {
-  const { config, views, accounts } = deps;
+  const { config, views, accounts, identities } = deps;
   const secureCookies = config.issuer.startsWith('https://');
   const page = (ctx: KoaContextWithOIDC) => ({
     locale: negotiateLocale(
@@ -101,8 +104,19 @@ export function buildProvider(deps: ProviderDeps): Provider {
       if (!account || account.disabledAt) return undefined;
       return {
         accountId: account.id,
-        async claims() {
+        async claims(_use, scope) {
+          // Only a verified link is ever released (never a candidate, conflict or inactive one).
+          const link = /\brpps\b/.test(scope) ? await identities.findByAccount(account.id) : undefined;
+          const national =
+            link?.status === 'verified'
+              ? {
+                  idnat_ps: link.idNat,
+                  rpps: link.rpps ?? undefined,
+                  profession: link.professionCode ?? undefined,
+                }
+              : {};
           return {
+            ...national,
             sub: account.id,
             preferred_username: account.username,
             name: account.displayName ?? undefined,
@@ -124,8 +138,10 @@ export function buildProvider(deps: ProviderDeps): Provider {
       openid: ['sub', 'acr', 'amr', 'auth_time'],
       profile: ['name', 'given_name', 'family_name', 'preferred_username', 'updated_at'],
       email: ['email'],
+      // The verified national identity (idNatPS, RPPS and TRE_G15 profession code), for allowed clients.
+      rpps: ['idnat_ps', 'rpps', 'profession'],
     },
-    scopes: ['openid', 'profile', 'email', 'offline_access'],
+    scopes: ['openid', 'profile', 'email', 'offline_access', 'rpps'],
     responseTypes: ['code'],
     acrValues: config.policy.levels.map((l) => l.acr),
     clientAuthMethods: [...clientAuthMethods],

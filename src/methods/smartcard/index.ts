@@ -3,7 +3,6 @@ import { z } from 'zod';
 import type { CardCertificates } from '../../accounts/card-certificates.ts';
 import { type NationalIdentities, USABLE_STATUSES } from '../../accounts/national-identity.ts';
 import type { AccountStore } from '../../accounts/store.ts';
-import type { AuditTrail } from '../../audit/trail.ts';
 import type { AuthMethod, AuthOutcome, MethodContext } from '../types.ts';
 import type { CardVerifier } from './verify.ts';
 
@@ -17,7 +16,6 @@ export interface SmartcardMethodDeps {
   accounts: AccountStore;
   certificates: CardCertificates;
   identities: NationalIdentities;
-  audit: AuditTrail;
   logger: Logger;
   /** Origin serving the card form (the TLS listener or the proxy's card host); absent = the issuer's. */
   formOrigin?: string;
@@ -83,27 +81,9 @@ export function smartcardMethod(deps: SmartcardMethodDeps): AuthMethod<Smartcard
           accountId: account.id,
         };
 
+      // The link module audits the conflict and queues it for review; the login is refused.
       const proof = await deps.identities.recordProven(account.id, idNat);
       if (proof.kind === 'conflict') {
-        await deps.audit.record({
-          type: 'smartcard.national_id_conflict',
-          outcome: 'failure',
-          accountId: account.id,
-          interactionId: context.interactionUid,
-          ip: context.ip,
-          userAgent: context.userAgent,
-          method: 'smartcard',
-          reason: 'national_id_conflict',
-          requestId: context.requestId,
-          detail: {
-            ...detail,
-            idNat,
-            mappedBy: mapping.by,
-            linkedAccountId: proof.existing.accountId,
-            linkedIdNat: proof.existing.idNat,
-            linkStatus: proof.existing.status,
-          },
-        });
         return {
           kind: 'failure',
           code: 'card_not_linked',
