@@ -31,17 +31,13 @@ const SOURCE = 'https://annuaire.sante.fr';
 
 export type IdentifierStyle = 'current' | 'legacy' | 'rpps-only';
 
-interface StoredPractitioner {
+interface StoredPractitioner
+  extends Pick<
+    Professional,
+    'idNatPs' | 'rpps' | 'familyName' | 'givenName' | 'profession' | 'category' | 'active' | 'lastUpdated'
+  > {
   id: string;
-  idNatPs: string;
-  rpps: string;
   civility: string;
-  familyName: string;
-  givenName: string;
-  profession: Code;
-  category: Code;
-  active: boolean;
-  lastUpdated: Date;
   version: number;
   style: IdentifierStyle;
 }
@@ -282,21 +278,16 @@ export class SimulatedDirectory {
   }
 
   #renderPractitioner(p: StoredPractitioner): Practitioner {
-    const meta = this.#meta(p, 'as-dp-practitioner');
-    if (!p.active)
-      return {
-        resourceType: 'Practitioner',
-        id: p.id,
-        meta,
-        identifier: this.#identifiers(p),
-        active: false,
-      };
-    return {
+    const tombstone: Practitioner = {
       resourceType: 'Practitioner',
       id: p.id,
-      meta,
+      meta: this.#meta(p, 'as-dp-practitioner'),
       identifier: this.#identifiers(p),
-      active: true,
+      active: p.active,
+    };
+    if (!p.active) return tombstone;
+    return {
+      ...tombstone,
       name: [{ use: 'usual', prefix: [p.civility], family: p.familyName, given: [p.givenName] }],
       qualification: [
         {
