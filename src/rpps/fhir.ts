@@ -13,7 +13,7 @@ import {
  */
 
 /** Code system of a MOS nomenclature (`TRE_G15-ProfessionSante` → `https://mos.esante.gouv.fr/NOS/…`). */
-export function mosSystem(table: string): string {
+function mosSystem(table: string): string {
   return `https://mos.esante.gouv.fr/NOS/${table}/FHIR/${table.replace('_', '-')}`;
 }
 

@@ -26,7 +26,7 @@ import type { Code, Professional } from './fixtures.ts';
  * Annuaire Santé serves them. Resources inactive for more than 30 days are no longer served at all.
  */
 
-export const HORIZON_MS = 30 * 86_400_000;
+const HORIZON_MS = 30 * 86_400_000;
 const SOURCE = 'https://annuaire.sante.fr';
 
 export type IdentifierStyle = 'current' | 'legacy' | 'rpps-only';
@@ -101,6 +101,9 @@ export class SimulatedDirectory {
   /** Sorted by technical id: the paging order. */
   #practitionerOrder: StoredPractitioner[] = [];
   #roleOrder: StoredRole[] = [];
+  #rolesByPractitioner = new Map<string, StoredRole[]>();
+  /** Rendered resources, valid while the record keeps its version. */
+  readonly #rendered = new WeakMap<object, { version: number; resource: AnyResource }>();
 
   constructor(professionals: Iterable<Professional>, options: DirectoryOptions) {
     this.#options = options;
@@ -161,6 +164,12 @@ export class SimulatedDirectory {
   #reorder(): void {
     this.#practitionerOrder = [...this.#practitioners.values()].sort(byId);
     this.#roleOrder = [...this.#roles.values()].sort(byId);
+    this.#rolesByPractitioner = new Map();
+    for (const role of this.#roleOrder) {
+      const list = this.#rolesByPractitioner.get(role.practitionerId) ?? [];
+      list.push(role);
+      this.#rolesByPractitioner.set(role.practitionerId, list);
+    }
   }
 
   /** Served at all: active, or inactive for less than 30 days (a tombstone in the deltas). */
@@ -199,8 +208,10 @@ export class SimulatedDirectory {
 
   /** Served roles of these Practitioners (the `_revinclude=PractitionerRole:practitioner` set). */
   rolesOf(practitionerIds: ReadonlySet<string>): PractitionerRole[] {
-    return this.#roleOrder
-      .filter((r) => practitionerIds.has(r.practitionerId) && this.#visible(r))
+    return [...practitionerIds]
+      .flatMap((id) => this.#rolesByPractitioner.get(id) ?? [])
+      .filter((r) => this.#visible(r))
+      .sort(byId)
       .map((r) => this.#renderRole(r));
   }
 
@@ -225,8 +236,8 @@ export class SimulatedDirectory {
     for (const practitioner of this.#ofProfessional(idNatPs)) {
       practitioner.active = false;
       this.#touch(practitioner);
-      for (const role of this.#roleOrder) {
-        if (role.practitionerId !== practitioner.id || !role.active) continue;
+      for (const role of this.#rolesByPractitioner.get(practitioner.id) ?? []) {
+        if (!role.active) continue;
         role.active = false;
         this.#touch(role);
       }
@@ -277,7 +288,23 @@ export class SimulatedDirectory {
     return [typedIdentifier(IDENTIFIER_TYPE_SYSTEM, 'IDNPS', ID_NAT_PS_SYSTEM, p.idNatPs), rpps];
   }
 
+  #cached<T extends AnyResource>(record: { version: number }, render: () => T): T {
+    const hit = this.#rendered.get(record);
+    if (hit?.version === record.version) return hit.resource as T;
+    const resource = render();
+    this.#rendered.set(record, { version: record.version, resource });
+    return resource;
+  }
+
   #renderPractitioner(p: StoredPractitioner): Practitioner {
+    return this.#cached(p, () => this.#practitionerResource(p));
+  }
+
+  #renderRole(r: StoredRole): PractitionerRole {
+    return this.#cached(r, () => this.#roleResource(r));
+  }
+
+  #practitionerResource(p: StoredPractitioner): Practitioner {
     const tombstone: Practitioner = {
       resourceType: 'Practitioner',
       id: p.id,
@@ -302,7 +329,7 @@ export class SimulatedDirectory {
     };
   }
 
-  #renderRole(r: StoredRole): PractitionerRole {
+  #roleResource(r: StoredRole): PractitionerRole {
     const coded = (system: string, code: Code) => ({
       coding: [{ system, code: code.code, display: code.label }],
     });

@@ -49,7 +49,7 @@ export const INCLUDES: Record<SearchableType, { param: '_include' | '_revinclude
 };
 
 const RESULT_PARAMS = ['_count', '_total', '_elements'];
-export const DEFAULT_COUNT = 50;
+const DEFAULT_COUNT = 50;
 export const MAX_COUNT = 200;
 
 export class SearchError extends Error {}
@@ -118,12 +118,20 @@ function stringPredicate(modifier: string | null, raw: string): (field: string) 
   return (field) => foldName(field).startsWith(query);
 }
 
-function tokenMatches(raw: string, system: string | undefined, code: string | undefined): boolean {
-  const bar = raw.indexOf('|');
-  if (bar < 0) return code === raw;
-  const wantedSystem = raw.slice(0, bar);
-  const wantedCode = raw.slice(bar + 1);
-  return (wantedSystem === '' || system === wantedSystem) && (wantedCode === '' || code === wantedCode);
+/** A token parameter's comma-separated values (`code`, `system|code`, `system|`, `|code`) as one test. */
+function tokenTest(
+  values: readonly string[],
+): (system: string | undefined, code: string | undefined) => boolean {
+  const bare = new Set<string>();
+  const qualified: { system: string; code: string }[] = [];
+  for (const value of values) {
+    const bar = value.indexOf('|');
+    if (bar < 0) bare.add(value);
+    else qualified.push({ system: value.slice(0, bar), code: value.slice(bar + 1) });
+  }
+  return (system, code) =>
+    (code !== undefined && bare.has(code)) ||
+    qualified.some((q) => (q.system === '' || system === q.system) && (q.code === '' || code === q.code));
 }
 
 function identifiersOf(resource: AnyResource): Identifier[] {
@@ -169,13 +177,14 @@ function criterion(
       if (values.some((v) => v !== 'true' && v !== 'false'))
         throw new SearchError(`active must be true or false: ${value}`);
       return (r) => values.includes(String(r.active !== false));
-    case 'identifier':
-      return (r) => identifiersOf(r).some((i) => values.some((v) => tokenMatches(v, i.system, i.value)));
-    case 'identifier-type':
-      return (r) =>
-        identifiersOf(r).some((i) =>
-          (i.type?.coding ?? []).some((c) => values.some((v) => tokenMatches(v, c.system, c.code))),
-        );
+    case 'identifier': {
+      const test = tokenTest(values);
+      return (r) => identifiersOf(r).some((i) => test(i.system, i.value));
+    }
+    case 'identifier-type': {
+      const test = tokenTest(values);
+      return (r) => identifiersOf(r).some((i) => (i.type?.coding ?? []).some((c) => test(c.system, c.code)));
+    }
     case 'family':
     case 'given':
     case 'name': {
@@ -193,11 +202,13 @@ function criterion(
         values.some((v) =>
           referenceMatches(v, 'Organization', (r as PractitionerRole).organization?.reference),
         );
-    case 'role':
+    case 'role': {
+      const test = tokenTest(values);
       return (r) =>
         ((r as PractitionerRole).code ?? []).some((concept) =>
-          (concept.coding ?? []).some((c) => values.some((v) => tokenMatches(v, c.system, c.code))),
+          (concept.coding ?? []).some((c) => test(c.system, c.code)),
         );
+    }
     default:
       throw new Error(`unhandled search parameter ${spec.name} on ${type}`);
   }
