@@ -57,6 +57,8 @@ const DELTA_SAFETY_MS = 3_600_000;
 /** Above this URL length, searches go as POST `_search` with a form body. */
 const MAX_GET_URL = 2000;
 const MAX_RETRY_AFTER_MS = 60_000;
+/** Spread over each second's requests so that jittered arrivals still fit the gateway's quota. */
+const JITTER_ALLOWANCE_MS = 25;
 const MAX_DIAGNOSTICS = 500;
 
 type SearchType = 'Practitioner' | 'PractitionerRole';
@@ -74,23 +76,32 @@ type Attempt =
   | { status: number; text: string; retryAfter: string | null }
   | { status: null; failure: string };
 
-/** Spaces requests evenly at `perSecond` across the whole process (monotonic clock). */
+/**
+ * Spaces requests across the whole process (monotonic clock) so that no one-second window holds more
+ * than `perSecond` of them, even with a few milliseconds of network jitter on their arrival. Requests
+ * go one after the other, each at least one interval after the previous one actually left: a late timer
+ * never releases a burst.
+ */
 class Throttle {
   readonly #intervalMs: number;
-  #nextSlot = 0;
+  #lastSent = Number.NEGATIVE_INFINITY;
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(perSecond: number) {
-    this.#intervalMs = 1000 / perSecond;
+    this.#intervalMs = (1000 + JITTER_ALLOWANCE_MS) / perSecond;
   }
 
-  /** Waits for the next free slot; returns how long it waited. */
+  /** Waits for this request's turn; returns how long it waited. */
   async take(): Promise<number> {
-    const now = performance.now();
-    const slot = Math.max(now, this.#nextSlot);
-    this.#nextSlot = slot + this.#intervalMs;
-    const wait = slot - now;
-    if (wait > 0) await delay(wait);
-    return wait;
+    const requested = performance.now();
+    const turn = this.#queue.then(async () => {
+      const wait = this.#lastSent + this.#intervalMs - performance.now();
+      if (wait > 0) await delay(wait);
+      this.#lastSent = performance.now();
+    });
+    this.#queue = turn;
+    await turn;
+    return performance.now() - requested;
   }
 }
 
