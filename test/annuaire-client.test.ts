@@ -218,6 +218,34 @@ describe('Annuaire Santé client against the simulator', () => {
     expect(exhausted.stats.restarts).toBe(2);
   });
 
+  it('refuses to follow a next link to another origin, so the key never leaves for it', async () => {
+    const elsewhere = await startAnnuaireSimulator({
+      professionals: professionals.slice(0, 20),
+      apiKey: API_KEY,
+    });
+    const leaking = await startAnnuaireSimulator({
+      professionals: professionals.slice(0, 20),
+      apiKey: API_KEY,
+      linkBase: elsewhere.baseUrl.replace('127.0.0.1', 'localhost'),
+    });
+    try {
+      const c = new AnnuaireClient({
+        api: api({ baseUrl: leaking.baseUrl, pageSize: 2 }),
+        logger: createLogger('silent'),
+      });
+      const err = await c
+        .findByIdentifiers(professionals.slice(0, 20).map((p) => p.idNatPs))
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AnnuaireServerError);
+      expect((err as Error).message).toMatch(/next link leaves the API origin \(http:\/\/localhost:\d+\)/);
+      expect(leaking.requests).toHaveLength(1);
+      expect(elsewhere.requests).toEqual([]);
+    } finally {
+      await leaking.close();
+      await elsewhere.close();
+    }
+  });
+
   it('retries 429 (honouring Retry-After), 502, 504 with an empty body and timeouts, then succeeds', async () => {
     const p = professionals[20] as Professional;
     const sleeps: number[] = [];

@@ -195,7 +195,9 @@ export class AnnuaireClient {
   readonly #now: () => Date;
   readonly #concurrency: number;
   readonly #maxRestarts: number;
-  readonly #base: URL;
+  /** Base URL without its trailing slash. */
+  readonly #base: string;
+  readonly #origin: string;
   readonly #throttle: Throttle;
   readonly #breaker: CircuitBreaker;
   readonly #stats: AnnuaireStats = { requests: 0, retries: 0, restarts: 0, throttledMs: 0 };
@@ -208,7 +210,8 @@ export class AnnuaireClient {
     this.#now = options.now ?? (() => new Date());
     this.#concurrency = options.concurrency ?? 4;
     this.#maxRestarts = options.maxRestarts ?? 3;
-    this.#base = new URL(options.api.baseUrl.replace(/\/+$/, ''));
+    this.#base = options.api.baseUrl.replace(/\/+$/, '');
+    this.#origin = new URL(this.#base).origin;
     this.#throttle = new Throttle(options.api.requestsPerSecond);
     this.#breaker = new CircuitBreaker(
       options.api.breakerFailureThreshold,
@@ -399,7 +402,7 @@ export class AnnuaireClient {
     } catch {
       throw new AnnuaireServerError('next link is not a URL', { status: 200 });
     }
-    if (url.origin !== this.#base.origin)
+    if (url.origin !== this.#origin)
       throw new AnnuaireServerError(`next link leaves the API origin (${url.origin})`, { status: 200 });
     return url.toString();
   }

@@ -48,6 +48,8 @@ export interface AnnuaireSimulatorOptions {
   pageTtlMs?: number;
   /** The gateway's quota: beyond this many requests in one second, 429 (default: no quota). */
   rateLimitPerSecond?: number;
+  /** Base URL written in links and fullUrls, as a gateway leaking another host would (default: its own). */
+  linkBase?: string;
 }
 
 export interface RecordedRequest {
@@ -183,6 +185,7 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
   const pages = new Map<string, { search: StoredSearch; offset: number }>();
   const recentArrivals: number[] = [];
   let baseUrl = '';
+  let linkBase = '';
 
   const pageToken = (search: StoredSearch, offset: number): string => {
     const token = randomBytes(18).toString('base64url');
@@ -216,13 +219,16 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
       .map((id) => directory.read(parsed.type, id))
       .filter((r): r is AnyResource => r !== null);
     const entry = (resource: AnyResource, mode: 'match' | 'include'): BundleEntry => ({
-      fullUrl: `${baseUrl}/${resource.resourceType}/${resource.id}`,
+      fullUrl: `${linkBase}/${resource.resourceType}/${resource.id}`,
       resource: mode === 'match' && parsed.elements ? subset(resource, parsed.elements) : resource,
       search: { mode },
     });
     const link = [{ relation: 'self', url: selfUrl }];
     if (offset + parsed.count < search.ids.length)
-      link.push({ relation: 'next', url: `${baseUrl}/_page?id=${pageToken(search, offset + parsed.count)}` });
+      link.push({
+        relation: 'next',
+        url: `${linkBase}/_page?id=${pageToken(search, offset + parsed.count)}`,
+      });
     const withTotal = !parsed.isDelta && (parsed.total === 'accurate' || parsed.total === 'estimate');
     return {
       resourceType: 'Bundle',
@@ -252,7 +258,7 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
       .filter((r) => parsed.matches(r))
       .filter((r) => !parsed.isDelta || Date.parse(r.meta?.lastUpdated ?? '') >= horizon)
       .map((r) => r.id);
-    const selfUrl = `${baseUrl}/${type}${params.size > 0 ? `?${params}` : ''}`;
+    const selfUrl = `${linkBase}/${type}${params.size > 0 ? `?${params}` : ''}`;
     const stored: StoredSearch = { parsed, ids, createdAt: performance.now() };
     return new HttpAnswer(200, bundlePage(stored, 0, selfUrl));
   };
@@ -263,7 +269,7 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
     const found = token === null ? undefined : pages.get(token);
     if (!found || faults.takeStalePage())
       return outcome(500, 'exception', `Unable to read the page ${token ?? ''}. ${STALE_PAGE}`);
-    return new HttpAnswer(200, bundlePage(found.search, found.offset, `${baseUrl}/_page?id=${token}`));
+    return new HttpAnswer(200, bundlePage(found.search, found.offset, `${linkBase}/_page?id=${token}`));
   };
 
   const route = async (req: IncomingMessage, url: URL, body: string): Promise<HttpAnswer> => {
@@ -384,6 +390,7 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   baseUrl = `http://${host}:${address.port}${PREFIX}`;
+  linkBase = options.linkBase ?? baseUrl;
 
   return {
     baseUrl,
