@@ -42,6 +42,8 @@ import { ensureCookieKeys, ensureSigningKeys, keySetFingerprint, loadKeySet } fr
 import { buildProvider } from './oidc/provider.ts';
 import { RateLimiter } from './ratelimit/limiter.ts';
 import { CredentialThrottle } from './ratelimit/throttle.ts';
+import { annuaireCheck, createRpps, type RppsRuntime } from './rpps/runtime.ts';
+import { scheduleRppsSync } from './rpps/scheduler.ts';
 import { AuthSessions } from './sessions/auth-sessions.ts';
 
 export interface Services {
@@ -142,7 +144,9 @@ export interface Passerelle {
   app: Koa;
   /** Card verification (trust material, CRLs), when the smartcard section is configured. */
   smartcard: SmartcardRuntime | undefined;
-  /** Starts background work (key reload, purge, CRL refresh). */
+  /** RPPS reconciliation: Annuaire Santé client, sync, open-data index, alerts. */
+  rpps: RppsRuntime;
+  /** Starts background work (key reload, purge, CRL refresh, scheduled RPPS sync). */
   start(): void;
   /** Stops background work, waits for the servers to drain, closes the database. */
   stop(...servers: (Server | HttpsServer)[]): Promise<void>;
@@ -201,6 +205,8 @@ export async function createPasserelle(
       'LDAP login enabled',
     );
   }
+  const rpps = createRpps(services);
+  if (rpps.client) readiness.push(annuaireCheck(rpps.client));
   const smartcard = config.smartcard ? await createSmartcard(config.smartcard, logger) : undefined;
   if (smartcard && config.smartcard) {
     methods.push(
@@ -329,6 +335,7 @@ export async function createPasserelle(
   app.use(host.handle);
 
   let purgeTimer: NodeJS.Timeout | undefined;
+  let stopRppsSchedule: (() => void) | undefined;
   const purge = async () => {
     try {
       let { deleted } = await purgeExpired(db, config.purge.batchSize);
@@ -343,17 +350,22 @@ export async function createPasserelle(
     services,
     app,
     smartcard,
+    rpps,
     start() {
       host.start();
       smartcard?.start();
       purgeTimer = setInterval(purge, config.purge.intervalSeconds * 1000);
       purgeTimer.unref();
+      if (rpps.client && config.rpps.sync.intervalSeconds > 0) {
+        stopRppsSchedule = scheduleRppsSync(rpps.sync, config.rpps.sync.intervalSeconds, logger);
+      }
     },
     async stop(...servers) {
       shuttingDown = true;
       host.stop();
       smartcard?.stop();
       clearInterval(purgeTimer);
+      stopRppsSchedule?.();
       const drain = (server: Server | HttpsServer) =>
         new Promise<void>((resolve) => {
           const force = setTimeout(() => {

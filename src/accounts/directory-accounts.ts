@@ -87,6 +87,16 @@ export class DirectoryAccounts {
     return rows.length === 1 && rows[0] ? this.#accounts.findById(rows[0].account_id) : undefined;
   }
 
+  /** National identifiers carried by directory entries (HR attribute), as of each account's last login. */
+  async idNatClaims(): Promise<{ accountId: string; idNat: string; dn: string }[]> {
+    const rows = await this.#db
+      .selectFrom('directory_link')
+      .select(['account_id', 'id_nat', 'dn'])
+      .where('id_nat', 'is not', null)
+      .execute();
+    return rows.map((r) => ({ accountId: r.account_id, idNat: r.id_nat as string, dn: r.dn }));
+  }
+
   async linkOf(accountId: string): Promise<DirectoryLink | undefined> {
     const row = await this.#db
       .selectFrom('directory_link')

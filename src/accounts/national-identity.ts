@@ -46,6 +46,11 @@ export interface NationalIdentity {
   nationalGivenName: string | null;
 }
 
+export interface LinkWithNames extends NationalIdentity {
+  /** The local account's names, compared with the exercise names of the RPPS. */
+  accountNames: { familyName: string | null; givenName: string | null };
+}
+
 /** Sources, strongest first. */
 export const SOURCE_STRENGTH: readonly NationalIdentitySource[] = [
   'cps-certificate',
@@ -206,10 +211,19 @@ export class NationalIdentities {
     return row ? toIdentity(row) : undefined;
   }
 
-  /** Every link, by account id (the sync reads them in one statement). */
-  async list(): Promise<NationalIdentity[]> {
-    const rows = await this.#db.selectFrom('national_identity').selectAll().orderBy('account_id').execute();
-    return rows.map(toIdentity);
+  /** Every link with the account's own names (the sync reads them in one statement). */
+  async list(): Promise<LinkWithNames[]> {
+    const rows = await this.#db
+      .selectFrom('national_identity')
+      .innerJoin('account', 'account.id', 'national_identity.account_id')
+      .selectAll('national_identity')
+      .select(['account.family_name as account_family_name', 'account.given_name as account_given_name'])
+      .orderBy('national_identity.account_id')
+      .execute();
+    return rows.map((row) => ({
+      ...toIdentity(row),
+      accountNames: { familyName: row.account_family_name, givenName: row.account_given_name },
+    }));
   }
 
   async count(): Promise<number> {

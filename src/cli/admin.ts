@@ -22,7 +22,7 @@ import { CliError, type GlobalOptions, loadCliConfig, promptPassword, readStdinL
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
-async function withServices<T>(command: Command, run: (services: Services) => Promise<T>): Promise<T> {
+export async function withServices<T>(command: Command, run: (services: Services) => Promise<T>): Promise<T> {
   const { loaded, logger } = loadCliConfig(command.optsWithGlobals<GlobalOptions>(), 'warn');
   const services = await openServices(loaded.config, logger);
   try {
@@ -378,14 +378,14 @@ function registerCardCommands(users: Command): void {
     });
 }
 
-async function accountNamed(services: Services, username: string): Promise<Account> {
+export async function accountNamed(services: Services, username: string): Promise<Account> {
   const account = await services.accounts.findByUsername(username);
   if (!account) throw new CliError(`no account ${username}`);
   return account;
 }
 
 /** Who ran the command, for the audit trail (the operator's name when given). */
-function operator(by: string | undefined): string {
+export function operator(by: string | undefined): string {
   if (by) return by;
   try {
     return `cli:${userInfo().username}`;

@@ -8,8 +8,11 @@ export interface CheckResult {
   detail?: string;
 }
 
-/** A named readiness check; later features (directory, Annuaire API, PSC…) register their own. */
-export type ReadinessCheck = { name: string; run(): Promise<CheckResult> };
+/**
+ * A named readiness check; features (directory, Annuaire API, PSC…) register their own. An optional
+ * check is reported but does not make the instance unready (logins do not depend on it).
+ */
+export type ReadinessCheck = { name: string; optional?: boolean; run(): Promise<CheckResult> };
 
 export function databaseCheck(db: Kysely<Database>): ReadinessCheck {
   return {
@@ -50,10 +53,16 @@ export function healthRoutes(checks: readonly ReadinessCheck[], isShuttingDown: 
     ctx.body = { status: 'ok' };
   });
   router.get('/readyz', async (ctx) => {
-    const results = Object.fromEntries(
-      await Promise.all(checks.map(async (check) => [check.name, await runCheck(check, 2000)] as const)),
+    const outcomes = await Promise.all(
+      checks.map(async (check) => [check, await runCheck(check, 2000)] as const),
     );
-    const ready = !isShuttingDown() && Object.values(results).every((r) => r.ok);
+    const results = Object.fromEntries(
+      outcomes.map(([check, result]) => [
+        check.name,
+        check.optional ? { ...result, optional: true } : result,
+      ]),
+    );
+    const ready = !isShuttingDown() && outcomes.every(([check, result]) => result.ok || check.optional);
     ctx.set('cache-control', 'no-store');
     ctx.status = ready ? 200 : 503;
     ctx.body = { status: ready ? 'ready' : 'not ready', checks: results, shuttingDown: isShuttingDown() };

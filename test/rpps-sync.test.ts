@@ -1,0 +1,285 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DirectoryAccounts } from '../src/accounts/directory-accounts.ts';
+import { JobLock } from '../src/db/job-lock.ts';
+import type { SyncSummary } from '../src/rpps/sync.ts';
+import { createUser } from './helpers/clients.ts';
+import { databasesUnderTest } from './helpers/databases.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { generateProfessionals, type Professional } from './simulators/annuaire/fixtures.ts';
+import { type AnnuaireSimulator, startAnnuaireSimulator } from './simulators/annuaire/server.ts';
+
+const API_KEY = 'test-annuaire-key-0123456789';
+const FIXTURE_NOW = new Date('2026-10-01T00:00:00Z');
+
+/** Simulated Annuaire + Passerelle configured against it (fast throttle and retries for the tests). */
+async function startPair(kind: Parameters<typeof startTestServer>[0], professionals: Professional[]) {
+  const sim = await startAnnuaireSimulator({ professionals, apiKey: API_KEY });
+  const t = await startTestServer(kind, {
+    config: {
+      rpps: {
+        api: {
+          baseUrl: sim.baseUrl,
+          apiKey: API_KEY,
+          requestsPerSecond: 100,
+          batchSize: 50,
+          maxRetries: 1,
+          retryBaseDelayMs: 10,
+          timeoutMs: 2000,
+          breakerFailureThreshold: 50,
+        },
+        sync: { intervalSeconds: 0, maxChangeShare: 0.05, maxChangeFloor: 5 },
+      },
+    },
+  });
+  return { sim, t };
+}
+
+for (const kind of databasesUnderTest()) {
+  describe(`RPPS sync against the simulated Annuaire Santé [${kind}]`, () => {
+    const professionals = [...generateProfessionals({ count: 300, now: FIXTURE_NOW })];
+    const active = professionals.filter((p) => p.active);
+    const inactive = professionals.filter((p) => !p.active);
+    let sim: AnnuaireSimulator;
+    let t: TestServer;
+    /** account id by idNatPS, for the linked professionals. */
+    const accountOf = new Map<string, string>();
+
+    const sync = async (options: { force?: boolean; full?: boolean } = {}): Promise<SyncSummary> => {
+      const before = sim.requests.length;
+      const result = await t.passerelle.rpps.sync.run({ trigger: 'command', ...options });
+      if (result.kind !== 'done') throw new Error('sync busy');
+      // The summary counts exactly the requests the simulator received.
+      expect(result.summary.apiRequests).toBe(sim.requests.length - before);
+      return result.summary;
+    };
+    const linkOf = (idNat: string) =>
+      t.passerelle.services.identities.findByAccount(accountOf.get(idNat) ?? '');
+    const db = () => t.passerelle.services.database.db;
+
+    /** An account named like the professional, with a link set by an administrator. */
+    async function linkedAccount(p: Professional, source: 'manual' | 'cps-certificate' = 'manual') {
+      const account = await t.passerelle.services.accounts.create({
+        username: `u${p.rpps}`,
+        givenName: p.givenName,
+        familyName: p.familyName,
+      });
+      await t.passerelle.services.identities.set(account.id, p.idNatPs, source, 'verified');
+      accountOf.set(p.idNatPs, account.id);
+      return account;
+    }
+
+    beforeAll(async () => {
+      ({ sim, t } = await startPair(kind, professionals));
+      for (const p of active.slice(0, 40)) await linkedAccount(p);
+      for (const p of inactive.slice(0, 2)) await linkedAccount(p);
+    });
+    afterAll(async () => {
+      await t?.close();
+      await sim?.close();
+    });
+
+    it('first run: a full pass in identifier batches; the inactive become inactive, with audit and alert', async () => {
+      // An HR directory attribute (the bare RPPS), names matching: becomes a verified link.
+      const directory = new DirectoryAccounts(db(), t.passerelle.services.accounts);
+      const hr = active[50] as Professional;
+      const provisioned = await directory.provision({
+        stableId: 'guid-hr-1',
+        dn: 'cn=hr1,ou=staff,dc=hopital,dc=test',
+        username: 'hr1',
+        givenName: hr.givenName,
+        familyName: hr.familyName,
+        idNat: hr.rpps,
+        groups: [],
+      });
+      const hrAccountId = provisioned.kind === 'linked' ? provisioned.account.id : '';
+      accountOf.set(hr.idNatPs, hrAccountId);
+
+      const summary = await sync();
+      expect(summary).toMatchObject({
+        status: 'completed',
+        mode: 'full',
+        offline: false,
+        links: 42,
+        checked: 43,
+        unchanged: 0,
+        failed: 0,
+        // The first verification fills what the Annuaire says of each professional.
+        changed: { refreshed: 40, inactive: 2, linked: 1, conflict: 0, reactivated: 0 },
+      });
+      // 43 identifiers in batches of 50: one search (plus its pages at most).
+      expect(summary.apiRequests).toBeGreaterThanOrEqual(1);
+      expect(summary.apiRequests).toBeLessThanOrEqual(3);
+
+      // Their registrations ended months ago: past the 30 days a tombstone lives, the API no longer knows them.
+      for (const p of inactive.slice(0, 2)) {
+        expect(await linkOf(p.idNatPs)).toMatchObject({ status: 'inactive', statusReason: 'not_found' });
+      }
+      const verified = await linkOf((active[0] as Professional).idNatPs);
+      expect(verified).toMatchObject({
+        status: 'verified',
+        professionCode: (active[0] as Professional).profession.code,
+        checkedAt: expect.any(Date),
+      });
+      expect(await t.passerelle.services.identities.findByAccount(hrAccountId)).toMatchObject({
+        idNat: hr.idNatPs,
+        source: 'directory-attribute',
+        status: 'verified',
+      });
+      const alerts = await t.passerelle.rpps.alerts.open();
+      expect(
+        alerts
+          .filter((a) => a.kind === 'rpps.link.inactive')
+          .map((a) => a.accountId)
+          .sort(),
+      ).toEqual(
+        inactive
+          .slice(0, 2)
+          .map((p) => accountOf.get(p.idNatPs))
+          .sort(),
+      );
+      const audited = await db()
+        .selectFrom('audit_event')
+        .select(['type', 'account_id'])
+        .where('type', 'in', ['rpps.link.inactive', 'rpps.sync.completed'])
+        .execute();
+      expect(audited.filter((e) => e.type === 'rpps.link.inactive')).toHaveLength(2);
+      expect(audited.filter((e) => e.type === 'rpps.sync.completed')).toHaveLength(1);
+    });
+
+    it('next run: a delta since the last one; only what changed is looked up', async () => {
+      const leaving = active[1] as Professional;
+      sim.deactivate(leaving.idNatPs);
+      const summary = await sync();
+      expect(summary).toMatchObject({
+        status: 'completed',
+        mode: 'delta',
+        checked: 1,
+        unchanged: 0,
+        changed: { inactive: 1 },
+      });
+      expect(summary.deltaSince).not.toBeNull();
+      expect(await linkOf(leaving.idNatPs)).toMatchObject({
+        status: 'inactive',
+        statusReason: 'inactive_in_rpps',
+      });
+      // The delta asked for Practitioners and PractitionerRoles changed since the last run.
+      const queries = sim.requests.slice(-summary.apiRequests).map((r) => decodeURIComponent(r.query));
+      expect(queries.some((q) => q.includes('_lastUpdated=ge'))).toBe(true);
+    });
+
+    it('a changed profession is refreshed; a verified link due for re-verification is looked up again', async () => {
+      const changed = active[2] as Professional;
+      const profession =
+        changed.profession.code === '21'
+          ? { code: '40', label: 'Chirurgien-Dentiste' }
+          : { code: '21', label: 'Pharmacien' };
+      sim.update(changed.idNatPs, { profession });
+      const old = active[3] as Professional;
+      const threeYearsAgo = new Date(Date.now() - 3 * 365 * 86_400_000);
+      await db()
+        .updateTable('national_identity')
+        .set({ verified_at: threeYearsAgo })
+        .where('id_nat', '=', old.idNatPs)
+        .execute();
+      const summary = await sync();
+      // Also looked up again: the professional who left during the previous run's overlap window.
+      expect(summary).toMatchObject({ mode: 'delta', checked: 3, changed: { refreshed: 1 }, unchanged: 2 });
+      expect(await linkOf(changed.idNatPs)).toMatchObject({
+        status: 'verified',
+        professionCode: profession.code,
+      });
+      const reverified = await linkOf(old.idNatPs);
+      expect(reverified?.verifiedAt?.getTime()).toBeGreaterThan(threeYearsAgo.getTime());
+    });
+
+    it('names that no longer match: a conflict for review on a manual link, a report on a card-proven one', async () => {
+      const manual = active[4] as Professional;
+      const carded = active[41] as Professional;
+      await linkedAccount(carded, 'cps-certificate');
+      await sync(); // the new link is checked once
+      sim.update(manual.idNatPs, { familyName: 'Zyxomar' });
+      sim.update(carded.idNatPs, { familyName: 'Wyvelle' });
+      const summary = await sync();
+      expect(summary).toMatchObject({ changed: { conflict: 1 }, namesDiffer: 1 });
+      expect(await linkOf(manual.idNatPs)).toMatchObject({
+        status: 'conflict',
+        statusReason: 'names_mismatch',
+      });
+      expect(await linkOf(carded.idNatPs)).toMatchObject({
+        status: 'verified',
+        nationalFamilyName: 'Wyvelle',
+      });
+      const review = (await t.passerelle.services.identities.openReviews()).find(
+        (r) => r.accountId === accountOf.get(manual.idNatPs),
+      );
+      expect(review).toMatchObject({ kind: 'conflict', evidence: { reason: 'names_mismatch' } });
+    });
+
+    it('a run that would change too many links stops and reports; --force applies it', async () => {
+      const leaving = active.slice(10, 20);
+      for (const p of leaving) sim.deactivate(p.idNatPs);
+      const halted = await sync();
+      expect(halted).toMatchObject({ status: 'halted', halted: { statusChanges: 10, limit: 5 } });
+      for (const p of leaving) expect((await linkOf(p.idNatPs))?.status).toBe('verified');
+      expect((await t.passerelle.rpps.alerts.open()).some((a) => a.kind === 'rpps.sync.halted')).toBe(true);
+
+      // A halted run does not advance the delta: the next run sees the same changes.
+      const forced = await sync({ force: true });
+      expect(forced).toMatchObject({ status: 'completed', changed: { inactive: 10 } });
+      for (const p of leaving) expect((await linkOf(p.idNatPs))?.status).toBe('inactive');
+    });
+
+    it('a link marked inactive whose professional is active again is reactivated', async () => {
+      const back = active[5] as Professional;
+      await t.passerelle.services.identities.set(
+        accountOf.get(back.idNatPs) ?? '',
+        back.idNatPs,
+        'manual',
+        'inactive',
+      );
+      const summary = await sync({ full: true });
+      expect(summary).toMatchObject({ mode: 'full', changed: { reactivated: 1, inactive: 0 } });
+      expect(await linkOf(back.idNatPs)).toMatchObject({ status: 'verified', statusReason: null });
+    });
+
+    it('past 30 days without a completed run: a full pass', async () => {
+      await db()
+        .updateTable('rpps_sync_run')
+        .set({ started_at: sql<Date>`started_at - interval '31 days'` })
+        .execute();
+      const summary = await sync();
+      expect(summary.mode).toBe('full');
+      expect(summary.checked).toBe(accountOf.size);
+    });
+
+    it('one runner at a time across instances', async () => {
+      const other = new JobLock(db(), 'rpps-sync', 'other-instance', 60);
+      expect(await other.acquire()).toBe(true);
+      expect(await t.passerelle.rpps.sync.run({ trigger: 'command' })).toEqual({ kind: 'busy' });
+      await other.release();
+      const both = await Promise.all([
+        t.passerelle.rpps.sync.run({ trigger: 'command' }),
+        t.passerelle.rpps.sync.run({ trigger: 'command' }),
+      ]);
+      expect(both.map((r) => r.kind).sort()).toEqual(['busy', 'done']);
+    });
+
+    it('the Annuaire down and no open-data index: the run fails, nothing changes, the next run recovers', async () => {
+      const before = await t.passerelle.services.identities.list();
+      sim.faults.down('unavailable');
+      try {
+        const summary = await sync();
+        expect(summary.status).toBe('failed');
+        expect(summary.error).toMatch(/unavailable|503/i);
+      } finally {
+        sim.faults.up();
+      }
+      const after = await t.passerelle.services.identities.list();
+      expect(after.map((l) => [l.accountId, l.status])).toEqual(before.map((l) => [l.accountId, l.status]));
+      const [last] = await t.passerelle.rpps.sync.runs(1);
+      expect(last).toMatchObject({ status: 'failed' });
+      expect((await sync()).status).toBe('completed');
+    });
+  });
+}
