@@ -283,3 +283,58 @@ for (const kind of databasesUnderTest()) {
     });
   });
 }
+
+describe('scheduled RPPS sync', () => {
+  it('two instances on one database: the sync runs on its schedule, one run at a time', async () => {
+    const [kind] = databasesUnderTest().slice(-1);
+    const professionals = [...generateProfessionals({ count: 50, now: FIXTURE_NOW })];
+    const sim = await startAnnuaireSimulator({ professionals, apiKey: API_KEY });
+    const config = {
+      rpps: {
+        api: { baseUrl: sim.baseUrl, apiKey: API_KEY, requestsPerSecond: 100 },
+        sync: { intervalSeconds: 2 },
+      },
+    };
+    const first = await startTestServer(kind ?? 'pglite', { config });
+    const second =
+      kind === 'postgres'
+        ? await startTestServer(kind, {
+            config: { ...config, keys: { encryptionKey: first.config.keys.encryptionKey } },
+            database: first.database,
+          })
+        : undefined;
+    try {
+      const db = first.passerelle.services.database.db;
+      const account = await createUser(first, 'scheduled');
+      await first.passerelle.services.identities.set(
+        account.id,
+        (professionals[0] as Professional).idNatPs,
+        'manual',
+        'verified',
+      );
+      let runs: { status: string; trigger: string; started_at: Date; finished_at: Date | null }[] = [];
+      for (let i = 0; i < 100 && runs.filter((r) => r.status === 'completed').length < 2; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        runs = await db
+          .selectFrom('rpps_sync_run')
+          .select(['status', 'trigger', 'started_at', 'finished_at'])
+          .orderBy('started_at')
+          .execute();
+      }
+      expect(runs.filter((r) => r.status === 'completed').length).toBeGreaterThanOrEqual(2);
+      expect(runs.every((r) => r.trigger === 'schedule')).toBe(true);
+      // Never two at once: each run started after the previous one finished.
+      for (let i = 1; i < runs.length; i++) {
+        const previous = runs[i - 1]?.finished_at?.getTime() ?? Number.POSITIVE_INFINITY;
+        expect(runs[i]?.started_at.getTime()).toBeGreaterThanOrEqual(previous);
+      }
+      expect(
+        (await first.passerelle.services.identities.findByAccount(account.id))?.checkedAt,
+      ).toBeInstanceOf(Date);
+    } finally {
+      await second?.close();
+      await first.close();
+      await sim.close();
+    }
+  });
+});

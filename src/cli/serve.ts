@@ -1,12 +1,18 @@
 import { createServer } from 'node:http';
 import { createPasserelle } from '../app.ts';
+import { linkDemoAccount, startDemoAnnuaire } from '../demo/annuaire.ts';
 import { cardListenerOptions, startCardListener } from '../http/card-listener.ts';
 import { type GlobalOptions, loadCliConfig } from './context.ts';
 
 export async function serve(options: GlobalOptions): Promise<void> {
   const { loaded, logger } = loadCliConfig(options);
-  const { config } = loaded;
+  const demoAnnuaire =
+    loaded.config.demo && !loaded.config.rpps.api.apiKey
+      ? await startDemoAnnuaire(loaded.config, logger)
+      : undefined;
+  const config = demoAnnuaire?.config ?? loaded.config;
   const passerelle = await createPasserelle(config, logger);
+  if (demoAnnuaire) await linkDemoAccount(passerelle);
   const server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, passerelle.app.callback());
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
@@ -33,6 +39,7 @@ export async function serve(options: GlobalOptions): Promise<void> {
     logger.info({ signal }, 'shutting down');
     passerelle
       .stop(...[server, cardServer].filter((s) => s !== undefined))
+      .then(() => demoAnnuaire?.close())
       .then(() => process.exit(0))
       .catch((err: unknown) => {
         logger.error({ err }, 'unclean shutdown');

@@ -77,7 +77,7 @@ export function demoRoutes(config: Config, views: Views, clients: ClientRegistry
     });
     const url = oidc.buildAuthorizationUrl(cfg, {
       redirect_uri: demoRedirectUri(config.issuer),
-      scope: 'openid profile email',
+      scope: 'openid profile email rpps',
       code_challenge: await oidc.calculatePKCECodeChallenge(pending.verifier),
       code_challenge_method: 'S256',
       state: pending.state,

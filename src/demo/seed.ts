@@ -40,7 +40,7 @@ export async function seedDemo(
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
-      scope: 'openid profile email offline_access',
+      scope: 'openid profile email offline_access rpps',
       id_token_signed_response_alg: 'ES256',
     },
     'demo',
