@@ -40,12 +40,16 @@ export function rppsOf(idNat: string): string | null {
   return /^8\d{11}$/.test(idNat) ? idNat.slice(1) : null;
 }
 
-/** Accepts an RPPS or an idNatPS as typed by an administrator; returns the idNatPS or null. */
+/**
+ * Accepts an RPPS number or an idNatPS as typed by an administrator or held by a directory attribute;
+ * returns the idNatPS, or null when it is not one: `8` + RPPS (Luhn key checked), `0` + ADELI (9 digits),
+ * or a structure-based identifier (type digit + FINESS/SIRET-based id + `/` + internal id).
+ */
 export function normaliseIdNat(value: string): string | null {
   const v = value.trim();
-  if (isRpps(v)) return `8${v}`;
+  if (/^\d{11}$/.test(v)) return isRpps(v) ? `8${v}` : null;
   if (/^8\d{11}$/.test(v)) return isRpps(v.slice(1)) ? v : null;
-  // ADELI-based (0 + 9 digits) and other prefixes are carried as they are.
-  if (/^[0-9][0-9A-Z]{7,15}$/.test(v)) return v;
+  if (/^0\d{9}$/.test(v)) return v;
+  if (/^[1-7]\d{9,14}\/[0-9A-Za-z-]{1,30}$/.test(v)) return v;
   return null;
 }
