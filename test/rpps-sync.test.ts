@@ -23,7 +23,7 @@ async function startPair(kind: Parameters<typeof startTestServer>[0], profession
           apiKey: API_KEY,
           requestsPerSecond: 100,
           batchSize: 50,
-          maxRetries: 1,
+          maxRetries: 3,
           retryBaseDelayMs: 10,
           timeoutMs: 2000,
           breakerFailureThreshold: 50,
@@ -150,7 +150,16 @@ for (const kind of databasesUnderTest()) {
     it('next run: a delta since the last one; only what changed is looked up', async () => {
       const leaving = active[1] as Professional;
       sim.deactivate(leaving.idNatPs);
+      // The gateway's intermittent failures are retried within the run.
+      sim.faults.queue(502, { times: 1 });
+      sim.faults.queue(504, { times: 1 });
       const summary = await sync();
+      expect(
+        sim.requests
+          .slice(-summary.apiRequests)
+          .map((r) => r.status)
+          .slice(0, 3),
+      ).toEqual([502, 504, 200]);
       expect(summary).toMatchObject({
         status: 'completed',
         mode: 'delta',
