@@ -223,6 +223,14 @@ for (const kind of databasesUnderTest()) {
         (r) => r.accountId === accountOf.get(manual.idNatPs),
       );
       expect(review).toMatchObject({ kind: 'conflict', evidence: { reason: 'names_mismatch' } });
+
+      // The administrator keeps the link (different names are right): it is verified again and the
+      // next runs do not raise it again.
+      await t.passerelle.services.identities.decide(review?.id ?? '', 'reject', 'admin:test');
+      expect(await linkOf(manual.idNatPs)).toMatchObject({ status: 'verified', statusReason: null });
+      const after = await sync({ full: true });
+      expect(after.changed.conflict).toBe(0);
+      expect(await linkOf(manual.idNatPs)).toMatchObject({ status: 'verified', nationalFamilyName: 'Zyxomar' });
     });
 
     it('a run that would change too many links stops and reports; --force applies it', async () => {

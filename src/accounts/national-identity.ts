@@ -49,6 +49,8 @@ export interface NationalIdentity {
 export interface LinkWithNames extends NationalIdentity {
   /** The local account's names, compared with the exercise names of the RPPS. */
   accountNames: { familyName: string | null; givenName: string | null };
+  /** An administrator rejected a conflict about this very link: differing names are not raised again. */
+  keptAfterReview: boolean;
 }
 
 /** Sources, strongest first. */
@@ -218,11 +220,24 @@ export class NationalIdentities {
       .innerJoin('account', 'account.id', 'national_identity.account_id')
       .selectAll('national_identity')
       .select(['account.family_name as account_family_name', 'account.given_name as account_given_name'])
+      .select((eb) =>
+        eb
+          .exists(
+            eb
+              .selectFrom('rpps_review')
+              .select('rpps_review.id')
+              .whereRef('rpps_review.account_id', '=', 'national_identity.account_id')
+              .whereRef('rpps_review.id_nat', '=', 'national_identity.id_nat')
+              .where('rpps_review.state', '=', 'rejected'),
+          )
+          .as('kept_after_review'),
+      )
       .orderBy('national_identity.account_id')
       .execute();
     return rows.map((row) => ({
       ...toIdentity(row),
       accountNames: { familyName: row.account_family_name, givenName: row.account_given_name },
+      keptAfterReview: Boolean(row.kept_after_review),
     }));
   }
 
@@ -733,7 +748,11 @@ export class NationalIdentities {
             idNat: link.idNat,
             source: link.source,
             otherAccountId: null,
-            evidence: { reason: 'names_mismatch', national: change.national, ownLinkBefore: snapshot(link) },
+            evidence: {
+              reason: 'names_mismatch',
+              national: change.national,
+              ownLinkBefore: snapshot(link),
+            },
             now,
           });
           await trx

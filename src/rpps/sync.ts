@@ -167,7 +167,7 @@ export function planLink(
         : { kind: 'touch' };
     }
     case 'verified': {
-      if (!consistent && !STRONG_SOURCES.has(link.source)) {
+      if (!consistent && !STRONG_SOURCES.has(link.source) && !link.keptAfterReview) {
         return { kind: 'change', change: { kind: 'names_mismatch', link, national: record } };
       }
       const plan: Plan = differs(link, record)
