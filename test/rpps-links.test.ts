@@ -1,6 +1,7 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NationalIdentities, NationalRecord } from '../src/accounts/national-identity.ts';
+import type { NationalIdentitySource } from '../src/db/types.ts';
 import { BrowserAgent, browserLogin } from './helpers/browser-agent.ts';
 import {
   authorizationRequest,
@@ -29,6 +30,8 @@ for (const kind of databasesUnderTest()) {
     let links: NationalIdentities;
     let n = 0;
     const user = () => createUser(t, `pro${++n}`);
+    const prove = (accountId: string, id: string, source: NationalIdentitySource) =>
+      links.propose({ accountId, idNat: id, source, verified: true, actor: 'test' });
     const events = (type: string, accountId: string) =>
       t.passerelle.services.database.db
         .selectFrom('audit_event')
@@ -99,15 +102,10 @@ for (const kind of databasesUnderTest()) {
       const holder = await user();
       const claimant = await user();
       const id = idNat(3);
-      expect(
-        await links.propose({
-          accountId: holder.id,
-          idNat: id,
-          source: 'directory-attribute',
-          verified: true,
-          actor: 'sync:test',
-        }),
-      ).toEqual({ kind: 'linked', status: 'verified' });
+      expect(await prove(holder.id, id, 'directory-attribute')).toEqual({
+        kind: 'linked',
+        status: 'verified',
+      });
       const outcome = await links.propose({
         accountId: claimant.id,
         idNat: id,
@@ -125,13 +123,7 @@ for (const kind of databasesUnderTest()) {
       expect(await links.findByAccount(claimant.id)).toMatchObject({ idNat: id, status: 'conflict' });
       expect((await links.findByIdNat(id))?.accountId).toBe(holder.id);
       // Proposing again does not queue it twice.
-      await links.propose({
-        accountId: claimant.id,
-        idNat: id,
-        source: 'cps-certificate',
-        verified: true,
-        actor: 'login',
-      });
+      await prove(claimant.id, id, 'cps-certificate');
       const items = (await links.openReviews()).filter((r) => r.idNat === id);
       expect(items).toHaveLength(1);
       expect(items[0]).toMatchObject({
@@ -158,28 +150,10 @@ for (const kind of databasesUnderTest()) {
       const claimant = await user();
       const id = idNat(4);
       const other = idNat(5);
-      await links.propose({
-        accountId: holder.id,
-        idNat: id,
-        source: 'manual',
-        verified: true,
-        actor: 'admin',
-      });
-      await links.propose({
-        accountId: claimant.id,
-        idNat: other,
-        source: 'manual',
-        verified: true,
-        actor: 'admin',
-      });
+      await prove(holder.id, id, 'manual');
+      await prove(claimant.id, other, 'manual');
       // The claimant's card says `id`: it contradicts its own link and another account's.
-      const outcome = await links.propose({
-        accountId: claimant.id,
-        idNat: id,
-        source: 'cps-certificate',
-        verified: true,
-        actor: 'login',
-      });
+      const outcome = await prove(claimant.id, id, 'cps-certificate');
       expect(outcome.kind).toBe('conflict');
       expect(await links.findByAccount(claimant.id)).toMatchObject({ idNat: other, status: 'conflict' });
       const item = (await links.openReviews()).find((r) => r.accountId === claimant.id);
@@ -190,33 +164,13 @@ for (const kind of databasesUnderTest()) {
         statusReason: null,
       });
       expect(await links.findByAccount(holder.id)).toMatchObject({ idNat: id, status: 'verified' });
-      expect(
-        await links.propose({
-          accountId: claimant.id,
-          idNat: id,
-          source: 'cps-certificate',
-          verified: true,
-          actor: 'login',
-        }),
-      ).toEqual({ kind: 'rejected' });
+      expect(await prove(claimant.id, id, 'cps-certificate')).toEqual({ kind: 'rejected' });
     });
 
     it('a proof contradicting the account’s own verified link flags it; accepting replaces it', async () => {
       const a = await user();
-      await links.propose({
-        accountId: a.id,
-        idNat: idNat(6),
-        source: 'directory-attribute',
-        verified: true,
-        actor: 'sync',
-      });
-      const outcome = await links.propose({
-        accountId: a.id,
-        idNat: idNat(7),
-        source: 'psc-login',
-        verified: true,
-        actor: 'login',
-      });
+      await prove(a.id, idNat(6), 'directory-attribute');
+      const outcome = await prove(a.id, idNat(7), 'psc-login');
       expect(outcome).toMatchObject({ kind: 'conflict', existing: { idNat: idNat(6) } });
       expect(await links.findByAccount(a.id)).toMatchObject({
         idNat: idNat(6),
@@ -244,32 +198,12 @@ for (const kind of databasesUnderTest()) {
         verified: false,
         actor: 'sync',
       });
-      expect(
-        await links.propose({
-          accountId: proven.id,
-          idNat: id,
-          source: 'manual',
-          verified: true,
-          actor: 'admin',
-        }),
-      ).toEqual({ kind: 'linked', status: 'verified' });
+      expect(await prove(proven.id, id, 'manual')).toEqual({ kind: 'linked', status: 'verified' });
       expect(await links.findByAccount(guessed.id)).toBeUndefined();
       expect((await links.openReviews()).filter((r) => r.idNat === id)).toHaveLength(0);
       // A stronger proof upgrades the source; a weaker one later does not downgrade it.
-      await links.propose({
-        accountId: proven.id,
-        idNat: id,
-        source: 'cps-certificate',
-        verified: true,
-        actor: 'login',
-      });
-      await links.propose({
-        accountId: proven.id,
-        idNat: id,
-        source: 'directory-attribute',
-        verified: true,
-        actor: 'sync',
-      });
+      await prove(proven.id, id, 'cps-certificate');
+      await prove(proven.id, id, 'directory-attribute');
       expect(await links.findByAccount(proven.id)).toMatchObject({
         source: 'cps-certificate',
         status: 'verified',
@@ -290,17 +224,7 @@ for (const kind of databasesUnderTest()) {
       const a = await user();
       const b = await user();
       const id = idNat(9);
-      const outcomes = await Promise.all(
-        [a, b].map((acc) =>
-          links.propose({
-            accountId: acc.id,
-            idNat: id,
-            source: 'cps-certificate',
-            verified: true,
-            actor: 'login',
-          }),
-        ),
-      );
+      const outcomes = await Promise.all([a, b].map((acc) => prove(acc.id, id, 'cps-certificate')));
       expect(outcomes.map((o) => o.kind).sort()).toEqual(['conflict', 'linked']);
       const rows = await t.passerelle.services.database.db
         .selectFrom('national_identity')

@@ -493,13 +493,7 @@ export class NationalIdentities {
 
   async #openReview(
     trx: Transaction<Database>,
-    item: {
-      accountId: string;
-      kind: RppsReviewKind;
-      idNat: string;
-      source: NationalIdentitySource;
-      otherAccountId: string | null;
-      evidence: Record<string, unknown>;
+    item: Pick<ReviewItem, 'accountId' | 'kind' | 'idNat' | 'source' | 'otherAccountId' | 'evidence'> & {
       now: Date;
     },
   ): Promise<string> {
