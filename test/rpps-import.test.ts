@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProgressLine } from '../src/cli/rpps.ts';
 import { connectDatabase, type DatabaseHandle } from '../src/db/connect.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import {
@@ -14,6 +15,7 @@ import {
   MALFORMED_LISTED,
 } from '../src/rpps/open-data.ts';
 import { OpenDataIndex } from '../src/rpps/open-data-index.ts';
+import { cleanEnv, embeddedCli, runCli } from './helpers/cli.ts';
 import { createTestDatabase, databasesUnderTest, type TestDatabase } from './helpers/databases.ts';
 import { fixtureRpps, generateProfessionals } from './simulators/annuaire/fixtures.ts';
 import { OPEN_DATA_COLUMNS, writeOpenDataFile } from './simulators/annuaire/open-data-file.ts';
@@ -458,3 +460,107 @@ for (const kind of databasesUnderTest()) {
     });
   });
 }
+
+describe('passerelle rpps import', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'passerelle-rpps-cli-'));
+  const embedded = embeddedCli('passerelle-cli-rpps-');
+  let postgres: TestDatabase | undefined;
+  afterAll(async () => {
+    embedded.remove();
+    rmSync(dir, { recursive: true, force: true });
+    await postgres?.drop();
+  });
+
+  it('has its help', async () => {
+    const result = await runCli(['rpps', 'import', '--help'], { env: cleanEnv() });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('Usage: passerelle rpps import [options] <file>');
+  });
+
+  for (const kind of databasesUnderTest()) {
+    it(`imports an extract and prints the summary (${kind})`, async () => {
+      let env = embedded.env;
+      if (kind === 'postgres') {
+        postgres = await createTestDatabase('postgres');
+        env = { ...embedded.env, DATABASE_URL: postgres.url ?? '' };
+      }
+      const path = join(dir, EXTRACT);
+      const written = await writeOpenDataFile(path, { count: 120, seed: 12, malformed: [5, 9] });
+      const result = await runCli(['rpps', 'import', path], { env });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(
+        new RegExp(
+          `^imported ${EXTRACT} as generation 1 in \\d+\\.\\d s\\n` +
+            `lines ${written.lines}, rows ${written.rows}, persons ${written.persons}, malformed lines 2 \\(skipped\\)\\n` +
+            '  line 5: \\d+ fields instead of \\d+\\n' +
+            '  line 9: invalid RPPS \\d{11}\\n$',
+        ),
+      );
+      // Not a terminal: no progress line for an import shorter than the interval.
+      expect(result.stderr).toBe('');
+
+      const json = await runCli(['rpps', 'import', '--json', path], { env });
+      expect(json.code, json.stderr).toBe(0);
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        file: EXTRACT,
+        generation: 2,
+        persons: written.persons,
+        malformed: 2,
+        malformedLines: [{ line: 5 }, { line: 9 }],
+      });
+
+      const unusable = join(dir, 'unusable.txt');
+      await writeOpenDataFile(unusable, { count: 5, columns: OPEN_DATA_COLUMNS.slice(1) });
+      const refused = await runCli(['rpps', 'import', unusable], { env });
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toBe(
+        `rpps import: unusable.txt: missing column "Type d'identifiant PP"; the index is unchanged\n`,
+      );
+      const absent = await runCli(['rpps', 'import', join(dir, 'absent.txt')], { env });
+      expect(absent.code).toBe(1);
+      expect(absent.stderr).toBe(
+        `rpps import: ${join(dir, 'absent.txt')}: no such file; the index is unchanged\n`,
+      );
+
+      const check = await connectDatabase({
+        database: { url: postgres?.url, dataDir: embedded.dataDir, poolSize: 1 },
+      });
+      try {
+        expect(await new OpenDataIndex(check.db).current()).toMatchObject({
+          generation: 2,
+          fileName: EXTRACT,
+        });
+      } finally {
+        await check.close();
+      }
+    });
+  }
+});
+
+describe('import progress on the terminal', () => {
+  const stream = (isTTY: boolean) => {
+    const writes: string[] = [];
+    return {
+      writes,
+      stream: { isTTY, write: (s: string) => writes.push(s) } as unknown as NodeJS.WriteStream,
+    };
+  };
+
+  it('rewrites one line on a terminal, and ends it', () => {
+    const tty = stream(true);
+    const progress = new ProgressLine(tty.stream);
+    progress.update({ lines: 1200, bytes: 3_000_000, totalBytes: 12_000_000 });
+    progress.update({ lines: 2400, bytes: 6_000_000, totalBytes: 12_000_000 });
+    progress.end();
+    expect(tty.writes).toEqual(['\rrpps import: 1200 lines, 3 / 12 MB (25 %)\u001b[K', '\n']);
+  });
+
+  it('writes nothing at once elsewhere (a line every few seconds)', () => {
+    const log = stream(false);
+    const progress = new ProgressLine(log.stream);
+    progress.update({ lines: 1200, bytes: 3_000_000 });
+    progress.end();
+    expect(log.writes).toEqual([]);
+  });
+});

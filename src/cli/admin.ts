@@ -22,7 +22,7 @@ import { CliError, type GlobalOptions, loadCliConfig, promptPassword, readStdinL
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
-async function withServices<T>(command: Command, run: (services: Services) => Promise<T>): Promise<T> {
+export async function withServices<T>(command: Command, run: (services: Services) => Promise<T>): Promise<T> {
   const { loaded, logger } = loadCliConfig(command.optsWithGlobals<GlobalOptions>(), 'warn');
   const services = await openServices(loaded.config, logger);
   try {

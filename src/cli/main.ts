@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerClients, registerKeys, registerMigrate, registerUsers, registerWebauthn } from './admin.ts';
 import { CliError } from './context.ts';
+import { registerRpps } from './rpps.ts';
 import { serve } from './serve.ts';
 
 const program = new Command('passerelle')
@@ -21,6 +22,7 @@ registerKeys(program);
 registerClients(program);
 registerUsers(program);
 registerWebauthn(program);
+registerRpps(program);
 
 try {
   await program.parseAsync(process.argv);
