@@ -40,10 +40,11 @@ export const IMPORT_LOCK_NAME = 'rpps-open-data-import';
 /** Malformed lines listed in the summary (all are counted). */
 export const MALFORMED_LISTED = 100;
 /**
- * Entries per INSERT statement. Measured with bench/rpps-import.ts (2.2 M rows): 1000, 2000 and 5000 take
- * the same time within noise on both databases; the peak RSS grows with the batch (PostgreSQL: 265, 275, 287 MiB).
+ * Entries per INSERT statement. Measured with bench/rpps-import.ts (2.2 M rows, 2 vCPU): 1000, 2000 and 5000
+ * take about the same time on PostgreSQL (19–20 s) and within 8 % on PGlite (36, 34, 33.5 s); the peak RSS
+ * grows with the batch (PostgreSQL: 266–274, 282–289, 286–287 MiB).
  */
-export const DEFAULT_BATCH_SIZE = 2000;
+export const DEFAULT_BATCH_SIZE = 1000;
 
 export interface ImportProgress {
   /** Lines read so far, the header included. */
