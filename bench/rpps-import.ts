@@ -22,6 +22,7 @@ import { sql } from 'kysely';
 import { connectDatabase } from '../src/db/connect.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import { DEFAULT_BATCH_SIZE, importOpenDataFile } from '../src/rpps/open-data.ts';
+import { cleanEnv } from '../test/helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/databases.ts';
 import { cpuByName, cpuDelta, machineInfo, processMemory } from './proc.ts';
 import { round } from './report.ts';
@@ -97,12 +98,11 @@ async function main(): Promise<void> {
     // directory is new, does not count in this process's peak (in production the directory exists).
     dataDir = mkdtempSync(join(tmpdir(), 'passerelle-bench-pglite-'));
     execFileSync(process.execPath, [resolve(import.meta.dirname, '../src/cli/main.ts'), 'migrate'], {
-      env: {
-        ...process.env,
+      env: cleanEnv({
         PASSERELLE_DATABASE__DATA_DIR: dataDir,
         PASSERELLE_ISSUER: 'http://127.0.0.1:3999',
         PASSERELLE_KEYS__ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      },
+      }),
       stdio: 'ignore',
     });
   }

@@ -577,8 +577,7 @@ class GenerationLoader {
 
   /** Starts inserting `entries` once the previous insert is done: the next batch is read meanwhile. */
   async #send(entries: IndexEntry[]): Promise<void> {
-    const previous = this.#inFlight;
-    await previous;
+    await this.#inFlight;
     const current = this.#insert(entries);
     // Awaited by the next send or by finish(); never left unhandled in between.
     current.catch(() => {});
