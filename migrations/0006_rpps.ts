@@ -92,7 +92,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
 
   // Local index of the open-data extract (PS_LibreAcces_Personne_activite): one row per identifier and
-  // generation; a new import fills a new generation and becomes current in one statement.
+  // generation. Each generation is a partition: loaded as a table of its own (secondary index built after
+  // the load), attached and made current in one transaction, dropped when replaced (no mass delete).
   await db.schema
     .createTable('rpps_index_import')
     .addColumn('generation', 'integer', (c) => c.primaryKey())
@@ -123,15 +124,21 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('category_code', 'text')
     .addColumn('activity_count', 'integer', (c) => c.notNull())
     .addPrimaryKeyConstraint('rpps_index_entry_pkey', ['generation', 'id_nat'])
+    .modifyEnd(sql`partition by list (generation)`)
     .execute();
   await db.schema
     .createIndex('rpps_index_entry_name_idx')
     .on('rpps_index_entry')
-    .columns(['generation', 'family_folded', 'given_folded'])
+    .columns(['family_folded', 'given_folded'])
     .execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
+  // Dropping the partitioned table drops its partitions; a generation still being loaded is a table apart.
+  const loading = await sql<{ tablename: string }>`
+    select tablename from pg_tables
+    where schemaname = current_schema() and tablename ~ '^rpps_index_entry_[0-9]+$'`.execute(db);
+  for (const { tablename } of loading.rows) await db.schema.dropTable(tablename).ifExists().execute();
   await db.schema.dropTable('rpps_index_entry').execute();
   await db.schema.dropTable('rpps_index_import').execute();
   await db.schema.dropTable('admin_alert').execute();

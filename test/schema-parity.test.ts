@@ -19,6 +19,8 @@ interface Schema {
   columns: Record<string, unknown>[];
   indexes: Record<string, unknown>[];
   constraints: Record<string, unknown>[];
+  /** Partitioned tables and their partition keys. */
+  partitioned: Record<string, unknown>[];
 }
 
 /** The public schema as the catalogs describe it, in a stable order. */
@@ -47,12 +49,20 @@ async function readSchema(db: Kysely<Database>): Promise<Schema> {
     join pg_namespace ns on ns.oid = cls.relnamespace
     where ns.nspname = 'public' and con.contype <> 'n'
     order by cls.relname, con.conname`.execute(db);
+  const partitioned = await sql<Record<string, unknown>>`
+    select cls.relname as table_name, pg_get_partkeydef(cls.oid) as partition_key
+    from pg_partitioned_table pt
+    join pg_class cls on cls.oid = pt.partrelid
+    join pg_namespace ns on ns.oid = cls.relnamespace
+    where ns.nspname = 'public'
+    order by cls.relname`.execute(db);
   return {
     tables: tables.rows.map((r) => r.table_name),
     // By name: a column dropped and added again by a down/up cycle comes back last.
     columns: columns.rows,
     indexes: indexes.rows,
     constraints: constraints.rows,
+    partitioned: partitioned.rows,
   };
 }
 
@@ -122,6 +132,10 @@ for (const kind of databasesUnderTest()) {
           table,
         ).toHaveLength(1);
       }
+      // One partition per generation of the open-data index (attached when complete, dropped when replaced).
+      expect(latest.partitioned).toEqual([
+        { table_name: 'rpps_index_entry', partition_key: 'LIST (generation)' },
+      ]);
       expect(latest.indexes.find((i) => i.indexname === 'account_username_key')?.indexdef).toMatch(
         /^CREATE UNIQUE INDEX account_username_key ON public\.account USING btree \(lower\(username\)\)$/,
       );
@@ -182,6 +196,10 @@ if (databasesUnderTest().includes('postgres')) {
     it('the same constraints: primary keys, foreign keys, checks', () => {
       expect(pglite.constraints.map((c) => c.contype)).toEqual(expect.arrayContaining(['p', 'f', 'c']));
       expect(pglite.constraints).toEqual(postgres.constraints);
+    });
+
+    it('the same partitioned tables', () => {
+      expect(pglite.partitioned).toEqual(postgres.partitioned);
     });
   });
 }

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { registerClients, registerKeys, registerMigrate, registerUsers, registerWebauthn } from './admin.ts';
 import { CliError } from './context.ts';
-import { addRppsLinkCommands } from './rpps-links.ts';
+import { registerRpps } from './rpps.ts';
 import { serve } from './serve.ts';
 
 const program = new Command('passerelle')
@@ -22,7 +22,7 @@ registerKeys(program);
 registerClients(program);
 registerUsers(program);
 registerWebauthn(program);
-addRppsLinkCommands(program.command('rpps').description('RPPS reconciliation (docs/rpps.md)'), program);
+registerRpps(program);
 
 try {
   await program.parseAsync(process.argv);
