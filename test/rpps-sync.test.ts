@@ -1,12 +1,18 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryAccounts } from '../src/accounts/directory-accounts.ts';
 import { JobLock } from '../src/db/job-lock.ts';
+import { foldName } from '../src/rpps/names.ts';
+import { importOpenDataFile } from '../src/rpps/open-data.ts';
 import type { SyncSummary } from '../src/rpps/sync.ts';
 import { createUser } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { generateProfessionals, type Professional } from './simulators/annuaire/fixtures.ts';
+import { writeOpenDataFile } from './simulators/annuaire/open-data-file.ts';
 import { type AnnuaireSimulator, startAnnuaireSimulator } from './simulators/annuaire/server.ts';
 
 const API_KEY = 'test-annuaire-key-0123456789';
@@ -230,7 +236,10 @@ for (const kind of databasesUnderTest()) {
       expect(await linkOf(manual.idNatPs)).toMatchObject({ status: 'verified', statusReason: null });
       const after = await sync({ full: true });
       expect(after.changed.conflict).toBe(0);
-      expect(await linkOf(manual.idNatPs)).toMatchObject({ status: 'verified', nationalFamilyName: 'Zyxomar' });
+      expect(await linkOf(manual.idNatPs)).toMatchObject({
+        status: 'verified',
+        nationalFamilyName: 'Zyxomar',
+      });
     });
 
     it('a run that would change too many links stops and reports; --force applies it', async () => {
@@ -271,8 +280,8 @@ for (const kind of databasesUnderTest()) {
     });
 
     it('one runner at a time across instances', async () => {
-      const other = new JobLock(db(), 'rpps-sync', 'other-instance', 60);
-      expect(await other.acquire()).toBe(true);
+      const other = new JobLock(db(), 'rpps-sync', 'other-instance');
+      expect(await other.acquire(60)).toEqual({ kind: 'acquired' });
       expect(await t.passerelle.rpps.sync.run({ trigger: 'command' })).toEqual({ kind: 'busy' });
       await other.release();
       const both = await Promise.all([
@@ -355,3 +364,105 @@ describe('scheduled RPPS sync', () => {
     }
   });
 });
+
+for (const kind of databasesUnderTest()) {
+  describe(`RPPS sync with the open-data index [${kind}]`, () => {
+    // The extract and the simulator hold the same generated population (same seed).
+    const professionals = [...generateProfessionals({ count: 400, now: FIXTURE_NOW })];
+    const active = professionals.filter((p) => p.active);
+    const key = (p: Professional) => `${foldName(p.familyName)}|${foldName(p.givenName)}`;
+    const byNames = Map.groupBy(active, key);
+    const unique = active.filter((p) => byNames.get(key(p))?.length === 1);
+    const homonyms = [...byNames.values()].find((group) => group.length > 1) ?? [];
+    let sim: AnnuaireSimulator;
+    let t: TestServer;
+    let dir: string;
+
+    beforeAll(async () => {
+      ({ sim, t } = await startPair(kind, professionals));
+      dir = mkdtempSync(join(tmpdir(), 'passerelle-extract-'));
+      const file = join(dir, 'PS_LibreAcces_Personne_activite_202611220000.txt');
+      await writeOpenDataFile(file, { count: 400 });
+      const imported = await importOpenDataFile(t.passerelle.services.database.db, file);
+      expect(imported.kind).toBe('imported');
+    });
+    afterAll(async () => {
+      await t?.close();
+      await sim?.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('accounts without a link get name-match candidates for review; homonyms are left alone', async () => {
+      expect(homonyms.length).toBeGreaterThan(1);
+      const accounts = t.passerelle.services.accounts;
+      const named = unique[0] as Professional;
+      const a = await accounts.create({
+        username: 'named',
+        familyName: named.familyName,
+        givenName: named.givenName,
+      });
+      const h = await accounts.create({
+        username: 'homonym',
+        familyName: (homonyms[0] as Professional).familyName,
+        givenName: (homonyms[0] as Professional).givenName,
+      });
+      const summary = await t.passerelle.rpps.sync.run({ trigger: 'command' });
+      expect(summary).toMatchObject({
+        kind: 'done',
+        summary: { status: 'completed', changed: { candidates: 1 } },
+      });
+      if (summary.kind === 'done') expect(summary.summary.ambiguousNames).toBeGreaterThanOrEqual(1);
+      expect(await t.passerelle.services.identities.findByAccount(a.id)).toMatchObject({
+        idNat: named.idNatPs,
+        source: 'name-match',
+        status: 'candidate',
+      });
+      expect(await t.passerelle.services.identities.findByAccount(h.id)).toBeUndefined();
+      const review = (await t.passerelle.services.identities.openReviews()).find((r) => r.accountId === a.id);
+      // The reviewer sees both sides: the account's names and the extract's (upper-case family names).
+      expect(review).toMatchObject({
+        kind: 'candidate',
+        evidence: {
+          proposal: {
+            local: { familyName: named.familyName, givenName: named.givenName },
+            openData: { familyName: named.familyName.toUpperCase(), profession: named.profession.label },
+          },
+        },
+      });
+    });
+
+    it('the Annuaire down: verified against a recent index, nothing made inactive; too old an index: the run fails', async () => {
+      const gone = professionals.find((p) => !p.active) as Professional;
+      const links: [Professional, string][] = [];
+      for (const p of [...active.slice(0, 5), gone]) {
+        const account = await t.passerelle.services.accounts.create({
+          username: `o${p.rpps}`,
+          familyName: p.familyName,
+          givenName: p.givenName,
+        });
+        await t.passerelle.services.identities.set(account.id, p.idNatPs, 'manual', 'verified');
+        links.push([p, account.id]);
+      }
+      sim.faults.down('unavailable');
+      try {
+        const result = await t.passerelle.rpps.sync.run({ trigger: 'command', full: true });
+        expect(result).toMatchObject({ kind: 'done', summary: { status: 'completed', offline: true } });
+        for (const [p, accountId] of links) {
+          const link = await t.passerelle.services.identities.findByAccount(accountId);
+          // Absent from the extract proves nothing offline: the link stays verified.
+          expect(link?.status, p.idNatPs).toBe('verified');
+          if (p !== gone) expect(link?.professionCode).toBe(p.profession.code);
+        }
+
+        await t.passerelle.services.database.db
+          .updateTable('rpps_index_import')
+          .set({ completed_at: new Date(Date.now() - 8 * 86_400_000) })
+          .execute();
+        const stale = await t.passerelle.rpps.sync.run({ trigger: 'command', full: true });
+        expect(stale).toMatchObject({ kind: 'done', summary: { status: 'failed', offline: false } });
+      } finally {
+        sim.faults.up();
+      }
+    });
+  });
+}

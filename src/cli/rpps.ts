@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { type ImportProgress, type ImportSummary, importOpenDataFile } from '../rpps/open-data.ts';
 import { withServices } from './admin.ts';
-import { addRppsLinkCommands } from './rpps-links.ts';
 import { CliError } from './context.ts';
+import { addRppsLinkCommands } from './rpps-links.ts';
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 

@@ -16,9 +16,9 @@ import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { CompiledQuery, type Kysely, sql } from 'kysely';
+import { JobLock } from '../db/job-lock.ts';
 import type { Database } from '../db/types.ts';
 import { isRpps, normaliseIdNat } from './identifiers.ts';
-import { JobLock } from '../db/job-lock.ts';
 import { foldName } from './names.ts';
 import type { IndexEntry } from './open-data-index.ts';
 

@@ -200,13 +200,8 @@ export class RppsSync {
 
   async run(options: SyncOptions): Promise<SyncResult> {
     const { db, config, instanceId } = this.#deps;
-    const lock = new JobLock(
-      db,
-      LOCK_NAME,
-      `${instanceId}:${randomUUID().slice(0, 8)}`,
-      config.sync.lockSeconds,
-    );
-    if (!(await lock.acquire())) return { kind: 'busy' };
+    const lock = new JobLock(db, LOCK_NAME, `${instanceId}:${randomUUID().slice(0, 8)}`);
+    if ((await lock.acquire(config.sync.lockSeconds)).kind !== 'acquired') return { kind: 'busy' };
     try {
       return { kind: 'done', summary: await this.#run(options, lock) };
     } finally {
@@ -272,8 +267,7 @@ export class RppsSync {
       .execute();
     const progress = async (phase: string, done: number, total: number) => {
       options.onProgress?.({ phase, done, total });
-      if (!(await lock.renew()))
-        throw new Error('the sync lock was lost (run too slow for rpps.sync.lockSeconds)');
+      await lock.renew(config.sync.lockSeconds); // throws when the lease was lost
     };
 
     try {
