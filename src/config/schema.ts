@@ -48,6 +48,14 @@ export const clientDescriptionSchema = z.strictObject({
   allowedMethods: z.array(z.string().min(1)).optional(),
   /** Maximum age of the authentication, in seconds (OpenID Connect default_max_age). */
   defaultMaxAge: z.number().int().positive().optional(),
+  /**
+   * Pro Santé Connect calling as a client (FI habilité profile), for the establishment with this FINESS:
+   * its tokens carry `tid` and `oid`, the amr allow-list and acr of the `psc` section apply.
+   */
+  pscEstablishment: z
+    .string()
+    .regex(/^\d{9}$/, 'a FINESS number (9 digits)')
+    .optional(),
 });
 
 /** A client declared in the configuration file: the file is its only source, so it carries its secret. */
@@ -426,6 +434,38 @@ export const configSchema = z
           .prefault({}),
       })
       .prefault({}),
+    /**
+     * Establishments of this installation (one, or several for a GHT). Each has its tenant id (`tid`)
+     * agreed with the ANS and the alias PSC uses as `kc_idp_hint`.
+     */
+    establishments: z
+      .array(
+        z.strictObject({
+          finess: z.string().regex(/^\d{9}$/, 'a FINESS number (9 digits)'),
+          name: z.string().min(1),
+          /** Constant tenant identifier sent to PSC in `tid` (agreed with the ANS). */
+          tid: z.string().min(1).max(200),
+          /** The alias PSC knows this establishment by (`kc_idp_hint`). */
+          pscAlias: z
+            .string()
+            .regex(/^[A-Za-z0-9._-]{1,100}$/)
+            .optional(),
+        }),
+      )
+      .default([]),
+    /** Passerelle as FI habilité for Pro Santé Connect (docs/psc.md). The ANS rules are configuration. */
+    psc: z
+      .strictObject({
+        /** amr values PSC accepts; the others are removed from PSC's tokens (ANS "Ressources techniques pour FI tiers"). */
+        amrAllowList: z.array(z.string().min(1)).min(1).default(['sc', 'pin', 'hwk', 'mfa', 'swk']),
+        /** The acr sent to PSC for each Passerelle level reached (PSC chokes on unexpected values). */
+        acrValues: z.record(z.string(), z.string().min(1)).default({ 'urn:passerelle:loa:high': 'eidas1' }),
+        /** A PSC login needs an authentication at most this old (ANS maximum: 4 hours). */
+        maxAuthAgeSeconds: seconds.max(4 * 3600).default(4 * 3600),
+        /** Also send the verified idNatPS (`idnat_ps`); off by default: PSC pairs by itself. */
+        releaseIdNat: z.boolean().default(false),
+      })
+      .prefault({}),
     ldap: ldapSchema.optional(),
     smartcard: smartcardSchema.optional(),
     /** FIDO2 security keys (WebAuthn). Absent = method disabled (demo mode supplies localhost defaults). */
@@ -507,6 +547,34 @@ export const configSchema = z
           code: 'custom',
           path: ['clients', index, 'requiredAcr'],
           message: `must be one of the levels: ${acrs.join(', ')}`,
+        });
+      }
+    }
+    const finessList = cfg.establishments.map((e) => e.finess);
+    for (const [key, values] of [
+      ['finess', finessList],
+      ['tid', cfg.establishments.map((e) => e.tid)],
+      ['pscAlias', cfg.establishments.flatMap((e) => (e.pscAlias ? [e.pscAlias] : []))],
+    ] as const) {
+      if (new Set(values).size !== values.length) {
+        ctx.addIssue({ code: 'custom', path: ['establishments'], message: `each ${key} must be unique` });
+      }
+    }
+    for (const [index, client] of cfg.clients.entries()) {
+      if (client.pscEstablishment !== undefined && !finessList.includes(client.pscEstablishment)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clients', index, 'pscEstablishment'],
+          message: 'must be the FINESS of one of the establishments',
+        });
+      }
+    }
+    for (const acr of Object.keys(cfg.psc.acrValues)) {
+      if (!acrs.includes(acr)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['psc', 'acrValues', acr],
+          message: `is not a level: ${acrs.join(', ')}`,
         });
       }
     }

@@ -44,6 +44,7 @@ export function toClientMetadata(client: DeclaredClient): ClientMetadata {
     required_acr: client.requiredAcr,
     allowed_methods: client.allowedMethods,
     default_max_age: client.defaultMaxAge,
+    psc_establishment: client.pscEstablishment,
   };
   for (const key of Object.keys(metadata)) if (metadata[key] === undefined) delete metadata[key];
   return metadata;

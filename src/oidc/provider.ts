@@ -6,6 +6,7 @@ import type { NationalIdentities } from '../accounts/national-identity.ts';
 import type { AccountStore } from '../accounts/store.ts';
 import type { Config } from '../config/schema.ts';
 import { clientAuthMethods, signingAlgs } from '../config/schema.ts';
+import { pscAccountClaims, pscEstablishmentOf, shapeForPsc } from '../federation/psc-profile.ts';
 import { forwardedCertificatePem } from '../http/client-certificate.ts';
 import type { Views } from '../http/views.ts';
 import { negotiateLocale, translator } from '../i18n/messages.ts';
@@ -43,7 +44,7 @@ export interface ProviderDeps {
  */
 const BOOLEAN_EXTRA_METADATA = ['first_party', 'pkce_required', 'resource_server'];
 /** `required_acr` (the level the client always needs), `allowed_methods` (method ids offered). */
-const POLICY_EXTRA_METADATA = ['required_acr', 'allowed_methods'];
+const POLICY_EXTRA_METADATA = ['required_acr', 'allowed_methods', 'psc_establishment'];
 
 /** Normalised RDN set of a distinguished name, in either RFC 4514 (`CN=a,O=b`) or OpenSSL (`C=FR\nCN=a`) form. */
 export function dnComponents(dn: string): Set<string> {
@@ -99,14 +100,19 @@ export function buildProvider(deps: ProviderDeps): Provider {
       long: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },
       short: { signed: true, httpOnly: true, sameSite: 'lax', secure: secureCookies },
     },
-    async findAccount(_ctx, id) {
+    async findAccount(ctx, id) {
       const account = await accounts.findById(id);
       if (!account || account.disabledAt) return undefined;
+      const establishment = ctx.oidc?.client
+        ? pscEstablishmentOf(config, ctx.oidc.client.metadata())
+        : undefined;
       return {
         accountId: account.id,
         async claims(_use, scope) {
+          const releaseIdNat =
+            /\brpps\b/.test(scope) || (establishment !== undefined && config.psc.releaseIdNat);
           // Only a verified link is ever released (never a candidate, conflict or inactive one).
-          const link = /\brpps\b/.test(scope) ? await identities.findByAccount(account.id) : undefined;
+          const link = releaseIdNat ? await identities.findByAccount(account.id) : undefined;
           const national =
             link?.status === 'verified'
               ? {
@@ -117,6 +123,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
               : {};
           return {
             ...national,
+            ...(establishment ? pscAccountClaims(establishment, account.id) : {}),
             sub: account.id,
             preferred_username: account.username,
             name: account.displayName ?? undefined,
@@ -135,7 +142,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
       sid: null,
       iss: null,
       // Relying parties (and PSC) always receive how and when the user authenticated.
-      openid: ['sub', 'acr', 'amr', 'auth_time'],
+      // PSC (FI habilité profile) also receives its tenant id and the pairing pivot, and optionally idnat_ps.
+      openid: ['sub', 'acr', 'amr', 'auth_time', 'tid', 'oid', 'idnat_ps'],
       profile: ['name', 'given_name', 'family_name', 'preferred_username', 'updated_at'],
       email: ['email'],
       // The verified national identity (idNatPS, RPPS and TRE_G15 profession code), for allowed clients.
@@ -174,6 +182,11 @@ export function buildProvider(deps: ProviderDeps): Provider {
         }
         if (key === 'required_acr' && !config.policy.levels.some((l) => l.acr === value)) {
           throw new errors.InvalidClientMetadata(`required_acr must be one of the configured levels`);
+        }
+        if (key === 'psc_establishment' && !config.establishments.some((e) => e.finess === value)) {
+          throw new errors.InvalidClientMetadata(
+            'psc_establishment must be the FINESS of a configured establishment',
+          );
         }
         if (
           key === 'allowed_methods' &&
@@ -300,6 +313,17 @@ export function buildProvider(deps: ProviderDeps): Provider {
   };
 
   const provider = new Provider(config.issuer, configuration);
+  // PSC accepts only the amr and acr values the ANS publishes: ID tokens issued to a PSC client are
+  // shaped after the engine has computed them from the login.
+  const idToken = provider.IdToken.prototype as unknown as {
+    payload(this: { client?: { metadata(): Record<string, unknown> } }): Promise<Record<string, unknown>>;
+  };
+  const payload = idToken.payload;
+  idToken.payload = async function () {
+    const claims = await payload.call(this);
+    const metadata = this.client?.metadata();
+    return metadata && pscEstablishmentOf(config, metadata) ? shapeForPsc(claims, config.psc) : claims;
+  };
   provider.proxy = config.http.trustProxy;
   provider.maxIpsCount = 1;
   provider.on('server_error', (ctx, err) => {
