@@ -1,28 +1,26 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CardCertificates } from '../src/accounts/card-certificates.ts';
 import { ConfigError, loadConfig } from '../src/config/load.ts';
 import { shapeForPsc } from '../src/federation/psc-profile.ts';
-import { BrowserAgent, browserLogin } from './helpers/browser-agent.ts';
+import { BrowserAgent, browserLogin, followThroughConsent } from './helpers/browser-agent.ts';
+import { submitCardForm } from './helpers/card-client.ts';
+import { nodeCert, startWithCards } from './helpers/card-server.ts';
 import {
   authorizationRequest,
   createUser,
   discover,
+  type PendingAuthorization,
   REDIRECT,
   registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import { createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts';
+import type { TestServer } from './helpers/server.ts';
 
 const RENNES = { finess: '350005179', name: 'CHU de Rennes', tid: 'tid-rennes-0001', pscAlias: 'chu-rennes' };
 const VANNES = { finess: '560008799', name: 'CH de Vannes', tid: 'tid-vannes-0002' };
-const PSC = {
-  psc: {
-    // The password method is enough for this test of the token shape; the PSC policy is tested elsewhere.
-    amrAllowList: ['pwd', 'mfa'],
-    acrValues: { 'urn:passerelle:loa:low': 'eidas1' },
-  },
-};
 
 describe('PSC profile: amr and acr sent to PSC', () => {
   const psc = loadConfig({ env: {}, overrides: { demo: true } }).config.psc;
@@ -63,55 +61,82 @@ describe('PSC profile: amr and acr sent to PSC', () => {
   });
 });
 
+let pki: IgcSantePki;
+beforeAll(async () => {
+  pki = await createIgcSantePki();
+});
+afterAll(() => pki?.remove());
+
 for (const kind of databasesUnderTest()) {
-  describe(`PSC as a client: tid, oid, amr and acr [${kind}]`, () => {
+  describe(`PSC as a client: policy, tid, oid, amr and acr [${kind}]`, () => {
     let t: TestServer;
-    let userId: string;
+    let cecile: { id: string; username: string };
 
     beforeAll(async () => {
-      t = await startTestServer(kind, { config: { establishments: [RENNES, VANNES], ...PSC } });
-      userId = (await createUser(t, 'ines')).id;
+      t = await startWithCards(kind, pki, { establishments: [RENNES, VANNES] });
+      cecile = await createUser(t, 'cecile.sage');
+      await new CardCertificates(t.passerelle.services.database.db).register(
+        cecile.id,
+        nodeCert(pki.cards.cps),
+      );
     });
     afterAll(async () => {
       await t?.close();
     });
 
-    const login = async (clientId: string, extra: Record<string, unknown> = {}) => {
+    const client = async (clientId: string, extra: Record<string, unknown> = {}) => {
       const secret = await registerWebClient(t, clientId, extra);
-      const config = await discover(t, clientId, oidc.ClientSecretBasic(secret));
-      const pending = await authorizationRequest(config, REDIRECT);
-      const { callback } = await browserLogin(new BrowserAgent(), pending.url, t.issuer, {
-        username: 'ines',
-        password: TEST_PASSWORD,
-      });
-      const tokens = await oidc.authorizationCodeGrant(config, callback, {
-        pkceCodeVerifier: pending.verifier,
-        expectedState: pending.state,
-        expectedNonce: pending.nonce,
-      });
-      return tokens.claims();
+      return discover(t, clientId, oidc.ClientSecretBasic(secret));
+    };
+    const claimsOf = async (config: oidc.Configuration, pending: PendingAuthorization, callback: URL) =>
+      (
+        await oidc.authorizationCodeGrant(config, callback, {
+          pkceCodeVerifier: pending.verifier,
+          expectedState: pending.state,
+          expectedNonce: pending.nonce,
+        })
+      ).claims();
+    /** Card login on the page the agent shows, then consent if asked; the callback URL. */
+    const cardLogin = async (agent: BrowserAgent, uid: string) => {
+      await agent.follow(new URL(`/interaction/${uid}?method=smartcard`, t.issuer), t.issuer);
+      const posted = await submitCardForm(agent.lastHtml, t.issuer, pki.cards.cps, pki.serverCa.pem);
+      expect(posted.status, posted.text).toBe(303);
+      return (await followThroughConsent(agent, String(posted.headers.location), t.issuer)).url;
     };
 
-    it('PSC acting for an establishment receives its tid, the account as oid, and the mapped acr', async () => {
-      const claims = await login('psc-rennes', { psc_establishment: RENNES.finess });
-      expect(claims).toMatchObject({
-        sub: userId,
-        tid: RENNES.tid,
-        oid: userId,
-        amr: ['pwd'],
-        acr: 'eidas1',
+    it('a password session is stepped up for PSC, not refused; PSC then gets tid, oid, filtered amr, eidas1', async () => {
+      const agent = new BrowserAgent();
+      const dpi = await client('dpi');
+      const first = await authorizationRequest(dpi, REDIRECT);
+      const { callback } = await browserLogin(agent, first.url, t.issuer, {
+        username: cecile.username,
+        password: TEST_PASSWORD,
       });
+      const dpiClaims = await claimsOf(dpi, first, callback);
+      // Other clients: Passerelle's own acr and amr, no tid or oid.
+      expect(dpiClaims).toMatchObject({ amr: ['pwd'], acr: 'urn:passerelle:loa:low' });
+      expect(dpiClaims?.tid).toBeUndefined();
+      expect(dpiClaims?.oid).toBeUndefined();
+
+      const psc = await client('psc-rennes', { psc_establishment: RENNES.finess });
+      const pending = await authorizationRequest(psc, REDIRECT, { acr_values: 'eidas1' });
+      const step = await agent.follow(pending.url, t.issuer);
+      // No code for a password-only session: the login page asks for a phishing-resistant method.
+      expect(step.url.pathname).toMatch(/^\/interaction\//);
+      expect(agent.lastHtml).toContain('Cette application demande un niveau de sécurité plus élevé');
+      expect(agent.lastHtml).toContain('Insérez votre carte CPS');
+      const uid = /\/interaction\/([^/?"]+)/.exec(step.url.pathname)?.[1] ?? '';
+      const claims = await claimsOf(psc, pending, await cardLogin(agent, uid));
+      expect(claims).toMatchObject({ sub: cecile.id, tid: RENNES.tid, oid: cecile.id, acr: 'eidas1' });
+      expect([...((claims?.amr ?? []) as string[])].sort()).toEqual(['hwk', 'mfa', 'pin', 'sc']);
       expect(typeof claims?.auth_time).toBe('number');
       expect(claims?.idnat_ps).toBeUndefined();
-      const vannes = await login('psc-vannes', { psc_establishment: VANNES.finess });
-      expect(vannes).toMatchObject({ tid: VANNES.tid, oid: userId });
-    });
 
-    it('other clients receive neither tid nor oid, and Passerelle’s own acr', async () => {
-      const claims = await login('dpi');
-      expect(claims?.tid).toBeUndefined();
-      expect(claims?.oid).toBeUndefined();
-      expect(claims).toMatchObject({ amr: ['pwd'], acr: 'urn:passerelle:loa:low' });
+      // The same session serves the other establishment's PSC client without a prompt, with its own tid.
+      const vannes = await client('psc-vannes', { psc_establishment: VANNES.finess });
+      const again = await authorizationRequest(vannes, REDIRECT);
+      const result = await followThroughConsent(agent, again.url.toString(), t.issuer);
+      expect(await claimsOf(vannes, again, result.url)).toMatchObject({ tid: VANNES.tid, oid: cecile.id });
     });
 
     it('a PSC client for an unknown establishment cannot be registered', async () => {

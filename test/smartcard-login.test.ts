@@ -1,4 +1,3 @@
-import { X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +12,8 @@ import { type SmartcardMethodDeps, smartcardMethod } from '../src/methods/smartc
 import type { AuthMethod, MethodContext, PresentedCertificate } from '../src/methods/types.ts';
 import { attempt } from './helpers/attempts.ts';
 import { BrowserAgent, followThroughConsent, formAction, formField } from './helpers/browser-agent.ts';
-import { cardRequest, freePort, submitCardForm } from './helpers/card-client.ts';
+import { cardRequest, submitCardForm } from './helpers/card-client.ts';
+import { CERT_HEADER, nodeCert, startWithCards, VERIFY_HEADER } from './helpers/card-server.ts';
 import {
   authorizationRequest,
   createUser,
@@ -23,10 +23,8 @@ import {
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { type Card, createIgcSantePki, IDNAT, type IgcSantePki } from './helpers/igc-sante-pki.ts';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import type { TestServer } from './helpers/server.ts';
 
-const CERT_HEADER = 'x-ssl-client-cert';
-const VERIFY_HEADER = 'x-ssl-client-verify';
 let pki: IgcSantePki;
 
 beforeAll(async () => {
@@ -46,25 +44,7 @@ function context(certificate: PresentedCertificate | undefined, accountId?: stri
     clientCertificate: certificate,
   };
 }
-const nodeCert = (card: Card) => new X509Certificate(card.der);
 const tls = (card: Card): PresentedCertificate => ({ chain: [card.der], source: 'tls' });
-
-async function startWithCards(kind: Parameters<typeof startTestServer>[0]): Promise<TestServer> {
-  const port = await freePort();
-  return startTestServer(kind, {
-    config: {
-      http: { trustProxy: true, clientCertHeader: CERT_HEADER, clientCertVerifyHeader: VERIFY_HEADER },
-      smartcard: {
-        trustAnchors: [pki.files.rootFort, pki.files.rootStandard],
-        intermediates: [pki.files.intermediates],
-        crl: { files: [pki.files.crlFort, pki.files.crlStandard] },
-        listener: { host: '127.0.0.1', port, certFile: pki.files.serverCert, keyFile: pki.files.serverKey },
-        trustedProxies: ['127.0.0.1'],
-        formOrigin: `https://127.0.0.1:${port}`,
-      },
-    },
-  });
-}
 
 for (const kind of databasesUnderTest()) {
   describe(`smart card method: verification and account mapping [${kind}]`, () => {
@@ -88,7 +68,7 @@ for (const kind of databasesUnderTest()) {
     };
 
     beforeAll(async () => {
-      t = await startWithCards(kind);
+      t = await startWithCards(kind, pki);
       identities = t.passerelle.services.identities;
       certificates = new CardCertificates(t.passerelle.services.database.db);
       directory = new Map();
@@ -321,7 +301,7 @@ for (const kind of databasesUnderTest()) {
     };
 
     beforeAll(async () => {
-      t = await startWithCards(kind);
+      t = await startWithCards(kind, pki);
       const db = t.passerelle.services.database.db;
       const smartcard = t.passerelle.smartcard;
       if (!smartcard) throw new Error('smartcard not configured');
@@ -471,7 +451,7 @@ for (const kind of databasesUnderTest()) {
     let cecile: { id: string };
 
     beforeAll(async () => {
-      t = await startWithCards(kind);
+      t = await startWithCards(kind, pki);
       const secret = await registerWebClient(t, 'dpi', { first_party: true });
       config = await discover(t, 'dpi', oidc.ClientSecretBasic(secret));
       cecile = await createUser(t, 'cecile.sage');

@@ -550,6 +550,17 @@ export const configSchema = z
         });
       }
     }
+    if (
+      cfg.establishments.length &&
+      !cfg.policy.levels.some((l) => l.phishingResistant && l.minFactors >= 2)
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['policy', 'levels'],
+        message:
+          'needs a two-factor, phishing-resistant level for Pro Santé Connect (establishments are configured)',
+      });
+    }
     const finessList = cfg.establishments.map((e) => e.finess);
     for (const [key, values] of [
       ['finess', finessList],

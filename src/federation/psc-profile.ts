@@ -39,3 +39,8 @@ export function shapeForPsc<T extends { amr?: unknown; acr?: unknown }>(payload:
   else delete shaped.acr;
   return shaped;
 }
+
+/** The weakest level PSC accepts: two factors, phishing resistant (FIDO2 with user verification, CPS card). */
+export function pscLevelAcr(levels: Config['policy']['levels']): string | undefined {
+  return levels.find((l) => l.phishingResistant && l.minFactors >= 2)?.acr;
+}

@@ -148,7 +148,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const metadata: Record<string, unknown> =
       (await deps.host.provider.Client.find(clientId))?.metadata() ?? {};
     const level = levelForRequest(config, metadata, details.params.acr_values);
-    const maxAge = maxAgeOf(details.params.max_age);
+    const maxAge = maxAgeOf(config, metadata, details.params.max_age);
     const allowed = Array.isArray(metadata.allowed_methods)
       ? (metadata.allowed_methods as string[])
       : undefined;

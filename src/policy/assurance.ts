@@ -72,7 +72,13 @@ const rank = (levels: readonly AssuranceLevel[], acr: string | undefined) =>
  */
 export function requiredLevel(
   levels: readonly AssuranceLevel[],
-  sources: { defaultAcr: string; clientAcr?: string | undefined; acrValues?: unknown },
+  sources: {
+    defaultAcr: string;
+    clientAcr?: string | undefined;
+    /** A floor set by a profile (PSC: two-factor, phishing resistant), whatever the client asks. */
+    profileAcr?: string | undefined;
+    acrValues?: unknown;
+  },
 ): AssuranceLevel {
   const requested =
     typeof sources.acrValues === 'string'
@@ -84,6 +90,7 @@ export function requiredLevel(
   const index = Math.max(
     rank(levels, sources.defaultAcr),
     rank(levels, sources.clientAcr),
+    rank(levels, sources.profileAcr),
     requested.length ? Math.min(...requested) : -1,
     0,
   );

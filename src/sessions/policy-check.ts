@@ -1,6 +1,7 @@
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/schema.ts';
 import type { CompletedMethod } from '../db/types.ts';
+import { pscEstablishmentOf, pscLevelAcr } from '../federation/psc-profile.ts';
 import { assess, reaches, requiredLevel, withinMaxAge } from '../policy/assurance.ts';
 import type { AuthSessions, SessionProfile } from './auth-sessions.ts';
 
@@ -15,18 +16,31 @@ export type SessionCheckReason = 'expired' | 'step_up';
 
 const reasons = new WeakMap<KoaContextWithOIDC, SessionCheckReason>();
 
-/** The assurance level the current authorization request needs. */
+/** The assurance level the current authorization request needs (PSC: two-factor, phishing resistant). */
 export function levelForRequest(config: Config, clientMetadata: Record<string, unknown>, acrValues: unknown) {
+  const psc = pscEstablishmentOf(config, clientMetadata) !== undefined;
   return requiredLevel(config.policy.levels, {
     defaultAcr: config.policy.defaultAcr ?? config.policy.levels[0]?.acr ?? '',
     clientAcr: typeof clientMetadata.required_acr === 'string' ? clientMetadata.required_acr : undefined,
+    profileAcr: psc ? pscLevelAcr(config.policy.levels) : undefined,
     acrValues,
   });
 }
 
-export function maxAgeOf(value: unknown): number | undefined {
+function parseMaxAge(value: unknown): number | undefined {
   const n = Number(value);
   return value === undefined || value === null || Number.isNaN(n) ? undefined : n;
+}
+
+/** The maximum authentication age of the request: `max_age`, and for PSC at most `psc.maxAuthAgeSeconds`. */
+export function maxAgeOf(
+  config: Config,
+  clientMetadata: Record<string, unknown>,
+  value: unknown,
+): number | undefined {
+  const requested = parseMaxAge(value);
+  if (!pscEstablishmentOf(config, clientMetadata)) return requested;
+  return Math.min(requested ?? Number.POSITIVE_INFINITY, config.psc.maxAuthAgeSeconds);
 }
 
 /**
@@ -56,7 +70,7 @@ export function sessionPolicyCheck(config: Config, sessions: AuthSessions) {
       }
       const level = levelForRequest(config, client.metadata(), params?.acr_values);
       const now = Math.floor(Date.now() / 1000);
-      const valid = withinMaxAge(active.methods, maxAgeOf(params?.max_age), now);
+      const valid = withinMaxAge(active.methods, maxAgeOf(config, client.metadata(), params?.max_age), now);
       if (!reaches(assess(config.policy.levels, valid), level)) {
         reasons.set(ctx, 'step_up');
         return Check.REQUEST_PROMPT;
