@@ -3,7 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CardCertificates } from '../src/accounts/card-certificates.ts';
 import { ConfigError, loadConfig } from '../src/config/load.ts';
 import { shapeForPsc } from '../src/federation/psc-profile.ts';
-import { BrowserAgent, browserLogin, followThroughConsent } from './helpers/browser-agent.ts';
+import {
+  BrowserAgent,
+  browserLogin,
+  followThroughConsent,
+  formAction,
+  formField,
+} from './helpers/browser-agent.ts';
 import { submitCardForm } from './helpers/card-client.ts';
 import { nodeCert, startWithCards } from './helpers/card-server.ts';
 import {
@@ -16,7 +22,7 @@ import {
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
-import { createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts';
+import { createIgcSantePki, IDNAT, type IgcSantePki } from './helpers/igc-sante-pki.ts';
 import type { TestServer } from './helpers/server.ts';
 
 const RENNES = { finess: '350005179', name: 'CHU de Rennes', tid: 'tid-rennes-0001', pscAlias: 'chu-rennes' };
@@ -96,12 +102,12 @@ for (const kind of databasesUnderTest()) {
           expectedNonce: pending.nonce,
         })
       ).claims();
-    /** Card login on the page the agent shows, then consent if asked; the callback URL. */
+    /** Card login on the page the agent shows, then consent if asked; where the browser ends. */
     const cardLogin = async (agent: BrowserAgent, uid: string) => {
       await agent.follow(new URL(`/interaction/${uid}?method=smartcard`, t.issuer), t.issuer);
       const posted = await submitCardForm(agent.lastHtml, t.issuer, pki.cards.cps, pki.serverCa.pem);
       expect(posted.status, posted.text).toBe(303);
-      return (await followThroughConsent(agent, String(posted.headers.location), t.issuer)).url;
+      return followThroughConsent(agent, String(posted.headers.location), t.issuer);
     };
 
     it('a password session is stepped up for PSC, not refused; PSC then gets tid, oid, filtered amr, eidas1', async () => {
@@ -126,7 +132,7 @@ for (const kind of databasesUnderTest()) {
       expect(agent.lastHtml).toContain('Cette application demande un niveau de sécurité plus élevé');
       expect(agent.lastHtml).toContain('Insérez votre carte CPS');
       const uid = /\/interaction\/([^/?"]+)/.exec(step.url.pathname)?.[1] ?? '';
-      const claims = await claimsOf(psc, pending, await cardLogin(agent, uid));
+      const claims = await claimsOf(psc, pending, (await cardLogin(agent, uid)).url);
       expect(claims).toMatchObject({ sub: cecile.id, tid: RENNES.tid, oid: cecile.id, acr: 'eidas1' });
       expect([...((claims?.amr ?? []) as string[])].sort()).toEqual(['hwk', 'mfa', 'pin', 'sc']);
       expect(typeof claims?.auth_time).toBe('number');
@@ -137,6 +143,54 @@ for (const kind of databasesUnderTest()) {
       const again = await authorizationRequest(vannes, REDIRECT);
       const result = await followThroughConsent(agent, again.url.toString(), t.issuer);
       expect(await claimsOf(vannes, again, result.url)).toMatchObject({ tid: VANNES.tid, oid: cecile.id });
+    });
+
+    it('an inactive or conflicting RPPS link: refused for PSC with a French page and an audit event', async () => {
+      const psc = await client('psc-refusals', { psc_establishment: RENNES.finess });
+      const dpi = await client('dpi-refusals');
+      for (const status of ['inactive', 'conflict'] as const) {
+        // Signed in with the card while the link was verified; the sync or a review flags it afterwards.
+        await t.passerelle.services.identities.set(cecile.id, IDNAT.cps, 'cps-certificate', 'verified');
+        const agent = new BrowserAgent();
+        const start = await authorizationRequest(dpi, REDIRECT);
+        const first = await agent.follow(start.url, t.issuer);
+        const uid = /\/interaction\/([^/?"]+)/.exec(first.url.pathname)?.[1] ?? '';
+        expect((await cardLogin(agent, uid)).url.searchParams.get('code')).toBeTruthy();
+        await t.passerelle.services.identities.set(cecile.id, IDNAT.cps, 'manual', status);
+
+        const pending = await authorizationRequest(psc, REDIRECT);
+        const refused = await followThroughConsent(agent, pending.url.toString(), t.issuer);
+        expect(refused.url.pathname, status).toMatch(/^\/interaction\//);
+        expect(refused.response?.status, status).toBe(403);
+        expect(agent.lastHtml).toContain(
+          status === 'inactive'
+            ? 'votre inscription au RPPS n’est plus active'
+            : 'est en cours de vérification',
+        );
+        const events = await t.passerelle.services.database.db
+          .selectFrom('audit_event')
+          .select(['account_id', 'client_id', 'reason'])
+          .where('type', '=', 'psc.federation.refused')
+          .where('reason', '=', `link_${status}`)
+          .execute();
+        expect(events).toEqual([
+          { account_id: cecile.id, client_id: 'psc-refusals', reason: `link_${status}` },
+        ]);
+        // "Retour à l'application" sends PSC an access_denied error.
+        const back = await agent.postForm(new URL(formAction(agent.lastHtml, '/abort'), t.issuer), {
+          csrf: formField(agent.lastHtml, 'csrf') ?? '',
+        });
+        const done = await agent.follow(new URL(back.headers.get('location') ?? '', t.issuer), t.issuer);
+        expect(done.url.searchParams.get('error')).toBe('access_denied');
+        // The same session still serves the establishment's own applications.
+        const app = await authorizationRequest(dpi, REDIRECT);
+        const result = await followThroughConsent(agent, app.url.toString(), t.issuer);
+        expect(result.url.searchParams.get('code'), status).toBeTruthy();
+      }
+      await t.passerelle.services.database.db
+        .deleteFrom('national_identity')
+        .where('account_id', '=', cecile.id)
+        .execute();
     });
 
     it('a PSC client for an unknown establishment cannot be registered', async () => {

@@ -110,6 +110,11 @@ export const messages = {
       'Connectez-vous d’abord à une application de l’établissement avec Passerelle, puis revenez sur cette page.',
     'error.invalid_form': 'Le formulaire est incomplet ou invalide.',
     'error.csrf': 'La page a expiré ou la requête ne provient pas de Passerelle. Recommencez la connexion.',
+    'psc.refused.link_inactive':
+      'Pro Santé Connect ne peut pas vous identifier : votre inscription au RPPS n’est plus active. Contactez le service des ressources humaines ou l’équipe informatique de l’établissement.',
+    'psc.refused.link_conflict':
+      'Pro Santé Connect ne peut pas vous identifier pour le moment : le lien entre votre compte et votre identité nationale est en cours de vérification. Contactez l’équipe informatique de l’établissement.',
+    'psc.back_to_application': 'Retour à l’application',
     'error.interaction_expired':
       'Votre demande de connexion a expiré. Retournez à l’application et recommencez.',
     'error.title': 'Une erreur est survenue',
@@ -240,6 +245,11 @@ export const messages = {
       'First sign in to an application of the establishment through Passerelle, then come back to this page.',
     'error.invalid_form': 'The form is incomplete or invalid.',
     'error.csrf': 'The page expired or the request did not come from Passerelle. Start signing in again.',
+    'psc.refused.link_inactive':
+      'Pro Santé Connect cannot identify you: your RPPS registration is no longer active. Contact the human resources department or the IT team of the establishment.',
+    'psc.refused.link_conflict':
+      'Pro Santé Connect cannot identify you for now: the link between your account and your national identity is being checked. Contact the IT team of the establishment.',
+    'psc.back_to_application': 'Back to the application',
     'error.interaction_expired': 'Your sign-in request expired. Go back to the application and start again.',
     'error.title': 'Something went wrong',
     'error.reference': 'Request reference',

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { AccountStore } from '../accounts/store.ts';
 import type { Config } from '../config/schema.ts';
 import type { CompletedMethod } from '../db/types.ts';
+import { PSC_ELIGIBILITY_PROMPT, type PscRefusal } from '../federation/psc-eligibility.ts';
 import type { Views } from '../http/views.ts';
 import { type Locale, type MessageId, negotiateLocale, scopeMessage, translator } from '../i18n/messages.ts';
 import type { AuthFailureCode, AuthMethod, MethodContext, PresentedCertificate } from '../methods/types.ts';
@@ -327,6 +328,30 @@ export function interactionRoutes(deps: InteractionDeps): Router {
           const message = scopeMessage(name);
           return { name, label: message ? t(message) : name };
         }),
+      });
+      return;
+    }
+    if (details.prompt.name === PSC_ELIGIBILITY_PROMPT) {
+      const refusal = (details.prompt.details as { psc_refusal?: PscRefusal }).psc_refusal ?? 'link_conflict';
+      await deps.attempts.audit.record({
+        type: 'psc.federation.refused',
+        outcome: 'failure',
+        accountId: details.session?.accountId,
+        clientId: String(details.params.client_id),
+        interactionId: details.uid,
+        ip: ctx.ip,
+        userAgent: ctx.get('user-agent'),
+        reason: refusal,
+        requestId: ctx.state.requestId,
+      });
+      ctx.status = 403;
+      ctx.type = 'html';
+      ctx.set('cache-control', 'no-store');
+      const p = page(ctx, locale);
+      ctx.body = views.render('error', p, {
+        message: translator(p.locale)(`psc.refused.${refusal}`),
+        abortAction: `/interaction/${details.uid}/abort`,
+        csrf: csrf.issue(details.uid),
       });
       return;
     }

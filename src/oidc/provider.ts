@@ -6,6 +6,7 @@ import type { NationalIdentities } from '../accounts/national-identity.ts';
 import type { AccountStore } from '../accounts/store.ts';
 import type { Config } from '../config/schema.ts';
 import { clientAuthMethods, signingAlgs } from '../config/schema.ts';
+import { pscEligibilityPrompt } from '../federation/psc-eligibility.ts';
 import { pscAccountClaims, pscEstablishmentOf, shapeForPsc } from '../federation/psc-profile.ts';
 import { forwardedCertificatePem } from '../http/client-certificate.ts';
 import type { Views } from '../http/views.ts';
@@ -222,7 +223,9 @@ export function buildProvider(deps: ProviderDeps): Provider {
       return globalThis.fetch(url, options);
     },
     interactions: {
-      policy: interactionPolicyWith(sessionPolicyCheck(config, deps.sessions)),
+      policy: interactionPolicyWith(sessionPolicyCheck(config, deps.sessions), [
+        pscEligibilityPrompt(config, identities),
+      ]),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     features: {

@@ -82,9 +82,16 @@ export function sessionPolicyCheck(config: Config, sessions: AuthSessions) {
   );
 }
 
-/** The engine's default prompts, with our session check in the login prompt. */
-export function interactionPolicyWith(check: ReturnType<typeof sessionPolicyCheck>) {
+/**
+ * The engine's default prompts, with our session check in the login prompt, and prompts that come
+ * between login and consent (PSC eligibility).
+ */
+export function interactionPolicyWith(
+  check: ReturnType<typeof sessionPolicyCheck>,
+  afterLogin: InstanceType<typeof interactionPolicy.Prompt>[] = [],
+) {
   const policy = interactionPolicy.base();
   policy.get('login')?.checks.add(check);
+  for (const [i, prompt] of afterLogin.entries()) policy.add(prompt, 1 + i);
   return policy;
 }
