@@ -193,6 +193,44 @@ for (const kind of databasesUnderTest()) {
         .execute();
     });
 
+    it('an authentication older than psc.maxAuthAgeSeconds (4 h) is asked again for PSC only', async () => {
+      await t.passerelle.services.database.db
+        .deleteFrom('national_identity')
+        .where('account_id', '=', cecile.id)
+        .execute();
+      const psc = await client('psc-age', { psc_establishment: RENNES.finess });
+      const dpi = await client('dpi-age');
+      const agent = new BrowserAgent();
+      const start = await authorizationRequest(psc, REDIRECT);
+      const first = await agent.follow(start.url, t.issuer);
+      const uid = /\/interaction\/([^/?"]+)/.exec(first.url.pathname)?.[1] ?? '';
+      expect((await cardLogin(agent, uid)).url.searchParams.get('code')).toBeTruthy();
+      // The card was used 4 h 10 min ago (the session itself is still alive).
+      const db = t.passerelle.services.database.db;
+      const rows = await db
+        .selectFrom('auth_session')
+        .select(['session_uid', 'methods'])
+        .where('account_id', '=', cecile.id)
+        .execute();
+      for (const row of rows) {
+        const methods = row.methods.map((m) => ({ ...m, at: m.at - (4 * 3600 + 600) }));
+        await db
+          .updateTable('auth_session')
+          .set({ methods: JSON.stringify(methods) })
+          .where('session_uid', '=', row.session_uid)
+          .execute();
+      }
+      const again = await authorizationRequest(psc, REDIRECT);
+      const step = await followThroughConsent(agent, again.url.toString(), t.issuer);
+      expect(step.url.pathname).toMatch(/^\/interaction\//);
+      expect(agent.lastHtml).toContain('Insérez votre carte CPS');
+      // The establishment's own application, without a maximum age, is served from the session.
+      const app = await authorizationRequest(dpi, REDIRECT);
+      expect(
+        (await followThroughConsent(agent, app.url.toString(), t.issuer)).url.searchParams.get('code'),
+      ).toBeTruthy();
+    });
+
     it('a PSC client for an unknown establishment cannot be registered', async () => {
       await expect(registerWebClient(t, 'psc-nowhere', { psc_establishment: '999999999' })).rejects.toThrow(
         /psc_establishment must be the FINESS of a configured establishment/,
