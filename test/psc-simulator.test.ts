@@ -1,7 +1,9 @@
 import * as oidc from 'openid-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BrowserAgent, formAction } from './helpers/browser-agent.ts';
 import { pscSubject } from './simulators/psc/claims.ts';
+import type { RefusalReason } from './simulators/psc/federation.ts';
+import { type ScriptedFi, type ScriptedUser, startScriptedFi } from './simulators/psc/scripted-fi.ts';
 import { type PscSimulator, startPscSimulator } from './simulators/psc/server.ts';
 
 const SERVICE = {
@@ -162,5 +164,250 @@ describe('PSC simulator: provider side', () => {
       idNatPs: professional.idNatPs,
       authMode: 'MOBILE',
     });
+  });
+});
+
+const ALIAS = 'chu-rennes';
+const TENANT = 'tenant-chu-rennes';
+const FI_CLIENT = { clientId: 'psc', clientSecret: 'psc-secret' };
+/** A FIDO2 key with user verification, plus a custom value PSC ignores. */
+const STRONG_USER: ScriptedUser = {
+  sub: 'local-42',
+  tid: TENANT,
+  oid: 'oid-42',
+  amr: ['hwk', 'mfa', 'x-editor'],
+};
+
+interface DelegatedStep {
+  agent: BrowserAgent;
+  login: ServiceLogin;
+  /** The PSC page shown after the FI's answer (pairing, confirmation or refusal). */
+  page: { response?: Response; url: URL };
+}
+
+/** A new browser goes from the service to PSC with kc_idp_hint, through the FI and back to PSC. */
+async function throughFi(
+  psc: PscSimulator,
+  config: oidc.Configuration,
+  fi: ScriptedFi,
+  alias = ALIAS,
+): Promise<DelegatedStep> {
+  const origin = new URL(psc.issuer).origin;
+  const agent = new BrowserAgent();
+  const login = await serviceLogin(config, { kc_idp_hint: alias });
+  const toFi = await agent.follow(login.url, origin);
+  expect(toFi.url.origin).toBe(fi.issuer);
+  const back = await agent.follow(toFi.url, fi.issuer);
+  expect(back.url.href.startsWith(psc.brokerRedirectUri(alias))).toBe(true);
+  return { agent, login, page: await agent.follow(back.url, origin) };
+}
+
+/** Posts a PSC form (pairing, confirmation, abort) and returns where the browser lands at the service. */
+async function submit(
+  psc: PscSimulator,
+  step: DelegatedStep,
+  action: string,
+  fields: Record<string, string> = {},
+) {
+  const origin = new URL(psc.issuer).origin;
+  const posted = await step.agent.postForm(new URL(formAction(step.agent.lastHtml, action), origin), fields);
+  const location = posted.headers.get('location');
+  if (!location) throw new Error(`form ${action} rejected (${posted.status}): ${await posted.text()}`);
+  return step.agent.follow(new URL(location, origin), origin);
+}
+
+describe('PSC simulator: delegation to an establishment FI', () => {
+  let psc: PscSimulator;
+  let fi: ScriptedFi;
+  let config: oidc.Configuration;
+  /** Added to the simulator's clock. */
+  let clockOffsetMs = 0;
+  const now = () => new Date(Date.now() + clockOffsetMs);
+
+  beforeAll(async () => {
+    psc = await startPscSimulator({ clients: [SERVICE], pairingTtlSeconds: 30 * 86_400, now });
+    fi = await startScriptedFi({
+      clients: [
+        { ...FI_CLIENT, redirectUris: [psc.brokerRedirectUri(ALIAS), psc.brokerRedirectUri('ght-strict')] },
+      ],
+      user: STRONG_USER,
+    });
+    const common = {
+      discoveryUrl: fi.issuer,
+      ...FI_CLIENT,
+      tidAllowList: [TENANT],
+      amrAllowList: ['sc', 'pin', 'hwk', 'swk', 'mfa'],
+    };
+    psc.addFi({ alias: ALIAS, name: 'CHU de Rennes', ...common });
+    psc.addFi({ alias: 'ght-strict', ...common, requireAcr: ['eidas2'] });
+    config = await serviceConfiguration(psc);
+  });
+  afterAll(async () => {
+    await psc.close();
+    await fi.close();
+  });
+  beforeEach(() => {
+    fi.user = { ...STRONG_USER };
+    fi.faults = {};
+    clockOffsetMs = 0;
+  });
+
+  it('pairs the local account at the first login, then only asks for confirmation', async () => {
+    const professional = psc.professionals[7];
+    if (!professional) throw new Error('no fixture');
+    const first = await throughFi(psc, config, fi);
+    expect(first.page.response?.status).toBe(200);
+    expect(first.agent.lastHtml).toContain('Appairage de votre compte');
+    expect(first.agent.lastHtml).toContain('CHU de Rennes');
+    const back = await submit(psc, first, '/pairing', { idNatPs: professional.idNatPs });
+    const tokens = await redeem(config, first.login, back.url);
+    expect(tokens.claims()).toMatchObject({
+      sub: pscSubject(professional.idNatPs),
+      SubjectNameID: professional.idNatPs,
+      acr: 'eidas1',
+      authMode: 'DELEGATED',
+    });
+    expect(psc.pairings.all()).toMatchObject([
+      { alias: ALIAS, tid: TENANT, oid: 'oid-42', idNatPs: professional.idNatPs, confirmations: [] },
+    ]);
+    expect(psc.events.slice(-2)).toMatchObject([
+      {
+        kind: 'accepted',
+        clientId: SERVICE.clientId,
+        login: {
+          alias: ALIAS,
+          tid: TENANT,
+          oid: 'oid-42',
+          sub: 'local-42',
+          amr: STRONG_USER.amr,
+          amrNotAccepted: ['x-editor'],
+        },
+      },
+      { kind: 'paired', alias: ALIAS, tid: TENANT, oid: 'oid-42', idNatPs: professional.idNatPs },
+    ]);
+
+    const second = await throughFi(psc, config, fi);
+    expect(second.agent.lastHtml).toContain('Confirmer la connexion');
+    expect(second.agent.lastHtml).toContain(professional.idNatPs);
+    expect(second.agent.lastHtml).not.toContain('/pairing"');
+    const again = await submit(psc, second, '/confirm');
+    const userinfo = await oidc.fetchUserInfo(
+      config,
+      (await redeem(config, second.login, again.url)).access_token,
+      pscSubject(professional.idNatPs),
+    );
+    expect(userinfo).toMatchObject({ SubjectNameID: professional.idNatPs, authMode: 'DELEGATED' });
+    expect(psc.pairings.find(ALIAS, TENANT, 'oid-42')?.confirmations).toHaveLength(1);
+    expect(psc.events.at(-1)).toMatchObject({
+      kind: 'confirmed',
+      oid: 'oid-42',
+      idNatPs: professional.idNatPs,
+    });
+  });
+
+  it('forgets a pairing after pairingTtlSeconds', async () => {
+    fi.user = { ...STRONG_USER, oid: 'oid-ttl' };
+    const professional = psc.professionals[8];
+    if (!professional) throw new Error('no fixture');
+    await submit(psc, await throughFi(psc, config, fi), '/pairing', { idNatPs: professional.idNatPs });
+    clockOffsetMs = 30 * 86_400_000 - 60_000;
+    fi.user.authTime = now();
+    expect((await throughFi(psc, config, fi)).agent.lastHtml).toContain('Confirmer la connexion');
+    clockOffsetMs = 30 * 86_400_000 + 1000;
+    fi.user.authTime = now();
+    expect((await throughFi(psc, config, fi)).agent.lastHtml).toContain('Appairage de votre compte');
+  });
+
+  const refusals: [string, () => void, RefusalReason][] = [
+    ['a tenant outside the allow-list', () => (fi.user.tid = 'tenant-elsewhere'), 'tid_not_allowed'],
+    ['no tenant', () => (fi.user.tid = undefined), 'tid_missing'],
+    ['no local account id', () => (fi.user.oid = undefined), 'oid_missing'],
+    ['a password only', () => (fi.user.amr = ['pwd']), 'amr_not_allowed'],
+    ['no amr', () => (fi.user.amr = undefined), 'amr_missing'],
+    [
+      'an authentication older than 4 h',
+      () => (fi.user.authTime = new Date(Date.now() - 4 * 3600_000 - 60_000)),
+      'auth_too_old',
+    ],
+    ['an ID token for another login (nonce)', () => (fi.faults.nonce = 'forged-nonce'), 'nonce_mismatch'],
+    ['the user refusing at the FI', () => (fi.faults.deny = true), 'fi_error'],
+  ];
+  for (const [what, arrange, reason] of refusals) {
+    it(`refuses ${what}: ${reason}`, async () => {
+      arrange();
+      const pairingsBefore = psc.pairings.all().length;
+      const step = await throughFi(psc, config, fi);
+      expect(step.page.response?.status).toBe(403);
+      expect(step.agent.lastHtml).toContain('Connexion refusée');
+      expect(step.agent.lastHtml).toContain(`<code>${reason}</code>`);
+      expect(psc.events.at(-1)).toMatchObject({
+        kind: 'refused',
+        clientId: SERVICE.clientId,
+        alias: ALIAS,
+        reason,
+      });
+      expect(psc.pairings.all()).toHaveLength(pairingsBefore);
+    });
+  }
+
+  it('refuses an acr outside requireAcr, and sends the user back to the service with access_denied', async () => {
+    fi.user.acr = 'eidas1';
+    const step = await throughFi(psc, config, fi, 'ght-strict');
+    expect(psc.events.at(-1)).toMatchObject({
+      kind: 'refused',
+      alias: 'ght-strict',
+      reason: 'acr_not_allowed',
+    });
+    const back = await submit(psc, step, '/abort');
+    expect(back.url.searchParams.get('error')).toBe('access_denied');
+    expect(back.url.searchParams.get('state')).toBe(step.login.state);
+  });
+
+  it('refuses an unknown kc_idp_hint and an answer for no pending login', async () => {
+    const origin = new URL(psc.issuer).origin;
+    const agent = new BrowserAgent();
+    const page = await agent.follow((await serviceLogin(config, { kc_idp_hint: 'nowhere' })).url, origin);
+    expect(page.response?.status).toBe(403);
+    expect(psc.events.at(-1)).toMatchObject({ kind: 'refused', alias: 'nowhere', reason: 'unknown_idp' });
+    const forged = await agent.follow(`${psc.brokerRedirectUri(ALIAS)}?code=abc&state=unknown`, origin);
+    expect(forged.response?.status).toBe(403);
+    expect(psc.events.at(-1)).toMatchObject({ kind: 'refused', alias: ALIAS, reason: 'state_unknown' });
+  });
+
+  it('lists the establishments when no kc_idp_hint is given', async () => {
+    const origin = new URL(psc.issuer).origin;
+    const agent = new BrowserAgent();
+    await agent.follow((await serviceLogin(config)).url, origin);
+    const link = /href="([^"]*\/broker\/chu-rennes)"/.exec(agent.lastHtml)?.[1];
+    expect(agent.lastHtml).toContain('CHU de Rennes');
+    if (!link) throw new Error('no link to the establishment');
+    const toFi = await agent.follow(new URL(link, origin), origin);
+    expect(toFi.url.origin).toBe(fi.issuer);
+  });
+});
+
+describe('PSC simulator: an FI whose signature does not verify', () => {
+  it('refuses its ID token: bad_signature', async () => {
+    const psc = await startPscSimulator({ clients: [SERVICE] });
+    const fi = await startScriptedFi({
+      clients: [{ ...FI_CLIENT, redirectUris: [psc.brokerRedirectUri(ALIAS)] }],
+      user: STRONG_USER,
+    });
+    try {
+      fi.faults.foreignKeys = true;
+      psc.addFi({
+        alias: ALIAS,
+        discoveryUrl: fi.issuer,
+        ...FI_CLIENT,
+        tidAllowList: [TENANT],
+        amrAllowList: ['hwk'],
+      });
+      const step = await throughFi(psc, await serviceConfiguration(psc), fi);
+      expect(step.page.response?.status).toBe(403);
+      expect(psc.events).toMatchObject([{ kind: 'refused', reason: 'bad_signature' }]);
+    } finally {
+      await psc.close();
+      await fi.close();
+    }
   });
 });

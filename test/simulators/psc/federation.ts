@@ -145,23 +145,26 @@ function refusalOf(error: unknown): Refusal {
   if (!(error instanceof oidc.ClientError)) {
     return refused('fi_unavailable', error instanceof Error ? error.message : String(error));
   }
-  const claim = (error.cause as { claim?: string } | undefined)?.claim;
+  // openid-client wraps the error of the protocol layer, whose cause names the claim at fault.
+  const inner = error.cause instanceof Error ? error.cause : error;
+  const claim = (inner.cause as { claim?: string } | undefined)?.claim;
+  const detail = inner.message;
   switch (error.code) {
     case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED':
-      if (claim === 'nonce') return refused('nonce_mismatch', error.message);
-      if (claim === 'iss') return refused('iss_mismatch', error.message);
-      if (claim === 'aud' || claim === 'azp') return refused('aud_mismatch', error.message);
+      if (claim === 'nonce') return refused('nonce_mismatch', detail);
+      if (claim === 'iss') return refused('iss_mismatch', detail);
+      if (claim === 'aud' || claim === 'azp') return refused('aud_mismatch', detail);
       break;
     case 'OAUTH_KEY_SELECTION_FAILED':
-      return refused('bad_signature', error.message);
+      return refused('bad_signature', detail);
     case 'OAUTH_INVALID_RESPONSE':
-      if (/signature/i.test(error.message)) return refused('bad_signature', error.message);
+      if (/signature/i.test(detail)) return refused('bad_signature', detail);
       break;
     case 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED':
-      if (claim === 'exp') return refused('token_expired', error.message);
+      if (claim === 'exp') return refused('token_expired', detail);
       break;
   }
-  return refused('id_token_invalid', error.message);
+  return refused('id_token_invalid', detail);
 }
 
 /** One configured FI: its discovered metadata, cached once reached. */
@@ -182,7 +185,8 @@ export class FiBroker {
       const auth = secret === undefined ? oidc.None() : oidc.ClientSecretBasic(secret);
       const insecure = new URL(fi.discoveryUrl).protocol === 'http:';
       this.#configuration = oidc.discovery(new URL(fi.discoveryUrl), fi.clientId, undefined, auth, {
-        execute: insecure ? [oidc.allowInsecureRequests] : [],
+        // The ID token's signature is verified with the FI's keys, even though it comes over TLS.
+        execute: [oidc.enableNonRepudiationChecks, ...(insecure ? [oidc.allowInsecureRequests] : [])],
       });
       // A failed discovery is retried at the next login.
       this.#configuration.catch(() => {

@@ -111,7 +111,7 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
         claims: () => ({ sub, tid: fi.user.tid, oid: fi.user.oid }),
       };
     },
-    claims: { acr: null, amr: null, auth_time: null, sid: null, openid: ['sub', 'tid', 'oid'] },
+    claims: { auth_time: null, sid: null, openid: ['sub', 'tid', 'oid', 'acr', 'amr'] },
     // tid and oid in the ID token, as PSC reads them there.
     conformIdTokenClaims: false,
     acrValues: ['eidas1', 'eidas2', 'eidas3'],
