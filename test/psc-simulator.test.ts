@@ -1,6 +1,9 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { BrowserAgent, formAction } from './helpers/browser-agent.ts';
+import { BrowserAgent, browserLogin, formAction } from './helpers/browser-agent.ts';
+import { createUser, registerWebClient, TEST_PASSWORD } from './helpers/clients.ts';
+import { databasesUnderTest } from './helpers/databases.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
 import { pscSubject } from './simulators/psc/claims.ts';
 import type { RefusalReason } from './simulators/psc/federation.ts';
 import { type ScriptedFi, type ScriptedUser, startScriptedFi } from './simulators/psc/scripted-fi.ts';
@@ -411,3 +414,68 @@ describe('PSC simulator: an FI whose signature does not verify', () => {
     }
   });
 });
+
+for (const kind of databasesUnderTest()) {
+  describe(`PSC simulator with a real Passerelle as FI (${kind})`, () => {
+    let t: TestServer;
+    let psc: PscSimulator;
+    let config: oidc.Configuration;
+
+    beforeAll(async () => {
+      t = await startTestServer(kind);
+      psc = await startPscSimulator({ clients: [SERVICE] });
+      await createUser(t, 'alice');
+      const redirect_uris = ['passerelle', 'passerelle-wrong-secret'].map((alias) =>
+        psc.brokerRedirectUri(alias),
+      );
+      const secret = await registerWebClient(t, 'psc', { redirect_uris });
+      const fi = {
+        discoveryUrl: t.issuer,
+        clientId: 'psc',
+        tidAllowList: [TENANT],
+        amrAllowList: ['hwk', 'sc'],
+      };
+      psc.addFi({ alias: 'passerelle', ...fi, clientSecret: secret });
+      psc.addFi({ alias: 'passerelle-wrong-secret', ...fi, clientSecret: 'not-the-secret' });
+      config = await serviceConfiguration(psc);
+    });
+    afterAll(async () => {
+      await psc.close();
+      await t.close();
+    });
+
+    /** From the service through PSC to Passerelle's login pages, and back to PSC. */
+    async function throughPasserelle(alias: string) {
+      const origin = new URL(psc.issuer).origin;
+      const agent = new BrowserAgent();
+      const toFi = await agent.follow((await serviceLogin(config, { kc_idp_hint: alias })).url, origin);
+      expect(toFi.url.origin).toBe(new URL(t.issuer).origin);
+      const { callback } = await browserLogin(agent, toFi.url, t.issuer, {
+        username: 'alice',
+        password: TEST_PASSWORD,
+      });
+      expect(callback.href.startsWith(psc.brokerRedirectUri(alias))).toBe(true);
+      return { agent, page: await agent.follow(callback, origin) };
+    }
+
+    it("verifies Passerelle's ID token (signature, iss, aud, nonce) and refuses it for lack of tid", async () => {
+      const { page } = await throughPasserelle('passerelle');
+      expect(page.response?.status).toBe(403);
+      expect(psc.events.at(-1)).toMatchObject({
+        kind: 'refused',
+        alias: 'passerelle',
+        reason: 'tid_missing',
+      });
+    });
+
+    it('reports a code Passerelle would not redeem: token_error', async () => {
+      await throughPasserelle('passerelle-wrong-secret');
+      expect(psc.events.at(-1)).toMatchObject({
+        kind: 'refused',
+        alias: 'passerelle-wrong-secret',
+        reason: 'token_error',
+        detail: 'invalid_client',
+      });
+    });
+  });
+}

@@ -142,6 +142,10 @@ function refusalOf(error: unknown): Refusal {
     );
   }
   if (error instanceof oidc.ResponseBodyError) return refused('token_error', error.error);
+  if (error instanceof oidc.WWWAuthenticateChallengeError) {
+    // A 401 with a challenge: the FI did not authenticate PSC as its client.
+    return refused('token_error', error.cause[0]?.parameters.error ?? `HTTP ${error.status}`);
+  }
   if (!(error instanceof oidc.ClientError)) {
     return refused('fi_unavailable', error instanceof Error ? error.message : String(error));
   }
