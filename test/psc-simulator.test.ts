@@ -1,6 +1,10 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { text } from 'node:stream/consumers';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { BrowserAgent, browserLogin, formAction } from './helpers/browser-agent.ts';
+import { BrowserAgent, browserLogin, formAction, formField } from './helpers/browser-agent.ts';
 import { createUser, registerWebClient, TEST_PASSWORD } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -16,12 +20,15 @@ const SERVICE = {
 };
 
 /** openid-client configuration of a service against the simulator. */
-function serviceConfiguration(psc: PscSimulator): Promise<oidc.Configuration> {
+function serviceConfiguration(
+  psc: PscSimulator,
+  service: { clientId: string; clientSecret: string; redirectUris: string[] } = SERVICE,
+): Promise<oidc.Configuration> {
   return oidc.discovery(
     new URL(psc.issuer),
-    SERVICE.clientId,
-    undefined,
-    oidc.ClientSecretBasic(SERVICE.clientSecret),
+    service.clientId,
+    { redirect_uris: service.redirectUris },
+    oidc.ClientSecretBasic(service.clientSecret),
     { execute: [oidc.allowInsecureRequests] },
   );
 }
@@ -41,7 +48,7 @@ async function serviceLogin(
   const state = oidc.randomState();
   const nonce = oidc.randomNonce();
   const url = oidc.buildAuthorizationUrl(config, {
-    redirect_uri: SERVICE.redirectUris[0] as string,
+    redirect_uri: (config.clientMetadata().redirect_uris as string[])[0] as string,
     scope: 'openid scope_all',
     acr_values: 'eidas1',
     code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
@@ -61,17 +68,48 @@ function redeem(config: oidc.Configuration, login: ServiceLogin, callback: URL) 
   });
 }
 
+/** Records the logout tokens a service receives on its back-channel logout endpoint. */
+async function startLogoutReceiver() {
+  const tokens: string[] = [];
+  let arrived: (token: string) => void = () => {};
+  const server = createServer(async (req, res) => {
+    const token = new URLSearchParams(await text(req)).get('logout_token') ?? '';
+    tokens.push(token);
+    arrived(token);
+    res.writeHead(200).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/backchannel-logout`,
+    tokens,
+    /** The next logout token to arrive. */
+    next: () => new Promise<string>((resolve) => (arrived = resolve)),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 describe('PSC simulator: provider side', () => {
   let psc: PscSimulator;
   let config: oidc.Configuration;
   let origin: string;
+  let receiver: Awaited<ReturnType<typeof startLogoutReceiver>>;
+  const dmp = {
+    clientId: 'dmp',
+    clientSecret: 'dmp-secret',
+    redirectUris: ['https://dmp.test/cb'],
+    postLogoutRedirectUris: ['https://dmp.test/bye'],
+  };
 
   beforeAll(async () => {
-    psc = await startPscSimulator({ clients: [SERVICE] });
+    receiver = await startLogoutReceiver();
+    psc = await startPscSimulator({ clients: [SERVICE, { ...dmp, backchannelLogoutUri: receiver.uri }] });
     origin = new URL(psc.issuer).origin;
     config = await serviceConfiguration(psc);
   });
-  afterAll(() => psc.close());
+  afterAll(async () => {
+    await psc.close();
+    await receiver.close();
+  });
 
   it('publishes its discovery document under both well-known names, with Keycloak paths', async () => {
     const standard = await (await fetch(`${psc.issuer}/.well-known/openid-configuration`)).json();
@@ -146,6 +184,13 @@ describe('PSC simulator: provider side', () => {
       sid: idToken?.sid,
     });
     expect(typeof idToken?.auth_time).toBe('number');
+    expect(await oidc.tokenIntrospection(config, tokens.access_token)).toMatchObject({
+      active: true,
+      client_id: SERVICE.clientId,
+      sub: pscSubject(professional.idNatPs),
+      SubjectNameID: professional.idNatPs,
+      authMode: 'MOBILE',
+    });
     expect(userinfo.SubjectRefPro).toMatchObject({
       exercices: [
         {
@@ -167,6 +212,48 @@ describe('PSC simulator: provider side', () => {
       idNatPs: professional.idNatPs,
       authMode: 'MOBILE',
     });
+  });
+
+  it('ends the session on RP-initiated logout and sends a logout token to the back-channel', async () => {
+    const dmpConfig = await serviceConfiguration(psc, dmp);
+    const professional = psc.professionals[5];
+    if (!professional) throw new Error('no fixture');
+    const login = await serviceLogin(dmpConfig);
+    const agent = new BrowserAgent();
+    await agent.follow(login.url, origin);
+    const posted = await agent.postForm(new URL(formAction(agent.lastHtml, '/card'), origin), {
+      idNatPs: professional.idNatPs,
+      authMode: 'CARD',
+    });
+    const back = await agent.follow(new URL(posted.headers.get('location') ?? '', origin), origin);
+    const tokens = await redeem(dmpConfig, login, back.url);
+    const idToken = tokens.claims();
+    expect(idToken?.authMode).toBe('CARD');
+
+    const logoutUrl = oidc.buildEndSessionUrl(dmpConfig, {
+      id_token_hint: tokens.id_token ?? '',
+      post_logout_redirect_uri: 'https://dmp.test/bye',
+      state: 'after-logout',
+    });
+    await agent.follow(logoutUrl, origin);
+    expect(agent.lastHtml).toContain('Se déconnecter');
+    const logoutToken = receiver.next();
+    const confirmed = await agent.postForm(new URL(formAction(agent.lastHtml, '/logout/confirm'), origin), {
+      xsrf: formField(agent.lastHtml, 'xsrf') ?? '',
+      logout: 'yes',
+    });
+    expect(confirmed.headers.get('location')).toBe('https://dmp.test/bye?state=after-logout');
+    const { payload } = await jwtVerify(
+      await logoutToken,
+      createRemoteJWKSet(new URL(`${psc.issuer}/protocol/openid-connect/certs`)),
+      { issuer: psc.issuer, audience: 'dmp', typ: 'logout+jwt' },
+    );
+    expect(payload).toMatchObject({ sub: idToken?.sub, sid: idToken?.sid });
+    expect(payload.events).toEqual({ 'http://schemas.openid.net/event/backchannel-logout': {} });
+    // No single sign-on any more: the login page is shown again.
+    const again = await agent.follow((await serviceLogin(dmpConfig)).url, origin);
+    expect(again.response?.status).toBe(200);
+    expect(agent.lastHtml).toContain('/card"');
   });
 });
 

@@ -138,7 +138,9 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
         c.tokenEndpointAuthMethod ?? (c.clientSecret ? 'client_secret_basic' : 'none'),
       redirect_uris: c.redirectUris,
       post_logout_redirect_uris: c.postLogoutRedirectUris ?? [],
-      ...(c.backchannelLogoutUri ? { backchannel_logout_uri: c.backchannelLogoutUri } : {}),
+      ...(c.backchannelLogoutUri
+        ? { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: true }
+        : {}),
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       // Keycloak puts auth_time in every ID token.
