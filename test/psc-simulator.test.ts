@@ -1,10 +1,13 @@
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BrowserAgent, browserLogin, formAction, formField } from './helpers/browser-agent.ts';
+import { REPO_ROOT } from './helpers/cli.ts';
 import { createUser, registerWebClient, TEST_PASSWORD } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -566,3 +569,29 @@ for (const kind of databasesUnderTest()) {
     });
   });
 }
+
+describe('PSC simulator: the runnable entry (npm run simulator:psc)', () => {
+  it('serves the configured service and FI until stopped', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        join(REPO_ROOT, 'test/simulators/psc/main.ts'),
+        ...['--port', '0', '--client-id', 'drimbox', '--redirect-uri', 'https://drimbox.test/cb'],
+        ...['--fi-alias', 'chu', '--fi-discovery-url', 'http://127.0.0.1:9/', '--fi-tid', TENANT],
+      ],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    let stdout = '';
+    for await (const chunk of child.stdout) {
+      stdout += String(chunk);
+      if (stdout.includes('redirect URI to register there')) break;
+    }
+    const issuer = /simulator: (\S+)/.exec(stdout)?.[1] ?? '';
+    expect(stdout).toContain(`redirect URI to register there: ${issuer}/broker/chu/endpoint`);
+    const discovery = await (await fetch(`${issuer}/.well-known/wallet-openid-configuration`)).json();
+    expect(discovery.issuer).toBe(issuer);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});
