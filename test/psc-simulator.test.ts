@@ -71,6 +71,24 @@ function redeem(config: oidc.Configuration, login: ServiceLogin, callback: URL) 
   });
 }
 
+/** A direct login at PSC with a simulated CPS card or e-CPS, from a new browser. */
+async function cpsLogin(
+  psc: PscSimulator,
+  config: oidc.Configuration,
+  idNatPs: string,
+  authMode: 'CARD' | 'MOBILE',
+) {
+  const origin = new URL(psc.issuer).origin;
+  const agent = new BrowserAgent();
+  const login = await serviceLogin(config);
+  const page = await agent.follow(login.url, origin);
+  expect(page.response?.status).toBe(200);
+  const choice = agent.lastHtml;
+  const posted = await agent.postForm(new URL(formAction(choice, '/cps'), origin), { idNatPs, authMode });
+  const back = await agent.follow(new URL(posted.headers.get('location') ?? '', origin), origin);
+  return { agent, choice, callback: back.url, tokens: await redeem(config, login, back.url) };
+}
+
 /** Records the logout tokens a service receives on its back-channel logout endpoint. */
 async function startLogoutReceiver() {
   const tokens: string[] = [];
@@ -152,18 +170,9 @@ describe('PSC simulator: provider side', () => {
   it('logs a professional in with a simulated e-CPS and releases PSC claims', async () => {
     const professional = psc.professionals[3];
     if (!professional) throw new Error('no fixture');
-    const login = await serviceLogin(config);
-    const agent = new BrowserAgent();
-    const page = await agent.follow(login.url, origin);
-    expect(page.response?.status).toBe(200);
-    expect(agent.lastHtml).toContain('Délégation');
-    const posted = await agent.postForm(new URL(formAction(agent.lastHtml, '/card'), origin), {
-      idNatPs: professional.idNatPs,
-      authMode: 'MOBILE',
-    });
-    const back = await agent.follow(new URL(posted.headers.get('location') ?? '', origin), origin);
-    expect(back.url.href.startsWith(SERVICE.redirectUris[0] as string)).toBe(true);
-    const tokens = await redeem(config, login, back.url);
+    const { choice, callback, tokens } = await cpsLogin(psc, config, professional.idNatPs, 'MOBILE');
+    expect(choice).toContain('Délégation');
+    expect(callback.href.startsWith(SERVICE.redirectUris[0] as string)).toBe(true);
     const idToken = tokens.claims();
     expect(idToken).toMatchObject({
       iss: psc.issuer,
@@ -221,15 +230,7 @@ describe('PSC simulator: provider side', () => {
     const dmpConfig = await serviceConfiguration(psc, dmp);
     const professional = psc.professionals[5];
     if (!professional) throw new Error('no fixture');
-    const login = await serviceLogin(dmpConfig);
-    const agent = new BrowserAgent();
-    await agent.follow(login.url, origin);
-    const posted = await agent.postForm(new URL(formAction(agent.lastHtml, '/card'), origin), {
-      idNatPs: professional.idNatPs,
-      authMode: 'CARD',
-    });
-    const back = await agent.follow(new URL(posted.headers.get('location') ?? '', origin), origin);
-    const tokens = await redeem(dmpConfig, login, back.url);
+    const { agent, tokens } = await cpsLogin(psc, dmpConfig, professional.idNatPs, 'CARD');
     const idToken = tokens.claims();
     expect(idToken?.authMode).toBe('CARD');
 
@@ -256,7 +257,7 @@ describe('PSC simulator: provider side', () => {
     // No single sign-on any more: the login page is shown again.
     const again = await agent.follow((await serviceLogin(dmpConfig)).url, origin);
     expect(again.response?.status).toBe(200);
-    expect(agent.lastHtml).toContain('/card"');
+    expect(agent.lastHtml).toContain('/cps"');
   });
 });
 

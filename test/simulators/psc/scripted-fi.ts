@@ -118,6 +118,14 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
     responseTypes: ['code'],
     interactions: { policy, url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     features: { devInteractions: { enabled: false } },
+    ttl: {
+      AccessToken: 600,
+      AuthorizationCode: 60,
+      IdToken: 600,
+      Interaction: 600,
+      Session: 3600,
+      Grant: 3600,
+    },
   };
   const provider = new Provider(issuer, configuration);
 

@@ -101,6 +101,7 @@ interface LoginRecord {
   delegation?: FederatedLogin;
 }
 
+const INTERACTION_TTL_SECONDS = 3600;
 const COOKIE_NAMES = { session: 'psc_session', interaction: 'psc_interaction', resume: 'psc_resume' };
 
 export async function startPscSimulator(options: PscSimulatorOptions): Promise<PscSimulator> {
@@ -205,7 +206,11 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     interactions: { url: (_ctx, interaction) => `${REALM_PATH}/interaction/${interaction.uid}` },
     features: {
       devInteractions: { enabled: false },
-      introspection: { enabled: true },
+      // As in Keycloak, any confidential client of the realm may introspect a token.
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client) => client.clientAuthMethod !== 'none',
+      },
       revocation: { enabled: true },
       userinfo: { enabled: true },
       backchannelLogout: { enabled: true },
@@ -240,7 +245,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       AuthorizationCode: 60,
       IdToken: 3600,
       RefreshToken: 8 * 3600,
-      Interaction: 3600,
+      Interaction: INTERACTION_TTL_SECONDS,
       Session: 10 * 3600,
       Grant: 10 * 3600,
     },
@@ -299,6 +304,10 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       refuse(ctx, clientId, alias, started, uid);
       return;
     }
+    // Brokerings abandoned for longer than a login may last are forgotten.
+    for (const [state, pending] of pendingByState) {
+      if (Date.now() - pending.createdAt > INTERACTION_TTL_SECONDS * 1000) pendingByState.delete(state);
+    }
     pendingByState.set(started.pending.state, started.pending);
     ctx.status = 303;
     ctx.redirect(started.url.href);
@@ -349,7 +358,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       name: b.fi.name ?? b.fi.alias,
       url: interactionPath(details.uid, `/broker/${encodeURIComponent(b.fi.alias)}`),
     }));
-    ctx.body = choicePage(establishments, interactionPath(details.uid, '/card'), professionals);
+    ctx.body = choicePage(establishments, interactionPath(details.uid, '/cps'), professionals);
   });
 
   router.get('/interaction/:uid/broker/:alias', async (ctx) => {
@@ -400,7 +409,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     return undefined;
   }
 
-  router.post('/interaction/:uid/card', async (ctx) => {
+  router.post('/interaction/:uid/cps', async (ctx) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     const chosen = await chosenProfessional(ctx);
     if (!chosen) return;
