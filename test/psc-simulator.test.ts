@@ -8,7 +8,13 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BrowserAgent, browserLogin, formAction, formField } from './helpers/browser-agent.ts';
 import { REPO_ROOT } from './helpers/cli.ts';
-import { createUser, registerWebClient, TEST_PASSWORD } from './helpers/clients.ts';
+import {
+  authorizationRequest,
+  createUser,
+  type PendingAuthorization,
+  registerWebClient,
+  TEST_PASSWORD,
+} from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { pscSubject } from './simulators/psc/claims.ts';
@@ -36,34 +42,20 @@ function serviceConfiguration(
   );
 }
 
-interface ServiceLogin {
-  url: URL;
-  verifier: string;
-  state: string;
-  nonce: string;
-}
-
-async function serviceLogin(
+/** A service's authorization request to PSC, as DRIMBOX would send it (PKCE, state, nonce, eidas1). */
+function serviceLogin(
   config: oidc.Configuration,
   extra: Record<string, string> = {},
-): Promise<ServiceLogin> {
-  const verifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const nonce = oidc.randomNonce();
-  const url = oidc.buildAuthorizationUrl(config, {
-    redirect_uri: (config.clientMetadata().redirect_uris as string[])[0] as string,
+): Promise<PendingAuthorization> {
+  const redirectUri = (config.clientMetadata().redirect_uris as string[])[0] as string;
+  return authorizationRequest(config, redirectUri, {
     scope: 'openid scope_all',
     acr_values: 'eidas1',
-    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-    state,
-    nonce,
     ...extra,
   });
-  return { url, verifier, state, nonce };
 }
 
-function redeem(config: oidc.Configuration, login: ServiceLogin, callback: URL) {
+function redeem(config: oidc.Configuration, login: PendingAuthorization, callback: URL) {
   return oidc.authorizationCodeGrant(config, callback, {
     pkceCodeVerifier: login.verifier,
     expectedState: login.state,
@@ -274,7 +266,7 @@ const STRONG_USER: ScriptedUser = {
 
 interface DelegatedStep {
   agent: BrowserAgent;
-  login: ServiceLogin;
+  login: PendingAuthorization;
   /** The PSC page shown after the FI's answer (pairing, confirmation or refusal). */
   page: { response?: Response; url: URL };
 }

@@ -393,6 +393,12 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     ctx.redirect(interactionPath(pending.interactionUid));
   });
 
+  function badRequest(ctx: Context, title: string, message: string) {
+    ctx.status = 400;
+    ctx.type = 'html';
+    ctx.body = messagePage(title, message);
+  }
+
   /** The professional chosen in a form, or a 400 page. */
   async function chosenProfessional(
     ctx: Context,
@@ -400,12 +406,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     const form = await readForm(ctx, 4096);
     const professional = byIdNat.get(form.idNatPs ?? '');
     if (professional) return { professional, form };
-    ctx.status = 400;
-    ctx.type = 'html';
-    ctx.body = messagePage(
-      'Identité inconnue',
-      "Cette identité nationale n'est pas proposée par le simulateur.",
-    );
+    badRequest(ctx, 'Identité inconnue', "Cette identité nationale n'est pas proposée par le simulateur.");
     return undefined;
   }
 
@@ -423,9 +424,8 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
   function delegatedLogin(ctx: Context, uid: string): FederatedLogin | undefined {
     const login = delegatedByInteraction.get(uid);
     if (login) return login;
-    ctx.status = 400;
-    ctx.type = 'html';
-    ctx.body = messagePage(
+    badRequest(
+      ctx,
       'Aucune délégation en cours',
       "Aucune authentification d'établissement n'attend de confirmation.",
     );
@@ -494,9 +494,8 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       await next();
     } catch (error) {
       if (!(error instanceof errors.SessionNotFound)) throw error;
-      ctx.status = 400;
-      ctx.type = 'html';
-      ctx.body = messagePage(
+      badRequest(
+        ctx,
         'Session expirée',
         'La connexion en cours est introuvable ou a expiré : recommencez depuis le service.',
       );
