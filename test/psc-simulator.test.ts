@@ -315,6 +315,7 @@ describe('PSC simulator: delegation to an establishment FI', () => {
     fi = await startScriptedFi({
       clients: [
         { ...FI_CLIENT, redirectUris: [psc.brokerRedirectUri(ALIAS), psc.brokerRedirectUri('ght-strict')] },
+        { clientId: 'psc-public', redirectUris: [psc.brokerRedirectUri('chu-public')] },
       ],
       user: STRONG_USER,
     });
@@ -326,6 +327,7 @@ describe('PSC simulator: delegation to an establishment FI', () => {
     };
     psc.addFi({ alias: ALIAS, name: 'CHU de Rennes', ...common });
     psc.addFi({ alias: 'ght-strict', ...common, requireAcr: ['eidas2'] });
+    psc.addFi({ ...common, alias: 'chu-public', clientId: 'psc-public', clientSecret: undefined });
     config = await serviceConfiguration(psc);
   });
   afterAll(async () => {
@@ -447,6 +449,16 @@ describe('PSC simulator: delegation to an establishment FI', () => {
     const back = await submit(psc, step, '/abort');
     expect(back.url.searchParams.get('error')).toBe('access_denied');
     expect(back.url.searchParams.get('state')).toBe(step.login.state);
+  });
+
+  it('is a public client (PKCE, no secret) of an FI that registered it so', async () => {
+    const step = await throughFi(psc, config, fi, 'chu-public');
+    expect(step.page.response?.status).toBe(200);
+    expect(step.agent.lastHtml).toContain('Appairage de votre compte');
+    expect(psc.events.at(-1)).toMatchObject({
+      kind: 'accepted',
+      login: { alias: 'chu-public', oid: 'oid-42' },
+    });
   });
 
   it('refuses an unknown kc_idp_hint and an answer for no pending login', async () => {

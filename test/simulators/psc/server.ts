@@ -68,7 +68,7 @@ export interface PscSimulatorOptions {
 
 interface EventBase {
   at: Date;
-  /** The service the login is for. */
+  /** The service the login is for (empty for an answer matching no pending login). */
   clientId: string;
 }
 
@@ -95,10 +95,9 @@ export interface PscSimulator {
   close(): Promise<void>;
 }
 
-/** How the user authenticated for a PSC login, released as `authMode` (and kept for the demo). */
+/** How the user authenticated for a PSC login, released as `authMode`. */
 interface LoginRecord {
   authMode: string;
-  delegation?: FederatedLogin;
 }
 
 const INTERACTION_TTL_SECONDS = 3600;
@@ -448,7 +447,6 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     delegatedByInteraction.delete(details.uid);
     await finishLogin(ctx, clientId, String(details.params.scope), chosen.professional, {
       authMode: delegatedAuthMode(alias),
-      delegation: login,
     });
   });
 
@@ -471,7 +469,6 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     delegatedByInteraction.delete(details.uid);
     await finishLogin(ctx, clientId, String(details.params.scope), professional, {
       authMode: delegatedAuthMode(alias),
-      delegation: login,
     });
   });
 
