@@ -42,7 +42,7 @@ function serviceConfiguration(
   );
 }
 
-/** A service's authorization request to PSC, as DRIMBOX would send it (PKCE, state, nonce, eidas1). */
+/** A service's authorization request to PSC: PKCE, state, nonce, `scope_all`, `acr_values=eidas1`. */
 function serviceLogin(
   config: oidc.Configuration,
   extra: Record<string, string> = {},
