@@ -1,0 +1,540 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Router } from '@koa/router';
+import Koa, { type Context } from 'koa';
+import Provider, { type Configuration, errors } from 'oidc-provider';
+import { readForm } from '../../../src/interaction/form.ts';
+import { generateProfessionals, type Professional } from '../annuaire/fixtures.ts';
+import {
+  CLAIMS_BY_SCOPE,
+  type DirectAuthMode,
+  professionalClaims,
+  pscSubject,
+  SCOPES_WITHOUT_CLAIMS,
+} from './claims.ts';
+import {
+  type FederatedLogin,
+  FiBroker,
+  type FiOptions,
+  type PendingBrokering,
+  type Refusal,
+  type RefusalReason,
+} from './federation.ts';
+import { privateSigningJwk, type SigningAlg } from './keys.ts';
+import { choicePage, confirmPage, logoutPage, messagePage, pairingPage, refusalPage } from './pages.ts';
+import { Pairings } from './pairings.ts';
+
+/**
+ * A stand-in for Pro Santé Connect: a real OpenID Connect provider (oidc-provider) with Keycloak's paths
+ * under `/auth/realms/esante-wallet`, PSC-style tokens and userinfo for its clients (the services), a
+ * simulated CPS / e-CPS login, and the delegation of authentication to establishments' identity
+ * providers (`kc_idp_hint`), with PSC's checks on their ID tokens and the pairing of local accounts.
+ */
+
+export const REALM_PATH = '/auth/realms/esante-wallet';
+const PROTOCOL = '/protocol/openid-connect';
+
+/** A service (a client of PSC). */
+export interface PscClientOptions {
+  clientId: string;
+  /** Without a secret: a public client (PKCE required). */
+  clientSecret?: string;
+  /** Default: `client_secret_basic` with a secret, `none` without. */
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'none';
+  redirectUris: string[];
+  postLogoutRedirectUris?: string[];
+  /** Receives a logout token when the PSC session ends. */
+  backchannelLogoutUri?: string;
+}
+
+export interface PscSimulatorOptions {
+  /** Default 0: a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** National identities offered at pairing and at the CPS / e-CPS login. Default: 200 active fixtures. */
+  professionals?: Professional[];
+  clients: PscClientOptions[];
+  /** Establishments' identity providers PSC delegates to. */
+  fis?: FiOptions[];
+  /** How long a pairing is remembered. Default: forever. */
+  pairingTtlSeconds?: number;
+  /** ID token signing algorithm. Default RS256 (Keycloak's default); both keys are published. */
+  signingAlg?: SigningAlg;
+  /** Clock of the auth_time check, the pairing lifetime and the events. Default: the system clock. */
+  now?: () => Date;
+}
+
+interface EventBase {
+  at: Date;
+  /** The service the login is for (empty for an answer matching no pending login). */
+  clientId: string;
+}
+
+/** What happened at PSC, in order: delegated logins accepted or refused, pairings, direct logins. */
+export type PscEvent = EventBase &
+  (
+    | { kind: 'refused'; alias: string; reason: RefusalReason; detail: string }
+    | { kind: 'accepted'; login: FederatedLogin }
+    | { kind: 'paired'; alias: string; tid: string; oid: string; idNatPs: string }
+    | { kind: 'confirmed'; alias: string; tid: string; oid: string; idNatPs: string }
+    | { kind: 'direct-login'; idNatPs: string; authMode: DirectAuthMode }
+  );
+
+export interface PscSimulator {
+  /** `http://host:port/auth/realms/esante-wallet` */
+  issuer: string;
+  /** The redirect URI PSC uses at the FI `alias` (Keycloak's broker endpoint): register it there. */
+  brokerRedirectUri(alias: string): string;
+  /** Adds (or replaces) an establishment's FI, e.g. once the FI knows `brokerRedirectUri`. */
+  addFi(fi: FiOptions): void;
+  professionals: readonly Professional[];
+  pairings: Pairings;
+  events: PscEvent[];
+  close(): Promise<void>;
+}
+
+/** How the user authenticated for a PSC login, released as `authMode`. */
+interface LoginRecord {
+  authMode: string;
+}
+
+const INTERACTION_TTL_SECONDS = 3600;
+const COOKIE_NAMES = { session: 'psc_session', interaction: 'psc_interaction', resume: 'psc_resume' };
+
+export async function startPscSimulator(options: PscSimulatorOptions): Promise<PscSimulator> {
+  const now = options.now ?? (() => new Date());
+  const professionals = options.professionals ?? [...generateProfessionals({ count: 200, inactiveShare: 0 })];
+  const bySubject = new Map(professionals.map((p) => [pscSubject(p.idNatPs), p]));
+  const byIdNat = new Map(professionals.map((p) => [p.idNatPs, p]));
+  const pairings = new Pairings(options.pairingTtlSeconds, now);
+  const events: PscEvent[] = [];
+  /** Login records by grant (what tokens and userinfo release), and the latest per account. */
+  const loginsByGrant = new Map<string, LoginRecord>();
+  const latestLoginByAccount = new Map<string, LoginRecord>();
+  /** Brokerings waiting for the FI's answer, by state; accepted ones waiting for pairing, by interaction. */
+  const pendingByState = new Map<string, PendingBrokering>();
+  const delegatedByInteraction = new Map<string, FederatedLogin>();
+
+  const server = createServer();
+  await new Promise<void>((resolve) =>
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve),
+  );
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://${options.host ?? '127.0.0.1'}:${port}`;
+  const issuer = `${origin}${REALM_PATH}`;
+  const brokerRedirectUri = (alias: string) => `${issuer}/broker/${encodeURIComponent(alias)}/endpoint`;
+  const brokers = new Map(
+    (options.fis ?? []).map((fi) => [fi.alias, new FiBroker(fi, brokerRedirectUri(fi.alias))]),
+  );
+
+  const signingAlg = options.signingAlg ?? 'RS256';
+  const configuration: Configuration = {
+    clients: options.clients.map((c) => ({
+      client_id: c.clientId,
+      client_secret: c.clientSecret,
+      token_endpoint_auth_method:
+        c.tokenEndpointAuthMethod ?? (c.clientSecret ? 'client_secret_basic' : 'none'),
+      redirect_uris: c.redirectUris,
+      post_logout_redirect_uris: c.postLogoutRedirectUris ?? [],
+      ...(c.backchannelLogoutUri
+        ? { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: true }
+        : {}),
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      // Keycloak puts auth_time in every ID token.
+      require_auth_time: true,
+    })),
+    jwks: {
+      keys: [privateSigningJwk(signingAlg), privateSigningJwk(signingAlg === 'RS256' ? 'ES256' : 'RS256')],
+    },
+    cookies: {
+      keys: [randomBytes(32).toString('base64url')],
+      names: COOKIE_NAMES,
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    async findAccount(_ctx, sub, token) {
+      const professional = bySubject.get(sub);
+      if (!professional) return undefined;
+      return {
+        accountId: sub,
+        async claims() {
+          const record =
+            (token?.grantId && loginsByGrant.get(token.grantId)) || latestLoginByAccount.get(sub);
+          // For userinfo; in ID tokens the engine sets acr and sid from the session.
+          const sid = token && 'sid' in token ? token.sid : undefined;
+          return { ...professionalClaims(professional, record?.authMode ?? 'CARD'), acr: 'eidas1', sid };
+        },
+      };
+    },
+    claims: {
+      auth_time: null,
+      ...CLAIMS_BY_SCOPE,
+      openid: [...(CLAIMS_BY_SCOPE.openid ?? []), 'acr', 'sid'],
+    },
+    scopes: [...Object.keys(CLAIMS_BY_SCOPE), ...SCOPES_WITHOUT_CLAIMS],
+    // Keycloak's protocol mappers add the user's claims to the ID token as well as to userinfo.
+    conformIdTokenClaims: false,
+    extraParams: ['kc_idp_hint'],
+    acrValues: ['eidas1', 'eidas2', 'eidas3'],
+    responseTypes: ['code'],
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: signingAlg,
+    },
+    enabledJWA: {
+      idTokenSigningAlgValues: ['RS256', 'ES256'],
+      userinfoSigningAlgValues: ['RS256', 'ES256'],
+      introspectionSigningAlgValues: ['RS256', 'ES256'],
+    },
+    // Keycloak asks PKCE of public clients only (unless configured otherwise).
+    pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
+    routes: {
+      authorization: `${PROTOCOL}/auth`,
+      token: `${PROTOCOL}/token`,
+      userinfo: `${PROTOCOL}/userinfo`,
+      jwks: `${PROTOCOL}/certs`,
+      end_session: `${PROTOCOL}/logout`,
+      introspection: `${PROTOCOL}/token/introspect`,
+      revocation: `${PROTOCOL}/revoke`,
+    },
+    interactions: { url: (_ctx, interaction) => `${REALM_PATH}/interaction/${interaction.uid}` },
+    features: {
+      devInteractions: { enabled: false },
+      // As in Keycloak, any confidential client of the realm may introspect a token.
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client) => client.clientAuthMethod !== 'none',
+      },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          ctx.type = 'html';
+          ctx.body = logoutPage(form);
+        },
+        async postLogoutSuccessSource(ctx) {
+          ctx.type = 'html';
+          ctx.body = messagePage('Déconnexion', 'Vous êtes déconnecté de Pro Santé Connect.');
+        },
+      },
+    },
+    // Introspection answers with the professional's claims, as Keycloak's does.
+    async extraTokenClaims(_ctx, token) {
+      if (!('accountId' in token) || !token.accountId) return undefined;
+      const professional = bySubject.get(token.accountId);
+      if (!professional) return undefined;
+      const record = (token.grantId && loginsByGrant.get(token.grantId)) || undefined;
+      const { sub: _sub, ...claims } = professionalClaims(professional, record?.authMode ?? 'CARD');
+      return claims;
+    },
+    // Back-channel logout tokens go to services on loopback addresses too.
+    fetch(url, init) {
+      delete (init as { dispatcher?: unknown }).dispatcher;
+      return globalThis.fetch(url, init);
+    },
+    ttl: {
+      AccessToken: 3600,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      RefreshToken: 8 * 3600,
+      Interaction: INTERACTION_TTL_SECONDS,
+      Session: 10 * 3600,
+      Grant: 10 * 3600,
+    },
+    async renderError(ctx, out) {
+      ctx.type = 'html';
+      ctx.body = messagePage('Erreur', `${out.error}: ${out.error_description ?? ''}`);
+    },
+  };
+  const provider = new Provider(issuer, configuration);
+  // Keycloak puts sid in every ID token, not only for clients asking for back-channel logout.
+  (provider.Client.prototype as unknown as { includeSid(): boolean }).includeSid = () => true;
+
+  const record = (event: PscEvent) => events.push(event);
+
+  /** Ends the interaction with a login for `professional` (PSC has no consent screen). */
+  async function finishLogin(
+    ctx: Context,
+    clientId: string,
+    scope: string,
+    professional: Professional,
+    login: LoginRecord,
+  ) {
+    const accountId = pscSubject(professional.idNatPs);
+    const grant = new provider.Grant({ accountId, clientId });
+    grant.addOIDCScope(scope);
+    const grantId = await grant.save();
+    loginsByGrant.set(grantId, login);
+    latestLoginByAccount.set(accountId, login);
+    const location = await provider.interactionResult(
+      ctx.req,
+      ctx.res,
+      { login: { accountId, acr: 'eidas1' }, consent: { grantId } },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.status = 303;
+    ctx.redirect(location);
+  }
+
+  const interactionPath = (uid: string, action = '') => `${REALM_PATH}/interaction/${uid}${action}`;
+
+  function refuse(ctx: Context, clientId: string, alias: string, outcome: Refusal, uid?: string) {
+    record({ at: now(), clientId, kind: 'refused', alias, reason: outcome.reason, detail: outcome.detail });
+    ctx.status = outcome.reason === 'fi_unavailable' ? 502 : 403;
+    ctx.type = 'html';
+    ctx.body = refusalPage(outcome.reason, uid ? interactionPath(uid, '/abort') : undefined);
+  }
+
+  async function startBrokering(ctx: Context, uid: string, clientId: string, alias: string) {
+    const broker = brokers.get(alias);
+    if (!broker) {
+      refuse(ctx, clientId, alias, { kind: 'refused', reason: 'unknown_idp', detail: `no FI ${alias}` }, uid);
+      return;
+    }
+    const started = await broker.start(uid);
+    if (started.kind === 'refused') {
+      refuse(ctx, clientId, alias, started, uid);
+      return;
+    }
+    // Brokerings abandoned for longer than a login may last are forgotten.
+    for (const [state, pending] of pendingByState) {
+      if (Date.now() - pending.createdAt > INTERACTION_TTL_SECONDS * 1000) pendingByState.delete(state);
+    }
+    pendingByState.set(started.pending.state, started.pending);
+    ctx.status = 303;
+    ctx.redirect(started.url.href);
+  }
+
+  function fiName(alias: string): string {
+    return brokers.get(alias)?.fi.name ?? alias;
+  }
+
+  const router = new Router({ prefix: REALM_PATH });
+
+  router.get('/interaction/:uid', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const clientId = String(details.params.client_id);
+    const scope = String(details.params.scope ?? 'openid');
+    if (details.prompt.name === 'consent' && details.session?.accountId) {
+      // Single sign-on: an existing PSC session, a service not yet granted.
+      const professional = bySubject.get(details.session.accountId);
+      const login = latestLoginByAccount.get(details.session.accountId);
+      if (professional && login) {
+        await finishLogin(ctx, clientId, scope, professional, login);
+        return;
+      }
+    }
+    const delegated = delegatedByInteraction.get(details.uid);
+    ctx.type = 'html';
+    if (delegated) {
+      const pairing = pairings.find(delegated.alias, delegated.tid, delegated.oid);
+      const professional = pairing && byIdNat.get(pairing.idNatPs);
+      const abort = interactionPath(details.uid, '/abort');
+      ctx.body = professional
+        ? confirmPage(fiName(delegated.alias), professional, interactionPath(details.uid, '/confirm'), abort)
+        : pairingPage(
+            fiName(delegated.alias),
+            delegated.oid,
+            interactionPath(details.uid, '/pairing'),
+            abort,
+            professionals,
+          );
+      return;
+    }
+    const hint = details.params.kc_idp_hint;
+    if (typeof hint === 'string' && hint !== '') {
+      await startBrokering(ctx, details.uid, clientId, hint);
+      return;
+    }
+    const establishments = [...brokers.values()].map((b) => ({
+      name: b.fi.name ?? b.fi.alias,
+      url: interactionPath(details.uid, `/broker/${encodeURIComponent(b.fi.alias)}`),
+    }));
+    ctx.body = choicePage(establishments, interactionPath(details.uid, '/cps'), professionals);
+  });
+
+  router.get('/interaction/:uid/broker/:alias', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    await startBrokering(ctx, details.uid, String(details.params.client_id), ctx.params.alias ?? '');
+  });
+
+  router.get('/broker/:alias/endpoint', async (ctx) => {
+    const alias = ctx.params.alias ?? '';
+    const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
+    const pending = pendingByState.get(state);
+    const broker = brokers.get(alias);
+    if (!pending || !broker || pending.alias !== alias) {
+      refuse(ctx, '', alias, {
+        kind: 'refused',
+        reason: 'state_unknown',
+        detail: 'no brokering with this state',
+      });
+      return;
+    }
+    pendingByState.delete(state);
+    const details = await provider.Interaction.find(pending.interactionUid);
+    const clientId = String(details?.params.client_id ?? '');
+    const outcome = await broker.complete(ctx.querystring, pending, now());
+    if (outcome.kind === 'refused') {
+      refuse(ctx, clientId, alias, outcome, pending.interactionUid);
+      return;
+    }
+    record({ at: now(), clientId, kind: 'accepted', login: outcome.login });
+    delegatedByInteraction.set(pending.interactionUid, outcome.login);
+    ctx.status = 303;
+    ctx.redirect(interactionPath(pending.interactionUid));
+  });
+
+  function badRequest(ctx: Context, title: string, message: string) {
+    ctx.status = 400;
+    ctx.type = 'html';
+    ctx.body = messagePage(title, message);
+  }
+
+  /** The professional chosen in a form, or a 400 page. */
+  async function chosenProfessional(
+    ctx: Context,
+  ): Promise<{ professional: Professional; form: Record<string, string> } | undefined> {
+    const form = await readForm(ctx, 4096);
+    const professional = byIdNat.get(form.idNatPs ?? '');
+    if (professional) return { professional, form };
+    badRequest(ctx, 'Identité inconnue', "Cette identité nationale n'est pas proposée par le simulateur.");
+    return undefined;
+  }
+
+  router.post('/interaction/:uid/cps', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const chosen = await chosenProfessional(ctx);
+    if (!chosen) return;
+    const authMode: DirectAuthMode = chosen.form.authMode === 'CARD' ? 'CARD' : 'MOBILE';
+    const clientId = String(details.params.client_id);
+    record({ at: now(), clientId, kind: 'direct-login', idNatPs: chosen.professional.idNatPs, authMode });
+    await finishLogin(ctx, clientId, String(details.params.scope), chosen.professional, { authMode });
+  });
+
+  /** The delegated login waiting at this interaction, or a 400 page. */
+  function delegatedLogin(ctx: Context, uid: string): FederatedLogin | undefined {
+    const login = delegatedByInteraction.get(uid);
+    if (login) return login;
+    badRequest(
+      ctx,
+      'Aucune délégation en cours',
+      "Aucune authentification d'établissement n'attend de confirmation.",
+    );
+    return undefined;
+  }
+
+  const delegatedAuthMode = (alias: string) => brokers.get(alias)?.fi.authMode ?? 'DELEGATED';
+
+  router.post('/interaction/:uid/pairing', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const login = delegatedLogin(ctx, details.uid);
+    if (!login) return;
+    const chosen = await chosenProfessional(ctx);
+    if (!chosen) return;
+    const { alias, tid, oid } = login;
+    const { idNatPs } = chosen.professional;
+    pairings.pair(alias, tid, oid, idNatPs);
+    const clientId = String(details.params.client_id);
+    record({ at: now(), clientId, kind: 'paired', alias, tid, oid, idNatPs });
+    delegatedByInteraction.delete(details.uid);
+    await finishLogin(ctx, clientId, String(details.params.scope), chosen.professional, {
+      authMode: delegatedAuthMode(alias),
+    });
+  });
+
+  router.post('/interaction/:uid/confirm', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const login = delegatedLogin(ctx, details.uid);
+    if (!login) return;
+    const { alias, tid, oid } = login;
+    const pairing = pairings.find(alias, tid, oid);
+    const professional = pairing && byIdNat.get(pairing.idNatPs);
+    if (!pairing || !professional) {
+      // The pairing expired since the page was shown: pair again.
+      ctx.status = 303;
+      ctx.redirect(interactionPath(details.uid));
+      return;
+    }
+    pairing.confirmations.push(now());
+    const clientId = String(details.params.client_id);
+    record({ at: now(), clientId, kind: 'confirmed', alias, tid, oid, idNatPs: pairing.idNatPs });
+    delegatedByInteraction.delete(details.uid);
+    await finishLogin(ctx, clientId, String(details.params.scope), professional, {
+      authMode: delegatedAuthMode(alias),
+    });
+  });
+
+  router.post('/interaction/:uid/abort', async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    delegatedByInteraction.delete(details.uid);
+    const location = await provider.interactionResult(
+      ctx.req,
+      ctx.res,
+      { error: 'access_denied', error_description: 'authentication abandoned or refused' },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.status = 303;
+    ctx.redirect(location);
+  });
+
+  const host = new Koa();
+  host.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      if (!(error instanceof errors.SessionNotFound)) throw error;
+      badRequest(
+        ctx,
+        'Session expirée',
+        'La connexion en cours est introuvable ou a expiré : recommencez depuis le service.',
+      );
+    }
+  });
+  host.use(router.routes());
+  const hostCallback = host.callback();
+  const providerCallback = provider.callback();
+
+  server.on('request', (req: IncomingMessage & { originalUrl?: string }, res) => {
+    const url = req.url ?? '/';
+    const path = url.split('?')[0] ?? '/';
+    if (!path.startsWith(`${REALM_PATH}/`)) {
+      res.writeHead(404).end();
+      return;
+    }
+    const inner = url.slice(REALM_PATH.length);
+    if (inner.startsWith('/interaction/') || inner.startsWith('/broker/')) {
+      void hostCallback(req, res);
+      return;
+    }
+    // PSC publishes its discovery document under a name of its own too.
+    req.url = inner.replace(
+      /^\/\.well-known\/wallet-openid-configuration/,
+      '/.well-known/openid-configuration',
+    );
+    // The engine derives its mount path from the part of originalUrl before req.url.
+    req.originalUrl = `${REALM_PATH}${req.url}`;
+    void providerCallback(req, res);
+  });
+
+  return {
+    issuer,
+    brokerRedirectUri,
+    addFi: (fi) => brokers.set(fi.alias, new FiBroker(fi, brokerRedirectUri(fi.alias))),
+    professionals,
+    pairings,
+    events,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((err) => (err ? reject(err) : resolve()));
+      }),
+  };
+}
