@@ -61,7 +61,20 @@ export async function createTestDatabase(
     url: url.toString(),
     dataDir: 'memory://',
     async drop() {
-      await queryOnce(`drop database if exists ${name} with (force)`, admin);
+      // WITH (FORCE) must signal every session of the database; a role that is not a superuser may not
+      // signal an autovacuum worker that happens to be there. That worker ends within moments: retry.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await queryOnce(`drop database if exists ${name} with (force)`, admin);
+          return;
+        } catch (err) {
+          const notAllowed = /must be (a member of the role|a superuser) .*terminat/.test(
+            (err as Error).message,
+          );
+          if (!notAllowed || attempt >= 20) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
     },
   };
 }
