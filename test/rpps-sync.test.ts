@@ -443,6 +443,10 @@ for (const kind of databasesUnderTest()) {
         await t.passerelle.services.identities.set(account.id, p.idNatPs, 'manual', 'verified');
         links.push([p, account.id]);
       }
+      // An inactive link whose professional is in the extract: offline, no status changes, reactivation included.
+      const flagged = active[6] as Professional;
+      const flaggedAccount = await t.passerelle.services.accounts.create({ username: `o${flagged.rpps}` });
+      await t.passerelle.services.identities.set(flaggedAccount.id, flagged.idNatPs, 'manual', 'inactive');
       sim.faults.down('unavailable');
       try {
         const result = await t.passerelle.rpps.sync.run({ trigger: 'command', full: true });
@@ -453,6 +457,10 @@ for (const kind of databasesUnderTest()) {
           expect(link?.status, p.idNatPs).toBe('verified');
           if (p !== gone) expect(link?.professionCode).toBe(p.profession.code);
         }
+        expect((await t.passerelle.services.identities.findByAccount(flaggedAccount.id))?.status).toBe(
+          'inactive',
+        );
+        if (result.kind === 'done') expect(result.summary.changed.reactivated).toBe(0);
 
         await t.passerelle.services.database.db
           .updateTable('rpps_index_import')

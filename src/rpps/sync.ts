@@ -151,17 +151,20 @@ export function planLink(
   const consistent = namesConsistent(link.accountNames, record);
   switch (link.status) {
     case 'inactive':
-      return { kind: 'change', change: { kind: 'reactivate', link, national: record } };
+      // Offline, the extract confirms presence only: it changes no status, reactivation included.
+      return offline
+        ? { kind: 'touch' }
+        : { kind: 'change', change: { kind: 'reactivate', link, national: record } };
     case 'conflict':
       return differs(link, record)
         ? { kind: 'change', change: { kind: 'refresh', link, national: record, verify: false } }
         : { kind: 'touch' };
     case 'candidate': {
       // A name-match candidate waits for a person; an HR or administrator claim is verified by the API.
-      const verify = link.source !== 'name-match' && consistent && !offline;
-      if (!verify && link.source !== 'name-match' && !consistent) {
+      const claim = link.source !== 'name-match';
+      if (claim && !consistent)
         return { kind: 'change', change: { kind: 'names_mismatch', link, national: record } };
-      }
+      const verify = claim && !offline;
       return verify || differs(link, record)
         ? { kind: 'change', change: { kind: 'refresh', link, national: record, verify } }
         : { kind: 'touch' };
