@@ -5,8 +5,8 @@ import type { LdapConfig } from '../src/config/schema.ts';
 import { DirectoryUnavailableError } from '../src/methods/ldap/client.ts';
 import { LdapDirectory } from '../src/methods/ldap/directory.ts';
 import { ldapReadinessCheck } from '../src/methods/ldap/health.ts';
+import { freePort } from './helpers/net.ts';
 import {
-  freePort,
   GENERATED_PASSWORD,
   GROUPS_DN,
   openldapConfig,

@@ -3,7 +3,13 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messages } from '../src/i18n/messages.ts';
 import { BrowserAgent, formAction, formField } from './helpers/browser-agent.ts';
-import { authorizationRequest, discover, REDIRECT, registerWebClient } from './helpers/clients.ts';
+import {
+  authorizationRequest,
+  discover,
+  REDIRECT,
+  redeemCode,
+  registerWebClient,
+} from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { errorText, escaped } from './helpers/pages.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -86,11 +92,7 @@ for (const kind of databasesUnderTest()) {
         });
         step = await agent.follow(new URL(consent.headers.get('location') ?? '', t.issuer), t.issuer);
       }
-      const tokens = await oidc.authorizationCodeGrant(config, step.url, {
-        pkceCodeVerifier: pending.verifier,
-        expectedState: pending.state,
-        expectedNonce: pending.nonce,
-      });
+      const tokens = await redeemCode(config, pending, step.url);
       const claims = tokens.claims();
       if (!claims) throw new Error('no ID token');
       return claims;

@@ -9,6 +9,7 @@ import {
   discover,
   REDIRECT,
   rawPost,
+  redeemCode,
   registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
@@ -115,11 +116,7 @@ for (const kind of databasesUnderTest()) {
         password: TEST_PASSWORD,
       });
       expect(callback.searchParams.get('code')).toBeTruthy();
-      const tokens = await oidc.authorizationCodeGrant(config, callback, {
-        pkceCodeVerifier: login.pending.verifier,
-        expectedState: login.pending.state,
-        expectedNonce: login.pending.nonce,
-      });
+      const tokens = await redeemCode(config, login.pending, callback);
       expect(tokens.claims()?.amr).toEqual(['pwd']);
     });
 
@@ -314,23 +311,15 @@ for (const kind of databasesUnderTest()) {
         password: TEST_PASSWORD,
       });
       const code = callback.searchParams.get('code') ?? '';
-      const tokens = await oidc.authorizationCodeGrant(config, callback, {
-        pkceCodeVerifier: login.pending.verifier,
-        expectedState: login.pending.state,
-        expectedNonce: login.pending.nonce,
-      });
+      const tokens = await redeemCode(config, login.pending, callback);
       await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()?.sub ?? '');
       const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token ?? '');
       await oidc.tokenIntrospection(config, refreshed.access_token);
       await oidc.tokenRevocation(config, refreshed.refresh_token ?? '');
       // Failures log too: a replayed code, a wrong secret.
-      await expect(
-        oidc.authorizationCodeGrant(config, callback, {
-          pkceCodeVerifier: login.pending.verifier,
-          expectedState: login.pending.state,
-          expectedNonce: login.pending.nonce,
-        }),
-      ).rejects.toMatchObject({ error: 'invalid_grant' });
+      await expect(redeemCode(config, login.pending, callback)).rejects.toMatchObject({
+        error: 'invalid_grant',
+      });
       const wrongSecret = `${secret}-wrong`;
       const bad = await rawPost(
         t,

@@ -9,6 +9,7 @@ import {
   createUser,
   discover,
   REDIRECT,
+  redeemCode,
   registerClient,
   registerPublicClient,
   registerWebClient,
@@ -178,11 +179,7 @@ for (const kind of databasesUnderTest()) {
         username: 'alice',
         password: TEST_PASSWORD,
       });
-      const first = await oidc.authorizationCodeGrant(config, callback, {
-        pkceCodeVerifier: pending.verifier,
-        expectedState: pending.state,
-        expectedNonce: pending.nonce,
-      });
+      const first = await redeemCode(config, pending, callback);
       const second = await oidc.refreshTokenGrant(config, first.refresh_token ?? '');
       expect(second.refresh_token).toBeTruthy();
       expect(second.refresh_token).not.toBe(first.refresh_token);

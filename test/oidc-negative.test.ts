@@ -10,6 +10,7 @@ import {
   REDIRECT,
   rawGet,
   rawPost,
+  redeemCode,
   registerPublicClient,
   registerWebClient,
   S256_CHALLENGE,
@@ -202,13 +203,7 @@ for (const kind of databasesUnderTest()) {
 
       // Same through openid-client.
       const badConfig = await discover(t, 'dpi', oidc.ClientSecretBasic('not-the-secret'));
-      await expect(
-        oidc.authorizationCodeGrant(badConfig, callback, {
-          pkceCodeVerifier: pending.verifier,
-          expectedState: pending.state,
-          expectedNonce: pending.nonce,
-        }),
-      ).rejects.toMatchObject({
+      await expect(redeemCode(badConfig, pending, callback)).rejects.toMatchObject({
         status: 401,
         cause: [{ scheme: 'basic', parameters: { error: 'invalid_client' } }],
       });
@@ -278,11 +273,7 @@ for (const kind of databasesUnderTest()) {
       const loginAndRedeem = async () => {
         const pending = await authorizationRequest(config, REDIRECT);
         const { callback } = await browserLogin(new BrowserAgent(), pending.url, t.issuer, ALICE);
-        return oidc.authorizationCodeGrant(config, callback, {
-          pkceCodeVerifier: pending.verifier,
-          expectedState: pending.state,
-          expectedNonce: pending.nonce,
-        });
+        return redeemCode(config, pending, callback);
       };
 
       // Control: without non-repudiation checks the altered token passes (only the signature reveals it).

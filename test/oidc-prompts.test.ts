@@ -6,6 +6,7 @@ import {
   createUser,
   discover,
   REDIRECT,
+  redeemCode,
   registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
@@ -21,13 +22,7 @@ for (const kind of databasesUnderTest()) {
     let firstAuthTime: number;
 
     const exchange = async (pending: Awaited<ReturnType<typeof authorizationRequest>>, callback: URL) =>
-      (
-        await oidc.authorizationCodeGrant(config, callback, {
-          pkceCodeVerifier: pending.verifier,
-          expectedState: pending.state,
-          expectedNonce: pending.nonce,
-        })
-      ).claims();
+      (await redeemCode(config, pending, callback)).claims();
 
     beforeAll(async () => {
       t = await startTestServer(kind);

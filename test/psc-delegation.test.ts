@@ -2,9 +2,9 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CardCertificates } from '../src/accounts/card-certificates.ts';
 import { BrowserAgent, formAction } from './helpers/browser-agent.ts';
-import { submitCardForm } from './helpers/card-client.ts';
+import { presentCard } from './helpers/card-client.ts';
 import { nodeCert, startWithCards } from './helpers/card-server.ts';
-import { authorizationRequest, createUser, registerWebClient } from './helpers/clients.ts';
+import { authorizationRequest, createUser, redeemCode, registerWebClient } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts';
 import type { TestServer } from './helpers/server.ts';
@@ -98,9 +98,7 @@ for (const kind of databasesUnderTest()) {
       const uid = /\/interaction\/([^/?"]+)/.exec(page.url.pathname)?.[1] ?? '';
       await agent.follow(new URL(`/interaction/${uid}?method=smartcard`, t.issuer), t.issuer);
       expect(agent.lastHtml).toContain('Insérez votre carte CPS');
-      const posted = await submitCardForm(agent.lastHtml, t.issuer, pki.cards.cps, pki.serverCa.pem);
-      expect(posted.status, posted.text).toBe(303);
-      const backToPsc = await agent.follow(new URL(String(posted.headers.location), t.issuer), t.issuer);
+      const backToPsc = await presentCard(agent, t.issuer, pki.cards.cps, pki.serverCa.pem);
       expect(backToPsc.url.href.startsWith(psc.brokerRedirectUri(RENNES.pscAlias))).toBe(true);
       await agent.follow(backToPsc.url, pscOrigin());
       expect(agent.lastHtml).toContain('Appairage de votre compte');
@@ -113,11 +111,7 @@ for (const kind of databasesUnderTest()) {
       const professional = psc.professionals[3];
       if (!professional) throw new Error('no fixture');
       const atService = await postAtPsc('/pairing', { idNatPs: professional.idNatPs });
-      const tokens = await oidc.authorizationCodeGrant(service, atService.url, {
-        pkceCodeVerifier: login.verifier,
-        expectedState: login.state,
-        expectedNonce: login.nonce,
-      });
+      const tokens = await redeemCode(service, login, atService.url);
       expect(tokens.claims()).toMatchObject({
         sub: pscSubject(professional.idNatPs),
         SubjectNameID: professional.idNatPs,
@@ -144,11 +138,7 @@ for (const kind of databasesUnderTest()) {
       expect(agent.lastHtml).toContain('Confirmer');
       expect(agent.lastHtml).not.toContain('/pairing"');
       const atService = await postAtPsc('/confirm');
-      const tokens = await oidc.authorizationCodeGrant(service, atService.url, {
-        pkceCodeVerifier: login.verifier,
-        expectedState: login.state,
-        expectedNonce: login.nonce,
-      });
+      const tokens = await redeemCode(service, login, atService.url);
       expect(tokens.claims()?.SubjectNameID).toBe(
         psc.pairings.find(RENNES.pscAlias, RENNES.tid, cecile.id)?.idNatPs,
       );

@@ -10,13 +10,13 @@ import {
   formAction,
   formField,
 } from './helpers/browser-agent.ts';
-import { submitCardForm } from './helpers/card-client.ts';
+import { presentCard } from './helpers/card-client.ts';
 import { nodeCert, startWithCards } from './helpers/card-server.ts';
 import {
   authorizationRequest,
+  codeClaims,
   createUser,
   discover,
-  type PendingAuthorization,
   REDIRECT,
   registerWebClient,
   TEST_PASSWORD,
@@ -94,20 +94,10 @@ for (const kind of databasesUnderTest()) {
       const secret = await registerWebClient(t, clientId, extra);
       return discover(t, clientId, oidc.ClientSecretBasic(secret));
     };
-    const claimsOf = async (config: oidc.Configuration, pending: PendingAuthorization, callback: URL) =>
-      (
-        await oidc.authorizationCodeGrant(config, callback, {
-          pkceCodeVerifier: pending.verifier,
-          expectedState: pending.state,
-          expectedNonce: pending.nonce,
-        })
-      ).claims();
     /** Card login on the page the agent shows, then consent if asked; where the browser ends. */
     const cardLogin = async (agent: BrowserAgent, uid: string) => {
       await agent.follow(new URL(`/interaction/${uid}?method=smartcard`, t.issuer), t.issuer);
-      const posted = await submitCardForm(agent.lastHtml, t.issuer, pki.cards.cps, pki.serverCa.pem);
-      expect(posted.status, posted.text).toBe(303);
-      return followThroughConsent(agent, String(posted.headers.location), t.issuer);
+      return presentCard(agent, t.issuer, pki.cards.cps, pki.serverCa.pem);
     };
 
     it('a password session is stepped up for PSC, not refused; PSC then gets tid, oid, filtered amr, eidas1', async () => {
@@ -118,7 +108,7 @@ for (const kind of databasesUnderTest()) {
         username: cecile.username,
         password: TEST_PASSWORD,
       });
-      const dpiClaims = await claimsOf(dpi, first, callback);
+      const dpiClaims = await codeClaims(dpi, first, callback);
       // Other clients: Passerelle's own acr and amr, no tid or oid.
       expect(dpiClaims).toMatchObject({ amr: ['pwd'], acr: 'urn:passerelle:loa:low' });
       expect(dpiClaims?.tid).toBeUndefined();
@@ -132,7 +122,7 @@ for (const kind of databasesUnderTest()) {
       expect(agent.lastHtml).toContain('Cette application demande un niveau de sécurité plus élevé');
       expect(agent.lastHtml).toContain('Insérez votre carte CPS');
       const uid = /\/interaction\/([^/?"]+)/.exec(step.url.pathname)?.[1] ?? '';
-      const claims = await claimsOf(psc, pending, (await cardLogin(agent, uid)).url);
+      const claims = await codeClaims(psc, pending, (await cardLogin(agent, uid)).url);
       expect(claims).toMatchObject({ sub: cecile.id, tid: RENNES.tid, oid: cecile.id, acr: 'eidas1' });
       expect([...((claims?.amr ?? []) as string[])].sort()).toEqual(['hwk', 'mfa', 'pin', 'sc']);
       expect(typeof claims?.auth_time).toBe('number');
@@ -142,7 +132,7 @@ for (const kind of databasesUnderTest()) {
       const vannes = await client('psc-vannes', { psc_establishment: VANNES.finess });
       const again = await authorizationRequest(vannes, REDIRECT);
       const result = await followThroughConsent(agent, again.url.toString(), t.issuer);
-      expect(await claimsOf(vannes, again, result.url)).toMatchObject({ tid: VANNES.tid, oid: cecile.id });
+      expect(await codeClaims(vannes, again, result.url)).toMatchObject({ tid: VANNES.tid, oid: cecile.id });
     });
 
     it('an inactive or conflicting RPPS link: refused for PSC with a French page and an audit event', async () => {

@@ -12,6 +12,7 @@ import {
   authorizationRequest,
   createUser,
   type PendingAuthorization,
+  redeemCode,
   registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
@@ -55,14 +56,6 @@ function serviceLogin(
   });
 }
 
-function redeem(config: oidc.Configuration, login: PendingAuthorization, callback: URL) {
-  return oidc.authorizationCodeGrant(config, callback, {
-    pkceCodeVerifier: login.verifier,
-    expectedState: login.state,
-    expectedNonce: login.nonce,
-  });
-}
-
 /** A direct login at PSC with a simulated CPS card or e-CPS, from a new browser. */
 async function cpsLogin(
   psc: PscSimulator,
@@ -78,7 +71,7 @@ async function cpsLogin(
   const choice = agent.lastHtml;
   const posted = await agent.postForm(new URL(formAction(choice, '/cps'), origin), { idNatPs, authMode });
   const back = await agent.follow(new URL(posted.headers.get('location') ?? '', origin), origin);
-  return { agent, choice, callback: back.url, tokens: await redeem(config, login, back.url) };
+  return { agent, choice, callback: back.url, tokens: await redeemCode(config, login, back.url) };
 }
 
 /** Records the logout tokens a service receives on its back-channel logout endpoint. */
@@ -348,7 +341,7 @@ describe('PSC simulator: delegation to an establishment FI', () => {
     expect(first.agent.lastHtml).toContain('Appairage de votre compte');
     expect(first.agent.lastHtml).toContain('CHU de Rennes');
     const back = await submit(psc, first, '/pairing', { idNatPs: professional.idNatPs });
-    const tokens = await redeem(config, first.login, back.url);
+    const tokens = await redeemCode(config, first.login, back.url);
     expect(tokens.claims()).toMatchObject({
       sub: pscSubject(professional.idNatPs),
       SubjectNameID: professional.idNatPs,
@@ -381,7 +374,7 @@ describe('PSC simulator: delegation to an establishment FI', () => {
     const again = await submit(psc, second, '/confirm');
     const userinfo = await oidc.fetchUserInfo(
       config,
-      (await redeem(config, second.login, again.url)).access_token,
+      (await redeemCode(config, second.login, again.url)).access_token,
       pscSubject(professional.idNatPs),
     );
     expect(userinfo).toMatchObject({ SubjectNameID: professional.idNatPs, authMode: 'DELEGATED' });

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProgressLine } from '../src/cli/rpps.ts';
+import { ProgressLine } from '../src/cli/context.ts';
+import { importProgressLine } from '../src/cli/rpps.ts';
 import { connectDatabase, type DatabaseHandle } from '../src/db/connect.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import {
@@ -550,8 +551,8 @@ describe('import progress on the terminal', () => {
   it('rewrites one line on a terminal, and ends it', () => {
     const tty = stream(true);
     const progress = new ProgressLine(tty.stream);
-    progress.update({ lines: 1200, bytes: 3_000_000, totalBytes: 12_000_000 });
-    progress.update({ lines: 2400, bytes: 6_000_000, totalBytes: 12_000_000 });
+    progress.show(importProgressLine({ lines: 1200, bytes: 3_000_000, totalBytes: 12_000_000 }));
+    progress.show(importProgressLine({ lines: 2400, bytes: 6_000_000, totalBytes: 12_000_000 }));
     progress.end();
     expect(tty.writes).toEqual(['\rrpps import: 1200 lines, 3 / 12 MB (25 %)\u001b[K', '\n']);
   });
@@ -559,7 +560,7 @@ describe('import progress on the terminal', () => {
   it('writes nothing at once elsewhere (a line every few seconds)', () => {
     const log = stream(false);
     const progress = new ProgressLine(log.stream);
-    progress.update({ lines: 1200, bytes: 3_000_000 });
+    progress.show(importProgressLine({ lines: 1200, bytes: 3_000_000 }));
     progress.end();
     expect(log.writes).toEqual([]);
   });

@@ -8,6 +8,7 @@ import {
   createUser,
   discover,
   REDIRECT,
+  redeemCode,
   registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
@@ -244,11 +245,7 @@ for (const kind of databasesUnderTest()) {
             username: pro.username,
             password: TEST_PASSWORD,
           });
-          const tokens = await oidc.authorizationCodeGrant(config, callback, {
-            pkceCodeVerifier: pending.verifier,
-            expectedState: pending.state,
-            expectedNonce: pending.nonce,
-          });
+          const tokens = await redeemCode(config, pending, callback);
           return oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()?.sub ?? '');
         };
         const id = idNat(10);

@@ -16,6 +16,7 @@ import { cardRequest, submitCardForm } from './helpers/card-client.ts';
 import { CERT_HEADER, nodeCert, startWithCards, VERIFY_HEADER } from './helpers/card-server.ts';
 import {
   authorizationRequest,
+  codeClaims,
   createUser,
   discover,
   REDIRECT,
@@ -479,18 +480,6 @@ for (const kind of databasesUnderTest()) {
     const finishInBrowser = (agent: BrowserAgent, location: string) =>
       followThroughConsent(agent, location, t.issuer);
 
-    const idTokenClaims = async (
-      pending: { verifier: string; state: string; nonce: string },
-      callback: URL,
-    ) => {
-      const tokens = await oidc.authorizationCodeGrant(config, callback, {
-        pkceCodeVerifier: pending.verifier,
-        expectedState: pending.state,
-        expectedNonce: pending.nonce,
-      });
-      return tokens.claims();
-    };
-
     it('mode (a): the card page posts to the card listener, the TLS card logs in, amr sc pin mfa hwk', async () => {
       const { agent, pending, html } = await openCardPage();
       expect(html).toContain('Insérez votre carte CPS');
@@ -501,7 +490,7 @@ for (const kind of databasesUnderTest()) {
       expect(posted.status, posted.text).toBe(303);
       const step = await finishInBrowser(agent, String(posted.headers.location));
       expect(step.url.origin + step.url.pathname).toBe(REDIRECT);
-      const claims = await idTokenClaims(pending, step.url);
+      const claims = await codeClaims(config, pending, step.url);
       expect(claims?.sub).toBe(cecile.id);
       expect(claims?.amr).toEqual(expect.arrayContaining(['sc', 'pin', 'mfa', 'hwk']));
       expect(claims?.acr).toBe('urn:passerelle:loa:high');
@@ -549,7 +538,7 @@ for (const kind of databasesUnderTest()) {
       const accepted = await post(trusted, '127.0.0.1');
       expect(accepted.status, accepted.text).toBe(303);
       const step = await finishInBrowser(trusted.agent, String(accepted.headers.location));
-      const claims = await idTokenClaims(trusted.pending, step.url);
+      const claims = await codeClaims(config, trusted.pending, step.url);
       expect(claims?.sub).toBe(cecile.id);
       expect(claims?.amr).toEqual(expect.arrayContaining(['sc', 'pin', 'mfa', 'hwk']));
     });

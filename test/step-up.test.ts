@@ -1,23 +1,23 @@
-import { X509Certificate } from 'node:crypto';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CardCertificates } from '../src/accounts/card-certificates.ts';
 import { messages } from '../src/i18n/messages.ts';
-import { BrowserAgent, browserLogin, followThroughConsent, formAction } from './helpers/browser-agent.ts';
-import { freePort, submitCardForm } from './helpers/card-client.ts';
+import { BrowserAgent, browserLogin, formAction } from './helpers/browser-agent.ts';
+import { presentCard } from './helpers/card-client.ts';
+import { nodeCert, startWithCards } from './helpers/card-server.ts';
 import {
   authorizationRequest,
+  codeClaims,
   createUser,
   discover,
-  type PendingAuthorization,
   REDIRECT,
   registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { type Card, createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts';
-import { startTestServer, type TestServer } from './helpers/server.ts';
+import type { TestServer } from './helpers/server.ts';
 
 const HIGH = 'urn:passerelle:loa:high';
 const SUBSTANTIAL = 'urn:passerelle:loa:substantial';
@@ -37,23 +37,7 @@ for (const kind of databasesUnderTest()) {
     let cecile: { id: string };
 
     beforeAll(async () => {
-      const port = await freePort();
-      t = await startTestServer(kind, {
-        config: {
-          smartcard: {
-            trustAnchors: [pki.files.rootFort, pki.files.rootStandard],
-            intermediates: [pki.files.intermediates],
-            crl: { files: [pki.files.crlFort, pki.files.crlStandard] },
-            listener: {
-              host: '127.0.0.1',
-              port,
-              certFile: pki.files.serverCert,
-              keyFile: pki.files.serverKey,
-            },
-            formOrigin: `https://127.0.0.1:${port}`,
-          },
-        },
-      });
+      t = await startWithCards(kind, pki);
       dpi = await discover(
         t,
         'dpi',
@@ -67,29 +51,17 @@ for (const kind of databasesUnderTest()) {
       cecile = await createUser(t, 'cecile');
       const other = await createUser(t, 'charles');
       const cards = new CardCertificates(t.passerelle.services.database.db);
-      await cards.register(cecile.id, new X509Certificate(pki.cards.cps.der));
-      await cards.register(other.id, new X509Certificate(pki.cards.cpe.der));
+      await cards.register(cecile.id, nodeCert(pki.cards.cps));
+      await cards.register(other.id, nodeCert(pki.cards.cpe));
     });
     afterAll(async () => {
       await t?.close();
     });
 
-    const redeem = async (config: oidc.Configuration, pending: PendingAuthorization, callback: URL) =>
-      (
-        await oidc.authorizationCodeGrant(config, callback, {
-          pkceCodeVerifier: pending.verifier,
-          expectedState: pending.state,
-          expectedNonce: pending.nonce,
-        })
-      ).claims();
-
     /** Posts the card form of the current page with a card, then follows back to the issuer. */
-    const presentCard = async (agent: BrowserAgent, card: Card) => {
-      const posted = await submitCardForm(agent.lastHtml, t.issuer, card, pki.serverCa.pem);
-      expect(posted.status, posted.text).toBe(303);
-      // The test requests carry prompt=consent (authorizationRequest's default).
-      return followThroughConsent(agent, String(posted.headers.location), t.issuer);
-    };
+    // The test requests carry prompt=consent (authorizationRequest's default): presentCard follows it.
+    const presentCardAs = (agent: BrowserAgent, card: Card) =>
+      presentCard(agent, t.issuer, card, pki.serverCa.pem);
 
     const sessionMethods = async () =>
       (
@@ -108,7 +80,7 @@ for (const kind of databasesUnderTest()) {
         password: TEST_PASSWORD,
       });
       expect(login.forms).toEqual(['identify', 'password']);
-      const low = await redeem(dpi, first, login.callback);
+      const low = await codeClaims(dpi, first, login.callback);
       expect(low?.acr).toBe(LOW);
       expect(low?.amr).toEqual(['pwd']);
 
@@ -122,9 +94,9 @@ for (const kind of databasesUnderTest()) {
       expect(html).not.toContain('/method/password"');
       expect(html).toContain('/method/smartcard"');
 
-      const back = await presentCard(agent, pki.cards.cps);
+      const back = await presentCardAs(agent, pki.cards.cps);
       expect(back.url.origin + back.url.pathname).toBe(REDIRECT);
-      const high = await redeem(pharmacie, second, back.url);
+      const high = await codeClaims(pharmacie, second, back.url);
       expect(high?.sub).toBe(cecile.id);
       expect(high?.acr).toBe(HIGH);
       expect(high?.amr).toEqual(['hwk', 'mfa', 'pin', 'pwd', 'sc']);
@@ -150,8 +122,8 @@ for (const kind of databasesUnderTest()) {
         t.issuer,
       );
       expect(cardPage.response?.status).toBe(200);
-      const back = await presentCard(agent, pki.cards.cps);
-      expect((await redeem(pharmacie, first, back.url))?.amr).toEqual(['hwk', 'mfa', 'pin', 'sc']);
+      const back = await presentCardAs(agent, pki.cards.cps);
+      expect((await codeClaims(pharmacie, first, back.url))?.amr).toEqual(['hwk', 'mfa', 'pin', 'sc']);
 
       // Two hours later (the card proof only), a request with max_age=3600 needs the card again.
       const db = t.passerelle.services.database.db;
@@ -165,8 +137,8 @@ for (const kind of databasesUnderTest()) {
       const again = await authorizationRequest(pharmacie, REDIRECT, { max_age: '3600' });
       await agent.follow(again.url, t.issuer);
       expect(agent.lastHtml).toContain('/method/smartcard"');
-      const renewed = await presentCard(agent, pki.cards.cps);
-      expect((await redeem(pharmacie, again, renewed.url))?.acr).toBe(HIGH);
+      const renewed = await presentCardAs(agent, pki.cards.cps);
+      expect((await codeClaims(pharmacie, again, renewed.url))?.acr).toBe(HIGH);
     });
 
     it('a client asking more with acr_values gets a step-up; a card of another person is refused', async () => {
@@ -176,7 +148,7 @@ for (const kind of databasesUnderTest()) {
       const more = await authorizationRequest(dpi, REDIRECT, { acr_values: SUBSTANTIAL });
       await agent.follow(more.url, t.issuer);
       expect(agent.lastHtml).toContain('/method/smartcard"');
-      const refused = await presentCard(agent, pki.cards.cpe);
+      const refused = await presentCardAs(agent, pki.cards.cpe);
       expect(refused.response?.status).toBe(403);
       expect(agent.lastHtml).toContain(messages.fr['error.account_mismatch'].replaceAll('’', '’'));
       const audit = await t.passerelle.services.database.db
@@ -185,8 +157,8 @@ for (const kind of databasesUnderTest()) {
         .where('reason', '=', 'account_mismatch')
         .execute();
       expect(audit).toEqual([{ reason: 'account_mismatch', method: 'smartcard' }]);
-      const accepted = await presentCard(agent, pki.cards.cps);
-      const claims = await redeem(dpi, more, accepted.url);
+      const accepted = await presentCardAs(agent, pki.cards.cps);
+      const claims = await codeClaims(dpi, more, accepted.url);
       expect(claims?.sub).toBe(cecile.id);
       expect(claims?.acr).toBe(HIGH);
     });

@@ -430,14 +430,9 @@ export class NationalIdentities {
       );
     }
 
-    if (own?.idNat === p.idNat && !p.verified && own.status === 'verified') {
-      return { kind: 'unchanged' }; // an unverified claim does not refresh a verified link
-    }
-    if (
-      own?.idNat === p.idNat &&
-      !p.verified &&
-      SOURCE_STRENGTH.indexOf(p.source) >= SOURCE_STRENGTH.indexOf(own.source)
-    ) {
+    // An unverified claim never refreshes a verified link, nor a candidate from an equal or stronger source.
+    const weaker = own && SOURCE_STRENGTH.indexOf(p.source) >= SOURCE_STRENGTH.indexOf(own.source);
+    if (own?.idNat === p.idNat && !p.verified && (own.status === 'verified' || weaker)) {
       return { kind: 'unchanged' };
     }
 

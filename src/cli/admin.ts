@@ -18,9 +18,14 @@ import { webauthnSettings } from '../methods/webauthn/settings.ts';
 import { CredentialStore, EnrollmentCodes } from '../methods/webauthn/store.ts';
 import { type ClientMetadata, toClientMetadata } from '../oidc/clients.ts';
 import { listSigningKeys, rotateSigningKeys } from '../oidc/keys.ts';
-import { CliError, type GlobalOptions, loadCliConfig, promptPassword, readStdinLine } from './context.ts';
-
-const out = (line: string) => process.stdout.write(`${line}\n`);
+import {
+  CliError,
+  type GlobalOptions,
+  loadCliConfig,
+  out,
+  promptPassword,
+  readStdinLine,
+} from './context.ts';
 
 export async function withServices<T>(command: Command, run: (services: Services) => Promise<T>): Promise<T> {
   const { loaded, logger } = loadCliConfig(command.optsWithGlobals<GlobalOptions>(), 'warn');

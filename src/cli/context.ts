@@ -77,3 +77,33 @@ export async function promptPassword(label: string): Promise<string> {
   if (first !== second) throw new CliError('the two passwords differ');
   return first;
 }
+
+export const out = (line: string) => process.stdout.write(`${line}\n`);
+
+/** Progress on a terminal: one line rewritten in place; elsewhere (logs), a line every few seconds. */
+export class ProgressLine {
+  readonly #stream: NodeJS.WriteStream;
+  readonly #intervalMs: number;
+  #last: number;
+  #written = false;
+
+  constructor(stream: NodeJS.WriteStream) {
+    this.#stream = stream;
+    this.#intervalMs = stream.isTTY ? 250 : 5000;
+    // A terminal shows progress at once; a log gets its first line after the interval.
+    this.#last = stream.isTTY ? 0 : performance.now();
+  }
+
+  show(line: string): void {
+    const now = performance.now();
+    if (now - this.#last < this.#intervalMs) return;
+    this.#last = now;
+    if (this.#stream.isTTY) this.#stream.write(`\r${line}\u001b[K`);
+    else this.#stream.write(`${line}\n`);
+    this.#written = true;
+  }
+
+  end(): void {
+    if (this.#written && this.#stream.isTTY) this.#stream.write('\n');
+  }
+}

@@ -8,9 +8,7 @@ import { namesConsistent } from '../rpps/names.ts';
 import { createRpps } from '../rpps/runtime.ts';
 import type { SyncSummary } from '../rpps/sync.ts';
 import { accountNamed, operator, withServices } from './admin.ts';
-import { CliError } from './context.ts';
-
-const out = (line: string) => process.stdout.write(`${line}\n`);
+import { CliError, out, ProgressLine } from './context.ts';
 
 /** Exit codes of `rpps sync`: halted by the circuit breaker, and another instance running it. */
 const EXIT_HALTED = 3;
@@ -88,19 +86,15 @@ export function addRppsLinkCommands(rpps: Command, program: Command): void {
     .action(async (opts, command: Command) => {
       await withServices(command, async (services) => {
         const { sync } = createRpps(services);
-        const tty = process.stderr.isTTY;
-        let lastReport = 0;
-        const result = await sync.run({
-          trigger: 'command',
-          full: opts.full,
-          force: opts.force,
-          onProgress: ({ phase, done, total }) => {
-            if (!tty && Date.now() - lastReport < 5000 && done !== total) return;
-            lastReport = Date.now();
-            process.stderr.write(`${tty ? '\r' : ''}${phase}: ${done}/${total}${tty ? '' : '\n'}`);
-          },
-        });
-        if (tty) process.stderr.write('\n');
+        const progress = new ProgressLine(process.stderr);
+        const result = await sync
+          .run({
+            trigger: 'command',
+            full: opts.full,
+            force: opts.force,
+            onProgress: ({ phase, done, total }) => progress.show(`rpps sync: ${phase} ${done}/${total}`),
+          })
+          .finally(() => progress.end());
         if (result.kind === 'busy')
           throw new CliError('another instance is running the RPPS sync', EXIT_BUSY);
         printSummary(result.summary);

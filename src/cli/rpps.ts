@@ -1,10 +1,8 @@
 import type { Command } from 'commander';
 import { type ImportProgress, type ImportSummary, importOpenDataFile } from '../rpps/open-data.ts';
 import { withServices } from './admin.ts';
-import { CliError } from './context.ts';
+import { CliError, out, ProgressLine } from './context.ts';
 import { addRppsLinkCommands } from './rpps-links.ts';
-
-const out = (line: string) => process.stdout.write(`${line}\n`);
 
 export function registerRpps(program: Command): void {
   const rpps = program
@@ -20,7 +18,7 @@ export function registerRpps(program: Command): void {
       await withServices(command, async ({ database }) => {
         const progress = new ProgressLine(process.stderr);
         const outcome = await importOpenDataFile(database.db, file, {
-          onProgress: (p) => progress.update(p),
+          onProgress: (p) => progress.show(importProgressLine(p)),
         }).finally(() => progress.end());
         if (outcome.kind === 'refused')
           throw new CliError(`rpps import: ${outcome.reason}; the index is unchanged`);
@@ -41,33 +39,8 @@ function summaryLines(s: ImportSummary): string[] {
   return lines;
 }
 
-/** Progress on a terminal: one line rewritten in place; elsewhere (logs), a line every few seconds. */
-export class ProgressLine {
-  readonly #stream: NodeJS.WriteStream;
-  readonly #intervalMs: number;
-  #last: number;
-  #written = false;
-
-  constructor(stream: NodeJS.WriteStream) {
-    this.#stream = stream;
-    this.#intervalMs = stream.isTTY ? 250 : 5000;
-    // A terminal shows progress at once; a log gets its first line after the interval.
-    this.#last = stream.isTTY ? 0 : performance.now();
-  }
-
-  update(p: ImportProgress): void {
-    const now = performance.now();
-    if (now - this.#last < this.#intervalMs) return;
-    this.#last = now;
-    const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
-    const share = p.totalBytes ? ` (${Math.floor((100 * p.bytes) / p.totalBytes)} %)` : '';
-    const line = `rpps import: ${p.lines} lines, ${mb(p.bytes)}${p.totalBytes ? ` / ${mb(p.totalBytes)}` : ''} MB${share}`;
-    if (this.#stream.isTTY) this.#stream.write(`\r${line}\u001b[K`);
-    else this.#stream.write(`${line}\n`);
-    this.#written = true;
-  }
-
-  end(): void {
-    if (this.#written && this.#stream.isTTY) this.#stream.write('\n');
-  }
+export function importProgressLine(p: ImportProgress): string {
+  const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
+  const share = p.totalBytes ? ` (${Math.floor((100 * p.bytes) / p.totalBytes)} %)` : '';
+  return `rpps import: ${p.lines} lines, ${mb(p.bytes)}${p.totalBytes ? ` / ${mb(p.totalBytes)}` : ''} MB${share}`;
 }

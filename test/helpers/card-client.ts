@@ -1,7 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
-import { formAction, formField } from './browser-agent.ts';
+import { type BrowserAgent, followThroughConsent, formAction, formField } from './browser-agent.ts';
 
 export interface CardResponse {
   status: number;
@@ -55,18 +54,6 @@ export function cardRequest(url: string | URL, options: CardRequestOptions = {})
   });
 }
 
-/** A TCP port free at the time of the call, on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
 /**
  * Posts the card form of a login page (to its action, with its CSRF token) presenting a card in the TLS
  * handshake, as a browser with the card middleware would, from a page of `issuer`.
@@ -85,4 +72,19 @@ export function submitCardForm(
     key: card.keyPem,
     ca,
   });
+}
+
+/**
+ * Presents `card` on the card page the agent shows (the form may post to the card listener), then follows
+ * back to the issuer, through consent if asked; where the browser ends.
+ */
+export async function presentCard(
+  agent: BrowserAgent,
+  issuer: string,
+  card: { pem: string; keyPem: string },
+  ca: string,
+): Promise<{ response?: Response; url: URL }> {
+  const posted = await submitCardForm(agent.lastHtml, issuer, card, ca);
+  if (posted.status !== 303) throw new Error(`card form refused (${posted.status}): ${posted.text}`);
+  return followThroughConsent(agent, String(posted.headers.location), issuer);
 }

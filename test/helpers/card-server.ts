@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { freePort } from './card-client.ts';
 import type { Card, IgcSantePki } from './igc-sante-pki.ts';
+import { freePort } from './net.ts';
 import { startTestServer, type TestServer } from './server.ts';
 
 export const CERT_HEADER = 'x-ssl-client-cert';

@@ -109,6 +109,28 @@ export async function authorizationRequest(
   return { url, verifier, state, nonce };
 }
 
+/** Redeems the code of `pending` at the token endpoint, checking PKCE, state and nonce. */
+export function redeemCode(
+  config: oidc.Configuration,
+  pending: Pick<PendingAuthorization, 'verifier' | 'state' | 'nonce'>,
+  callback: URL,
+) {
+  return oidc.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: pending.verifier,
+    expectedState: pending.state,
+    expectedNonce: pending.nonce,
+  });
+}
+
+/** The ID token claims obtained for the code of `pending`. */
+export async function codeClaims(
+  config: oidc.Configuration,
+  pending: Pick<PendingAuthorization, 'verifier' | 'state' | 'nonce'>,
+  callback: URL,
+) {
+  return (await redeemCode(config, pending, callback)).claims();
+}
+
 /** A valid S256 code_challenge (RFC 7636 appendix B), for requests that never redeem their code. */
 export const S256_CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
 

@@ -1,9 +1,9 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { portOpen } from './net.ts';
 import { makePki, type TestPki } from './slapd.ts';
 
 const SAMBA = '/usr/sbin/samba';
@@ -25,18 +25,6 @@ export function sambaAvailable(): boolean {
   if (problem && process.env.CI === 'true') throw new Error(`CI=true but ${problem}`);
   if (problem) console.warn(`skipping Active Directory tests: ${problem}`);
   return !problem;
-}
-
-async function portOpen(port: number): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    const socket = new Socket();
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.connect(port, '127.0.0.1');
-  });
 }
 
 export interface SambaDc {
