@@ -252,6 +252,62 @@ const webOrigin = z.url().refine((v) => {
   return url.origin === v && (url.protocol === 'https:' || isLoopback(v));
 }, 'must be an origin (https://host[:port], no path or trailing slash; http:// on loopback only)');
 
+const pscLoginSchema = z
+  .strictObject({
+    /** PSC's issuer (realm URL); its discovery document is read from it. */
+    issuer: z.url(),
+    clientId: z.string().min(1),
+    tokenEndpointAuthMethod: z
+      .enum(['client_secret_basic', 'client_secret_post', 'tls_client_auth', 'none'])
+      .default('client_secret_basic'),
+    clientSecret: z.string().min(1).optional(),
+    /** Client certificate for `tls_client_auth` (PEM files). */
+    tlsClientCertificate: z
+      .strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) })
+      .optional(),
+    scope: z.string().default('openid scope_all'),
+    /** Sent as `acr_values` (PSC's levels: eidas1, ...). Empty = not sent. */
+    acrValues: z.string().default('eidas1'),
+    /**
+     * RFC 8176 amr of a login through PSC, by PSC's `authMode` claim (CARD: CPS card; MOBILE: e-CPS);
+     * `default` for any other or a missing authMode.
+     */
+    amrByAuthMode: z
+      .record(z.string(), z.array(z.string().min(1)).min(1))
+      .default({ CARD: ['sc', 'pin', 'mfa', 'hwk'], MOBILE: ['swk', 'pin', 'mfa'], default: ['mfa'] }),
+    /** authMode values counted as phishing resistant (the card's TLS certificate; not the e-CPS push). */
+    phishingResistantAuthModes: z.array(z.string().min(1)).default(['CARD']),
+    /** Allow an `http:` issuer (simulators on a test machine only). */
+    allowInsecureHttp: z.boolean().default(false),
+  })
+  .superRefine((value, ctx) => {
+    const needsSecret = value.tokenEndpointAuthMethod.startsWith('client_secret');
+    if (needsSecret && !value.clientSecret) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clientSecret'],
+        message: `required with ${value.tokenEndpointAuthMethod}`,
+      });
+    }
+    if (value.tokenEndpointAuthMethod === 'tls_client_auth' && !value.tlsClientCertificate) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tlsClientCertificate'],
+        message: 'required with tls_client_auth',
+      });
+    }
+    if (value.issuer.startsWith('http:') && !value.allowInsecureHttp) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['issuer'],
+        message: 'must be https (allowInsecureHttp: true for a simulator)',
+      });
+    }
+    if (!value.amrByAuthMode.default) {
+      ctx.addIssue({ code: 'custom', path: ['amrByAuthMode', 'default'], message: 'is required' });
+    }
+  });
+
 const rateLimitRule = z.strictObject({ max: z.number().int().positive(), windowSeconds: seconds });
 
 export const configSchema = z
@@ -450,6 +506,14 @@ export const configSchema = z
             .string()
             .regex(/^[A-Za-z0-9._-]{1,100}$/)
             .optional(),
+          /**
+           * Who belongs to the establishment (only its members are federated to PSC under its `tid`):
+           * `all` accounts, or those `listed` (`passerelle users establishments`) or in `directoryGroups`.
+           * Default: `all` when the installation has one establishment, `listed` otherwise.
+           */
+          members: z.enum(['all', 'listed']).optional(),
+          /** Directory group DNs whose members belong to the establishment (as of their last login). */
+          directoryGroups: z.array(z.string().min(1)).default([]),
         }),
       )
       .default([]),
@@ -466,6 +530,12 @@ export const configSchema = z
         releaseIdNat: z.boolean().default(false),
       })
       .prefault({}),
+    /**
+     * "Se connecter avec Pro Santé Connect": Passerelle as a client of PSC (e-CPS or CPS through PSC).
+     * Absent = method disabled. Redirect URI to register at PSC: `<issuer>/federation/psc/callback`;
+     * back-channel logout URI: `<issuer>/federation/psc/backchannel-logout` (docs/psc.md).
+     */
+    pscLogin: pscLoginSchema.optional(),
     ldap: ldapSchema.optional(),
     smartcard: smartcardSchema.optional(),
     /** FIDO2 security keys (WebAuthn). Absent = method disabled (demo mode supplies localhost defaults). */

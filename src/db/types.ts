@@ -92,6 +92,22 @@ export interface AuthSessionTable {
   started_at: DefaultedTimestamp;
   last_active_at: DefaultedTimestamp;
   expires_at: Timestamp;
+  /** PSC's session id when the login came through Pro Santé Connect. */
+  upstream_sid: string | null;
+}
+
+export interface AccountEstablishmentTable {
+  account_id: string;
+  finess: string;
+  added_at: DefaultedTimestamp;
+}
+
+export interface PscLoginPendingTable {
+  state: string;
+  interaction_uid: string;
+  nonce: string;
+  code_verifier: string;
+  expires_at: Timestamp;
 }
 
 export interface AuditEventTable {
@@ -285,6 +301,8 @@ export interface Database {
   interaction_state: InteractionStateTable;
   rate_limit: RateLimitTable;
   auth_session: AuthSessionTable;
+  account_establishment: AccountEstablishmentTable;
+  psc_login_pending: PscLoginPendingTable;
   audit_event: AuditEventTable;
   directory_link: DirectoryLinkTable;
   national_identity: NationalIdentityTable;
