@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { describe, it } from 'vitest';
 
 /** Debian's Chromium, driven by playwright-core (which never downloads a browser). */
@@ -34,4 +34,27 @@ export function missingChromiumSuite(title: string): void {
       it(`is skipped: ${CHROMIUM_MISSING}`, ({ skip }) => skip(CHROMIUM_MISSING));
     }
   });
+}
+
+/**
+ * Lets `rewrite` see, and change, the URL of each request of `page` matching `pattern` (DevTools Fetch
+ * pattern: `*` matches anything) before it leaves the browser, the hops of a redirect chain included
+ * (page.route sees only the first request of a chain). The page still shows the original URL. Returns
+ * the function that stops intercepting.
+ */
+export async function interceptRequests(
+  page: Page,
+  pattern: string,
+  rewrite: (url: URL) => URL | undefined,
+): Promise<() => Promise<void>> {
+  const cdp = await page.context().newCDPSession(page);
+  cdp.on('Fetch.requestPaused', ({ requestId, request }) => {
+    const url = rewrite(new URL(request.url))?.href;
+    void cdp.send('Fetch.continueRequest', { requestId, ...(url ? { url } : {}) });
+  });
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: pattern, requestStage: 'Request' }] });
+  return async () => {
+    await cdp.send('Fetch.disable');
+    await cdp.detach();
+  };
 }

@@ -1,7 +1,9 @@
+import type { Kysely } from 'kysely';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
+import type { Database } from '../../src/db/types.ts';
 import { messages } from '../../src/i18n/messages.ts';
 
-export { chromiumAvailable, launchChromium, missingChromiumSuite } from './chromium.ts';
+export { chromiumAvailable, interceptRequests, launchChromium, missingChromiumSuite } from './chromium.ts';
 
 import { TEST_PASSWORD } from './clients.ts';
 
@@ -109,6 +111,26 @@ export class VirtualKey {
     await this.cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId: this.authenticatorId });
     await this.cdp.detach();
   }
+}
+
+/**
+ * A virtual key on `page` holding a copy of an enrolled credential (the same key in another tab or
+ * browser profile), starting at the counter Passerelle stored for it, as the real key would (a lower one
+ * is a clone's).
+ */
+export async function attachEnrolledKey(
+  page: Page,
+  db: Kysely<Database>,
+  credential: VirtualCredential,
+): Promise<VirtualKey> {
+  const key = await VirtualKey.attach(page);
+  const row = await db
+    .selectFrom('webauthn_credential')
+    .select('counter')
+    .where('id', '=', Buffer.from(credential.credentialId, 'base64').toString('base64url'))
+    .executeTakeFirstOrThrow();
+  await key.add({ ...credential, signCount: Number(row.counter) });
+  return key;
 }
 
 /** The virtual authenticator's model id (Chromium's VirtualFidoDevice AAGUID). */
