@@ -1,0 +1,507 @@
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import * as oidc from 'openid-client';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { messages } from '../src/i18n/messages.ts';
+import { EnrollmentCodes } from '../src/methods/webauthn/store.ts';
+import { basicAuthorization, createUser, discover, rawPost, registerWebClient } from './helpers/clients.ts';
+import { databasesUnderTest } from './helpers/databases.ts';
+import { type RelyingParty, startRelyingParty } from './helpers/relying-party.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import {
+  attachEnrolledKey,
+  chromiumAvailable,
+  enrollKey,
+  interceptRequests,
+  launchChromium,
+  missingChromiumSuite,
+  newFrenchContext,
+  passwordLogin,
+  type VirtualCredential,
+  VirtualKey,
+} from './helpers/webauthn-browser.ts';
+import { type PscSimulator, startPscSimulator } from './simulators/psc/server.ts';
+
+/**
+ * The PSC federation end to end in Chromium, every party a real server: the DPI (a relying party of
+ * Passerelle), the external service (a relying party of the PSC simulator), Passerelle with a FIDO2 key on
+ * a virtual authenticator, and the PSC simulator brokering to Passerelle with kc_idp_hint.
+ */
+
+const fr = messages.fr;
+const RENNES = { finess: '350005179', name: 'CHU de Rennes', tid: 'tid-rennes-0001', pscAlias: 'chu-rennes' };
+const PSC_CLIENT = 'psc-rennes';
+/** What the simulator accepts from the FI (Passerelle's default allow-list sends a subset of it). */
+const PSC_AMR_ALLOW_LIST = ['sc', 'hwk', 'pin', 'mfa'];
+
+/** A Passerelle on `localhost` (the RP ID of the keys) with the CHU de Rennes as establishment. */
+function startPasserelle(kind: Parameters<typeof startTestServer>[0], extra: Record<string, unknown> = {}) {
+  return startTestServer(kind, {
+    issuerHost: 'localhost',
+    config: (issuer) => ({
+      demo: true,
+      webauthn: { rpId: 'localhost', origins: [issuer] },
+      establishments: [RENNES],
+      ...extra,
+    }),
+  });
+}
+
+/** Password login, then a key enrolled with a code from the support: the credential, to copy to any tab. */
+async function enrolKey(
+  browser: Browser,
+  t: TestServer,
+  user: { id: string; username: string },
+): Promise<VirtualCredential> {
+  const context = await newFrenchContext(browser);
+  try {
+    const page = await context.newPage();
+    await passwordLogin(page, t.issuer, user.username);
+    const key = await VirtualKey.attach(page);
+    const code = await new EnrollmentCodes(t.passerelle.services.database.db).issue(user.id, 'test', 600);
+    await enrollKey(page, t.issuer, 'Clé', code.code);
+    const [credential] = await key.credentials();
+    if (!credential) throw new Error('no credential enrolled');
+    return credential;
+  } finally {
+    await context.close();
+  }
+}
+
+/** Every URL the tab navigates to (each redirect included), from now on. */
+function recordNavigations(page: Page): URL[] {
+  const urls: URL[] = [];
+  page.on('request', (request) => {
+    if (request.isNavigationRequest() && request.frame() === page.mainFrame())
+      urls.push(new URL(request.url()));
+  });
+  return urls;
+}
+
+/** Paths visited at `origin`. */
+const pathsAt = (urls: URL[], origin: string) =>
+  urls.filter((u) => u.origin === origin).map((u) => u.pathname);
+
+/** Waits for the relying party's page after a login and returns its latest outcome. */
+async function outcomeAt(page: Page, rp: RelyingParty) {
+  await page.waitForURL((url) => url.origin === rp.origin && url.pathname === '/callback');
+  await page.getByRole('heading').first().waitFor();
+  return rp.outcomes.at(-1);
+}
+
+const signedIn = (outcome: RelyingParty['outcomes'][number] | undefined) => {
+  if (outcome?.kind !== 'signed-in') throw new Error(`not signed in: ${JSON.stringify(outcome)}`);
+  return outcome;
+};
+
+/** Passerelle's answers to PSC (the broker endpoint of the establishment's alias), as a DevTools pattern. */
+const brokerEndpointPattern = (psc: PscSimulator) => `${psc.brokerRedirectUri(RENNES.pscAlias)}?*`;
+
+/** The key button of Passerelle's key page. */
+const keyButton = (page: Page) => page.getByRole('button', { name: fr['webauthn.start'] });
+
+/** DPI login with the key: identifier, then the key page. */
+async function keyLogin(page: Page, dpi: RelyingParty, username: string) {
+  await page.goto(dpi.loginUrl());
+  await page.getByLabel(fr['login.username']).fill(username);
+  await page.getByRole('button', { name: fr['login.continue'] }).click();
+  await page.getByRole('link', { name: fr['method.webauthn'] }).click();
+  await keyButton(page).click();
+  return signedIn(await outcomeAt(page, dpi));
+}
+
+if (!chromiumAvailable()) {
+  missingChromiumSuite('PSC federation end to end in a real browser');
+} else {
+  for (const kind of databasesUnderTest()) {
+    describe(`PSC federation in Chromium: DPI, external service, PSC simulator, Passerelle [${kind}]`, {
+      timeout: 60_000,
+    }, () => {
+      let t: TestServer;
+      let psc: PscSimulator;
+      let browser: Browser;
+      let dpi: RelyingParty;
+      let service: RelyingParty;
+      let pscSecret: string;
+      let credential: VirtualCredential;
+      let cecile: { id: string; username: string };
+      /** The professional's workstation: the browser profile holding the SSO session made with the key. */
+      let workstation: Page;
+      const contexts: BrowserContext[] = [];
+
+      const freshTab = async () => {
+        const context = await newFrenchContext(browser);
+        contexts.push(context);
+        return context.newPage();
+      };
+      const pscEvents = () => psc.events.length;
+      const professional = () => {
+        const chosen = psc.professionals[3];
+        if (!chosen) throw new Error('no fixture');
+        return chosen;
+      };
+
+      beforeAll(async () => {
+        [t, browser, dpi, service] = await Promise.all([
+          startPasserelle(kind),
+          launchChromium(),
+          startRelyingParty({ name: 'dpi' }),
+          startRelyingParty({ name: 'service' }),
+        ]);
+        psc = await startPscSimulator({
+          clients: [
+            { clientId: 'drimbox', clientSecret: 'drimbox-secret', redirectUris: [service.redirectUri] },
+          ],
+        });
+        service.configure({
+          issuer: psc.issuer,
+          clientId: 'drimbox',
+          clientSecret: 'drimbox-secret',
+          scope: 'openid scope_all',
+          params: { kc_idp_hint: RENNES.pscAlias, acr_values: 'eidas1' },
+        });
+        const dpiSecret = await registerWebClient(t, 'dpi', {
+          redirect_uris: [dpi.redirectUri],
+          first_party: true,
+        });
+        dpi.configure({
+          issuer: t.issuer,
+          clientId: 'dpi',
+          clientSecret: dpiSecret,
+          scope: 'openid profile',
+        });
+        pscSecret = await registerWebClient(t, PSC_CLIENT, {
+          redirect_uris: [psc.brokerRedirectUri(RENNES.pscAlias)],
+          psc_establishment: RENNES.finess,
+          first_party: true,
+        });
+        psc.addFi({
+          alias: RENNES.pscAlias,
+          name: RENNES.name,
+          discoveryUrl: t.issuer,
+          clientId: PSC_CLIENT,
+          clientSecret: pscSecret,
+          tidAllowList: [RENNES.tid],
+          amrAllowList: PSC_AMR_ALLOW_LIST,
+        });
+        cecile = await createUser(t, 'cecile.sage');
+        credential = await enrolKey(browser, t, cecile);
+        workstation = await freshTab();
+        await attachEnrolledKey(workstation, t.passerelle.services.database.db, credential);
+      });
+      afterAll(async () => {
+        for (const context of contexts) await context.close();
+        await browser?.close();
+        await Promise.all([psc?.close(), dpi?.close(), service?.close()]);
+        await t?.close();
+      });
+
+      it('DPI → Passerelle with the FIDO2 key: signed in, the DPI receives acr and amr (hwk, pin, mfa)', async () => {
+        const outcome = await keyLogin(workstation, dpi, cecile.username);
+        expect(outcome.claims).toMatchObject({
+          sub: cecile.id,
+          amr: ['hwk', 'mfa', 'pin'],
+          acr: 'urn:passerelle:loa:high',
+        });
+        // An application of the establishment: no PSC claims.
+        expect(outcome.claims.tid).toBeUndefined();
+        expect(outcome.claims.oid).toBeUndefined();
+        // The SSO session: the DPI again, no page at Passerelle.
+        const visited = recordNavigations(workstation);
+        await workstation.goto(dpi.loginUrl());
+        expect(signedIn(await outcomeAt(workstation, dpi)).claims.sub).toBe(cecile.id);
+        expect(pathsAt(visited, t.issuer)).toEqual(['/auth']);
+      });
+
+      it('service → PSC (kc_idp_hint) → Passerelle without a prompt → pairing; then only "Confirmer"', async () => {
+        const visited = recordNavigations(workstation);
+        const before = pscEvents();
+        await workstation.goto(service.loginUrl());
+        await workstation.getByRole('heading', { name: 'Appairage de votre compte' }).waitFor();
+        // Passerelle answered PSC from the SSO session: no login page.
+        expect(pathsAt(visited, t.issuer)).toEqual(['/auth']);
+        expect(psc.events.slice(before)).toMatchObject([
+          {
+            kind: 'accepted',
+            clientId: 'drimbox',
+            login: {
+              alias: RENNES.pscAlias,
+              tid: RENNES.tid,
+              oid: cecile.id,
+              sub: cecile.id,
+              acr: 'eidas1',
+              amrNotAccepted: [],
+            },
+          },
+        ]);
+        const accepted = psc.events[before];
+        if (accepted?.kind !== 'accepted') throw new Error('not accepted');
+        expect([...accepted.login.amr].sort()).toEqual(['hwk', 'mfa', 'pin']);
+
+        await workstation.locator('#idNatPs').selectOption(professional().idNatPs);
+        await workstation.getByRole('button', { name: 'Valider' }).click();
+        const first = signedIn(await outcomeAt(workstation, service));
+        expect(first.claims).toMatchObject({
+          SubjectNameID: professional().idNatPs,
+          acr: 'eidas1',
+          authMode: 'DELEGATED',
+        });
+        expect(first.userinfo.SubjectNameID).toBe(professional().idNatPs);
+        expect(psc.pairings.find(RENNES.pscAlias, RENNES.tid, cecile.id)?.idNatPs).toBe(
+          professional().idNatPs,
+        );
+
+        // A new login at PSC (prompt=login, else PSC's own session answers): Passerelle's SSO, "Confirmer".
+        const again = recordNavigations(workstation);
+        await workstation.goto(service.loginUrl({ prompt: 'login' }));
+        await workstation.getByRole('heading', { name: 'Confirmer la connexion' }).waitFor();
+        expect(await workstation.locator('#idNatPs').count()).toBe(0);
+        expect(pathsAt(again, t.issuer)).toEqual(['/auth']);
+        await workstation.getByRole('button', { name: 'Confirmer' }).click();
+        expect(signedIn(await outcomeAt(workstation, service)).claims.SubjectNameID).toBe(
+          professional().idNatPs,
+        );
+        expect(psc.events.at(-1)).toMatchObject({ kind: 'confirmed', oid: cecile.id });
+      });
+
+      it('a password-only session is stepped up for PSC: the key page (no identifier page), then PSC', async () => {
+        const page = await freshTab();
+        await page.goto(dpi.loginUrl());
+        await page.getByLabel(fr['login.username']).fill(cecile.username);
+        await page.getByRole('button', { name: fr['login.continue'] }).click();
+        await page.locator('input[type="password"]').fill('correct horse battery staple');
+        await page.getByRole('button', { name: fr['login.signin'] }).click();
+        expect(signedIn(await outcomeAt(page, dpi)).claims).toMatchObject({ sub: cecile.id, amr: ['pwd'] });
+
+        const visited = recordNavigations(page);
+        await page.goto(service.loginUrl({ prompt: 'login' }));
+        await keyButton(page).waitFor();
+        expect(new URL(page.url()).origin).toBe(t.issuer);
+        expect(await page.locator('main').textContent()).toContain(fr['login.step_up.lead']);
+        expect(await page.locator('form[action$="/identify"]').count()).toBe(0);
+        expect(await page.getByLabel(fr['login.username']).count()).toBe(0);
+        await attachEnrolledKey(page, t.passerelle.services.database.db, credential);
+        await keyButton(page).click();
+        await page.getByRole('button', { name: 'Confirmer' }).click();
+        expect(signedIn(await outcomeAt(page, service)).claims.SubjectNameID).toBe(professional().idNatPs);
+        const atPasserelle = pathsAt(visited, t.issuer);
+        expect(atPasserelle.filter((p) => p.endsWith('/identify'))).toEqual([]);
+        expect(atPasserelle[0]).toBe('/auth');
+        expect(atPasserelle[1]).toMatch(/^\/interaction\/[^/]+$/);
+      });
+
+      it('an authentication older than psc.maxAuthAgeSeconds: asked again for PSC, SSO still for the DPI', async () => {
+        // Another Passerelle whose PSC limit is 2 s, on its own database, with its own DPI and FI alias at PSC.
+        const alias = 'chu-rennes-2s';
+        const [short, shortDpi] = await Promise.all([
+          startPasserelle(kind, { psc: { maxAuthAgeSeconds: 2 } }),
+          startRelyingParty({ name: 'dpi2s' }),
+        ]);
+        try {
+          const secret = await registerWebClient(short, 'dpi', {
+            redirect_uris: [shortDpi.redirectUri],
+            first_party: true,
+          });
+          shortDpi.configure({ issuer: short.issuer, clientId: 'dpi', clientSecret: secret });
+          psc.addFi({
+            alias,
+            discoveryUrl: short.issuer,
+            clientId: PSC_CLIENT,
+            clientSecret: await registerWebClient(short, PSC_CLIENT, {
+              redirect_uris: [psc.brokerRedirectUri(alias)],
+              psc_establishment: RENNES.finess,
+              first_party: true,
+            }),
+            tidAllowList: [RENNES.tid],
+            amrAllowList: PSC_AMR_ALLOW_LIST,
+          });
+          const user = await createUser(short, 'paul.medecin');
+          const key = await enrolKey(browser, short, user);
+          const page = await freshTab();
+          await attachEnrolledKey(page, short.passerelle.services.database.db, key);
+          const signedInAt = (await keyLogin(page, shortDpi, user.username)).claims.auth_time ?? 0;
+          await new Promise((resolve) => setTimeout(resolve, 3000));
+
+          const visited = recordNavigations(page);
+          await page.goto(service.loginUrl({ kc_idp_hint: alias, prompt: 'login' }));
+          await keyButton(page).waitFor();
+          expect(new URL(page.url()).origin).toBe(short.issuer);
+          expect(pathsAt(visited, short.issuer)).toEqual([
+            '/auth',
+            expect.stringMatching(/^\/interaction\//),
+          ]);
+
+          // Meanwhile the DPI, without a maximum age, is still served from the session.
+          const dpiTab = await page.context().newPage();
+          const dpiVisits = recordNavigations(dpiTab);
+          await dpiTab.goto(shortDpi.loginUrl());
+          expect(signedIn(await outcomeAt(dpiTab, shortDpi)).claims).toMatchObject({
+            sub: user.id,
+            auth_time: signedInAt,
+          });
+          expect(pathsAt(dpiVisits, short.issuer)).toEqual(['/auth']);
+
+          const before = pscEvents();
+          await keyButton(page).click();
+          await page.getByRole('heading', { name: 'Appairage de votre compte' }).waitFor();
+          const accepted = psc.events[before];
+          expect(accepted).toMatchObject({ kind: 'accepted', login: { alias, oid: user.id } });
+          if (accepted?.kind !== 'accepted') throw new Error('not accepted');
+          expect(accepted.login.authTime.getTime() / 1000).toBeGreaterThan(signedInAt);
+        } finally {
+          await shortDpi.close();
+          await short.close();
+        }
+      });
+
+      it('an inactive RPPS link: refused with the French page and audited; PSC gets access_denied', async () => {
+        const identities = t.passerelle.services.identities;
+        await identities.set(cecile.id, professional().idNatPs, 'manual', 'inactive');
+        try {
+          const before = service.outcomes.length;
+          await workstation.goto(service.loginUrl({ prompt: 'login' }));
+          const alert = workstation.getByRole('alert');
+          await alert.waitFor();
+          expect(new URL(workstation.url()).origin).toBe(t.issuer);
+          expect(await alert.textContent()).toBe(fr['psc.refused.link_inactive']);
+          const events = await t.passerelle.services.database.db
+            .selectFrom('audit_event')
+            .select(['account_id', 'client_id', 'outcome', 'reason'])
+            .where('type', '=', 'psc.federation.refused')
+            .execute();
+          expect(events).toEqual([
+            { account_id: cecile.id, client_id: PSC_CLIENT, outcome: 'failure', reason: 'link_inactive' },
+          ]);
+
+          const pscBefore = pscEvents();
+          await workstation.getByRole('button', { name: fr['psc.back_to_application'] }).click();
+          await workstation.getByRole('heading', { name: 'Connexion refusée' }).waitFor();
+          expect(psc.events.slice(pscBefore)).toMatchObject([
+            {
+              kind: 'refused',
+              alias: RENNES.pscAlias,
+              reason: 'fi_error',
+              detail: expect.stringMatching(/^access_denied/),
+            },
+          ]);
+          await workstation.getByRole('button', { name: 'Retour au service' }).click();
+          expect(await outcomeAt(workstation, service)).toMatchObject({
+            kind: 'error',
+            error: 'access_denied',
+          });
+          expect(service.outcomes.slice(before).map((o) => o.kind)).toEqual(['error']);
+        } finally {
+          await t.passerelle.services.database.db
+            .deleteFrom('national_identity')
+            .where('account_id', '=', cecile.id)
+            .execute();
+        }
+      });
+
+      it('a broker redirect URI not registered at Passerelle: Passerelle shows its error page, no redirect', async () => {
+        const alias = 'chu-rennes-mal-inscrit';
+        psc.addFi({
+          alias,
+          discoveryUrl: t.issuer,
+          clientId: PSC_CLIENT,
+          clientSecret: pscSecret,
+          tidAllowList: [RENNES.tid],
+          amrAllowList: PSC_AMR_ALLOW_LIST,
+        });
+        const visited = recordNavigations(workstation);
+        const before = { psc: pscEvents(), service: service.outcomes.length };
+        const response = await workstation.goto(service.loginUrl({ prompt: 'login', kc_idp_hint: alias }));
+        expect(new URL(workstation.url()).origin).toBe(t.issuer);
+        expect(response?.status()).toBe(400);
+        expect(await workstation.getByRole('alert').textContent()).toBe(
+          "redirect_uri did not match any of the client's registered redirect_uris",
+        );
+        expect(await workstation.locator('main code').textContent()).toBe('invalid_redirect_uri');
+        // The browser stayed at Passerelle: nothing went to PSC's broker endpoint.
+        expect(visited.filter((u) => u.pathname.includes('/broker/'))).toEqual([]);
+        expect(psc.events.length).toBe(before.psc);
+        expect(service.outcomes.length).toBe(before.service);
+      });
+
+      it('a forged state on the way back to PSC: PSC refuses, the service gets no tokens', async () => {
+        let original = '';
+        const stop = await interceptRequests(workstation, brokerEndpointPattern(psc), (url) => {
+          original = url.searchParams.get('state') ?? '';
+          url.searchParams.set('state', `${original.slice(0, -4)}AAAA`);
+          return url;
+        });
+        try {
+          const before = { psc: pscEvents(), service: service.outcomes.length };
+          await workstation.goto(service.loginUrl({ prompt: 'login' }));
+          await workstation.getByRole('heading', { name: 'Connexion refusée' }).waitFor();
+          expect(original).not.toBe('');
+          expect(psc.events.slice(before.psc)).toMatchObject([
+            { kind: 'refused', alias: RENNES.pscAlias, reason: 'state_unknown' },
+          ]);
+          expect(await workstation.locator('main').textContent()).toContain(
+            'Aucune connexion en cours ne correspond à cette réponse.',
+          );
+          // No way back to the service from an answer matching no login: it received nothing.
+          expect(await workstation.getByRole('button', { name: 'Retour au service' }).count()).toBe(0);
+          expect(service.outcomes.length).toBe(before.service);
+        } finally {
+          await stop();
+        }
+      });
+
+      it('a replayed code is refused (invalid_grant) and the tokens issued from it are revoked', async () => {
+        const provider = t.passerelle.services.host.provider;
+        /** What PSC sent to Passerelle's token endpoint, and the access token it received. */
+        let redeemed: { code: string; verifier: string; accessToken: string } | undefined;
+        const onGrant = (ctx: KoaContextWithOIDC) => {
+          const body = ctx.body as { access_token?: string };
+          redeemed = {
+            code: String(ctx.oidc.params?.code),
+            verifier: String(ctx.oidc.params?.code_verifier),
+            accessToken: String(body.access_token),
+          };
+        };
+        provider.on('grant.success', onGrant);
+        let captured = '';
+        const stop = await interceptRequests(workstation, brokerEndpointPattern(psc), (url) => {
+          captured = url.searchParams.get('code') ?? '';
+          return undefined;
+        });
+        try {
+          await workstation.goto(service.loginUrl({ prompt: 'login' }));
+          await workstation.getByRole('button', { name: 'Confirmer' }).click();
+          expect(signedIn(await outcomeAt(workstation, service)).claims.SubjectNameID).toBe(
+            professional().idNatPs,
+          );
+        } finally {
+          await stop();
+          provider.off('grant.success', onGrant);
+        }
+        expect(captured).not.toBe('');
+        expect(redeemed?.code).toBe(captured);
+        const asPsc = await discover(t, PSC_CLIENT, oidc.ClientSecretBasic(pscSecret));
+        const accessToken = redeemed?.accessToken ?? '';
+        expect((await oidc.tokenIntrospection(asPsc, accessToken)).active).toBe(true);
+
+        const replay = await rawPost(
+          t,
+          '/token',
+          {
+            grant_type: 'authorization_code',
+            code: captured,
+            redirect_uri: psc.brokerRedirectUri(RENNES.pscAlias),
+            code_verifier: redeemed?.verifier ?? '',
+          },
+          { authorization: basicAuthorization(PSC_CLIENT, pscSecret) },
+        );
+        expect(replay.status).toBe(400);
+        expect(replay.json).toEqual({
+          error: 'invalid_grant',
+          error_description: 'grant request is invalid',
+        });
+        // RFC 6749 §4.1.2: the tokens issued from the replayed code are revoked.
+        expect((await oidc.tokenIntrospection(asPsc, accessToken)).active).toBe(false);
+      });
+    });
+  }
+}
