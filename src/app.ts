@@ -5,6 +5,7 @@ import Koa from 'koa';
 import type { Logger } from 'pino';
 import { CardCertificates } from './accounts/card-certificates.ts';
 import { DirectoryAccounts } from './accounts/directory-accounts.ts';
+import { EstablishmentMembers } from './accounts/establishments.ts';
 import { NationalIdentities } from './accounts/national-identity.ts';
 import { AccountStore } from './accounts/store.ts';
 import { AuditTrail } from './audit/trail.ts';
@@ -59,6 +60,8 @@ export interface Services {
   audit: AuditTrail;
   /** National identity links (RPPS) and their review queue. */
   identities: NationalIdentities;
+  /** Which establishments (FINESS) each account belongs to. */
+  establishments: EstablishmentMembers;
   throttle: CredentialThrottle;
   views: Views;
   /** Cookie-signing keys shared by all instances (also the CSRF and demo cookie keys). */
@@ -85,6 +88,7 @@ export async function openServices(
     const sessions = new AuthSessions(database.db, config.sessions);
     const audit = new AuditTrail(database.db, logger);
     const identities = new NationalIdentities(database.db, audit);
+    const establishments = new EstablishmentMembers(database.db, audit, config);
     const throttle = new CredentialThrottle(database.db, limiter, config.throttle);
     const views = new Views();
     const host = await ProviderHost.create({
@@ -96,6 +100,7 @@ export async function openServices(
           adapter: createAdapterClass(database.db, clients, config.rateLimits.clientAuthPerIp),
           accounts,
           identities,
+          establishments,
           views,
           logger,
           sessions,
@@ -128,6 +133,7 @@ export async function openServices(
       sessions,
       audit,
       identities,
+      establishments,
       throttle,
       views,
       cookieKeys,

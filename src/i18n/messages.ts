@@ -114,6 +114,8 @@ export const messages = {
       'Pro Santé Connect ne peut pas vous identifier : votre inscription au RPPS n’est plus active. Contactez le service des ressources humaines ou l’équipe informatique de l’établissement.',
     'psc.refused.link_conflict':
       'Pro Santé Connect ne peut pas vous identifier pour le moment : le lien entre votre compte et votre identité nationale est en cours de vérification. Contactez l’équipe informatique de l’établissement.',
+    'psc.refused.not_member':
+      'Pro Santé Connect ne peut pas vous identifier pour cet établissement : votre compte n’en fait pas partie. Passez par l’établissement où vous exercez, ou contactez son équipe informatique.',
     'psc.back_to_application': 'Retour à l’application',
     'error.interaction_expired':
       'Votre demande de connexion a expiré. Retournez à l’application et recommencez.',
@@ -249,6 +251,8 @@ export const messages = {
       'Pro Santé Connect cannot identify you: your RPPS registration is no longer active. Contact the human resources department or the IT team of the establishment.',
     'psc.refused.link_conflict':
       'Pro Santé Connect cannot identify you for now: the link between your account and your national identity is being checked. Contact the IT team of the establishment.',
+    'psc.refused.not_member':
+      'Pro Santé Connect cannot identify you for this establishment: your account does not belong to it. Go through the establishment where you work, or contact its IT team.',
     'psc.back_to_application': 'Back to the application',
     'error.interaction_expired': 'Your sign-in request expired. Go back to the application and start again.',
     'error.title': 'Something went wrong',
