@@ -15,6 +15,7 @@ import { type ConnectOptions, connectDatabase, type DatabaseHandle } from './db/
 import { migrateToLatest } from './db/migrate.ts';
 import { demoRoutes } from './demo/relying-party.ts';
 import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
+import { pscLoginRoutes } from './federation/psc-login-routes.ts';
 import { addressMatcher, presentedCertificate } from './http/client-certificate.ts';
 import { databaseCheck, healthRoutes, migrationsCheck, type ReadinessCheck } from './http/health.ts';
 import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
@@ -27,6 +28,7 @@ import { LdapDirectory } from './methods/ldap/directory.ts';
 import { ldapReadinessCheck } from './methods/ldap/health.ts';
 import { ldapMethod } from './methods/ldap/index.ts';
 import { passwordMethod } from './methods/password/index.ts';
+import { pscLoginMethod } from './methods/psc/index.ts';
 import { smartcardMethod } from './methods/smartcard/index.ts';
 import { createSmartcard, type SmartcardRuntime } from './methods/smartcard/setup.ts';
 import { type AuthMethod, registered } from './methods/types.ts';
@@ -233,6 +235,23 @@ export async function createPasserelle(
     );
     readiness.push(smartcard.readiness);
   }
+  // "Se connecter avec Pro Santé Connect": Passerelle as a client of PSC.
+  const pscLogin = config.pscLogin
+    ? pscLoginMethod({
+        settings: config.pscLogin,
+        issuer: config.issuer,
+        db,
+        identities: services.identities,
+        logger,
+      })
+    : undefined;
+  if (pscLogin) {
+    methods.push(registered(pscLogin));
+    logger.info(
+      { issuer: config.pscLogin?.issuer, clientId: config.pscLogin?.clientId },
+      'login through Pro Santé Connect enabled',
+    );
+  }
   const csrf = new CsrfTokens(cookieKeys[0] ?? '', config.issuer);
   const purgers: (() => Promise<number>)[] = [];
 
@@ -329,6 +348,8 @@ export async function createPasserelle(
     logger,
   });
   app.use(interactions.routes());
+  if (pscLogin)
+    app.use(pscLoginRoutes({ config, db, host, views, audit, logger, method: pscLogin }).routes());
   if (keyRoutes) app.use(keyRoutes.routes());
   if (config.demo) app.use(demoRoutes(config, views, clients).routes());
   else {

@@ -65,6 +65,17 @@ describe('PSC profile: amr and acr sent to PSC', () => {
       }),
     ).toThrow(/clients\.0\.pscEstablishment: must be the FINESS of one of the establishments/);
     expect(load({ psc: { acrValues: { 'urn:other': 'eidas1' } } })).toThrow(ConfigError);
+    const pscLogin = {
+      issuer: 'https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet',
+      clientId: 'x',
+    };
+    expect(load({ pscLogin })).toThrow(/pscLogin\.clientSecret: required with client_secret_basic/);
+    expect(
+      load({ pscLogin: { ...pscLogin, issuer: 'http://psc.test', tokenEndpointAuthMethod: 'none' } }),
+    ).toThrow(/pscLogin\.issuer: must be https/);
+    expect(load({ pscLogin: { ...pscLogin, clientSecret: 's', amrByAuthMode: { CARD: ['sc'] } } })).toThrow(
+      /pscLogin\.amrByAuthMode\.default: is required/,
+    );
   });
 });
 
