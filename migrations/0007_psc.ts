@@ -33,3 +33,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .column('upstream_sid')
     .execute();
 }
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  await db.schema.dropIndex('auth_session_upstream_sid_idx').execute();
+  await db.schema.alterTable('auth_session').dropColumn('upstream_sid').execute();
+  await db.schema.dropTable('psc_login_pending').execute();
+  await db.schema.dropTable('account_establishment').execute();
+}

@@ -5,6 +5,7 @@ import Koa from 'koa';
 import type { Logger } from 'pino';
 import { CardCertificates } from './accounts/card-certificates.ts';
 import { DirectoryAccounts } from './accounts/directory-accounts.ts';
+import { EstablishmentMembers } from './accounts/establishments.ts';
 import { NationalIdentities } from './accounts/national-identity.ts';
 import { AccountStore } from './accounts/store.ts';
 import { AuditTrail } from './audit/trail.ts';
@@ -14,6 +15,7 @@ import { type ConnectOptions, connectDatabase, type DatabaseHandle } from './db/
 import { migrateToLatest } from './db/migrate.ts';
 import { demoRoutes } from './demo/relying-party.ts';
 import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
+import { pscLoginRoutes } from './federation/psc-login-routes.ts';
 import { addressMatcher, presentedCertificate } from './http/client-certificate.ts';
 import { databaseCheck, healthRoutes, migrationsCheck, type ReadinessCheck } from './http/health.ts';
 import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
@@ -26,6 +28,7 @@ import { LdapDirectory } from './methods/ldap/directory.ts';
 import { ldapReadinessCheck } from './methods/ldap/health.ts';
 import { ldapMethod } from './methods/ldap/index.ts';
 import { passwordMethod } from './methods/password/index.ts';
+import { pscLoginMethod } from './methods/psc/index.ts';
 import { smartcardMethod } from './methods/smartcard/index.ts';
 import { createSmartcard, type SmartcardRuntime } from './methods/smartcard/setup.ts';
 import { type AuthMethod, registered } from './methods/types.ts';
@@ -59,6 +62,8 @@ export interface Services {
   audit: AuditTrail;
   /** National identity links (RPPS) and their review queue. */
   identities: NationalIdentities;
+  /** Which establishments (FINESS) each account belongs to. */
+  establishments: EstablishmentMembers;
   throttle: CredentialThrottle;
   views: Views;
   /** Cookie-signing keys shared by all instances (also the CSRF and demo cookie keys). */
@@ -85,6 +90,7 @@ export async function openServices(
     const sessions = new AuthSessions(database.db, config.sessions);
     const audit = new AuditTrail(database.db, logger);
     const identities = new NationalIdentities(database.db, audit);
+    const establishments = new EstablishmentMembers(database.db, audit, config);
     const throttle = new CredentialThrottle(database.db, limiter, config.throttle);
     const views = new Views();
     const host = await ProviderHost.create({
@@ -96,6 +102,7 @@ export async function openServices(
           adapter: createAdapterClass(database.db, clients, config.rateLimits.clientAuthPerIp),
           accounts,
           identities,
+          establishments,
           views,
           logger,
           sessions,
@@ -128,6 +135,7 @@ export async function openServices(
       sessions,
       audit,
       identities,
+      establishments,
       throttle,
       views,
       cookieKeys,
@@ -227,6 +235,23 @@ export async function createPasserelle(
     );
     readiness.push(smartcard.readiness);
   }
+  // "Se connecter avec Pro Santé Connect": Passerelle as a client of PSC.
+  const pscLogin = config.pscLogin
+    ? pscLoginMethod({
+        settings: config.pscLogin,
+        issuer: config.issuer,
+        db,
+        identities: services.identities,
+        logger,
+      })
+    : undefined;
+  if (pscLogin) {
+    methods.push(registered(pscLogin));
+    logger.info(
+      { issuer: config.pscLogin?.issuer, clientId: config.pscLogin?.clientId },
+      'login through Pro Santé Connect enabled',
+    );
+  }
   const csrf = new CsrfTokens(cookieKeys[0] ?? '', config.issuer);
   const purgers: (() => Promise<number>)[] = [];
 
@@ -323,6 +348,8 @@ export async function createPasserelle(
     logger,
   });
   app.use(interactions.routes());
+  if (pscLogin)
+    app.use(pscLoginRoutes({ config, db, host, views, audit, logger, method: pscLogin }).routes());
   if (keyRoutes) app.use(keyRoutes.routes());
   if (config.demo) app.use(demoRoutes(config, views, clients).routes());
   else {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,7 +78,7 @@ describe('passerelle CLI help', { timeout: 120_000 }, () => {
 
 // Each command starts the embedded database (1–3 s, more on a loaded machine): generous timeouts.
 describe('passerelle CLI administration on an embedded PGlite data directory', { timeout: 120_000 }, () => {
-  const { cli, remove } = embeddedCli('passerelle-cli-');
+  const { cli, remove, dataDir } = embeddedCli('passerelle-cli-');
   afterAll(remove);
 
   let secret = '';
@@ -115,6 +115,30 @@ describe('passerelle CLI administration on an embedded PGlite data directory', {
     const lines = result.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(new RegExp(`^alice\\t${UUID.source}\\tactive\\tAlice Martin$`));
+  });
+
+  it('users establishments lists, adds and removes the establishments of an account', async () => {
+    const file = join(dataDir, 'ght.yaml');
+    writeFileSync(
+      file,
+      [
+        'establishments:',
+        '  - { finess: "350005179", name: CHU de Rennes, tid: tid-rennes }',
+        '  - { finess: "560008799", name: CH de Vannes, tid: tid-vannes, members: all }',
+      ].join('\n'),
+    );
+    const run = (...args: string[]) => cli(['--config', file, 'users', 'establishments', 'alice', ...args]);
+    expect((await run()).stdout).toBe('560008799\tCH de Vannes\ttid tid-vannes\tall\n');
+    const added = await run('--add', '350005179', '--by', 'helpdesk.dupont');
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.stdout).toBe(
+      'alice: listed in 350005179\n350005179\tCHU de Rennes\ttid tid-rennes\tlisted\n560008799\tCH de Vannes\ttid tid-vannes\tall\n',
+    );
+    const removed = await run('--remove', '350005179');
+    expect(removed.stdout.split('\n')[0]).toBe('alice: removed from 350005179');
+    const unknown = await run('--add', '111111111');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no establishment with FINESS 111111111');
   });
 
   it('clients add prints the generated secret exactly once', async () => {

@@ -18,6 +18,7 @@ import {
   createUser,
   discover,
   REDIRECT,
+  redeemCode,
   registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
@@ -64,6 +65,17 @@ describe('PSC profile: amr and acr sent to PSC', () => {
       }),
     ).toThrow(/clients\.0\.pscEstablishment: must be the FINESS of one of the establishments/);
     expect(load({ psc: { acrValues: { 'urn:other': 'eidas1' } } })).toThrow(ConfigError);
+    const pscLogin = {
+      issuer: 'https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet',
+      clientId: 'x',
+    };
+    expect(load({ pscLogin })).toThrow(/pscLogin\.clientSecret: required with client_secret_basic/);
+    expect(
+      load({ pscLogin: { ...pscLogin, issuer: 'http://psc.test', tokenEndpointAuthMethod: 'none' } }),
+    ).toThrow(/pscLogin\.issuer: must be https/);
+    expect(load({ pscLogin: { ...pscLogin, clientSecret: 's', amrByAuthMode: { CARD: ['sc'] } } })).toThrow(
+      /pscLogin\.amrByAuthMode\.default: is required/,
+    );
   });
 });
 
@@ -81,6 +93,10 @@ for (const kind of databasesUnderTest()) {
     beforeAll(async () => {
       t = await startWithCards(kind, pki, { establishments: [RENNES, VANNES] });
       cecile = await createUser(t, 'cecile.sage');
+      // Two establishments: membership is listed; Cécile works in both.
+      for (const e of [RENNES, VANNES]) {
+        await t.passerelle.services.establishments.add(cecile.id, e.finess, 'test');
+      }
       await new CardCertificates(t.passerelle.services.database.db).register(
         cecile.id,
         nodeCert(pki.cards.cps),
@@ -93,6 +109,12 @@ for (const kind of databasesUnderTest()) {
     const client = async (clientId: string, extra: Record<string, unknown> = {}) => {
       const secret = await registerWebClient(t, clientId, extra);
       return discover(t, clientId, oidc.ClientSecretBasic(secret));
+    };
+    /** A new code for the client from the agent's session, redeemed. */
+    const redeemAgain = async (config: oidc.Configuration, agent: BrowserAgent) => {
+      const pending = await authorizationRequest(config, REDIRECT);
+      const result = await followThroughConsent(agent, pending.url.toString(), t.issuer);
+      return redeemCode(config, pending, result.url);
     };
     /** Card login on the page the agent shows, then consent if asked; where the browser ends. */
     const cardLogin = async (agent: BrowserAgent, uid: string) => {
@@ -122,11 +144,27 @@ for (const kind of databasesUnderTest()) {
       expect(agent.lastHtml).toContain('Cette application demande un niveau de sécurité plus élevé');
       expect(agent.lastHtml).toContain('Insérez votre carte CPS');
       const uid = /\/interaction\/([^/?"]+)/.exec(step.url.pathname)?.[1] ?? '';
-      const claims = await codeClaims(psc, pending, (await cardLogin(agent, uid)).url);
+      const tokens = await redeemCode(psc, pending, (await cardLogin(agent, uid)).url);
+      const claims = tokens.claims();
       expect(claims).toMatchObject({ sub: cecile.id, tid: RENNES.tid, oid: cecile.id, acr: 'eidas1' });
       expect([...((claims?.amr ?? []) as string[])].sort()).toEqual(['hwk', 'mfa', 'pin', 'sc']);
       expect(typeof claims?.auth_time).toBe('number');
       expect(claims?.idnat_ps).toBeUndefined();
+      // The access token carries the same: PSC sees it through introspection.
+      const introspected = await oidc.tokenIntrospection(psc, tokens.access_token);
+      expect(introspected).toMatchObject({
+        active: true,
+        sub: cecile.id,
+        tid: RENNES.tid,
+        oid: cecile.id,
+        acr: 'eidas1',
+      });
+      expect([...((introspected.amr ?? []) as string[])].sort()).toEqual(['hwk', 'mfa', 'pin', 'sc']);
+      // The establishment's own applications' access tokens carry none of it.
+      const dpiTokens = await oidc.tokenIntrospection(dpi, (await redeemAgain(dpi, agent)).access_token);
+      expect(dpiTokens.active).toBe(true);
+      expect(dpiTokens.tid).toBeUndefined();
+      expect(dpiTokens.oid).toBeUndefined();
 
       // The same session serves the other establishment's PSC client without a prompt, with its own tid.
       const vannes = await client('psc-vannes', { psc_establishment: VANNES.finess });
@@ -219,6 +257,65 @@ for (const kind of databasesUnderTest()) {
       expect(
         (await followThroughConsent(agent, app.url.toString(), t.issuer)).url.searchParams.get('code'),
       ).toBeTruthy();
+    });
+
+    it('an account is federated only for its establishments: refused under another one, audited', async () => {
+      const bruno = await createUser(t, 'bruno.gall');
+      const { establishments } = t.passerelle.services;
+      await establishments.add(bruno.id, RENNES.finess, 'test');
+      expect((await establishments.of(bruno.id)).map((m) => [m.establishment.finess, m.basis])).toEqual([
+        [RENNES.finess, 'listed'],
+      ]);
+      await new CardCertificates(t.passerelle.services.database.db).register(
+        bruno.id,
+        nodeCert(pki.cards.cpsDottedUpn),
+      );
+      const rennes = await client('psc-m-rennes', { psc_establishment: RENNES.finess });
+      const vannes = await client('psc-m-vannes', { psc_establishment: VANNES.finess });
+      const agent = new BrowserAgent();
+      const start = await authorizationRequest(rennes, REDIRECT);
+      const first = await agent.follow(start.url, t.issuer);
+      const uid = /\/interaction\/([^/?"]+)/.exec(first.url.pathname)?.[1] ?? '';
+      await agent.follow(new URL(`/interaction/${uid}?method=smartcard`, t.issuer), t.issuer);
+      const signedIn = await presentCard(agent, t.issuer, pki.cards.cpsDottedUpn, pki.serverCa.pem);
+      expect(await codeClaims(rennes, start, signedIn.url)).toMatchObject({ tid: RENNES.tid, oid: bruno.id });
+
+      const pending = await authorizationRequest(vannes, REDIRECT);
+      const refused = await followThroughConsent(agent, pending.url.toString(), t.issuer);
+      expect(refused.response?.status).toBe(403);
+      expect(agent.lastHtml).toContain('votre compte n’en fait pas partie');
+      const events = await t.passerelle.services.database.db
+        .selectFrom('audit_event')
+        .select(['account_id', 'client_id', 'reason'])
+        .where('type', '=', 'psc.federation.refused')
+        .where('account_id', '=', bruno.id)
+        .execute();
+      expect(events).toEqual([{ account_id: bruno.id, client_id: 'psc-m-vannes', reason: 'not_member' }]);
+
+      // Listed in Vannes too: federated there with Vannes' tid; removed again: refused again.
+      expect(await establishments.add(bruno.id, VANNES.finess, 'test')).toBe(true);
+      expect(await establishments.add(bruno.id, VANNES.finess, 'test')).toBe(false);
+      const listed = await authorizationRequest(vannes, REDIRECT);
+      const served = await followThroughConsent(agent, listed.url.toString(), t.issuer);
+      expect(await codeClaims(vannes, listed, served.url)).toMatchObject({ tid: VANNES.tid, oid: bruno.id });
+      expect(await establishments.remove(bruno.id, VANNES.finess, 'test')).toBe(true);
+      const removed = await authorizationRequest(vannes, REDIRECT);
+      expect((await followThroughConsent(agent, removed.url.toString(), t.issuer)).response?.status).toBe(
+        403,
+      );
+      const changes = await t.passerelle.services.database.db
+        .selectFrom('audit_event')
+        .select('type')
+        .where('account_id', '=', bruno.id)
+        .where('type', 'like', 'establishment.%')
+        .orderBy('seq')
+        .execute();
+      expect(changes.map((c) => c.type)).toEqual([
+        'establishment.member_added',
+        'establishment.member_added',
+        'establishment.member_removed',
+      ]);
+      await expect(establishments.add(bruno.id, '111111111', 'test')).rejects.toThrow(/no establishment/);
     });
 
     it('a PSC client for an unknown establishment cannot be registered', async () => {

@@ -123,6 +123,8 @@ for (const kind of databasesUnderTest()) {
           'admin_alert',
           'rpps_index_import',
           'rpps_index_entry',
+          'account_establishment',
+          'psc_login_pending',
           ...MIGRATOR_TABLES,
         ].sort(),
       );

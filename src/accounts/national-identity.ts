@@ -286,19 +286,24 @@ export class NationalIdentities {
   }
 
   /**
-   * Records that a verified CPS card proved `idNat` for the account. Kept short for the login path:
+   * Records that a verified CPS card or a login through Pro Santé Connect proved `idNat` for the account. Kept short for the login path:
    * a proof younger than an hour is not rewritten.
    */
-  async recordProven(accountId: string, idNat: string, now = new Date()): Promise<LinkOutcome> {
+  async recordProven(
+    accountId: string,
+    idNat: string,
+    source: 'cps-certificate' | 'psc-login' = 'cps-certificate',
+    now = new Date(),
+  ): Promise<LinkOutcome> {
     const own = await this.findByAccount(accountId);
     const fresh =
       own?.idNat === idNat &&
       own.status === 'verified' &&
-      own.source === 'cps-certificate' &&
+      own.source === source &&
       own.verifiedAt !== null &&
       now.getTime() - own.verifiedAt.getTime() < REFRESH_AFTER_MS;
     if (fresh) return { kind: 'unchanged' };
-    return this.propose({ accountId, idNat, source: 'cps-certificate', verified: true, actor: 'login', now });
+    return this.propose({ accountId, idNat, source, verified: true, actor: 'login', now });
   }
 
   /**

@@ -293,6 +293,36 @@ export function registerUsers(program: Command): void {
     });
   registerCardCommands(users);
   registerUserKeys(users);
+  users
+    .command('establishments')
+    .description('show the establishments (FINESS) an account belongs to; --add / --remove list it')
+    .argument('<username>')
+    .option('--add <finess>', 'list the account as a member of this establishment')
+    .option('--remove <finess>', 'remove that listing')
+    .option('--by <operator>', 'who does it, for the audit trail')
+    .action(async (username: string, opts, command: Command) => {
+      await withServices(command, async (services) => {
+        const account = await accountNamed(services, username);
+        const { establishments } = services;
+        for (const [finess, change] of [
+          [opts.add, 'add'],
+          [opts.remove, 'remove'],
+        ] as const) {
+          if (finess === undefined) continue;
+          if (!establishments.establishment(finess))
+            throw new CliError(`no establishment with FINESS ${finess}`);
+          const changed = await establishments[change](account.id, finess, operator(opts.by));
+          out(
+            `${account.username}: ${change === 'add' ? 'listed in' : 'removed from'} ${finess}${changed ? '' : ' (unchanged)'}`,
+          );
+        }
+        const memberships = await establishments.of(account.id);
+        if (!memberships.length) out(`${account.username} belongs to no establishment`);
+        for (const { establishment, basis } of memberships) {
+          out(`${establishment.finess}\t${establishment.name}\ttid ${establishment.tid}\t${basis}`);
+        }
+      });
+    });
 }
 
 async function readCardCertificate(file: string): Promise<X509Certificate> {

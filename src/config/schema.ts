@@ -258,13 +258,9 @@ const pscLoginSchema = z
     issuer: z.url(),
     clientId: z.string().min(1),
     tokenEndpointAuthMethod: z
-      .enum(['client_secret_basic', 'client_secret_post', 'tls_client_auth', 'none'])
+      .enum(['client_secret_basic', 'client_secret_post', 'none'])
       .default('client_secret_basic'),
     clientSecret: z.string().min(1).optional(),
-    /** Client certificate for `tls_client_auth` (PEM files). */
-    tlsClientCertificate: z
-      .strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) })
-      .optional(),
     scope: z.string().default('openid scope_all'),
     /** Sent as `acr_values` (PSC's levels: eidas1, ...). Empty = not sent. */
     acrValues: z.string().default('eidas1'),
@@ -287,13 +283,6 @@ const pscLoginSchema = z
         code: 'custom',
         path: ['clientSecret'],
         message: `required with ${value.tokenEndpointAuthMethod}`,
-      });
-    }
-    if (value.tokenEndpointAuthMethod === 'tls_client_auth' && !value.tlsClientCertificate) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['tlsClientCertificate'],
-        message: 'required with tls_client_auth',
       });
     }
     if (value.issuer.startsWith('http:') && !value.allowInsecureHttp) {

@@ -82,6 +82,8 @@ export interface CompletedMethod {
   phishingResistant: boolean;
   /** Epoch seconds. */
   at: number;
+  /** Session id at the upstream provider (login through PSC). */
+  upstreamSid?: string;
 }
 
 export interface AuthSessionTable {

@@ -1,3 +1,4 @@
+import type { Establishment } from '../accounts/establishments.ts';
 import type { Config } from '../config/schema.ts';
 
 /**
@@ -5,8 +6,6 @@ import type { Config } from '../config/schema.ts';
  * pairs on `oid` (the account id: immutable, never reused), checks `tid` against its allow-list, and
  * accepts only the amr and acr values the ANS publishes: both are configuration (`psc` section).
  */
-
-export type Establishment = Config['establishments'][number];
 
 /** The establishment a PSC client acts for, from its `psc_establishment` metadata; undefined otherwise. */
 export function pscEstablishmentOf(

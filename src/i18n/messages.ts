@@ -46,6 +46,12 @@ export const messages = {
       'Votre carte est valide mais n’est associée à aucun compte de l’établissement. Contactez le support informatique.',
     'error.account_mismatch':
       'Ce moyen d’authentification appartient à un autre compte que celui de votre session.',
+    'error.upstream_failed':
+      'La connexion par Pro Santé Connect n’a pas abouti (annulée, expirée ou refusée). Vous pouvez réessayer.',
+    'error.psc_not_linked':
+      'Pro Santé Connect vous a identifié, mais votre identité nationale n’est liée à aucun compte de l’établissement. Pour la lier une fois pour toutes : connectez-vous ci-dessous avec votre identifiant, puis Passerelle vous renverra vers Pro Santé Connect. En cas de difficulté, contactez l’équipe informatique.',
+    'error.national_id_conflict':
+      'L’identité nationale prouvée par Pro Santé Connect ne correspond pas à celle de votre compte, ou appartient à un autre compte. Le lien n’a pas été modifié ; l’équipe informatique doit le vérifier.',
     'error.no_method':
       'Aucun moyen de connexion disponible ne permet d’atteindre le niveau de sécurité demandé par cette application. Contactez le support informatique.',
     'login.other_ways_lead': 'Ou connectez-vous sans saisir d’identifiant :',
@@ -53,6 +59,12 @@ export const messages = {
     'method.ldap': 'Mot de passe de l’établissement',
     'method.webauthn': 'Clé de sécurité FIDO2',
     'method.smartcard': 'Carte CPS',
+    'method.psc': 'Pro Santé Connect (e-CPS, carte CPS)',
+    'psc.login.lead':
+      'Vous allez être dirigé vers Pro Santé Connect, le service national d’identification des professionnels de santé, pour vous identifier avec votre e-CPS ou votre carte CPS.',
+    'psc.login.link':
+      'Dernière étape : identifiez-vous avec Pro Santé Connect pour lier votre identité nationale à votre compte.',
+    'psc.login.submit': 'Se connecter avec Pro Santé Connect',
     'smartcard.lead':
       'Insérez votre carte CPS (ou CPE) dans le lecteur, puis cliquez sur « Se connecter avec la carte ».',
     'smartcard.pin':
@@ -114,6 +126,8 @@ export const messages = {
       'Pro Santé Connect ne peut pas vous identifier : votre inscription au RPPS n’est plus active. Contactez le service des ressources humaines ou l’équipe informatique de l’établissement.',
     'psc.refused.link_conflict':
       'Pro Santé Connect ne peut pas vous identifier pour le moment : le lien entre votre compte et votre identité nationale est en cours de vérification. Contactez l’équipe informatique de l’établissement.',
+    'psc.refused.not_member':
+      'Pro Santé Connect ne peut pas vous identifier pour cet établissement : votre compte n’en fait pas partie. Passez par l’établissement où vous exercez, ou contactez son équipe informatique.',
     'psc.back_to_application': 'Retour à l’application',
     'error.interaction_expired':
       'Votre demande de connexion a expiré. Retournez à l’application et recommencez.',
@@ -182,6 +196,12 @@ export const messages = {
       'Your card is valid but is not linked to any account of the establishment. Contact the IT support.',
     'error.account_mismatch':
       'This authentication means belongs to another account than the one of your session.',
+    'error.upstream_failed':
+      'The sign-in through Pro Santé Connect did not complete (cancelled, expired or refused). You may try again.',
+    'error.psc_not_linked':
+      'Pro Santé Connect identified you, but your national identity is not linked to any account of the establishment. To link it once and for all: sign in below with your username, then Passerelle will send you back to Pro Santé Connect. If in doubt, contact the IT team.',
+    'error.national_id_conflict':
+      'The national identity proven by Pro Santé Connect does not match your account’s, or belongs to another account. The link was not changed; the IT team must check it.',
     'error.no_method':
       'No available sign-in means reaches the security level this application needs. Contact the IT support.',
     'login.other_ways_lead': 'Or sign in without typing a username:',
@@ -189,6 +209,12 @@ export const messages = {
     'method.ldap': 'Establishment password',
     'method.webauthn': 'FIDO2 security key',
     'method.smartcard': 'CPS card',
+    'method.psc': 'Pro Santé Connect (e-CPS, CPS card)',
+    'psc.login.lead':
+      'You will be sent to Pro Santé Connect, the national identification service for health professionals, to identify yourself with your e-CPS or CPS card.',
+    'psc.login.link':
+      'Last step: identify yourself with Pro Santé Connect to link your national identity to your account.',
+    'psc.login.submit': 'Sign in with Pro Santé Connect',
     'smartcard.lead': 'Insert your CPS (or CPE) card in the reader, then click “Sign in with the card”.',
     'smartcard.pin':
       'Your browser will ask you to choose the certificate of your card, then the PIN of the card.',
@@ -249,6 +275,8 @@ export const messages = {
       'Pro Santé Connect cannot identify you: your RPPS registration is no longer active. Contact the human resources department or the IT team of the establishment.',
     'psc.refused.link_conflict':
       'Pro Santé Connect cannot identify you for now: the link between your account and your national identity is being checked. Contact the IT team of the establishment.',
+    'psc.refused.not_member':
+      'Pro Santé Connect cannot identify you for this establishment: your account does not belong to it. Go through the establishment where you work, or contact its IT team.',
     'psc.back_to_application': 'Back to the application',
     'error.interaction_expired': 'Your sign-in request expired. Go back to the application and start again.',
     'error.title': 'Something went wrong',

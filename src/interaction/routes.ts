@@ -54,6 +54,9 @@ const FAILURE_STATUS: Record<AuthFailureCode, number> = {
   certificate_missing: 401,
   card_not_linked: 403,
   account_mismatch: 403,
+  upstream_failed: 401,
+  psc_not_linked: 403,
+  national_id_conflict: 403,
 };
 
 type Details = Awaited<ReturnType<ProviderHost['provider']['interactionDetails']>>;
@@ -183,8 +186,16 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
   const levelOf = (state: ReadyState) => levels.find((l) => l.acr === state.requiredAcr) ?? levels[0];
 
+  /** The PSC login still to do to link the account proven meanwhile (after `psc_not_linked`). */
+  const pscLinkPending = (state: ReadyState): AuthMethod | undefined =>
+    state.linkPsc && state.accountId && !(state.completed ?? []).some((m) => m.method === 'psc')
+      ? deps.methods.find((m) => m.id === 'psc')
+      : undefined;
+
   /** Methods worth offering now: those that complete the level first, then those that add a factor. */
   const candidates = (state: ReadyState): AuthMethod[] => {
+    const linking = pscLinkPending(state);
+    if (linking) return [linking];
     const level = levelOf(state);
     const done = state.completed ?? [];
     const doneIds = new Set(done.map((m) => m.method));
@@ -225,7 +236,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     uid: string,
     state: ReadyState,
     requested: string | undefined,
-    extra: { error?: string; status?: number; prefill?: string } = {},
+    extra: { error?: string; status?: number; prefill?: string; linking?: boolean } = {},
   ) => {
     const t = translator(state.locale);
     const offered = candidates(state);
@@ -240,6 +251,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       username: state.username ?? extra.prefill,
       error: extra.error,
       stepUp: state.stepUp === true,
+      linking: extra.linking === true,
     };
     ctx.status = extra.status ?? 200;
     ctx.type = 'html';
@@ -270,6 +282,8 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const level = levelOf(state);
     const completed = withinMaxAge(state.completed ?? [], state.maxAge, nowSeconds());
     const assurance = assess(levels, completed);
+    const linking = pscLinkPending(state);
+    if (linking) return renderStep(ctx, details.uid, state, linking.id, { linking: true });
     if (state.accountId && level && reaches(assurance, level)) {
       const profile = deps.sessions.profileFor(ctx.ip);
       await states.delete(details.uid);
@@ -388,6 +402,52 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     redirect(ctx, `/interaction/${details.uid}`);
   });
 
+  /** One attempt of a method, then the next step (or the failure shown where the user is). */
+  const runMethod = async (
+    ctx: Context,
+    uid: string,
+    state: ReadyState,
+    method: AuthMethod,
+    input: unknown,
+    sameOrigin: boolean,
+  ) => {
+    const t = translator(state.locale);
+    const context = methodContext(ctx, uid, state);
+    const { outcome, account } = await attemptMethod(deps.attempts, method, input, context, state.clientId);
+    if (outcome.kind === 'failure') {
+      if (outcome.retryAfterSeconds) ctx.set('retry-after', String(outcome.retryAfterSeconds));
+      // PSC proved an identity linked to no account: the user proves their account, then PSC links it.
+      if (outcome.code === 'psc_not_linked' && !state.accountId) state.linkPsc = true;
+      if (!sameOrigin) {
+        state.failure = {
+          code: outcome.code,
+          method: method.id,
+          ...(outcome.retryAfterSeconds ? { retryAfterSeconds: outcome.retryAfterSeconds } : {}),
+        };
+        await states.set(uid, state);
+        return redirect(ctx, `${issuerOrigin}/interaction/${uid}`);
+      }
+      if (state.linkPsc) await states.set(uid, state);
+      const minutes = Math.ceil((outcome.retryAfterSeconds ?? 60) / 60);
+      return renderStep(ctx, uid, state, state.linkPsc && !state.accountId ? undefined : method.id, {
+        error: t(`error.${outcome.code}`, { minutes }),
+        status: FAILURE_STATUS[outcome.code],
+      });
+    }
+    const completed: CompletedMethod = {
+      method: method.id,
+      amr: [...outcome.amr],
+      phishingResistant: outcome.phishingResistant ?? method.phishingResistant,
+      at: nowSeconds(),
+      ...(outcome.upstreamSid ? { upstreamSid: outcome.upstreamSid } : {}),
+    };
+    state.username ??= account?.username;
+    state.accountId = outcome.accountId;
+    state.completed = [...(state.completed ?? []), completed];
+    await states.set(uid, state);
+    redirect(ctx, `${issuerOrigin}/interaction/${uid}`);
+  };
+
   // A method's form. No interaction cookie needed here: the form may come to another origin (the smart
   // card listener); the CSRF token binds it to the interaction, and only the browser holding the
   // interaction cookie can complete the login on the issuer's origin.
@@ -413,42 +473,19 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       return renderStep(ctx, uid, state, method.id, { error: t('error.invalid_form'), status: 400 });
     }
 
-    const context = methodContext(ctx, uid, state);
-    const { outcome, account } = await attemptMethod(
-      deps.attempts,
-      method,
-      input.data,
-      context,
-      state.clientId,
-    );
-    if (outcome.kind === 'failure') {
-      if (outcome.retryAfterSeconds) ctx.set('retry-after', String(outcome.retryAfterSeconds));
-      if (!sameOrigin) {
-        state.failure = {
-          code: outcome.code,
-          method: method.id,
-          ...(outcome.retryAfterSeconds ? { retryAfterSeconds: outcome.retryAfterSeconds } : {}),
-        };
-        await states.set(uid, state);
-        return redirect(ctx, `${issuerOrigin}/interaction/${uid}`);
-      }
-      const minutes = Math.ceil((outcome.retryAfterSeconds ?? 60) / 60);
-      return renderStep(ctx, uid, state, method.id, {
-        error: t(`error.${outcome.code}`, { minutes }),
-        status: FAILURE_STATUS[outcome.code],
-      });
-    }
-    const completed: CompletedMethod = {
-      method: method.id,
-      amr: [...outcome.amr],
-      phishingResistant: method.phishingResistant,
-      at: nowSeconds(),
-    };
-    state.username ??= account?.username;
-    state.accountId = outcome.accountId;
-    state.completed = [...(state.completed ?? []), completed];
-    await states.set(uid, state);
-    redirect(ctx, `${issuerOrigin}/interaction/${uid}`);
+    return runMethod(ctx, uid, state, method, input.data, sameOrigin);
+  });
+
+  // A federated method's answer (login through PSC): the browser comes back from the provider. The
+  // interaction cookie binds it to this browser; the method checks its own state (OAuth `state`).
+  router.get('/:uid/method/:method/return', async (ctx) => {
+    const details = await load(ctx);
+    if (!details) return;
+    const state = await readyState(ctx, details);
+    const method = candidates(state).find((m) => m.id === ctx.params.method && m.returnsByRedirect);
+    const input = method?.input.safeParse(ctx.query);
+    if (!method || !input?.success) return renderError(ctx, 400, 'error.invalid_form', state.locale);
+    return runMethod(ctx, details.uid, state, method, input.data, true);
   });
 
   router.post('/:uid/consent', async (ctx) => {

@@ -19,6 +19,11 @@ export interface LoginState {
   /** The account proven by the first completed method (or the session's, for a step-up). */
   accountId?: string;
   completed?: CompletedMethod[];
+  /**
+   * PSC proved a national identity linked to no account: once the user has proven their account,
+   * the login goes through PSC again to link it (source `psc-login`).
+   */
+  linkPsc?: boolean;
   /** A failure on another origin (smart card listener), shown once back on the issuer's pages. */
   failure?: { code: AuthFailureCode; method: string; retryAfterSeconds?: number };
 }

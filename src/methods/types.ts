@@ -27,12 +27,18 @@ export type AuthFailureCode =
   /** A valid card that no account is linked to. */
   | 'card_not_linked'
   /** A step-up proved a different account than the one of the session. */
-  | 'account_mismatch';
+  | 'account_mismatch'
+  /** The login through Pro Santé Connect did not complete (refused, expired, invalid answer). */
+  | 'upstream_failed'
+  /** PSC proved a national identity linked to no account (or a link flagged inactive/conflict). */
+  | 'psc_not_linked'
+  /** PSC proved a national identity that contradicts the account's link, or is another account's. */
+  | 'national_id_conflict';
 
-/** A national identifier proven by the method (CPS card), recorded as an RPPS link proof. */
+/** A national identifier proven by the method (CPS card, PSC), recorded as an RPPS link proof. */
 export interface ProvenNationalId {
   idNat: string;
-  source: 'cps-certificate';
+  source: 'cps-certificate' | 'psc-login';
 }
 
 export type AuthOutcome =
@@ -44,6 +50,10 @@ export type AuthOutcome =
       /** Internal detail for the audit trail (e.g. credential id, certificate serial); no secrets. */
       detail?: Record<string, string | number | boolean>;
       nationalId?: ProvenNationalId;
+      /** This login's resistance to phishing, when it depends on how it ran (PSC: card or e-CPS). */
+      phishingResistant?: boolean;
+      /** The upstream provider's session id (PSC), ended by its back-channel logout. */
+      upstreamSid?: string;
     }
   | {
       kind: 'failure';
@@ -102,6 +112,11 @@ export interface AuthMethod<Input = unknown> {
    * listener). The interaction state is in the database, so any instance on any origin can take it.
    */
   readonly formOrigin?: string;
+  /**
+   * The method's answer comes back by a browser redirect (a federated login): its input is the query
+   * of `GET /interaction/<uid>/method/<id>/return`, bound to the interaction's cookie.
+   */
+  readonly returnsByRedirect?: boolean;
   /** Extra data for the view, computed when it is shown (e.g. WebAuthn options with a fresh challenge). */
   prepare?(context: MethodContext): Promise<Record<string, unknown>>;
   authenticate(input: Input, context: MethodContext): Promise<AuthOutcome>;

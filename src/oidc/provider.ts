@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import Provider, { type Adapter, type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
+import type { EstablishmentMembers } from '../accounts/establishments.ts';
 import type { NationalIdentities } from '../accounts/national-identity.ts';
 import type { AccountStore } from '../accounts/store.ts';
 import type { Config } from '../config/schema.ts';
@@ -32,6 +33,7 @@ export interface ProviderDeps {
   accounts: AccountStore;
   /** National identity links: verified ones are released with the `rpps` scope. */
   identities: NationalIdentities;
+  establishments: EstablishmentMembers;
   views: Views;
   logger: Logger;
   sessions: AuthSessions;
@@ -215,6 +217,21 @@ export function buildProvider(deps: ProviderDeps): Provider {
       }
       return undefined;
     },
+    // PSC's access tokens carry the same tenant, pivot, amr and acr as its ID token (seen through
+    // introspection; they stay opaque so that PSC's broker can still call userinfo with them).
+    async extraTokenClaims(ctx, token) {
+      const client = ctx?.oidc?.client;
+      const establishment = client ? pscEstablishmentOf(config, client.metadata()) : undefined;
+      if (token.kind !== 'AccessToken' || !establishment || !('accountId' in token) || !token.accountId) {
+        return undefined;
+      }
+      const { AuthorizationCode, RefreshToken } = ctx.oidc.entities;
+      const login = AuthorizationCode ?? RefreshToken;
+      return shapeForPsc(
+        { ...pscAccountClaims(establishment, String(token.accountId)), amr: login?.amr, acr: login?.acr },
+        config.psc,
+      );
+    },
     clientBasedCORS(_ctx, origin, client) {
       return client.redirectUris?.some((uri) => new URL(uri).origin === origin) ?? false;
     },
@@ -224,7 +241,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
     },
     interactions: {
       policy: interactionPolicyWith(sessionPolicyCheck(config, deps.sessions), [
-        pscEligibilityPrompt(config, identities),
+        pscEligibilityPrompt(config, identities, deps.establishments),
       ]),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },

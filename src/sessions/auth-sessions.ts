@@ -75,6 +75,8 @@ export class AuthSessions {
       profile,
       last_active_at: now,
       expires_at: new Date(now.getTime() + this.#lifetimes[profile].absoluteSeconds * 1000),
+      // A login through PSC: PSC's back-channel logout names this session by PSC's sid.
+      upstream_sid: methods.findLast((m) => m.upstreamSid)?.upstreamSid ?? null,
     };
     // A step-up keeps the session's start and absolute end; a new account starts a new session.
     const sameAccount = sql<boolean>`auth_session.account_id = ${accountId}`;
@@ -86,6 +88,7 @@ export class AuthSessions {
           methods: row.methods,
           last_active_at: now,
           profile: eb.ref('excluded.profile'),
+          upstream_sid: eb.ref('excluded.upstream_sid'),
           account_id: eb.ref('excluded.account_id'),
           started_at: sql<Date>`case when ${sameAccount} then auth_session.started_at else ${now} end`,
           expires_at: sql<Date>`case when ${sameAccount} then auth_session.expires_at else ${row.expires_at} end`,
