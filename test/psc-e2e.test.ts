@@ -2,6 +2,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PscRefusal } from '../src/federation/psc-eligibility.ts';
 import { messages } from '../src/i18n/messages.ts';
 import { EnrollmentCodes } from '../src/methods/webauthn/store.ts';
 import { basicAuthorization, createUser, discover, rawPost, registerWebClient } from './helpers/clients.ts';
@@ -29,22 +30,72 @@ import { type PscSimulator, startPscSimulator } from './simulators/psc/server.ts
  */
 
 const fr = messages.fr;
-const RENNES = { finess: '350005179', name: 'CHU de Rennes', tid: 'tid-rennes-0001', pscAlias: 'chu-rennes' };
-const PSC_CLIENT = 'psc-rennes';
+/** A GHT of two establishments; each federates only the accounts it lists. */
+const RENNES = {
+  finess: '350005179',
+  name: 'CHU de Rennes',
+  tid: 'tid-rennes-0001',
+  pscAlias: 'chu-rennes',
+  members: 'listed',
+} as const;
+const VANNES = {
+  finess: '560008799',
+  name: 'CH de Vannes',
+  tid: 'tid-vannes-0002',
+  pscAlias: 'ch-vannes',
+  members: 'listed',
+} as const;
+type Establishment = typeof RENNES | typeof VANNES;
+/** PSC's client id at Passerelle for the establishment's alias. */
+const pscClientId = (alias: string) => `psc-${alias}`;
 /** What the simulator accepts from the FI (Passerelle's default allow-list sends a subset of it). */
 const PSC_AMR_ALLOW_LIST = ['sc', 'hwk', 'pin', 'mfa'];
 
-/** A Passerelle on `localhost` (the RP ID of the keys) with the CHU de Rennes as establishment. */
+/** A Passerelle on `localhost` (the RP ID of the keys) for both establishments. */
 function startPasserelle(kind: Parameters<typeof startTestServer>[0], extra: Record<string, unknown> = {}) {
   return startTestServer(kind, {
     issuerHost: 'localhost',
     config: (issuer) => ({
       demo: true,
       webauthn: { rpId: 'localhost', origins: [issuer] },
-      establishments: [RENNES],
+      establishments: [RENNES, VANNES],
       ...extra,
     }),
   });
+}
+
+/**
+ * PSC's client registration at Passerelle for the establishment (redirect URI: PSC's broker endpoint of
+ * `alias`), and the establishment's FI at PSC; PSC's client secret.
+ */
+async function federate(
+  t: TestServer,
+  psc: PscSimulator,
+  establishment: Establishment,
+  alias: string = establishment.pscAlias,
+): Promise<string> {
+  const clientSecret = await registerWebClient(t, pscClientId(alias), {
+    redirect_uris: [psc.brokerRedirectUri(alias)],
+    psc_establishment: establishment.finess,
+    first_party: true,
+  });
+  psc.addFi({
+    alias,
+    name: establishment.name,
+    discoveryUrl: t.issuer,
+    clientId: pscClientId(alias),
+    clientSecret,
+    tidAllowList: [establishment.tid],
+    amrAllowList: PSC_AMR_ALLOW_LIST,
+  });
+  return clientSecret;
+}
+
+/** A new account, member of Rennes only. */
+async function rennesStaff(t: TestServer, username: string) {
+  const user = await createUser(t, username);
+  await t.passerelle.services.establishments.add(user.id, RENNES.finess, 'test');
+  return user;
 }
 
 /** Password login, then a key enrolled with a code from the support: the credential, to copy to any tab. */
@@ -100,6 +151,9 @@ const brokerEndpointPattern = (psc: PscSimulator) => `${psc.brokerRedirectUri(RE
 /** The key button of Passerelle's key page. */
 const keyButton = (page: Page) => page.getByRole('button', { name: fr['webauthn.start'] });
 
+/** Any page of the PSC simulator (its header), e.g. when Passerelle answered PSC without a prompt. */
+const pscPage = (page: Page) => page.getByText('Pro Santé Connect — simulateur de test');
+
 /** DPI login with the key: identifier, then the key page. */
 async function keyLogin(page: Page, dpi: RelyingParty, username: string) {
   await page.goto(dpi.loginUrl());
@@ -135,6 +189,46 @@ if (!chromiumAvailable()) {
         return context.newPage();
       };
       const pscEvents = () => psc.events.length;
+
+      /**
+       * A PSC login through `establishment` that Passerelle refuses after the SSO: its French page and
+       * audit event; "Retour à l'application" gives PSC access_denied, and PSC's refusal gives it to the
+       * service.
+       */
+      const refusedByPasserelle = async (establishment: Establishment, reason: PscRefusal) => {
+        const before = { psc: pscEvents(), service: service.outcomes.length };
+        await workstation.goto(service.loginUrl({ prompt: 'login', kc_idp_hint: establishment.pscAlias }));
+        const alert = workstation.getByRole('alert');
+        await alert.waitFor();
+        expect(new URL(workstation.url()).origin).toBe(t.issuer);
+        expect(await alert.textContent()).toBe(fr[`psc.refused.${reason}`]);
+        const events = await t.passerelle.services.database.db
+          .selectFrom('audit_event')
+          .select(['account_id', 'client_id', 'outcome'])
+          .where('type', '=', 'psc.federation.refused')
+          .where('reason', '=', reason)
+          .execute();
+        expect(events).toEqual([
+          { account_id: cecile.id, client_id: pscClientId(establishment.pscAlias), outcome: 'failure' },
+        ]);
+
+        await workstation.getByRole('button', { name: fr['psc.back_to_application'] }).click();
+        await workstation.getByRole('heading', { name: 'Connexion refusée' }).waitFor();
+        expect(psc.events.slice(before.psc)).toMatchObject([
+          {
+            kind: 'refused',
+            alias: establishment.pscAlias,
+            reason: 'fi_error',
+            detail: expect.stringMatching(/^access_denied/),
+          },
+        ]);
+        await workstation.getByRole('button', { name: 'Retour au service' }).click();
+        expect(await outcomeAt(workstation, service)).toMatchObject({
+          kind: 'error',
+          error: 'access_denied',
+        });
+        expect(service.outcomes.slice(before.service).map((o) => o.kind)).toEqual(['error']);
+      };
       const professional = () => {
         const chosen = psc.professionals[3];
         if (!chosen) throw new Error('no fixture');
@@ -170,21 +264,9 @@ if (!chromiumAvailable()) {
           clientSecret: dpiSecret,
           scope: 'openid profile',
         });
-        pscSecret = await registerWebClient(t, PSC_CLIENT, {
-          redirect_uris: [psc.brokerRedirectUri(RENNES.pscAlias)],
-          psc_establishment: RENNES.finess,
-          first_party: true,
-        });
-        psc.addFi({
-          alias: RENNES.pscAlias,
-          name: RENNES.name,
-          discoveryUrl: t.issuer,
-          clientId: PSC_CLIENT,
-          clientSecret: pscSecret,
-          tidAllowList: [RENNES.tid],
-          amrAllowList: PSC_AMR_ALLOW_LIST,
-        });
-        cecile = await createUser(t, 'cecile.sage');
+        pscSecret = await federate(t, psc, RENNES);
+        await federate(t, psc, VANNES);
+        cecile = await rennesStaff(t, 'cecile.sage');
         credential = await enrolKey(browser, t, cecile);
         workstation = await freshTab();
         await attachEnrolledKey(workstation, t.passerelle.services.database.db, credential);
@@ -275,7 +357,7 @@ if (!chromiumAvailable()) {
 
         const visited = recordNavigations(page);
         await page.goto(service.loginUrl({ prompt: 'login' }));
-        await keyButton(page).waitFor();
+        await keyButton(page).or(pscPage(page)).waitFor();
         expect(new URL(page.url()).origin).toBe(t.issuer);
         expect(await page.locator('main').textContent()).toContain(fr['login.step_up.lead']);
         expect(await page.locator('form[action$="/identify"]').count()).toBe(0);
@@ -303,19 +385,8 @@ if (!chromiumAvailable()) {
             first_party: true,
           });
           shortDpi.configure({ issuer: short.issuer, clientId: 'dpi', clientSecret: secret });
-          psc.addFi({
-            alias,
-            discoveryUrl: short.issuer,
-            clientId: PSC_CLIENT,
-            clientSecret: await registerWebClient(short, PSC_CLIENT, {
-              redirect_uris: [psc.brokerRedirectUri(alias)],
-              psc_establishment: RENNES.finess,
-              first_party: true,
-            }),
-            tidAllowList: [RENNES.tid],
-            amrAllowList: PSC_AMR_ALLOW_LIST,
-          });
-          const user = await createUser(short, 'paul.medecin');
+          await federate(short, psc, RENNES, alias);
+          const user = await rennesStaff(short, 'paul.medecin');
           const key = await enrolKey(browser, short, user);
           const page = await freshTab();
           await attachEnrolledKey(page, short.passerelle.services.database.db, key);
@@ -324,7 +395,7 @@ if (!chromiumAvailable()) {
 
           const visited = recordNavigations(page);
           await page.goto(service.loginUrl({ kc_idp_hint: alias, prompt: 'login' }));
-          await keyButton(page).waitFor();
+          await keyButton(page).or(pscPage(page)).waitFor();
           expect(new URL(page.url()).origin).toBe(short.issuer);
           expect(pathsAt(visited, short.issuer)).toEqual([
             '/auth',
@@ -358,38 +429,7 @@ if (!chromiumAvailable()) {
         const identities = t.passerelle.services.identities;
         await identities.set(cecile.id, professional().idNatPs, 'manual', 'inactive');
         try {
-          const before = service.outcomes.length;
-          await workstation.goto(service.loginUrl({ prompt: 'login' }));
-          const alert = workstation.getByRole('alert');
-          await alert.waitFor();
-          expect(new URL(workstation.url()).origin).toBe(t.issuer);
-          expect(await alert.textContent()).toBe(fr['psc.refused.link_inactive']);
-          const events = await t.passerelle.services.database.db
-            .selectFrom('audit_event')
-            .select(['account_id', 'client_id', 'outcome', 'reason'])
-            .where('type', '=', 'psc.federation.refused')
-            .execute();
-          expect(events).toEqual([
-            { account_id: cecile.id, client_id: PSC_CLIENT, outcome: 'failure', reason: 'link_inactive' },
-          ]);
-
-          const pscBefore = pscEvents();
-          await workstation.getByRole('button', { name: fr['psc.back_to_application'] }).click();
-          await workstation.getByRole('heading', { name: 'Connexion refusée' }).waitFor();
-          expect(psc.events.slice(pscBefore)).toMatchObject([
-            {
-              kind: 'refused',
-              alias: RENNES.pscAlias,
-              reason: 'fi_error',
-              detail: expect.stringMatching(/^access_denied/),
-            },
-          ]);
-          await workstation.getByRole('button', { name: 'Retour au service' }).click();
-          expect(await outcomeAt(workstation, service)).toMatchObject({
-            kind: 'error',
-            error: 'access_denied',
-          });
-          expect(service.outcomes.slice(before).map((o) => o.kind)).toEqual(['error']);
+          await refusedByPasserelle(RENNES, 'link_inactive');
         } finally {
           await t.passerelle.services.database.db
             .deleteFrom('national_identity')
@@ -403,7 +443,7 @@ if (!chromiumAvailable()) {
         psc.addFi({
           alias,
           discoveryUrl: t.issuer,
-          clientId: PSC_CLIENT,
+          clientId: pscClientId(RENNES.pscAlias),
           clientSecret: pscSecret,
           tidAllowList: [RENNES.tid],
           amrAllowList: PSC_AMR_ALLOW_LIST,
@@ -449,6 +489,28 @@ if (!chromiumAvailable()) {
         }
       });
 
+      it('two establishments: federated under its own with its tid, refused under the other (not_member)', async () => {
+        expect(
+          (await t.passerelle.services.establishments.of(cecile.id)).map((m) => m.establishment.finess),
+        ).toEqual([RENNES.finess]);
+        const before = pscEvents();
+        await workstation.goto(service.loginUrl({ prompt: 'login', kc_idp_hint: RENNES.pscAlias }));
+        await workstation.getByRole('button', { name: 'Confirmer' }).click();
+        expect(signedIn(await outcomeAt(workstation, service)).claims.SubjectNameID).toBe(
+          professional().idNatPs,
+        );
+        expect(psc.events[before]).toMatchObject({
+          kind: 'accepted',
+          login: { alias: RENNES.pscAlias, tid: RENNES.tid, oid: cecile.id },
+        });
+
+        // Vannes, whose tid PSC accepts, is refused by Passerelle itself: Cécile is not on its staff.
+        await refusedByPasserelle(VANNES, 'not_member');
+        expect(psc.events.some((e) => e.kind === 'accepted' && e.login.tid === VANNES.tid)).toBe(false);
+        expect(psc.pairings.find(VANNES.pscAlias, VANNES.tid, cecile.id)).toBeUndefined();
+      });
+
+      // Last: the replay revokes PSC's grant, so that Passerelle would ask for consent on PSC's next login.
       it('a replayed code is refused (invalid_grant) and the tokens issued from it are revoked', async () => {
         const provider = t.passerelle.services.host.provider;
         /** What PSC sent to Passerelle's token endpoint, and the access token it received. */
@@ -479,7 +541,8 @@ if (!chromiumAvailable()) {
         }
         expect(captured).not.toBe('');
         expect(redeemed?.code).toBe(captured);
-        const asPsc = await discover(t, PSC_CLIENT, oidc.ClientSecretBasic(pscSecret));
+        const pscClient = pscClientId(RENNES.pscAlias);
+        const asPsc = await discover(t, pscClient, oidc.ClientSecretBasic(pscSecret));
         const accessToken = redeemed?.accessToken ?? '';
         expect((await oidc.tokenIntrospection(asPsc, accessToken)).active).toBe(true);
 
@@ -492,7 +555,7 @@ if (!chromiumAvailable()) {
             redirect_uri: psc.brokerRedirectUri(RENNES.pscAlias),
             code_verifier: redeemed?.verifier ?? '',
           },
-          { authorization: basicAuthorization(PSC_CLIENT, pscSecret) },
+          { authorization: basicAuthorization(pscClient, pscSecret) },
         );
         expect(replay.status).toBe(400);
         expect(replay.json).toEqual({
