@@ -15,7 +15,7 @@ import { type ConnectOptions, connectDatabase, type DatabaseHandle } from './db/
 import { migrateToLatest } from './db/migrate.ts';
 import { demoRoutes } from './demo/relying-party.ts';
 import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
-import { pscLoginRoutes } from './federation/psc-login-routes.ts';
+import { pscLoginRoutes, pscLogoutChain } from './federation/psc-login-routes.ts';
 import { addressMatcher, presentedCertificate } from './http/client-certificate.ts';
 import { databaseCheck, healthRoutes, migrationsCheck, type ReadinessCheck } from './http/health.ts';
 import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
@@ -348,8 +348,11 @@ export async function createPasserelle(
     logger,
   });
   app.use(interactions.routes());
-  if (pscLogin)
-    app.use(pscLoginRoutes({ config, db, host, views, audit, logger, method: pscLogin }).routes());
+  if (pscLogin) {
+    const key = `psc-logout:${cookieKeys[0] ?? ''}`;
+    app.use(pscLoginRoutes({ config, db, host, views, audit, logger, method: pscLogin, key }).routes());
+    app.use(pscLogoutChain({ config, logger, method: pscLogin, key }));
+  }
   if (keyRoutes) app.use(keyRoutes.routes());
   if (config.demo) app.use(demoRoutes(config, views, clients).routes());
   else {

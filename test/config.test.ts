@@ -62,7 +62,14 @@ describe('loadConfig', () => {
 
   it('the documented sample deploy/passerelle.example.yaml is a valid configuration using every section', () => {
     const path = join(import.meta.dirname, '../deploy/passerelle.example.yaml');
-    const { config } = loadConfig({ env: { PASSERELLE_KEYS__ENCRYPTION_KEY: KEY }, file: path });
+    const { config } = loadConfig({
+      env: {
+        PASSERELLE_KEYS__ENCRYPTION_KEY: KEY,
+        PASSERELLE_PSC_LOGIN__CLIENT_SECRET: 'from-the-environment',
+      },
+      file: path,
+    });
+    expect(config.pscLogin?.clientSecret).toBe('from-the-environment');
     const sections = Object.keys(configSchema.shape);
     const documented = readFileSync(path, 'utf8').match(/^[a-zA-Z]+(?=:)/gm) ?? [];
     expect(documented.sort()).toEqual(sections.sort());

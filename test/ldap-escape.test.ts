@@ -182,6 +182,7 @@ describe('deploy/passerelle.example.yaml ldap section', () => {
       env: {
         PASSERELLE_KEYS__ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
         PASSERELLE_LDAP__BIND_PASSWORD: 'secret-from-env',
+        PASSERELLE_PSC_LOGIN__CLIENT_SECRET: 'sample',
       },
       file: new URL('../deploy/passerelle.example.yaml', import.meta.url).pathname,
     });

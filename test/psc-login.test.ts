@@ -1,5 +1,6 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PSC_LOGGED_OUT_PATH } from '../src/federation/psc-login-routes.ts';
 import { PSC_BACKCHANNEL_LOGOUT_PATH, PSC_CALLBACK_PATH } from '../src/methods/psc/index.ts';
 import { BrowserAgent, followThroughConsent, formAction, formField } from './helpers/browser-agent.ts';
 import {
@@ -8,6 +9,7 @@ import {
   createUser,
   discover,
   REDIRECT,
+  redeemCode,
   registerWebClient,
   TEST_PASSWORD,
 } from './helpers/clients.ts';
@@ -46,7 +48,7 @@ for (const kind of databasesUnderTest()) {
           {
             ...PSC_CLIENT,
             redirectUris: [`${t.issuer}${PSC_CALLBACK_PATH}`],
-            postLogoutRedirectUris: [`${t.issuer}/`],
+            postLogoutRedirectUris: [`${t.issuer}/`, `${t.issuer}${PSC_LOGGED_OUT_PATH}`],
             backchannelLogoutUri: `${t.issuer}${PSC_BACKCHANNEL_LOGOUT_PATH}`,
           },
         ],
@@ -201,6 +203,48 @@ for (const kind of databasesUnderTest()) {
       const again = await authorizationRequest(rp, REDIRECT);
       const next = await agent.follow(again.url, t.issuer);
       expect(next.url.pathname).toMatch(/^\/interaction\//);
+    });
+
+    it('signing out of Passerelle signs out of PSC too, then returns where the application asked', async () => {
+      const agent = new BrowserAgent();
+      const { pending, uid } = await startLogin(agent);
+      await toPsc(agent, uid);
+      const done = await identifyAtPsc(agent, professional(1).idNatPs, 'CARD');
+      const tokens = await redeemCode(rp, pending, done.url);
+      await agent.follow(oidc.buildEndSessionUrl(rp, { id_token_hint: tokens.id_token ?? '' }), t.issuer);
+      expect(agent.lastHtml).toContain('vous serez aussi déconnecté de Pro Santé Connect');
+      expect(agent.lastHtml).not.toContain('Rester connecté');
+      const confirmed = await agent.postForm(
+        new URL(formAction(agent.lastHtml, '/session/end/confirm'), t.issuer),
+        {
+          xsrf: formField(agent.lastHtml, 'xsrf') ?? '',
+          logout: 'yes',
+        },
+      );
+      const atPsc = new URL(confirmed.headers.get('location') ?? '');
+      expect(atPsc.href.startsWith(`${psc.issuer}/protocol/openid-connect/logout?`)).toBe(true);
+      expect(atPsc.searchParams.get('client_id')).toBe(PSC_CLIENT.clientId);
+      expect(atPsc.searchParams.get('post_logout_redirect_uri')).toBe(`${t.issuer}${PSC_LOGGED_OUT_PATH}`);
+      await agent.follow(atPsc, pscOrigin());
+      const pscDone = await agent.postForm(
+        new URL(formAction(agent.lastHtml, '/logout/confirm'), pscOrigin()),
+        {
+          xsrf: formField(agent.lastHtml, 'xsrf') ?? '',
+          logout: 'yes',
+        },
+      );
+      const back = new URL(pscDone.headers.get('location') ?? '');
+      expect(back.pathname).toBe(PSC_LOGGED_OUT_PATH);
+      const end = await agent.follow(back, t.issuer);
+      expect(end.url.pathname).toBe('/session/end/success');
+      expect(agent.lastHtml).toContain('Vous êtes déconnecté');
+      // A forged return address is not followed.
+      const forged = await agent.follow(new URL(`${PSC_LOGGED_OUT_PATH}?state=e30.AAAA`, t.issuer), t.issuer);
+      expect(forged.url.pathname).toBe('/session/end/success');
+      // PSC's session is over: the next login through PSC asks for the identity again.
+      const next = await startLogin(agent);
+      await toPsc(agent, next.uid);
+      expect(agent.lastHtml).toContain('Carte CPS ou e-CPS');
     });
 
     it('a national identity that contradicts the account’s link is refused as a conflict, and queued', async () => {

@@ -15,7 +15,10 @@ afterAll(() => pki?.remove());
 describe('smartcard section of deploy/passerelle.example.yaml', () => {
   it('is a valid configuration (mode b, both card families, CRL files and URLs)', () => {
     const { config } = loadConfig({
-      env: { PASSERELLE_KEYS__ENCRYPTION_KEY: randomBytes(32).toString('base64') },
+      env: {
+        PASSERELLE_KEYS__ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+        PASSERELLE_PSC_LOGIN__CLIENT_SECRET: 'sample',
+      },
       file: join(REPO_ROOT, 'deploy/passerelle.example.yaml'),
     });
     expect(config.smartcard?.acceptedIssuers).toEqual(['FORT PERSONNES', 'STANDARD PERSONNES']);

@@ -1,5 +1,7 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Router } from '@koa/router';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
+import type { Middleware } from 'koa';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { AuditTrail } from '../audit/trail.ts';
@@ -12,6 +14,9 @@ import { PSC_BACKCHANNEL_LOGOUT_PATH, PSC_CALLBACK_PATH, type pscLoginMethod } f
 import type { ProviderHost } from '../oidc/host.ts';
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+/** Set by the logout page of a session that came through PSC: sign out of PSC after Passerelle. */
+export const PSC_LOGOUT_COOKIE = 'passerelle_psc_logout';
+export const PSC_LOGGED_OUT_PATH = '/federation/psc/logged-out';
 /** A logout token older than this is refused (clock skew included). */
 const LOGOUT_TOKEN_MAX_AGE_SECONDS = 300;
 
@@ -23,6 +28,8 @@ export interface PscLoginRouteDeps {
   audit: AuditTrail;
   logger: Logger;
   method: ReturnType<typeof pscLoginMethod>;
+  /** Signs the return URL of the chained logout (a cookie key). */
+  key: string;
 }
 
 /** Why a logout token is refused (OpenID Connect Back-Channel Logout 1.0 §2.6), or its `sid`. */
@@ -41,6 +48,73 @@ export function logoutTokenSid(payload: JWTPayload): { sid: string } | { invalid
  * the interaction from the `state` and hands the answer to the login flow), and PSC's back-channel
  * logout, which ends the single sign-on sessions that came from the PSC session it names.
  */
+/** The engine's answer to resume after PSC's logout, signed so the return URL cannot be forged. */
+function signedResume(key: string, resume: string): string {
+  const body = Buffer.from(JSON.stringify({ resume, exp: Date.now() + 10 * 60_000 })).toString('base64url');
+  return `${body}.${createHmac('sha256', key).update(body).digest('base64url')}`;
+}
+
+function verifiedResume(key: string, state: unknown): string | undefined {
+  if (typeof state !== 'string') return undefined;
+  const [body = '', mac = ''] = state.split('.');
+  const expected = createHmac('sha256', key).update(body).digest();
+  const given = Buffer.from(mac, 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+  try {
+    const { resume, exp } = JSON.parse(Buffer.from(body, 'base64url').toString()) as {
+      resume?: string;
+      exp?: number;
+    };
+    return typeof resume === 'string' && typeof exp === 'number' && exp > Date.now() ? resume : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * RP-initiated logout at PSC, chained after Passerelle's: when the user confirms the logout of a session
+ * that came through PSC (its logout page set PSC_LOGOUT_COOKIE), the engine's redirect (the application's
+ * post_logout_redirect_uri, or our "signed out" page) is replaced by PSC's end_session endpoint, whose
+ * `state` carries that redirect, signed; PSC sends the browser back to PSC_LOGGED_OUT_PATH, which resumes.
+ * Mounted just before the engine, which answers on the raw response.
+ */
+export function pscLogoutChain(
+  deps: Pick<PscLoginRouteDeps, 'config' | 'method' | 'logger'> & { key: string },
+): Middleware {
+  const { config } = deps;
+  return async (ctx, next) => {
+    if (
+      ctx.method !== 'POST' ||
+      ctx.path !== '/session/end/confirm' ||
+      !ctx.cookies.get(PSC_LOGOUT_COOKIE, { signed: true })
+    ) {
+      return next();
+    }
+    let endSession: string | undefined;
+    try {
+      endSession = (await deps.method.configuration()).serverMetadata().end_session_endpoint;
+    } catch (err) {
+      // PSC unreachable: Passerelle's own logout goes on; PSC's session ends on its own.
+      deps.logger.warn({ error: (err as Error).message }, 'psc logout: discovery failed, PSC not signed out');
+    }
+    if (endSession) {
+      const pscLogout = endSession;
+      ctx.cookies.set(PSC_LOGOUT_COOKIE, null, { signed: true, httpOnly: true });
+      const res = ctx.res;
+      const setHeader = res.setHeader.bind(res);
+      res.setHeader = (name: string, value: number | string | readonly string[]) => {
+        if (name.toLowerCase() !== 'location' || typeof value !== 'string') return setHeader(name, value);
+        const url = new URL(pscLogout);
+        url.searchParams.set('client_id', config.pscLogin?.clientId ?? '');
+        url.searchParams.set('post_logout_redirect_uri', `${config.issuer}${PSC_LOGGED_OUT_PATH}`);
+        url.searchParams.set('state', signedResume(deps.key, value));
+        return setHeader(name, url.href);
+      };
+    }
+    await next();
+  };
+}
+
 export function pscLoginRoutes(deps: PscLoginRouteDeps): Router {
   const { config, db, views } = deps;
   const router = new Router();
@@ -81,6 +155,12 @@ export function pscLoginRoutes(deps: PscLoginRouteDeps): Router {
     ctx.redirect(
       `/interaction/${encodeURIComponent(pending.interaction_uid)}/method/psc/return?${ctx.querystring}`,
     );
+  });
+
+  router.get(PSC_LOGGED_OUT_PATH, (ctx) => {
+    ctx.status = 303;
+    // The engine's answer (validated by it), signed by us; otherwise only the "signed out" page.
+    ctx.redirect(verifiedResume(deps.key, ctx.query.state) ?? '/session/end/success');
   });
 
   router.post(PSC_BACKCHANNEL_LOGOUT_PATH, async (ctx) => {

@@ -138,6 +138,8 @@ export const messages = {
     'logout.lead': 'Voulez-vous vous déconnecter de Passerelle ?',
     'logout.confirm': 'Se déconnecter',
     'logout.cancel': 'Rester connecté',
+    'logout.psc':
+      'Vous vous êtes connecté avec Pro Santé Connect : vous serez aussi déconnecté de Pro Santé Connect.',
     'logout.done': 'Vous êtes déconnecté.',
     'home.title': 'Passerelle',
     'home.lead': 'Fournisseur d’identité OpenID Connect de l’établissement.',
@@ -286,6 +288,7 @@ export const messages = {
     'logout.lead': 'Do you want to sign out of Passerelle?',
     'logout.confirm': 'Sign out',
     'logout.cancel': 'Stay signed in',
+    'logout.psc': 'You signed in with Pro Santé Connect: you will be signed out of Pro Santé Connect too.',
     'logout.done': 'You are signed out.',
     'home.title': 'Passerelle',
     'home.lead': 'OpenID Connect identity provider of the establishment.',

@@ -8,6 +8,7 @@ import type { AccountStore } from '../accounts/store.ts';
 import type { Config } from '../config/schema.ts';
 import { clientAuthMethods, signingAlgs } from '../config/schema.ts';
 import { pscEligibilityPrompt } from '../federation/psc-eligibility.ts';
+import { PSC_LOGOUT_COOKIE } from '../federation/psc-login-routes.ts';
 import { pscAccountClaims, pscEstablishmentOf, shapeForPsc } from '../federation/psc-profile.ts';
 import { forwardedCertificatePem } from '../http/client-certificate.ts';
 import type { Views } from '../http/views.ts';
@@ -271,8 +272,21 @@ export function buildProvider(deps: ProviderDeps): Provider {
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
+          // A session that came through Pro Santé Connect signs out of PSC too (RP-initiated logout
+          // there, chained after ours: src/federation/psc-login-routes.ts).
+          const uid = ctx.oidc.session?.uid;
+          const throughPsc = Boolean(config.pscLogin && uid && (await deps.sessions.upstreamSidOf(uid)));
+          if (throughPsc) {
+            ctx.cookies.set(PSC_LOGOUT_COOKIE, '1', {
+              signed: true,
+              httpOnly: true,
+              sameSite: 'lax',
+              secure: secureCookies,
+              maxAge: 10 * 60_000,
+            });
+          }
           ctx.type = 'html';
-          ctx.body = views.render('logout', page(ctx), { form });
+          ctx.body = views.render('logout', page(ctx), { form, throughPsc });
         },
         async postLogoutSuccessSource(ctx) {
           ctx.type = 'html';

@@ -119,6 +119,16 @@ export class AuthSessions {
     };
   }
 
+  /** PSC's session id when this single sign-on session came through Pro Santé Connect. */
+  async upstreamSidOf(sessionUid: string): Promise<string | undefined> {
+    const row = await this.#db
+      .selectFrom('auth_session')
+      .select('upstream_sid')
+      .where('session_uid', '=', sessionUid)
+      .executeTakeFirst();
+    return row?.upstream_sid ?? undefined;
+  }
+
   /** Records activity (an authorization request that used the session). */
   async touch(session: AuthSession): Promise<void> {
     if (Date.now() - session.lastActiveAt.getTime() < TOUCH_GRANULARITY_MS) return;

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
+
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { describe, it } from 'vitest';
+import { missingComponentSuite } from './components.ts';
 
 /** Debian's Chromium, driven by playwright-core (which never downloads a browser). */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -25,15 +26,7 @@ export function launchChromium(): Promise<Browser> {
 
 /** Stands in for a suite that needs Chromium when it is missing: a failure on CI, a visible skip elsewhere. */
 export function missingChromiumSuite(title: string): void {
-  describe(title, () => {
-    if (process.env.CI === 'true') {
-      it('needs Chromium on CI', () => {
-        throw new Error(`CI=true but ${CHROMIUM_MISSING}`);
-      });
-    } else {
-      it(`is skipped: ${CHROMIUM_MISSING}`, ({ skip }) => skip(CHROMIUM_MISSING));
-    }
-  });
+  missingComponentSuite(title, 'Chromium', CHROMIUM_MISSING);
 }
 
 /**
