@@ -510,7 +510,7 @@ if (!chromiumAvailable()) {
         expect(psc.pairings.find(VANNES.pscAlias, VANNES.tid, cecile.id)).toBeUndefined();
       });
 
-      // Last: the replay revokes PSC's grant, so that Passerelle would ask for consent on PSC's next login.
+      // Last: the replay revokes PSC's grant (the next login then needs a new one).
       it('a replayed code is refused (invalid_grant) and the tokens issued from it are revoked', async () => {
         const provider = t.passerelle.services.host.provider;
         /** What PSC sent to Passerelle's token endpoint, and the access token it received. */
@@ -564,6 +564,16 @@ if (!chromiumAvailable()) {
         });
         // RFC 6749 §4.1.2: the tokens issued from the replayed code are revoked.
         expect((await oidc.tokenIntrospection(asPsc, accessToken)).active).toBe(false);
+
+        // PSC's next login: a first-party client gets a new grant, no consent page, although the
+        // session still names the revoked one.
+        const visited = recordNavigations(workstation);
+        await workstation.goto(service.loginUrl({ prompt: 'login' }));
+        await workstation.getByRole('button', { name: 'Confirmer' }).click();
+        expect(signedIn(await outcomeAt(workstation, service)).claims.SubjectNameID).toBe(
+          professional().idNatPs,
+        );
+        expect(pathsAt(visited, t.issuer)).toEqual(['/auth']);
       });
     });
   }

@@ -203,8 +203,10 @@ export function buildProvider(deps: ProviderDeps): Provider {
     async loadExistingGrant(ctx) {
       const grantId =
         ctx.oidc.result?.consent?.grantId || ctx.oidc.session?.grantIdFor(ctx.oidc.client?.clientId ?? '');
-      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
-      // First-party applications of the establishment need no consent screen.
+      const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      if (existing) return existing;
+      // First-party applications of the establishment need no consent screen (also when the session
+      // still names a grant that was revoked, e.g. after a replayed authorization code).
       const client = ctx.oidc.client;
       const session = ctx.oidc.session;
       if (client?.metadata().first_party === true && session?.accountId) {
