@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Professional } from '../../test/simulators/annuaire/fixtures.ts';
 import type { Passerelle } from '../app.ts';
 import type { Config } from '../config/schema.ts';
 import { DEMO_ACCOUNT } from './seed.ts';
@@ -9,20 +10,15 @@ const DEMO_ANNUAIRE_KEY = 'passerelle-demo-annuaire-key';
 const DEMO_RPPS_INDEX = 999_999;
 
 /**
- * Demo mode without an Annuaire Santé key: the simulator of the test suite (a real FHIR server on a
- * loopback port, 2,000 generated professionals plus the demo account's own) stands in for the API.
+ * The demo account's professional record in the simulated directories (Annuaire Santé, and the national
+ * identities the PSC simulator offers at pairing in `npm run demo`).
  */
-export async function startDemoAnnuaire(
-  config: Config,
-  logger: Logger,
-): Promise<{ config: Config; close(): Promise<void> }> {
+export async function demoProfessional(now: Date): Promise<Professional> {
   const { generateProfessionals, fixtureRpps } = await import('../../test/simulators/annuaire/fixtures.ts');
-  const { startAnnuaireSimulator } = await import('../../test/simulators/annuaire/server.ts');
-  const professionals = [...generateProfessionals({ count: 2000, now: new Date() })];
-  const [model] = [...generateProfessionals({ count: 1, now: new Date() })];
+  const [model] = [...generateProfessionals({ count: 1, now })];
   if (!model) throw new Error('no fixture');
   const rpps = fixtureRpps(DEMO_RPPS_INDEX);
-  professionals.push({
+  return {
     ...model,
     rpps,
     idNatPs: `8${rpps}`,
@@ -37,7 +33,21 @@ export async function startDemoAnnuaire(
       organizationName: 'CHU de démonstration',
       active: true,
     })),
-  });
+  };
+}
+
+/**
+ * Demo mode without an Annuaire Santé key: the simulator of the test suite (a real FHIR server on a
+ * loopback port, 2,000 generated professionals plus the demo account's own) stands in for the API.
+ */
+export async function startDemoAnnuaire(
+  config: Config,
+  logger: Logger,
+): Promise<{ config: Config; close(): Promise<void> }> {
+  const { generateProfessionals } = await import('../../test/simulators/annuaire/fixtures.ts');
+  const { startAnnuaireSimulator } = await import('../../test/simulators/annuaire/server.ts');
+  const professionals = [...generateProfessionals({ count: 2000, now: new Date() })];
+  professionals.push(await demoProfessional(new Date()));
   const simulator = await startAnnuaireSimulator({ professionals, apiKey: DEMO_ANNUAIRE_KEY });
   logger.info({ baseUrl: simulator.baseUrl }, 'demo: simulated Annuaire Santé (rpps.api.apiKey not set)');
   return {
