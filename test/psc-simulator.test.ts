@@ -483,10 +483,16 @@ describe('PSC simulator: the runnable entry (npm run simulator:psc)', () => {
     let stdout = '';
     for await (const chunk of child.stdout) {
       stdout += String(chunk);
-      if (stdout.includes('redirect URI to register there')) break;
+      if (stdout.includes('back-channel logout URI to register there')) break;
     }
     const issuer = /simulator: (\S+)/.exec(stdout)?.[1] ?? '';
     expect(stdout).toContain(`redirect URI to register there: ${issuer}/broker/chu/endpoint`);
+    expect(stdout).toContain(
+      `post-logout redirect URI to register there: ${issuer}/broker/chu/endpoint/logout_response`,
+    );
+    expect(stdout).toContain(
+      `back-channel logout URI to register there: ${issuer}/protocol/openid-connect/logout/backchannel-logout`,
+    );
     const discovery = await (await fetch(`${issuer}/.well-known/wallet-openid-configuration`)).json();
     expect(discovery.issuer).toBe(issuer);
     child.kill('SIGTERM');
