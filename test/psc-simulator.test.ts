@@ -1,60 +1,29 @@
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { text } from 'node:stream/consumers';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BrowserAgent, browserLogin, formAction, formField } from './helpers/browser-agent.ts';
 import { REPO_ROOT } from './helpers/cli.ts';
-import {
-  authorizationRequest,
-  createUser,
-  type PendingAuthorization,
-  redeemCode,
-  registerWebClient,
-  TEST_PASSWORD,
-} from './helpers/clients.ts';
+import { createUser, redeemCode, registerWebClient, TEST_PASSWORD } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { pscSubject } from './simulators/psc/claims.ts';
 import type { RefusalReason } from './simulators/psc/federation.ts';
-import { type ScriptedFi, type ScriptedUser, startScriptedFi } from './simulators/psc/scripted-fi.ts';
+import { type ScriptedFi, startScriptedFi } from './simulators/psc/scripted-fi.ts';
 import { type PscSimulator, startPscSimulator } from './simulators/psc/server.ts';
-
-const SERVICE = {
-  clientId: 'drimbox',
-  clientSecret: 'drimbox-secret',
-  redirectUris: ['https://drimbox.test/cb'],
-};
-
-/** openid-client configuration of a service against the simulator. */
-function serviceConfiguration(
-  psc: PscSimulator,
-  service: { clientId: string; clientSecret: string; redirectUris: string[] } = SERVICE,
-): Promise<oidc.Configuration> {
-  return oidc.discovery(
-    new URL(psc.issuer),
-    service.clientId,
-    { redirect_uris: service.redirectUris },
-    oidc.ClientSecretBasic(service.clientSecret),
-    { execute: [oidc.allowInsecureRequests] },
-  );
-}
-
-/** A service's authorization request to PSC: PKCE, state, nonce, `scope_all`, `acr_values=eidas1`. */
-function serviceLogin(
-  config: oidc.Configuration,
-  extra: Record<string, string> = {},
-): Promise<PendingAuthorization> {
-  const redirectUri = (config.clientMetadata().redirect_uris as string[])[0] as string;
-  return authorizationRequest(config, redirectUri, {
-    scope: 'openid scope_all',
-    acr_values: 'eidas1',
-    ...extra,
-  });
-}
+import {
+  ALIAS,
+  FI_CLIENT,
+  SERVICE,
+  STRONG_USER,
+  serviceConfiguration,
+  serviceLogin,
+  startLogoutReceiver,
+  submit,
+  TENANT,
+  throughFi,
+} from './simulators/psc/testing.ts';
 
 /** A direct login at PSC with a simulated CPS card or e-CPS, from a new browser. */
 async function cpsLogin(
@@ -72,26 +41,6 @@ async function cpsLogin(
   const posted = await agent.postForm(new URL(formAction(choice, '/cps'), origin), { idNatPs, authMode });
   const back = await agent.follow(new URL(posted.headers.get('location') ?? '', origin), origin);
   return { agent, choice, callback: back.url, tokens: await redeemCode(config, login, back.url) };
-}
-
-/** Records the logout tokens a service receives on its back-channel logout endpoint. */
-async function startLogoutReceiver() {
-  const tokens: string[] = [];
-  let arrived: (token: string) => void = () => {};
-  const server = createServer(async (req, res) => {
-    const token = new URLSearchParams(await text(req)).get('logout_token') ?? '';
-    tokens.push(token);
-    arrived(token);
-    res.writeHead(200).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/backchannel-logout`,
-    tokens,
-    /** The next logout token to arrive. */
-    next: () => new Promise<string>((resolve) => (arrived = resolve)),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
 }
 
 describe('PSC simulator: provider side', () => {
@@ -245,55 +194,6 @@ describe('PSC simulator: provider side', () => {
     expect(agent.lastHtml).toContain('/cps"');
   });
 });
-
-const ALIAS = 'chu-rennes';
-const TENANT = 'tenant-chu-rennes';
-const FI_CLIENT = { clientId: 'psc', clientSecret: 'psc-secret' };
-/** A FIDO2 key with user verification, plus a custom value PSC ignores. */
-const STRONG_USER: ScriptedUser = {
-  sub: 'local-42',
-  tid: TENANT,
-  oid: 'oid-42',
-  amr: ['hwk', 'mfa', 'x-editor'],
-};
-
-interface DelegatedStep {
-  agent: BrowserAgent;
-  login: PendingAuthorization;
-  /** The PSC page shown after the FI's answer (pairing, confirmation or refusal). */
-  page: { response?: Response; url: URL };
-}
-
-/** A new browser goes from the service to PSC with kc_idp_hint, through the FI and back to PSC. */
-async function throughFi(
-  psc: PscSimulator,
-  config: oidc.Configuration,
-  fi: ScriptedFi,
-  alias = ALIAS,
-): Promise<DelegatedStep> {
-  const origin = new URL(psc.issuer).origin;
-  const agent = new BrowserAgent();
-  const login = await serviceLogin(config, { kc_idp_hint: alias });
-  const toFi = await agent.follow(login.url, origin);
-  expect(toFi.url.origin).toBe(fi.issuer);
-  const back = await agent.follow(toFi.url, fi.issuer);
-  expect(back.url.href.startsWith(psc.brokerRedirectUri(alias))).toBe(true);
-  return { agent, login, page: await agent.follow(back.url, origin) };
-}
-
-/** Posts a PSC form (pairing, confirmation, abort) and returns where the browser lands at the service. */
-async function submit(
-  psc: PscSimulator,
-  step: DelegatedStep,
-  action: string,
-  fields: Record<string, string> = {},
-) {
-  const origin = new URL(psc.issuer).origin;
-  const posted = await step.agent.postForm(new URL(formAction(step.agent.lastHtml, action), origin), fields);
-  const location = posted.headers.get('location');
-  if (!location) throw new Error(`form ${action} rejected (${posted.status}): ${await posted.text()}`);
-  return step.agent.follow(new URL(location, origin), origin);
-}
 
 describe('PSC simulator: delegation to an establishment FI', () => {
   let psc: PscSimulator;
@@ -583,10 +483,16 @@ describe('PSC simulator: the runnable entry (npm run simulator:psc)', () => {
     let stdout = '';
     for await (const chunk of child.stdout) {
       stdout += String(chunk);
-      if (stdout.includes('redirect URI to register there')) break;
+      if (stdout.includes('back-channel logout URI to register there')) break;
     }
     const issuer = /simulator: (\S+)/.exec(stdout)?.[1] ?? '';
     expect(stdout).toContain(`redirect URI to register there: ${issuer}/broker/chu/endpoint`);
+    expect(stdout).toContain(
+      `post-logout redirect URI to register there: ${issuer}/broker/chu/endpoint/logout_response`,
+    );
+    expect(stdout).toContain(
+      `back-channel logout URI to register there: ${issuer}/protocol/openid-connect/logout/backchannel-logout`,
+    );
     const discovery = await (await fetch(`${issuer}/.well-known/wallet-openid-configuration`)).json();
     expect(discovery.issuer).toBe(issuer);
     child.kill('SIGTERM');

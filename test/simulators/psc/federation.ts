@@ -1,3 +1,4 @@
+import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
 import * as oidc from 'openid-client';
 
 /**
@@ -29,9 +30,24 @@ export interface FiOptions {
   requireAcr?: string[];
   /** `authMode` of the tokens PSC issues after this FI. Default `DELEGATED` (real value unknown). */
   authMode?: string;
+  /**
+   * When a service logs out at PSC, send the browser to the FI's `end_session_endpoint` first (Keycloak does
+   * when the identity provider has a logout URL). Default true.
+   */
+  frontChannelLogout?: boolean;
+  /**
+   * What the `sid` of the FI's logout tokens is matched with: `id_token`, the `sid` of the ID token PSC
+   * accepted (Keycloak since its PR #48674, 2026), or `session_state`, the token response's `session_state`
+   * (earlier Keycloak; an FI that sends none, as Passerelle, then ends PSC sessions by `sub` only).
+   * Default `id_token`.
+   */
+  logoutSessionId?: 'id_token' | 'session_state';
+  /** Oldest accepted logout token (`iat`). Default 300 s (Keycloak only requires an `iat`). */
+  logoutTokenMaxAgeSeconds?: number;
 }
 
 export const DEFAULT_MAX_AUTH_AGE_SECONDS = 4 * 3600;
+export const DEFAULT_LOGOUT_TOKEN_MAX_AGE_SECONDS = 300;
 
 /** Why PSC refused a delegated authentication. */
 export type RefusalReason =
@@ -62,6 +78,8 @@ export interface FederatedLogin {
   oid: string;
   /** The FI's `sub`. */
   sub: string;
+  /** The FI's session (`sid` of its ID token), named by its logout tokens. */
+  sid: string | undefined;
   amr: string[];
   /** `amr` values outside the allow-list (ignored, since another value was accepted). */
   amrNotAccepted: string[];
@@ -76,6 +94,20 @@ export interface Refusal {
 }
 
 export type BrokerOutcome = { kind: 'accepted'; login: FederatedLogin } | Refusal;
+
+/** What PSC keeps of the FI's token response, for logout. */
+export interface FiTokens {
+  /** Sent back as `id_token_hint` to the FI's end_session endpoint. */
+  idToken: string;
+  /** Keycloak's broker session id before 2026 (most FIs, Passerelle included, send none). */
+  sessionState: string | undefined;
+}
+
+/** The FI's issuer and signing keys, which its logout tokens are checked against. */
+export interface FiKeys {
+  issuer: string;
+  keys: JWTVerifyGetKey;
+}
 
 /** What PSC remembers between its redirection to the FI and the FI's answer. */
 export interface PendingBrokering {
@@ -125,6 +157,7 @@ export function checkFederatedClaims(
       tid,
       oid,
       sub: String(claims.sub),
+      sid: typeof claims.sid === 'string' ? claims.sid : undefined,
       amr,
       amrNotAccepted: notAccepted,
       acr: typeof acr === 'string' ? acr : undefined,
@@ -176,6 +209,7 @@ export class FiBroker {
   readonly fi: FiOptions;
   readonly redirectUri: string;
   #configuration: Promise<oidc.Configuration> | undefined;
+  #keys: FiKeys | undefined;
 
   constructor(fi: FiOptions, redirectUri: string) {
     this.fi = fi;
@@ -231,7 +265,11 @@ export class FiBroker {
   }
 
   /** Redeems the code of the FI's answer (`search`: the query string received) and checks the ID token. */
-  async complete(search: string, pending: PendingBrokering, now: Date): Promise<BrokerOutcome> {
+  async complete(
+    search: string,
+    pending: PendingBrokering,
+    now: Date,
+  ): Promise<{ kind: 'accepted'; login: FederatedLogin; tokens: FiTokens } | Refusal> {
     const callback = new URL(this.redirectUri);
     callback.search = search;
     try {
@@ -242,9 +280,51 @@ export class FiBroker {
         expectedNonce: pending.nonce,
         idTokenExpected: true,
       });
-      return checkFederatedClaims(this.fi, { ...tokens.claims() }, now);
+      const outcome = checkFederatedClaims(this.fi, { ...tokens.claims() }, now);
+      if (outcome.kind === 'refused') return outcome;
+      const sessionState = typeof tokens.session_state === 'string' ? tokens.session_state : undefined;
+      return { ...outcome, tokens: { idToken: tokens.id_token ?? '', sessionState } };
     } catch (error) {
       return refusalOf(error);
     }
+  }
+
+  /** The FI's issuer and keys (from its discovery), or undefined while the FI cannot be reached. */
+  async keys(): Promise<FiKeys | undefined> {
+    if (!this.#keys) {
+      let metadata: oidc.ServerMetadata;
+      try {
+        metadata = (await this.#discover()).serverMetadata();
+      } catch {
+        return undefined;
+      }
+      if (!metadata.jwks_uri) return undefined;
+      this.#keys = { issuer: metadata.issuer, keys: createRemoteJWKSet(new URL(metadata.jwks_uri)) };
+    }
+    return this.#keys;
+  }
+
+  /**
+   * Where PSC sends the browser to end the FI session, with Keycloak's parameters (`id_token_hint`,
+   * `post_logout_redirect_uri`, `state`; no `client_id`), or undefined when the FI publishes no
+   * end_session_endpoint.
+   */
+  async endSessionUrl(
+    idTokenHint: string,
+    postLogoutRedirectUri: string,
+    state: string,
+  ): Promise<URL | undefined> {
+    let endpoint: string | undefined;
+    try {
+      endpoint = (await this.#discover()).serverMetadata().end_session_endpoint;
+    } catch {
+      return undefined;
+    }
+    if (!endpoint) return undefined;
+    const url = new URL(endpoint);
+    url.searchParams.set('id_token_hint', idTokenHint);
+    url.searchParams.set('post_logout_redirect_uri', postLogoutRedirectUri);
+    url.searchParams.set('state', state);
+    return url;
   }
 }

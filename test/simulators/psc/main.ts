@@ -10,7 +10,9 @@ import { startPscSimulator } from './server.ts';
  *     --fi-alias chu-demo --fi-name "CHU de démonstration" --fi-discovery-url http://localhost:3000 \
  *     --fi-client-id psc --fi-client-secret … --fi-tid tenant-chu-demo --fi-amr hwk,sc,pin,mfa
  * Without --client-secret the service is a public client (PKCE); without --fi-client-secret PSC is one at
- * the FI. Register the printed broker redirect URI at the FI.
+ * the FI. Register the printed broker redirect URI, post-logout redirect URI and back-channel logout URI at
+ * the FI. --fi-no-front-channel-logout: a service's logout does not go through the FI's end_session;
+ * --fi-logout-session-id session_state: logout tokens' sid matched as Keycloak did before 2026.
  */
 const { values } = parseArgs({
   options: {
@@ -34,6 +36,8 @@ const { values } = parseArgs({
     'fi-amr': { type: 'string', default: 'sc,pin,hwk,swk,mfa' },
     'fi-acr': { type: 'string' },
     'fi-max-auth-age': { type: 'string' },
+    'fi-no-front-channel-logout': { type: 'boolean', default: false },
+    'fi-logout-session-id': { type: 'string', default: 'id_token' },
   },
 });
 
@@ -46,6 +50,9 @@ const list = (value: string | undefined) => (value ? value.split(',').filter(Boo
 if (values['redirect-uri'].length === 0) fail('--redirect-uri is required (the service callback)');
 if (values['signing-alg'] !== 'RS256' && values['signing-alg'] !== 'ES256')
   fail('--signing-alg: RS256 or ES256');
+const logoutSessionId = values['fi-logout-session-id'];
+if (logoutSessionId !== 'id_token' && logoutSessionId !== 'session_state')
+  fail('--fi-logout-session-id: id_token or session_state');
 
 let fi: FiOptions | undefined;
 if (values['fi-alias']) {
@@ -62,6 +69,8 @@ if (values['fi-alias']) {
     requireAcr: list(values['fi-acr']),
     maxAuthAgeSeconds:
       values['fi-max-auth-age'] === undefined ? undefined : Number(values['fi-max-auth-age']),
+    frontChannelLogout: !values['fi-no-front-channel-logout'],
+    logoutSessionId,
   };
 }
 
@@ -92,6 +101,8 @@ process.stdout.write(
     ...(fi
       ? [
           `  FI ${fi.alias}: ${fi.discoveryUrl}, redirect URI to register there: ${simulator.brokerRedirectUri(fi.alias)}`,
+          `    post-logout redirect URI to register there: ${simulator.brokerLogoutResponseUri(fi.alias)}`,
+          `    back-channel logout URI to register there: ${simulator.backchannelLogoutUri}`,
         ]
       : []),
     '',

@@ -1,13 +1,17 @@
-import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createPrivateKey, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { decodeJwt, importJWK, SignJWT } from 'jose';
 import Provider, { type Configuration, interactionPolicy } from 'oidc-provider';
 import { privateSigningJwk, type SigningAlg } from './keys.ts';
+import { BACKCHANNEL_LOGOUT_EVENT } from './logout.ts';
 
 /**
  * A small establishment identity provider (an "FI habilité") for tests: a real OpenID Connect provider
  * whose every login authenticates the scripted `user` without a page, and whose ID tokens carry what
- * PSC checks (`tid`, `oid`, `amr`, `acr`, `auth_time`). Faults make it misbehave on demand.
+ * PSC checks (`tid`, `oid`, `amr`, `acr`, `auth_time`). Faults make it misbehave on demand. For logout,
+ * it sends back-channel logout tokens when told to (each check can be broken), and its end_session
+ * endpoint records the calls and sends the browser back.
  */
 
 export interface ScriptedUser {
@@ -25,6 +29,10 @@ export interface ScriptedFiClient {
   /** Without a secret: a public client (PKCE required). */
   clientSecret?: string;
   redirectUris: string[];
+  /** Where `sendLogoutToken` posts; with it, ID tokens carry `sid` (back-channel session required). */
+  backchannelLogoutUri?: string;
+  /** Accepted at the end_session endpoint (the browser is sent back there). */
+  postLogoutRedirectUris?: string[];
 }
 
 export interface ScriptedFiOptions {
@@ -43,6 +51,32 @@ export interface ScriptedFiFaults {
   deny?: boolean;
 }
 
+/** A login the FI answered: the session its logout tokens name. */
+export interface ScriptedSession {
+  clientId: string;
+  sub: string;
+  sid: string;
+}
+
+/** What the end_session endpoint received. */
+export interface EndSessionCall {
+  idTokenHint: string | undefined;
+  postLogoutRedirectUri: string | undefined;
+  state: string | undefined;
+  clientId: string | undefined;
+}
+
+export interface LogoutTokenOptions {
+  /** The FI session ended. Default: the `sid` of the client's latest login; null: no `sid` claim. */
+  sid?: string | null;
+  /** Default: the `sub` of the client's latest login; null: no `sub` claim. */
+  sub?: string | null;
+  /** Claims replaced or added (`iss`, `aud`, `iat`, `jti`, `nonce`…); undefined removes one (`events`). */
+  claims?: Record<string, unknown>;
+  /** Signed with another key under the signing key's id: the signature does not verify. */
+  foreignKey?: boolean;
+}
+
 export interface ScriptedFi {
   issuer: string;
   /** The account the next logins authenticate; change it between logins. */
@@ -50,8 +84,18 @@ export interface ScriptedFi {
   faults: ScriptedFiFaults;
   /** Logins completed so far. */
   logins: number;
+  /** The sessions of the logins answered, in order. */
+  sessions: ScriptedSession[];
+  endSessionCalls: EndSessionCall[];
+  /**
+   * Posts a logout token for `clientId` (its audience), signed with the FI's key, to the client's
+   * back-channel logout URI; returns the answer.
+   */
+  sendLogoutToken(clientId: string, options?: LogoutTokenOptions): Promise<Response>;
   close(): Promise<void>;
 }
+
+const END_SESSION_PATH = '/session/end';
 
 function publicJwk(privateJwk: ReturnType<typeof privateSigningJwk>) {
   const key = createPublicKey(createPrivateKey({ key: privateJwk, format: 'jwk' }));
@@ -64,7 +108,9 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const alg = options.signingAlg ?? 'ES256';
   const signingKey = privateSigningJwk(alg);
-  const foreignJwks = { keys: [publicJwk(privateSigningJwk(alg, signingKey.kid as string))] };
+  const foreignKey = privateSigningJwk(alg, signingKey.kid as string);
+  const foreignJwks = { keys: [publicJwk(foreignKey)] };
+  const clientOf = (clientId: unknown) => options.clients.find((c) => c.clientId === clientId);
 
   const { Check, base } = interactionPolicy;
   const policy = base();
@@ -77,11 +123,44 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
       ),
     );
 
+  /** A logout token for `clientId`, signed with the FI's key. */
+  async function logoutToken(clientId: string, tokenOptions: LogoutTokenOptions = {}): Promise<string> {
+    const latest = fi.sessions.findLast((s) => s.clientId === clientId);
+    const sid = tokenOptions.sid === undefined ? latest?.sid : tokenOptions.sid;
+    const sub = tokenOptions.sub === undefined ? latest?.sub : tokenOptions.sub;
+    const claims: Record<string, unknown> = {
+      iss: issuer,
+      aud: clientId,
+      iat: Math.floor(Date.now() / 1000),
+      jti: randomUUID(),
+      events: { [BACKCHANNEL_LOGOUT_EVENT]: {} },
+      ...(sid === null ? {} : { sid }),
+      ...(sub === null ? {} : { sub }),
+      ...tokenOptions.claims,
+    };
+    for (const [name, value] of Object.entries(claims)) if (value === undefined) delete claims[name];
+    const key = tokenOptions.foreignKey ? foreignKey : signingKey;
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg, kid: key.kid as string, typ: 'logout+jwt' })
+      .sign(await importJWK(key, alg));
+  }
+
   const fi: ScriptedFi = {
     issuer,
     user: options.user,
     faults: {},
     logins: 0,
+    sessions: [],
+    endSessionCalls: [],
+    async sendLogoutToken(clientId, tokenOptions) {
+      const uri = clientOf(clientId)?.backchannelLogoutUri;
+      if (!uri) throw new Error(`client ${clientId} registered no back-channel logout URI`);
+      return fetch(uri, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ logout_token: await logoutToken(clientId, tokenOptions) }),
+      });
+    },
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.closeAllConnections();
@@ -95,6 +174,10 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
       client_secret: c.clientSecret,
       token_endpoint_auth_method: c.clientSecret ? 'client_secret_basic' : 'none',
       redirect_uris: c.redirectUris,
+      post_logout_redirect_uris: c.postLogoutRedirectUris ?? [],
+      ...(c.backchannelLogoutUri
+        ? { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: true }
+        : {}),
       grant_types: ['authorization_code'],
       response_types: ['code'],
       require_auth_time: true,
@@ -117,7 +200,8 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
     acrValues: ['eidas1', 'eidas2', 'eidas3'],
     responseTypes: ['code'],
     interactions: { policy, url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    features: { devInteractions: { enabled: false } },
+    routes: { end_session: END_SESSION_PATH },
+    features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
     ttl: {
       AccessToken: 600,
       AuthorizationCode: 60,
@@ -128,6 +212,38 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
     },
   };
   const provider = new Provider(issuer, configuration);
+  provider.on('authorization.success', (ctx) => {
+    const clientId = ctx.oidc.client?.clientId;
+    const { session } = ctx.oidc;
+    const sid = clientId === undefined ? undefined : session?.sidFor(clientId);
+    if (clientId && sid && session?.accountId) fi.sessions.push({ clientId, sub: session.accountId, sid });
+  });
+
+  /** Records the call; sends the browser to a registered post_logout_redirect_uri of the hint's audience. */
+  function endSession(url: URL, res: ServerResponse) {
+    const param = (name: string) => url.searchParams.get(name) ?? undefined;
+    const call: EndSessionCall = {
+      idTokenHint: param('id_token_hint'),
+      postLogoutRedirectUri: param('post_logout_redirect_uri'),
+      state: param('state'),
+      clientId: param('client_id'),
+    };
+    fi.endSessionCalls.push(call);
+    let audience: unknown;
+    try {
+      audience = call.idTokenHint ? decodeJwt(call.idTokenHint).aud : call.clientId;
+    } catch {
+      audience = undefined;
+    }
+    const target = call.postLogoutRedirectUri;
+    if (!target || !clientOf(audience)?.postLogoutRedirectUris?.includes(target)) {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('post_logout_redirect_uri not registered');
+      return;
+    }
+    const back = new URL(target);
+    if (call.state !== undefined) back.searchParams.set('state', call.state);
+    res.writeHead(303, { location: back.href }).end();
+  }
 
   const providerCallback = provider.callback();
   server.on('request', async (req: IncomingMessage, res) => {
@@ -163,6 +279,10 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
       } catch (error) {
         res.writeHead(400, { 'content-type': 'text/plain' }).end(String(error));
       }
+      return;
+    }
+    if (url.pathname === END_SESSION_PATH) {
+      endSession(url, res);
       return;
     }
     if (url.pathname === '/jwks' && fi.faults.foreignKeys) {

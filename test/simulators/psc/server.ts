@@ -6,6 +6,7 @@ import Koa, { type Context } from 'koa';
 import Provider, { type Configuration, errors } from 'oidc-provider';
 import { readForm } from '../../../src/interaction/form.ts';
 import { generateProfessionals, type Professional } from '../annuaire/fixtures.ts';
+import { type Delegation, type LogoutEvent, setUpBrokeredLogout } from './broker-logout.ts';
 import {
   CLAIMS_BY_SCOPE,
   type DirectAuthMode,
@@ -22,8 +23,24 @@ import {
   type RefusalReason,
 } from './federation.ts';
 import { privateSigningJwk, type SigningAlg } from './keys.ts';
+import type { BrokeredSession } from './logout.ts';
 import { choicePage, confirmPage, logoutPage, messagePage, pairingPage, refusalPage } from './pages.ts';
 import { Pairings } from './pairings.ts';
+import {
+  BACKCHANNEL_LOGOUT_PATH,
+  PROTOCOL,
+  pscBackchannelLogoutUri,
+  pscBrokerLogoutResponseUri,
+  pscBrokerRedirectUri,
+  REALM_PATH,
+} from './urls.ts';
+
+export {
+  pscBackchannelLogoutUri,
+  pscBrokerLogoutResponseUri,
+  pscBrokerRedirectUri,
+  REALM_PATH,
+} from './urls.ts';
 
 /**
  * A stand-in for Pro Santé Connect: a real OpenID Connect provider (oidc-provider) with Keycloak's paths
@@ -31,9 +48,6 @@ import { Pairings } from './pairings.ts';
  * simulated CPS / e-CPS login, and the delegation of authentication to establishments' identity
  * providers (`kc_idp_hint`), with PSC's checks on their ID tokens and the pairing of local accounts.
  */
-
-export const REALM_PATH = '/auth/realms/esante-wallet';
-const PROTOCOL = '/protocol/openid-connect';
 
 /** A service (a client of PSC). */
 export interface PscClientOptions {
@@ -72,7 +86,11 @@ interface EventBase {
   clientId: string;
 }
 
-/** What happened at PSC, in order: delegated logins accepted or refused, pairings, direct logins. */
+/**
+ * What happened at PSC, in order: delegated logins accepted or refused, pairings, direct logins; sessions
+ * ended (`logout`, by a `service` or by the `fi`'s logout token), the FI's logout tokens, the FI logout
+ * steps. `clientId` is the service concerned, empty when none (an FI's logout token).
+ */
 export type PscEvent = EventBase &
   (
     | { kind: 'refused'; alias: string; reason: RefusalReason; detail: string }
@@ -80,6 +98,7 @@ export type PscEvent = EventBase &
     | { kind: 'paired'; alias: string; tid: string; oid: string; idNatPs: string }
     | { kind: 'confirmed'; alias: string; tid: string; oid: string; idNatPs: string }
     | { kind: 'direct-login'; idNatPs: string; authMode: DirectAuthMode }
+    | LogoutEvent
   );
 
 export interface PscSimulator {
@@ -87,6 +106,12 @@ export interface PscSimulator {
   issuer: string;
   /** The redirect URI PSC uses at the FI `alias` (Keycloak's broker endpoint): register it there. */
   brokerRedirectUri(alias: string): string;
+  /** PSC's `post_logout_redirect_uri` at the FI `alias`: register it there. */
+  brokerLogoutResponseUri(alias: string): string;
+  /** Where FIs send their logout tokens: register it at each FI as PSC's back-channel logout URI. */
+  backchannelLogoutUri: string;
+  /** The live PSC sessions brokered from an FI, with the FI session and ID token PSC keeps. */
+  brokeredSessions(): BrokeredSession[];
   /** Adds (or replaces) an establishment's FI, e.g. once the FI knows `brokerRedirectUri`. */
   addFi(fi: FiOptions): void;
   professionals: readonly Professional[];
@@ -115,7 +140,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
   const latestLoginByAccount = new Map<string, LoginRecord>();
   /** Brokerings waiting for the FI's answer, by state; accepted ones waiting for pairing, by interaction. */
   const pendingByState = new Map<string, PendingBrokering>();
-  const delegatedByInteraction = new Map<string, FederatedLogin>();
+  const delegatedByInteraction = new Map<string, Delegation>();
 
   const server = createServer();
   await new Promise<void>((resolve) =>
@@ -124,7 +149,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
   const { port } = server.address() as AddressInfo;
   const origin = `http://${options.host ?? '127.0.0.1'}:${port}`;
   const issuer = `${origin}${REALM_PATH}`;
-  const brokerRedirectUri = (alias: string) => `${issuer}/broker/${encodeURIComponent(alias)}/endpoint`;
+  const brokerRedirectUri = (alias: string) => pscBrokerRedirectUri(issuer, alias);
   const brokers = new Map(
     (options.fis ?? []).map((fi) => [fi.alias, new FiBroker(fi, brokerRedirectUri(fi.alias))]),
   );
@@ -216,6 +241,8 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
+          // A session brokered from an FI: to the FI's end_session endpoint first, without confirmation.
+          if (await logout.startServiceLogout(ctx)) return;
           ctx.type = 'html';
           ctx.body = logoutPage(form);
         },
@@ -258,6 +285,17 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
   (provider.Client.prototype as unknown as { includeSid(): boolean }).includeSid = () => true;
 
   const record = (event: PscEvent) => events.push(event);
+  const logout = setUpBrokeredLogout({
+    provider,
+    brokers,
+    issuer,
+    now,
+    record,
+    clearSessionCookie: (ctx) =>
+      (provider as unknown as { createContext(req: unknown, res: unknown): Context })
+        .createContext(ctx.req, ctx.res)
+        .cookies.set(COOKIE_NAMES.session, null, configuration.cookies?.long),
+  });
 
   /** Ends the interaction with a login for `professional` (PSC has no consent screen). */
   async function finishLogin(
@@ -331,7 +369,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
         return;
       }
     }
-    const delegated = delegatedByInteraction.get(details.uid);
+    const delegated = delegatedByInteraction.get(details.uid)?.login;
     ctx.type = 'html';
     if (delegated) {
       const pairing = pairings.find(delegated.alias, delegated.tid, delegated.oid);
@@ -387,10 +425,13 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       return;
     }
     record({ at: now(), clientId, kind: 'accepted', login: outcome.login });
-    delegatedByInteraction.set(pending.interactionUid, outcome.login);
+    delegatedByInteraction.set(pending.interactionUid, { login: outcome.login, tokens: outcome.tokens });
     ctx.status = 303;
     ctx.redirect(interactionPath(pending.interactionUid));
   });
+
+  router.get('/broker/:alias/endpoint/logout_response', (ctx) => logout.logoutResponse(ctx));
+  router.post(BACKCHANNEL_LOGOUT_PATH, (ctx) => logout.backchannelLogout(ctx));
 
   function badRequest(ctx: Context, title: string, message: string) {
     ctx.status = 400;
@@ -421,14 +462,21 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
 
   /** The delegated login waiting at this interaction, or a 400 page. */
   function delegatedLogin(ctx: Context, uid: string): FederatedLogin | undefined {
-    const login = delegatedByInteraction.get(uid);
-    if (login) return login;
+    const delegation = delegatedByInteraction.get(uid);
+    if (delegation) return delegation.login;
     badRequest(
       ctx,
       'Aucune délégation en cours',
       "Aucune authentification d'établissement n'attend de confirmation.",
     );
     return undefined;
+  }
+
+  /** The delegated login leaves its interaction, for the logout side to remember its session. */
+  function delegationDone(uid: string) {
+    const delegation = delegatedByInteraction.get(uid);
+    delegatedByInteraction.delete(uid);
+    if (delegation) logout.delegationDone(uid, delegation);
   }
 
   const delegatedAuthMode = (alias: string) => brokers.get(alias)?.fi.authMode ?? 'DELEGATED';
@@ -444,7 +492,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     pairings.pair(alias, tid, oid, idNatPs);
     const clientId = String(details.params.client_id);
     record({ at: now(), clientId, kind: 'paired', alias, tid, oid, idNatPs });
-    delegatedByInteraction.delete(details.uid);
+    delegationDone(details.uid);
     await finishLogin(ctx, clientId, String(details.params.scope), chosen.professional, {
       authMode: delegatedAuthMode(alias),
     });
@@ -466,7 +514,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     pairing.confirmations.push(now());
     const clientId = String(details.params.client_id);
     record({ at: now(), clientId, kind: 'confirmed', alias, tid, oid, idNatPs: pairing.idNatPs });
-    delegatedByInteraction.delete(details.uid);
+    delegationDone(details.uid);
     await finishLogin(ctx, clientId, String(details.params.scope), professional, {
       authMode: delegatedAuthMode(alias),
     });
@@ -510,7 +558,12 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       return;
     }
     const inner = url.slice(REALM_PATH.length);
-    if (inner.startsWith('/interaction/') || inner.startsWith('/broker/')) {
+    const innerPath = path.slice(REALM_PATH.length);
+    if (
+      inner.startsWith('/interaction/') ||
+      inner.startsWith('/broker/') ||
+      innerPath === BACKCHANNEL_LOGOUT_PATH
+    ) {
       void hostCallback(req, res);
       return;
     }
@@ -527,6 +580,9 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
   return {
     issuer,
     brokerRedirectUri,
+    brokerLogoutResponseUri: (alias) => pscBrokerLogoutResponseUri(issuer, alias),
+    backchannelLogoutUri: pscBackchannelLogoutUri(issuer),
+    brokeredSessions: () => logout.sessions.all(),
     addFi: (fi) => brokers.set(fi.alias, new FiBroker(fi, brokerRedirectUri(fi.alias))),
     professionals,
     pairings,
