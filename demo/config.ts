@@ -1,7 +1,14 @@
 import { join } from 'node:path';
+import { PSC_LOGGED_OUT_PATH } from '../src/federation/psc-login-routes.ts';
+import { PSC_BACKCHANNEL_LOGOUT_PATH, PSC_CALLBACK_PATH } from '../src/methods/psc/index.ts';
 import type { Professional } from '../test/simulators/annuaire/fixtures.ts';
 import type { FiOptions } from '../test/simulators/psc/federation.ts';
-import { type PscSimulatorOptions, REALM_PATH } from '../test/simulators/psc/server.ts';
+import {
+  type PscSimulatorOptions,
+  pscBackchannelLogoutUri,
+  pscBrokerLogoutResponseUri,
+  REALM_PATH,
+} from '../test/simulators/psc/server.ts';
 import { DEMO_HOST } from './listen.ts';
 
 /**
@@ -78,7 +85,9 @@ export function passerelleOverrides(
         clientName: 'Pro Santé Connect (simulateur)',
         clientSecret: DEMO_CLIENTS.pscAtPasserelle.secret,
         redirectUris: [options.pscBrokerRedirectUri],
-        backchannelLogoutUri: `${urls.pscIssuer}/protocol/openid-connect/logout/backchannel-logout`,
+        // PSC's RP-initiated logout comes back to its broker; Passerelle's logout reaches PSC by back-channel.
+        postLogoutRedirectUris: [pscBrokerLogoutResponseUri(urls.pscIssuer, DEMO_ESTABLISHMENT.pscAlias)],
+        backchannelLogoutUri: pscBackchannelLogoutUri(urls.pscIssuer),
         pscEstablishment: DEMO_ESTABLISHMENT.finess,
         firstParty: true,
         scope: 'openid',
@@ -119,9 +128,9 @@ export function pscOptions(ports: DemoPorts, professionals: Professional[]): Psc
       {
         clientId: DEMO_CLIENTS.passerelleAtPsc.clientId,
         clientSecret: DEMO_CLIENTS.passerelleAtPsc.secret,
-        redirectUris: [`${urls.passerelle}/federation/psc/callback`],
-        postLogoutRedirectUris: [`${urls.passerelle}/`],
-        backchannelLogoutUri: `${urls.passerelle}/federation/psc/backchannel-logout`,
+        redirectUris: [`${urls.passerelle}${PSC_CALLBACK_PATH}`],
+        postLogoutRedirectUris: [`${urls.passerelle}${PSC_LOGGED_OUT_PATH}`],
+        backchannelLogoutUri: `${urls.passerelle}${PSC_BACKCHANNEL_LOGOUT_PATH}`,
       },
     ],
   };

@@ -80,13 +80,19 @@ deux facteurs résistante à l'hameçonnage (clé FIDO2 avec vérification de l'
 à une identité nationale prouvée une fois par carte CPS ou e-CPS (simulées ici : choisissez
 « ${escapeHtml(DEMO_ACCOUNT.givenName)} ${escapeHtml(DEMO_ACCOUNT.familyName)} »). DRIMBOX affiche alors
 l'identité nationale reçue de PSC.</li>
-<li>Déconnectez-vous de DRIMBOX (ce qui ferme la session PSC) puis reconnectez-vous : PSC ne montre plus que
-« Confirmer ».</li>
+<li>Déconnectez-vous de DRIMBOX : PSC ferme sa session et passe par la page de déconnexion de Passerelle
+(la déconnexion se propage à l'établissement), puis revient à DRIMBOX. Reconnectez-vous : Passerelle
+redemande la clé, et PSC ne montre plus que « Confirmer ».</li>
+<li>Variante : sur la page de connexion de Passerelle, « Pro Santé Connect (e-CPS, carte CPS) » connecte
+par PSC (e-CPS simulée) le compte dont l'identité nationale est liée ; une identité inconnue ne crée aucun
+compte : Passerelle demande de prouver son compte, puis lie l'identité (source <code>psc-login</code>).</li>
 </ol>
 <p class="en">DRIMBOX sends you to PSC with the establishment's hint; PSC delegates to Passerelle, whose session
 is used without a second prompt (a password-only session would be stepped up to the key: PSC accepts only
-two-factor, phishing-resistant authentication). PSC asks for the pairing the first time, "Confirmer" later
-(sign out of DRIMBOX, then sign in again).</p>
+two-factor, phishing-resistant authentication). PSC asks for the pairing the first time, "Confirmer" later.
+Signing out of DRIMBOX ends the PSC session and, through Passerelle's logout page, Passerelle's session.
+Passerelle's login page also offers the login through PSC (simulated e-CPS): an unknown national identity
+creates no account; the user proves their account and the identity is linked.</p>
 <h3>3. Voir l'appairage, les jetons et la trace</h3>
 <p class="en">See the pairing, the tokens each party received, and Passerelle's audit trail: the panels
 below (reload the page to refresh them).</p>

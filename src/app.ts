@@ -16,6 +16,7 @@ import { migrateToLatest } from './db/migrate.ts';
 import { demoRoutes } from './demo/relying-party.ts';
 import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
 import { pscLoginRoutes, pscLogoutChain } from './federation/psc-login-routes.ts';
+import { pscInitiatedLogout } from './federation/psc-logout.ts';
 import { addressMatcher, presentedCertificate } from './http/client-certificate.ts';
 import { databaseCheck, healthRoutes, migrationsCheck, type ReadinessCheck } from './http/health.ts';
 import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
@@ -246,7 +247,6 @@ export async function createPasserelle(
       })
     : undefined;
   if (pscLogin) {
-    methods.push(registered(pscLogin));
     logger.info(
       { issuer: config.pscLogin?.issuer, clientId: config.pscLogin?.clientId },
       'login through Pro Santé Connect enabled',
@@ -306,6 +306,9 @@ export async function createPasserelle(
     }
   }
 
+  // Offered last: a federated login, after the establishment's own means.
+  if (pscLogin) methods.push(registered(pscLogin));
+
   // Mode (a): the card listener's own TLS handshake; mode (b): the header of a trusted proxy address.
   const certificateOptions = {
     header: config.http.clientCertHeader,
@@ -362,6 +365,7 @@ export async function createPasserelle(
       ctx.body = views.render('home', { locale: config.ui.defaultLocale, demo: false }, {});
     });
   }
+  app.use(pscInitiatedLogout());
   app.use(host.handle);
 
   let purgeTimer: NodeJS.Timeout | undefined;

@@ -231,17 +231,22 @@ if (!chromiumAvailable()) {
       });
     });
 
-    it('DRIMBOX again after signing out of it: PSC shows only "Confirmer"', async () => {
+    it('DRIMBOX sign-out ends the PSC session and, through PSC, Passerelle\'s; the next sign-in: the key, then only "Confirmer"', async () => {
+      const from = visited.length;
       await page.getByRole('button', { name: 'Se déconnecter' }).click();
-      // PSC's RP-initiated logout page.
-      await page.getByRole('button', { name: 'Se déconnecter' }).click();
+      // PSC sends the browser to Passerelle's logout page (the FI's end_session), then back to DRIMBOX.
+      await page.getByRole('button', { name: fr['logout.confirm'] }).click();
       await page.getByRole('heading', { name: "Vous n'êtes pas connecté" }).waitFor();
       expect(page.url()).toBe(`${demo.urls.drimbox}/`);
+      expect(visited.slice(from).some((url) => url.startsWith(`${demo.urls.passerelle}/session/end?`))).toBe(
+        true,
+      );
 
-      const from = visited.length;
       await page.getByRole('link', { name: 'Se connecter avec Pro Santé Connect' }).click();
+      // Passerelle's session ended too: the key again (no identifier needed).
+      await page.getByRole('link', { name: fr['method.webauthn'] }).click();
+      await page.getByRole('button', { name: fr['webauthn.start'] }).click();
       await page.getByRole('heading', { name: 'Confirmer la connexion' }).waitFor();
-      expect(passerellePromptsSince(from)).toEqual([]);
       expect(await page.locator('#idNatPs').count()).toBe(0);
       await page.getByRole('button', { name: 'Confirmer' }).click();
       await page.locator('#signed-in').waitFor();
@@ -260,7 +265,7 @@ if (!chromiumAvailable()) {
         acr: 'urn:passerelle:loa:high',
       });
       expect(await shownJson(page, 'drimbox-id-token')).toMatchObject({ SubjectNameID: idNatPs });
-      // PSC's events, newest first: the confirmation, the ID token it accepted, the pairing, the first one.
+      // PSC's events: the ID token it accepted.
       const accepted = await shownJson(page, '#psc-events [data-kind="accepted"] pre');
       expect(accepted).toMatchObject({
         clientId: 'drimbox',
@@ -269,11 +274,21 @@ if (!chromiumAvailable()) {
       // Passerelle sends PSC only the amr values of its allow-list (psc.amrAllowList): not pwd.
       expect((accepted.login as { amr: string[] }).amr).toEqual(['hwk', 'mfa', 'pin']);
       const kinds = await page.locator('#psc-events strong').allTextContents();
-      expect(kinds).toEqual(['confirmed', 'accepted', 'paired', 'accepted']);
+      // Newest first: the second login, the logout (through Passerelle's end_session and back), the first.
+      expect(kinds).toEqual([
+        'confirmed',
+        'accepted',
+        'logout',
+        'fi-logout',
+        'fi-logout',
+        'paired',
+        'accepted',
+      ]);
 
       const audit = await page.locator('#audit tr').allTextContents();
       expect(audit.some((row) => row.includes('webauthn.enrolled') && row.includes('demo'))).toBe(true);
-      expect(audit.filter((row) => row.includes('auth.attempt') && row.includes('success'))).toHaveLength(2);
+      // The password, the key, the key again after the logout.
+      expect(audit.filter((row) => row.includes('auth.attempt') && row.includes('success'))).toHaveLength(3);
       const html = await page.content();
       // No JWT (header "{"alg…" in base64url) and no client secret on the page.
       expect(html).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./);

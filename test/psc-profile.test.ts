@@ -136,7 +136,12 @@ for (const kind of databasesUnderTest()) {
       expect(dpiClaims?.tid).toBeUndefined();
       expect(dpiClaims?.oid).toBeUndefined();
 
-      const psc = await client('psc-rennes', { psc_establishment: RENNES.finess });
+      const psc = await client('psc-rennes', {
+        psc_establishment: RENNES.finess,
+        backchannel_logout_uri:
+          'https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet/protocol/openid-connect/logout/backchannel-logout',
+        backchannel_logout_session_required: true,
+      });
       const pending = await authorizationRequest(psc, REDIRECT, { acr_values: 'eidas1' });
       const step = await agent.follow(pending.url, t.issuer);
       // No code for a password-only session: the login page asks for a phishing-resistant method.
@@ -150,6 +155,9 @@ for (const kind of databasesUnderTest()) {
       expect([...((claims?.amr ?? []) as string[])].sort()).toEqual(['hwk', 'mfa', 'pin', 'sc']);
       expect(typeof claims?.auth_time).toBe('number');
       expect(claims?.idnat_ps).toBeUndefined();
+      // session_state = sid, for PSC's Keycloak versions that match logout tokens on it.
+      expect(tokens.session_state).toBe(claims?.sid);
+      expect(typeof claims?.sid).toBe('string');
       // The access token carries the same: PSC sees it through introspection.
       const introspected = await oidc.tokenIntrospection(psc, tokens.access_token);
       expect(introspected).toMatchObject({

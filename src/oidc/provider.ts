@@ -9,6 +9,7 @@ import type { Config } from '../config/schema.ts';
 import { clientAuthMethods, signingAlgs } from '../config/schema.ts';
 import { pscEligibilityPrompt } from '../federation/psc-eligibility.ts';
 import { PSC_LOGOUT_COOKIE } from '../federation/psc-login-routes.ts';
+import { PSC_INITIATED_LOGOUT_COOKIE, pscLogoutInitiator } from '../federation/psc-logout.ts';
 import { pscAccountClaims, pscEstablishmentOf, shapeForPsc } from '../federation/psc-profile.ts';
 import { forwardedCertificatePem } from '../http/client-certificate.ts';
 import type { Views } from '../http/views.ts';
@@ -278,14 +279,23 @@ export function buildProvider(deps: ProviderDeps): Provider {
           // there, chained after ours: src/federation/psc-login-routes.ts).
           const uid = ctx.oidc.session?.uid;
           const throughPsc = Boolean(config.pscLogin && uid && (await deps.sessions.upstreamSidOf(uid)));
-          if (throughPsc) {
-            ctx.cookies.set(PSC_LOGOUT_COOKIE, '1', {
-              signed: true,
-              httpOnly: true,
-              sameSite: 'lax',
-              secure: secureCookies,
-              maxAge: 10 * 60_000,
-            });
+          const cookie = {
+            signed: true,
+            httpOnly: true,
+            sameSite: 'lax' as const,
+            secure: secureCookies,
+            maxAge: 10 * 60_000,
+          };
+          if (throughPsc) ctx.cookies.set(PSC_LOGOUT_COOKIE, '1', cookie);
+          // PSC asked for this logout and waits for the browser to come back (its post-logout redirect URI):
+          // it is not sent a back-channel logout token (src/federation/psc-logout.ts).
+          const client = ctx.oidc.client;
+          if (
+            client &&
+            ctx.oidc.params?.post_logout_redirect_uri &&
+            pscEstablishmentOf(config, client.metadata())
+          ) {
+            ctx.cookies.set(PSC_INITIATED_LOGOUT_COOKIE, client.clientId, cookie);
           }
           ctx.type = 'html';
           ctx.body = views.render('logout', page(ctx), { form, throughPsc });
@@ -360,6 +370,31 @@ export function buildProvider(deps: ProviderDeps): Provider {
     const metadata = this.client?.metadata();
     return metadata && pscEstablishmentOf(config, metadata) ? shapeForPsc(claims, config.psc) : claims;
   };
+  const client = provider.Client.prototype as unknown as {
+    clientId: string;
+    backchannelLogout(this: { clientId: string }, sub: string, sid: string): Promise<void>;
+  };
+  const backchannelLogout = client.backchannelLogout;
+  client.backchannelLogout = function (sub, sid) {
+    if (pscLogoutInitiator() === this.clientId) {
+      deps.logger.info(
+        { clientId: this.clientId },
+        'no back-channel logout to PSC: PSC initiated the logout',
+      );
+      return Promise.resolve();
+    }
+    return backchannelLogout.call(this, sub, sid);
+  };
+  // Keycloak before 2026 (PSC's version is not published) matches the `sid` of a logout token against
+  // the `session_state` of the token response: PSC's token responses carry the session's sid there.
+  provider.on('grant.success', (ctx) => {
+    const metadata = ctx.oidc.client?.metadata();
+    if (!metadata || !pscEstablishmentOf(config, metadata)) return;
+    const { AuthorizationCode, RefreshToken } = ctx.oidc.entities;
+    const sid = AuthorizationCode?.sid ?? RefreshToken?.sid;
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if (sid && body && typeof body === 'object') body.session_state = sid;
+  });
   provider.proxy = config.http.trustProxy;
   provider.maxIpsCount = 1;
   provider.on('server_error', (ctx, err) => {
