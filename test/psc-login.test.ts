@@ -104,6 +104,22 @@ for (const kind of databasesUnderTest()) {
       const uid = /\/interaction\/([^/?"]+)/.exec(first.url.pathname)?.[1] ?? '';
       return { pending, uid };
     };
+    /** Passerelle's identifier and password steps of the login `uid`. */
+    const proveAccount = async (agent: BrowserAgent, uid: string, username: string) => {
+      const identified = await agent.postForm(new URL(`/interaction/${uid}/identify`, t.issuer), {
+        csrf: formField(agent.lastHtml, 'csrf') ?? '',
+        username,
+      });
+      await agent.follow(new URL(identified.headers.get('location') ?? '', t.issuer), t.issuer);
+      const password = await agent.postForm(
+        new URL(formAction(agent.lastHtml, '/method/password'), t.issuer),
+        {
+          csrf: formField(agent.lastHtml, 'csrf') ?? '',
+          password: TEST_PASSWORD,
+        },
+      );
+      await agent.follow(new URL(password.headers.get('location') ?? '', t.issuer), t.issuer);
+    };
     const audited = (accountId: string | null, method = 'psc') =>
       t.passerelle.services.database.db
         .selectFrom('audit_event')
@@ -126,19 +142,7 @@ for (const kind of databasesUnderTest()) {
       const accounts = await t.passerelle.services.accounts.list();
       expect(accounts.map((a) => a.username).sort()).toEqual(['alice.martin', 'bruno.gall']);
 
-      const identified = await agent.postForm(new URL(`/interaction/${uid}/identify`, t.issuer), {
-        csrf: formField(agent.lastHtml, 'csrf') ?? '',
-        username: alice.username,
-      });
-      await agent.follow(new URL(identified.headers.get('location') ?? '', t.issuer), t.issuer);
-      const password = await agent.postForm(
-        new URL(formAction(agent.lastHtml, '/method/password'), t.issuer),
-        {
-          csrf: formField(agent.lastHtml, 'csrf') ?? '',
-          password: TEST_PASSWORD,
-        },
-      );
-      await agent.follow(new URL(password.headers.get('location') ?? '', t.issuer), t.issuer);
+      await proveAccount(agent, uid, alice.username);
       // Not finished: PSC once more, to link the identity it proves.
       expect(agent.lastHtml).toContain('Dernière étape');
       const href =
@@ -254,19 +258,7 @@ for (const kind of databasesUnderTest()) {
       await toPsc(agent, uid);
       // An identity nobody has: the user then proves the account bruno, whose link is another identity.
       await identifyAtPsc(agent, professional(3).idNatPs, 'MOBILE');
-      const identified = await agent.postForm(new URL(`/interaction/${uid}/identify`, t.issuer), {
-        csrf: formField(agent.lastHtml, 'csrf') ?? '',
-        username: bruno.username,
-      });
-      await agent.follow(new URL(identified.headers.get('location') ?? '', t.issuer), t.issuer);
-      const password = await agent.postForm(
-        new URL(formAction(agent.lastHtml, '/method/password'), t.issuer),
-        {
-          csrf: formField(agent.lastHtml, 'csrf') ?? '',
-          password: TEST_PASSWORD,
-        },
-      );
-      await agent.follow(new URL(password.headers.get('location') ?? '', t.issuer), t.issuer);
+      await proveAccount(agent, uid, bruno.username);
       const href =
         /<a class="button" href="([^"]+)"/.exec(agent.lastHtml)?.[1]?.replaceAll('&amp;', '&') ?? '';
       const back = await agent.follow(new URL(href), pscOrigin());

@@ -7,6 +7,7 @@ import { createUser } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
+  attachEnrolledKey,
   CHROMIUM_VIRTUAL_AAGUID,
   chromiumAvailable,
   enrollKey,
@@ -90,14 +91,8 @@ if (!chromiumAvailable()) {
         const context = await newFrenchContext(browser);
         contexts.push(context);
         const page = await context.newPage();
-        const key = await VirtualKey.attach(page);
         // The copy starts at the stored counter, as the real key would (a lower one is a clone's).
-        const row = await t.passerelle.services.database.db
-          .selectFrom('webauthn_credential')
-          .select('counter')
-          .where('id', '=', Buffer.from(enrolled.credentialId, 'base64').toString('base64url'))
-          .executeTakeFirstOrThrow();
-        await key.add({ ...enrolled, signCount: Number(row.counter) });
+        const key = await attachEnrolledKey(page, t.passerelle.services.database.db, enrolled);
         return { page, key };
       };
 
