@@ -9,6 +9,7 @@ import { createUser, discover, redeemCode, registerWebClient } from './helpers/c
 import { databasesUnderTest } from './helpers/databases.ts';
 import { createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts';
 import type { TestServer } from './helpers/server.ts';
+import type { FiOptions } from './simulators/psc/federation.ts';
 import {
   BACKCHANNEL_LOGOUT_EVENT,
   type BrokeredSession,
@@ -388,6 +389,7 @@ for (const kind of databasesUnderTest()) {
     let psc: PscSimulator;
     let receiver: Awaited<ReturnType<typeof startLogoutReceiver>>;
     let service: oidc.Configuration;
+    let fiOptions: FiOptions;
 
     beforeAll(async () => {
       receiver = await startLogoutReceiver();
@@ -408,14 +410,15 @@ for (const kind of databasesUnderTest()) {
         psc_establishment: RENNES.finess,
         first_party: true,
       });
-      psc.addFi({
+      fiOptions = {
         alias: RENNES.pscAlias,
         discoveryUrl: t.issuer,
         clientId: 'psc-rennes',
         clientSecret: secret,
         tidAllowList: [RENNES.tid],
         amrAllowList: ['sc', 'hwk'],
-      });
+      };
+      psc.addFi(fiOptions);
       service = await serviceConfiguration(psc);
     });
     afterAll(async () => {
@@ -489,6 +492,30 @@ for (const kind of databasesUnderTest()) {
       });
       expect((await oidc.tokenIntrospection(service, tokens.access_token)).active).toBe(false);
       expect(psc.brokeredSessions()).toEqual([]);
+    });
+
+    it("with an older PSC that matches logout tokens on session_state, Passerelle's logout still ends the PSC session", async () => {
+      psc.addFi({ ...fiOptions, logoutSessionId: 'session_state' });
+      try {
+        const { agent, brokered } = await delegatedLogin();
+        // Passerelle's token response carried session_state = its sid: PSC keyed the session on it.
+        expect(brokered.fiSessionId).toEqual(expect.any(String));
+        const passerelle = await discover(t, 'psc-rennes', oidc.None());
+        await agent.follow(
+          oidc.buildEndSessionUrl(passerelle, { id_token_hint: brokered.fiIdToken }),
+          t.issuer,
+        );
+        await agent.postForm(new URL(formAction(agent.lastHtml, '/session/end/confirm'), t.issuer), {
+          xsrf: formField(agent.lastHtml, 'xsrf') ?? '',
+          logout: 'yes',
+        });
+        expect(psc.events.slice(-2)).toMatchObject([
+          { kind: 'logout-token', outcome: 'accepted', sessions: [brokered.session] },
+          { kind: 'logout', cause: 'fi', session: brokered.session },
+        ]);
+      } finally {
+        psc.addFi(fiOptions);
+      }
     });
 
     it("a service's logout at PSC goes through Passerelle, which does not send PSC a logout token for it: back at the service", async () => {
