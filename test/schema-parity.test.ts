@@ -125,6 +125,9 @@ for (const kind of databasesUnderTest()) {
           'rpps_index_entry',
           'account_establishment',
           'psc_login_pending',
+          'audit_checkpoint',
+          'audit_export',
+          'audit_forward_cursor',
           ...MIGRATOR_TABLES,
         ].sort(),
       );

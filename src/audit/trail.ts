@@ -23,6 +23,11 @@ export interface AuditEvent {
   requestId?: string;
   /** Other facts (credential id, certificate serial, counts…). */
   detail?: Record<string, unknown>;
+  /** The account's national identity (idNatPS), when linked: federation and link events. */
+  nationalId?: string;
+  /** PSC tenant id and FINESS of the establishment, for federation events. */
+  tid?: string;
+  establishment?: string;
 }
 
 /** The one place every security event goes through (the traceability issue makes it tamper evident). */
@@ -59,6 +64,9 @@ export class AuditTrail {
         request_id: event.requestId ?? null,
         instance_id: this.instanceId,
         detail: event.detail ? JSON.stringify(event.detail) : null,
+        national_id: event.nationalId ?? null,
+        tid: event.tid ?? null,
+        establishment: event.establishment ?? null,
       })
       .execute();
     const { userAgent: _ua, detail: _detail, ...summary } = event;

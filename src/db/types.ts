@@ -130,6 +130,38 @@ export interface AuditEventTable {
   request_id: string | null;
   instance_id: string;
   detail: Json<Record<string, unknown>> | null;
+  /** idNatPS when the account has a link (federation events). */
+  national_id: string | null;
+  /** PSC tenant id and establishment FINESS of a federation event. */
+  tid: string | null;
+  establishment: string | null;
+  /** Hash chain: SHA-256 (hex) of the previous record's canonical form, and of this one's. */
+  prev_hash: string | null;
+  hash: string | null;
+}
+
+export interface AuditCheckpointTable {
+  seq: string;
+  hash: string;
+  at: CreatedAt;
+  key_id: string;
+  signature: string;
+}
+
+export interface AuditExportTable {
+  id: Generated<string>;
+  from_seq: string;
+  to_seq: string;
+  format: string;
+  verified: boolean;
+  exported_at: DefaultedTimestamp;
+  actor: string;
+}
+
+export interface AuditForwardCursorTable {
+  name: string;
+  last_seq: string;
+  updated_at: DefaultedTimestamp;
 }
 
 export interface DirectoryLinkTable {
@@ -306,6 +338,9 @@ export interface Database {
   account_establishment: AccountEstablishmentTable;
   psc_login_pending: PscLoginPendingTable;
   audit_event: AuditEventTable;
+  audit_checkpoint: AuditCheckpointTable;
+  audit_export: AuditExportTable;
+  audit_forward_cursor: AuditForwardCursorTable;
   directory_link: DirectoryLinkTable;
   national_identity: NationalIdentityTable;
   smartcard_certificate: SmartcardCertificateTable;
