@@ -43,11 +43,6 @@ export function logoutTokenSid(payload: JWTPayload): { sid: string } | { invalid
   return { sid: payload.sid };
 }
 
-/**
- * Passerelle's side of the login through Pro Santé Connect: the redirect URI registered at PSC (it finds
- * the interaction from the `state` and hands the answer to the login flow), and PSC's back-channel
- * logout, which ends the single sign-on sessions that came from the PSC session it names.
- */
 /** The engine's answer to resume after PSC's logout, signed so the return URL cannot be forged. */
 function signedResume(key: string, resume: string): string {
   const body = Buffer.from(JSON.stringify({ resume, exp: Date.now() + 10 * 60_000 })).toString('base64url');
@@ -115,6 +110,11 @@ export function pscLogoutChain(
   };
 }
 
+/**
+ * Passerelle's side of the login through Pro Santé Connect: the redirect URI registered at PSC (it finds
+ * the interaction from the `state` and hands the answer to the login flow), and PSC's back-channel
+ * logout, which ends the single sign-on sessions that came from the PSC session it names.
+ */
 export function pscLoginRoutes(deps: PscLoginRouteDeps): Router {
   const { config, db, views } = deps;
   const router = new Router();
