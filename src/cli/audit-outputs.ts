@@ -10,9 +10,10 @@ import {
   type RangeBound,
   resolveRange,
 } from '../audit/export.ts';
+import { isMonth, monthlyReport, reportText } from '../audit/report.ts';
 import type { Database } from '../db/types.ts';
 import { operator, withServices } from './admin.ts';
-import { CliError } from './context.ts';
+import { CliError, out } from './context.ts';
 
 /** What the chain module provides to the output commands (src/audit/chain.ts). */
 export interface AuditOutputsDeps {
@@ -77,6 +78,24 @@ export function registerAuditOutputs(program: Command, deps: AuditOutputsDeps = 
         });
       },
     );
+  audit
+    .command('report')
+    .description('monthly compliance figures: logins by method and level, failures, lockouts, PSC, RPPS')
+    .requiredOption('--month <YYYY-MM>', 'calendar month (Europe/Paris)')
+    .option('--format <format>', 'text | json', 'text')
+    .action(async (opts: { month: string; format: string }, command) => {
+      if (!isMonth(opts.month)) throw new CliError('--month: YYYY-MM');
+      if (opts.format !== 'text' && opts.format !== 'json') throw new CliError('--format: text or json');
+      await withServices(command, async ({ database, config }) => {
+        const report = await monthlyReport(database.db, {
+          month: opts.month,
+          levels: config.policy.levels,
+          pscPhishingResistantAuthModes: config.pscLogin?.phishingResistantAuthModes ?? [],
+        });
+        if (opts.format === 'json') out(JSON.stringify(report, null, 2));
+        else process.stdout.write(reportText(report));
+      });
+    });
 }
 
 function bound(option: string, text: string | undefined): RangeBound | undefined {
