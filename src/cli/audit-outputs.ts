@@ -11,6 +11,7 @@ import {
   resolveRange,
 } from '../audit/export.ts';
 import { isMonth, monthlyReport, reportText } from '../audit/report.ts';
+import { planPurge, purgeAudit } from '../audit/retention.ts';
 import type { Database } from '../db/types.ts';
 import { operator, withServices } from './admin.ts';
 import { CliError, out } from './context.ts';
@@ -94,6 +95,46 @@ export function registerAuditOutputs(program: Command, deps: AuditOutputsDeps = 
         });
         if (opts.format === 'json') out(JSON.stringify(report, null, 2));
         else process.stdout.write(reportText(report));
+      });
+    });
+  audit
+    .command('purge')
+    .description(
+      'delete records past audit.retention.days that were exported and verified (dry run by default)',
+    )
+    .option('--before <date>', 'purge only records older than this date (ISO 8601)')
+    .option('--yes', 'delete (without it, only print what would be deleted)', false)
+    .option('--by <operator>', 'who purges, recorded in the audit trail')
+    .action(async (opts: { before?: string; yes: boolean; by?: string }, command) => {
+      const before = opts.before === undefined ? undefined : new Date(opts.before);
+      if (before && Number.isNaN(before.getTime())) throw new CliError('--before: an ISO 8601 date');
+      await withServices(command, async ({ database, config, audit: trail }) => {
+        const retentionDays = config.audit.retention.days;
+        if (retentionDays === undefined) {
+          throw new CliError('audit purge: audit.retention.days is not set, the trail is kept forever');
+        }
+        const plan = await planPurge(database.db, { retentionDays, before });
+        const kept = plan.keptFrom
+          ? `; kept from record ${plan.keptFrom.seq} (${plan.keptFrom.because})`
+          : '';
+        if (plan.throughSeq === null) {
+          out(`nothing to purge before ${plan.cutoff.toISOString()}${kept}`);
+          return;
+        }
+        const what = `records ${plan.firstSeq}..${plan.throughSeq} (${plan.records}), older than ${plan.cutoff.toISOString()}`;
+        if (!opts.yes) {
+          out(`would purge ${what}${kept}; run again with --yes to delete`);
+          return;
+        }
+        const outcome = await purgeAudit(database.db, plan, {
+          audit: trail,
+          actor: operator(opts.by),
+          verifyChain: deps.verifyChain?.(database.db),
+        });
+        if (outcome.kind === 'refused') {
+          throw new CliError(`audit purge refused: record ${outcome.seq}: ${outcome.problem}`, 2);
+        }
+        out(`purged ${what}; checkpoints kept${kept}`);
       });
     });
 }
