@@ -211,26 +211,21 @@ for (const kind of databasesUnderTest()) {
         for await (const row of rows) seen.push(row.seq);
         return { ok: true };
       };
-      const ok = await exportAudit(env.db, {
-        range,
-        format: 'jsonl',
-        out: collect().stream,
-        instance: 'x',
-        actor: 'a',
-        verifyChain: holds,
-        pageSize: 4,
-      });
+      const exportWith = (verifyChain: ChainVerifier) =>
+        exportAudit(env.db, {
+          range,
+          format: 'jsonl',
+          out: collect().stream,
+          instance: 'x',
+          actor: 'a',
+          verifyChain,
+          pageSize: 4,
+        });
+      const ok = await exportWith(holds);
       expect(seen).toEqual(seqs);
       expect(ok.verification).toBe('verified');
       const broken: ChainVerifier = async () => ({ ok: false, seq: seqs[3] as string, problem: 'altered' });
-      const bad = await exportAudit(env.db, {
-        range,
-        format: 'jsonl',
-        out: collect().stream,
-        instance: 'x',
-        actor: 'a',
-        verifyChain: broken,
-      });
+      const bad = await exportWith(broken);
       expect(bad.verification).toEqual({ seq: seqs[3], problem: 'altered' });
       const verified = await env.db
         .selectFrom('audit_export')

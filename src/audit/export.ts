@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
-import { type Kysely, sql } from 'kysely';
-import type { Database } from '../db/types.ts';
+import { type Kysely, type Selectable, sql } from 'kysely';
+import type { AuditEventTable, Database } from '../db/types.ts';
 
 /** Every column of audit_event, in the fixed order of the CSV export. */
 export const AUDIT_COLUMNS = [
@@ -31,30 +31,7 @@ export const AUDIT_COLUMNS = [
 export const CHECKPOINT_COLUMNS = ['seq', 'hash', 'at', 'key_id', 'signature'] as const;
 
 /** One audit record as exported: `at` in UTC with microseconds (the stored precision), `seq` as text. */
-export interface AuditRow {
-  seq: string;
-  at: string;
-  type: string;
-  outcome: 'success' | 'failure';
-  account_id: string | null;
-  client_id: string | null;
-  session_id: string | null;
-  interaction_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  method: string | null;
-  amr: string[] | null;
-  acr: string | null;
-  reason: string | null;
-  request_id: string | null;
-  instance_id: string;
-  detail: Record<string, unknown> | null;
-  national_id: string | null;
-  tid: string | null;
-  establishment: string | null;
-  prev_hash: string | null;
-  hash: string | null;
-}
+export type AuditRow = Omit<Selectable<AuditEventTable>, 'seq' | 'at'> & { seq: string; at: string };
 
 export interface CheckpointRow {
   seq: string;
