@@ -13,6 +13,21 @@ const base64Key = z
   .string()
   .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes encoded in base64');
 
+/** RFC 5424 facilities a SIEM forwarder may use (their codes: src/audit/syslog.ts). */
+export const syslogFacilities = [
+  'auth',
+  'authpriv',
+  'logaudit',
+  'local0',
+  'local1',
+  'local2',
+  'local3',
+  'local4',
+  'local5',
+  'local6',
+  'local7',
+] as const;
+
 export const signingAlgs = ['ES256', 'PS256', 'RS256'] as const;
 export const clientAuthMethods = [
   'client_secret_basic',
@@ -506,6 +521,34 @@ export const configSchema = z
         }),
       )
       .default([]),
+    /** The audit trail (docs/audit.md). */
+    audit: z
+      .strictObject({
+        /** Forwarding to a SIEM as RFC 5424 syslog over TCP (RFC 6587 octet counting) or TLS; absent = off. */
+        syslog: z
+          .strictObject({
+            host: z.string().min(1),
+            port: port.default(6514),
+            tls: z.boolean().default(false),
+            /** CA certificates (PEM) trusted for the collector's certificate; default: the system's. */
+            caFile: z.string().optional(),
+            /** Name checked in the collector's certificate; default: host. */
+            serverName: z.string().optional(),
+            facility: z.enum(syslogFacilities).default('auth'),
+            /** Records sent per write; the cursor advances after each acknowledged batch. */
+            batchSize: z.number().int().min(1).max(10_000).default(100),
+            /** First delay before reconnecting to a collector that is down; doubles up to 20 times it. */
+            retrySeconds: seconds.max(3600).default(5),
+          })
+          .optional(),
+        retention: z
+          .strictObject({
+            /** Records older than this may be purged once exported and verified; absent = keep forever. */
+            days: z.number().int().positive().optional(),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
     /** Passerelle as FI habilité for Pro Santé Connect (docs/psc.md). The ANS rules are configuration. */
     psc: z
       .strictObject({
