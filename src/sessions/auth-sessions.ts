@@ -21,6 +21,9 @@ interface Lifetimes {
   absoluteSeconds: number;
 }
 
+/** The activity time of a session whose expiry was recorded (no live session is ever idle since 1970). */
+const EXPIRY_RECORDED = new Date(0);
+
 /** Don't write the activity time more often than this: one write per minute per session at most. */
 const TOUCH_GRANULARITY_MS = 60_000;
 
@@ -117,6 +120,38 @@ export class AuthSessions {
       lastActiveAt: row.last_active_at,
       expiresAt: row.expires_at,
     };
+  }
+
+  /**
+   * Why the session of that account has expired (idle or absolute lifetime), for the first caller only:
+   * the session is marked so that its expiry is recorded once, even when several requests find it
+   * expired. Undefined for a live session, another account's, or an expiry already claimed.
+   */
+  async claimExpiry(sessionUid: string, accountId: string): Promise<'idle' | 'absolute' | undefined> {
+    const row = await this.#db
+      .selectFrom('auth_session')
+      .selectAll()
+      .where('session_uid', '=', sessionUid)
+      .executeTakeFirst();
+    if (!row || row.account_id !== accountId) return undefined;
+    const now = Date.now();
+    const idleMs = this.#lifetimes[row.profile].idleSeconds * 1000;
+    const reason =
+      row.expires_at.getTime() <= now
+        ? 'absolute'
+        : row.last_active_at.getTime() + idleMs <= now
+          ? 'idle'
+          : undefined;
+    if (!reason) return undefined;
+    // A new login on this session (save) sets the activity time again.
+    const claimed = await this.#db
+      .updateTable('auth_session')
+      .set({ last_active_at: EXPIRY_RECORDED })
+      .where('session_uid', '=', sessionUid)
+      .where('last_active_at', '>', EXPIRY_RECORDED)
+      .returning('session_uid')
+      .executeTakeFirst();
+    return claimed ? reason : undefined;
   }
 
   /** PSC's session id when this single sign-on session came through Pro Santé Connect. */
