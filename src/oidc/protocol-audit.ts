@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { decodeJwt } from 'jose';
 import type Provider from 'oidc-provider';
@@ -18,6 +19,15 @@ export interface ProtocolAuditDeps {
 interface RequestFacts {
   revokedGrants: string[];
   backchannel: { clientId: string; accountId: string; sid: string; error?: string }[];
+}
+
+/**
+ * The identifier of a token in the trail. The engine's opaque tokens (access, refresh, authorization
+ * code) ARE their `jti`: recording it would record a usable bearer token. The trail keeps its SHA-256
+ * (base64url), which whoever holds the token can recompute to find its records.
+ */
+export function tokenDigest(jti: string): string {
+  return createHash('sha256').update(jti).digest('base64url');
 }
 
 /** A token as the engine's entities hold it (only identifiers and claims, never the token value). */
@@ -112,7 +122,7 @@ export function auditProtocolEvents(provider: Provider, deps: ProtocolAuditDeps)
             accountId: presented.accountId,
             sessionId: presented.sessionUid,
             reason: 'reuse_detected',
-            detail: { grantType, jti: presented.jti, revokedGrants: found.revokedGrants },
+            detail: { grantType, jtiSha256: tokenDigest(presented.jti), revokedGrants: found.revokedGrants },
           },
         ];
       }
@@ -134,9 +144,9 @@ export function auditProtocolEvents(provider: Provider, deps: ProtocolAuditDeps)
       detail: {
         grantType,
         scopes: access?.scope?.split(' ') ?? [],
-        jti: access?.jti,
+        jtiSha256: access && tokenDigest(access.jti),
         ...(body.refresh_token && entities.RefreshToken
-          ? { refreshTokenJti: entities.RefreshToken.jti }
+          ? { refreshTokenSha256: tokenDigest(entities.RefreshToken.jti) }
           : {}),
         idToken: typeof body.id_token === 'string',
         grantId: access?.grantId,
@@ -183,7 +193,9 @@ export function auditProtocolEvents(provider: Provider, deps: ProtocolAuditDeps)
         accountId: token?.accountId,
         sessionId: token?.sessionUid,
         reason: ok ? undefined : ctx.status === 200 ? 'token_unknown' : errorOf(ctx),
-        detail: token ? { kind: token.kind, jti: token.jti, revokedGrants: found.revokedGrants } : undefined,
+        detail: token
+          ? { kind: token.kind, jtiSha256: tokenDigest(token.jti), revokedGrants: found.revokedGrants }
+          : undefined,
       },
     ];
   };
@@ -205,7 +217,7 @@ export function auditProtocolEvents(provider: Provider, deps: ProtocolAuditDeps)
             ? {
                 active,
                 ...(active && token
-                  ? { kind: token.kind, jti: token.jti, tokenClientId: token.clientId }
+                  ? { kind: token.kind, jtiSha256: tokenDigest(token.jti), tokenClientId: token.clientId }
                   : {}),
               }
             : undefined,
@@ -226,7 +238,6 @@ export function auditProtocolEvents(provider: Provider, deps: ProtocolAuditDeps)
         type: everywhere ? 'session.ended' : 'session.client_logout',
         outcome: 'success',
         reason: 'rp_initiated_logout',
-        detail: { revokedGrants: found.revokedGrants.length },
       },
       ...found.backchannel.map(
         (delivery): AuditEvent => ({
