@@ -428,6 +428,33 @@ for (const kind of databasesUnderTest()) {
           },
         },
       ]);
+
+      // An authorization code redeemed twice: the second attempt revokes the grant.
+      const codeRequest = await authorizationRequest(dpi, REDIRECT);
+      const codeResult = await followThroughConsent(agent, codeRequest.url.toString(), t.issuer);
+      const code = String(codeResult.url.searchParams.get('code'));
+      const redeemed = await redeemCode(dpi, codeRequest, codeResult.url);
+      secrets.push(code, redeemed.access_token, redeemed.refresh_token ?? '');
+      const replay = await lastSeq();
+      await expect(redeemCode(dpi, codeRequest, codeResult.url)).rejects.toMatchObject({
+        error: 'invalid_grant',
+      });
+      expect(pick(await rowsAfter(replay))).toEqual([
+        {
+          ...common,
+          ...none,
+          type: 'token.code_reuse',
+          outcome: 'failure',
+          // The engine deletes the code with its grant before saying so: the client and grant identify it.
+          account_id: null,
+          reason: 'reuse_detected',
+          detail: {
+            grantType: 'authorization_code',
+            jtiSha256: tokenDigest(code),
+            revokedGrants: [expect.any(String)],
+          },
+        },
+      ]);
     });
     it('federation to PSC: one psc.federation.accepted with tid, establishment, oid, amr and acr as sent, national id', async () => {
       await t.passerelle.services.identities.set(cecile.id, IDNAT.cps, 'cps-certificate', 'verified');

@@ -111,18 +111,26 @@ export function auditProtocolEvents(provider: Provider, deps: ProtocolAuditDeps)
       client?.clientId ?? (typeof params?.client_id === 'string' ? params.client_id : undefined);
     const base = { ...requestContext(ctx), clientId };
     if (ctx.status !== 200) {
-      const presented = grantType === 'refresh_token' ? entities.RefreshToken : entities.AuthorizationCode;
-      if (found.revokedGrants.length && presented) {
-        // A consumed refresh token or authorization code presented again: the engine revoked the grant.
+      const refresh = grantType === 'refresh_token';
+      // A consumed refresh token or authorization code presented again: the engine revoked the grant
+      // (or the adapter did, for a concurrent redemption: "grant already used").
+      const description = (ctx.body as { error_description?: unknown } | undefined)?.error_description;
+      const reused =
+        found.revokedGrants.length > 0 ||
+        (typeof description === 'string' && /already (used|consumed)$/.test(description));
+      // Opaque: the value presented is the token's jti.
+      const value = refresh ? params?.refresh_token : params?.code;
+      if (reused && typeof value === 'string') {
+        const presented = refresh ? entities.RefreshToken : entities.AuthorizationCode;
         return [
           {
             ...base,
-            type: grantType === 'refresh_token' ? 'token.refresh_reuse' : 'token.code_reuse',
+            type: refresh ? 'token.refresh_reuse' : 'token.code_reuse',
             outcome: 'failure',
-            accountId: presented.accountId,
-            sessionId: presented.sessionUid,
+            accountId: presented?.accountId,
+            sessionId: presented?.sessionUid,
             reason: 'reuse_detected',
-            detail: { grantType, jtiSha256: tokenDigest(presented.jti), revokedGrants: found.revokedGrants },
+            detail: { grantType, jtiSha256: tokenDigest(value), revokedGrants: found.revokedGrants },
           },
         ];
       }
