@@ -100,8 +100,8 @@ export class AuthSessions {
       .execute();
   }
 
-  /** The session when it is still alive (neither idle nor past its absolute end) for that account. */
-  async active(sessionUid: string, accountId: string): Promise<AuthSession | undefined> {
+  /** The session row of that account, and why it has expired (undefined while it is alive). */
+  async #lookup(sessionUid: string, accountId: string) {
     const row = await this.#db
       .selectFrom('auth_session')
       .selectAll()
@@ -110,7 +110,20 @@ export class AuthSessions {
     if (!row || row.account_id !== accountId) return undefined;
     const now = Date.now();
     const idleMs = this.#lifetimes[row.profile].idleSeconds * 1000;
-    if (row.expires_at.getTime() <= now || row.last_active_at.getTime() + idleMs <= now) return undefined;
+    const expired =
+      row.expires_at.getTime() <= now
+        ? ('absolute' as const)
+        : row.last_active_at.getTime() + idleMs <= now
+          ? ('idle' as const)
+          : undefined;
+    return { row, expired };
+  }
+
+  /** The session when it is still alive (neither idle nor past its absolute end) for that account. */
+  async active(sessionUid: string, accountId: string): Promise<AuthSession | undefined> {
+    const found = await this.#lookup(sessionUid, accountId);
+    if (!found || found.expired) return undefined;
+    const { row } = found;
     return {
       sessionUid: row.session_uid,
       accountId: row.account_id,
@@ -128,20 +141,7 @@ export class AuthSessions {
    * expired. Undefined for a live session, another account's, or an expiry already claimed.
    */
   async claimExpiry(sessionUid: string, accountId: string): Promise<'idle' | 'absolute' | undefined> {
-    const row = await this.#db
-      .selectFrom('auth_session')
-      .selectAll()
-      .where('session_uid', '=', sessionUid)
-      .executeTakeFirst();
-    if (!row || row.account_id !== accountId) return undefined;
-    const now = Date.now();
-    const idleMs = this.#lifetimes[row.profile].idleSeconds * 1000;
-    const reason =
-      row.expires_at.getTime() <= now
-        ? 'absolute'
-        : row.last_active_at.getTime() + idleMs <= now
-          ? 'idle'
-          : undefined;
+    const reason = (await this.#lookup(sessionUid, accountId))?.expired;
     if (!reason) return undefined;
     // A new login on this session (save) sets the activity time again.
     const claimed = await this.#db
