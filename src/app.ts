@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -107,6 +108,7 @@ export async function openServices(
           views,
           logger,
           sessions,
+          audit,
           onClientAuthFailure: async (ip) => {
             await limiter.hit(clientAuthLimitKey(ip), config.rateLimits.clientAuthPerIp);
           },
@@ -148,6 +150,43 @@ export async function openServices(
   }
 }
 
+/** Configuration keys whose values are secrets (in any section: clients, LDAP, Annuaire Santé, PSC, keys). */
+const SECRET_CONFIG_KEYS: ReadonlySet<string> = new Set([
+  'clientSecret',
+  'apiKey',
+  'bindPassword',
+  'encryptionKey',
+]);
+
+/** The configuration without its secrets: secret keys masked, URL passwords (database.url) removed. */
+export function redactedConfig(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactedConfig);
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return Object.fromEntries(
+      entries.map(([key, v]) => [
+        key,
+        SECRET_CONFIG_KEYS.has(key) && v !== undefined ? '(secret)' : redactedConfig(v),
+      ]),
+    );
+  }
+  if (typeof value === 'string' && URL.canParse(value)) {
+    const url = new URL(value);
+    if (url.password) {
+      url.password = '';
+      return url.href;
+    }
+  }
+  return value;
+}
+
+/** SHA-256 of the configuration with every secret removed: which configuration an instance ran with. */
+export function configDigest(config: Config): string {
+  return createHash('sha256')
+    .update(JSON.stringify(redactedConfig(config)))
+    .digest('hex');
+}
+
 export interface Passerelle {
   services: Services;
   app: Koa;
@@ -170,6 +209,11 @@ export async function createPasserelle(
   const { database, accounts, clients, host, views, cookieKeys, sessions, audit, throttle } = services;
   const db = database.db;
 
+  await audit.record({
+    type: 'config.loaded',
+    outcome: 'success',
+    detail: { sha256: configDigest(config), instanceId: audit.instanceId, demo: config.demo },
+  });
   await clients.syncDeclared(config.clients, services.validateClient);
   if (config.demo) {
     await seedDemo(config.issuer, accounts, clients, services.validateClient);

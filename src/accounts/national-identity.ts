@@ -354,6 +354,7 @@ export class NationalIdentities {
           type,
           outcome,
           accountId: p.accountId,
+          nationalId: p.idNat,
           reason: outcome === 'failure' ? type.split('.').pop() : undefined,
           detail: { idNat: p.idNat, source: p.source, actor: p.actor, ...detail },
         },
@@ -428,6 +429,7 @@ export class NationalIdentities {
           type: 'rpps.link.removed',
           outcome: 'success',
           accountId: candidate.accountId,
+          nationalId: p.idNat,
           reason: 'superseded',
           detail: { idNat: p.idNat, previous: snapshot(candidate), supersededBy: p.accountId },
         },
@@ -600,6 +602,7 @@ export class NationalIdentities {
               type: 'rpps.link.removed',
               outcome: 'success',
               accountId: other.accountId,
+              nationalId: other.idNat,
               reason: 'review_accepted_for_another_account',
               detail: { reviewId: id, previous: snapshot(other), actor },
             },
@@ -660,6 +663,7 @@ export class NationalIdentities {
           type: `rpps.review.${state}`,
           outcome: 'success',
           accountId: item.accountId,
+          nationalId: item.idNat,
           detail: {
             reviewId: id,
             kind: item.kind,
@@ -768,6 +772,7 @@ export class NationalIdentities {
           type,
           outcome,
           accountId: link.accountId,
+          nationalId: link.idNat,
           reason:
             outcome === 'failure'
               ? change.kind === 'inactive'

@@ -10,7 +10,7 @@ import {
 import { MIN_PASSWORD_LENGTH, passwordProblem } from '../accounts/passwords.ts';
 import { type Account, AccountExistsError } from '../accounts/store.ts';
 import { openServices, type Services } from '../app.ts';
-import { AuditTrail } from '../audit/trail.ts';
+import { type AuditEvent, AuditTrail } from '../audit/trail.ts';
 import { clientDescriptionSchema } from '../config/schema.ts';
 import { connectDatabase } from '../db/connect.ts';
 import { migrateDown, migrateToLatest, migrationStatus } from '../db/migrate.ts';
@@ -35,6 +35,18 @@ export async function withServices<T>(command: Command, run: (services: Services
   } finally {
     await services.database.close();
   }
+}
+
+/** Records an administrative act done from the command line, with the operator who ran it. */
+async function recordAdmin(
+  services: Services,
+  event: Omit<AuditEvent, 'outcome'> & { detail?: Record<string, unknown> },
+): Promise<void> {
+  await services.audit.record({
+    ...event,
+    outcome: 'success',
+    detail: { via: 'cli', actor: operator(undefined), ...event.detail },
+  });
 }
 
 async function readNewPassword(fromStdin: boolean): Promise<string> {
@@ -86,10 +98,13 @@ export function registerKeys(program: Command): void {
     .command('rotate')
     .description('add new signing keys; previous keys stay published until the tokens they signed expire')
     .action(async (_opts, command: Command) => {
-      await withServices(command, async ({ database, sealer, config }) => {
+      await withServices(command, async (services) => {
+        const { database, sealer, config } = services;
         const t = config.tokens;
         const longest = Math.max(t.accessTokenTtl, t.idTokenTtl, t.authorizationCodeTtl) + 60;
-        for (const kid of await rotateSigningKeys(database.db, sealer, longest)) out(`new key ${kid}`);
+        const kids = await rotateSigningKeys(database.db, sealer, longest);
+        await recordAdmin(services, { type: 'admin.keys.rotated', detail: { kids } });
+        for (const kid of kids) out(`new key ${kid}`);
         out(`running instances pick the new keys up within ${config.keys.reloadIntervalSeconds} s`);
       });
     });
@@ -149,9 +164,19 @@ export function registerClients(program: Command): void {
         throw new CliError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'));
       }
       const metadata: ClientMetadata = toClientMetadata(parsed.data);
-      await withServices(command, async ({ clients, validateClient }) => {
+      await withServices(command, async (services) => {
+        const { clients, validateClient } = services;
         if (await clients.findMetadata(clientId)) throw new CliError(`client ${clientId} already exists`);
         const { generatedSecret } = await clients.save(metadata, 'cli', validateClient);
+        await recordAdmin(services, {
+          type: 'admin.client.added',
+          clientId,
+          detail: {
+            authMethod: metadata.token_endpoint_auth_method,
+            redirectUris: metadata.redirect_uris,
+            grantTypes: metadata.grant_types,
+          },
+        });
         out(`client ${clientId} registered`);
         if (generatedSecret) out(`client secret (shown once, store it now): ${generatedSecret}`);
       });
@@ -184,8 +209,10 @@ export function registerClients(program: Command): void {
     .description('replace the secret of a client; the new one is printed once')
     .argument('<client-id>')
     .action(async (clientId: string, _opts, command: Command) => {
-      await withServices(command, async ({ clients }) => {
-        out(`client secret (shown once, store it now): ${await clients.rotateSecret(clientId)}`);
+      await withServices(command, async (services) => {
+        const secret = await services.clients.rotateSecret(clientId);
+        await recordAdmin(services, { type: 'admin.client.secret_rotated', clientId });
+        out(`client secret (shown once, store it now): ${secret}`);
       });
     });
   clients
@@ -193,8 +220,9 @@ export function registerClients(program: Command): void {
     .description('remove a client and revoke its tokens')
     .argument('<client-id>')
     .action(async (clientId: string, _opts, command: Command) => {
-      await withServices(command, async ({ clients }) => {
-        if (!(await clients.remove(clientId))) throw new CliError(`no client ${clientId}`);
+      await withServices(command, async (services) => {
+        if (!(await services.clients.remove(clientId))) throw new CliError(`no client ${clientId}`);
+        await recordAdmin(services, { type: 'admin.client.removed', clientId });
         out(`client ${clientId} removed`);
       });
     });
@@ -213,9 +241,9 @@ export function registerUsers(program: Command): void {
     .option('--password-stdin', 'read the password from standard input', false)
     .action(async (username: string, opts, command: Command) => {
       const password = await readNewPassword(opts.passwordStdin);
-      await withServices(command, async ({ accounts }) => {
+      await withServices(command, async (services) => {
         try {
-          const account = await accounts.create(
+          const account = await services.accounts.create(
             {
               username,
               displayName: opts.name,
@@ -225,6 +253,11 @@ export function registerUsers(program: Command): void {
             },
             password,
           );
+          await recordAdmin(services, {
+            type: 'admin.account.added',
+            accountId: account.id,
+            detail: { username: account.username },
+          });
           out(`account ${account.username} created (id ${account.id})`);
         } catch (err) {
           if (err instanceof AccountExistsError) throw new CliError(err.message);
@@ -252,10 +285,14 @@ export function registerUsers(program: Command): void {
       .description(`${name} an account`)
       .argument('<username>')
       .action(async (username: string, _opts, command: Command) => {
-        await withServices(command, async ({ accounts }) => {
-          const account = await accounts.findByUsername(username);
-          if (!account) throw new CliError(`no account ${username}`);
-          await accounts.setDisabled(account.id, disabled);
+        await withServices(command, async (services) => {
+          const account = await accountNamed(services, username);
+          await services.accounts.setDisabled(account.id, disabled);
+          await recordAdmin(services, {
+            type: `admin.account.${disabled ? 'disabled' : 'enabled'}`,
+            accountId: account.id,
+            detail: { username: account.username },
+          });
           out(`account ${account.username} ${disabled ? 'disabled' : 'enabled'}`);
         });
       });
@@ -284,10 +321,14 @@ export function registerUsers(program: Command): void {
     .option('--password-stdin', 'read the password from standard input', false)
     .action(async (username: string, opts, command: Command) => {
       const password = await readNewPassword(opts.passwordStdin);
-      await withServices(command, async ({ accounts }) => {
-        const account = await accounts.findByUsername(username);
-        if (!account) throw new CliError(`no account ${username}`);
-        await accounts.setPassword(account.id, password);
+      await withServices(command, async (services) => {
+        const account = await accountNamed(services, username);
+        await services.accounts.setPassword(account.id, password);
+        await recordAdmin(services, {
+          type: 'admin.account.password_set',
+          accountId: account.id,
+          detail: { username: account.username },
+        });
         out(`password of ${account.username} changed`);
       });
     });

@@ -214,8 +214,24 @@ export function pscLoginRoutes(deps: PscLoginRouteDeps): Router {
             | { backchannelLogoutUri?: string; backchannelLogout(sub: string, sid: string): Promise<void> }
             | undefined;
           if (!client?.backchannelLogoutUri) continue;
-          await client.backchannelLogout(accountId, session.sidFor(clientId) ?? '').catch((err: unknown) => {
-            deps.logger.warn({ err, clientId }, 'back-channel logout delivery failed');
+          const sid = session.sidFor(clientId) ?? '';
+          const error = await client.backchannelLogout(accountId, sid).then(
+            () => undefined,
+            (err: Error) => {
+              deps.logger.warn({ err, clientId }, 'back-channel logout delivery failed');
+              return err.name;
+            },
+          );
+          await deps.audit.record({
+            type: 'logout.backchannel',
+            outcome: error ? 'failure' : 'success',
+            accountId,
+            clientId,
+            sessionId: uid,
+            reason: error ? 'delivery_failed' : undefined,
+            ip: ctx.ip,
+            requestId: ctx.state.requestId,
+            detail: { sid, ...(error ? { error } : {}) },
           });
         }
         await session.destroy();

@@ -91,7 +91,8 @@ export async function attemptMethod(
             outcome: 'success',
             accountId: outcome.accountId,
             amr: outcome.amr,
-            detail: outcome.detail,
+            nationalId: outcome.nationalId?.idNat,
+            detail: withoutNationalId(outcome.detail),
           }
         : {
             ...base,
@@ -117,6 +118,13 @@ export async function attemptMethod(
     return { outcome: { kind: 'failure', code: 'service_unavailable', reason: 'audit_unavailable' } };
   }
   return { outcome, account };
+}
+
+/** The national id proven by a login has its own field in the record (`nationalId`), not the detail. */
+function withoutNationalId(detail: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!detail) return undefined;
+  const { idNat: _idNat, ...rest } = detail;
+  return rest;
 }
 
 /** A proven credential still fails for a disabled account or for another account than the one established. */

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { EstablishmentMembers } from '../accounts/establishments.ts';
 import type { NationalIdentities } from '../accounts/national-identity.ts';
 import type { AccountStore } from '../accounts/store.ts';
+import type { AuditTrail } from '../audit/trail.ts';
 import type { Config } from '../config/schema.ts';
 import { clientAuthMethods, signingAlgs } from '../config/schema.ts';
 import { pscEligibilityPrompt } from '../federation/psc-eligibility.ts';
@@ -18,6 +19,7 @@ import type { AuthSessions } from '../sessions/auth-sessions.ts';
 import { interactionPolicyWith, sessionPolicyCheck } from '../sessions/policy-check.ts';
 import { REQUEST_ID_HEADER } from './host.ts';
 import type { KeySet } from './keys.ts';
+import { auditProtocolEvents } from './protocol-audit.ts';
 
 /** Events carrying the errors of client-authenticating endpoints. */
 const CLIENT_AUTH_ERROR_EVENTS = [
@@ -39,6 +41,7 @@ export interface ProviderDeps {
   views: Views;
   logger: Logger;
   sessions: AuthSessions;
+  audit: AuditTrail;
   /** Called for each failed client authentication, with the source address. */
   onClientAuthFailure(ip: string): Promise<void>;
 }
@@ -244,7 +247,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
       return globalThis.fetch(url, options);
     },
     interactions: {
-      policy: interactionPolicyWith(sessionPolicyCheck(config, deps.sessions), [
+      policy: interactionPolicyWith(sessionPolicyCheck(config, deps.sessions, deps.audit), [
         pscEligibilityPrompt(config, identities, deps.establishments),
       ]),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
@@ -395,6 +398,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
     const body = ctx.body as Record<string, unknown> | undefined;
     if (sid && body && typeof body === 'object') body.session_state = sid;
   });
+  auditProtocolEvents(provider, { audit: deps.audit, config, identities });
   provider.proxy = config.http.trustProxy;
   provider.maxIpsCount = 1;
   provider.on('server_error', (ctx, err) => {

@@ -21,6 +21,9 @@ interface Lifetimes {
   absoluteSeconds: number;
 }
 
+/** The activity time of a session whose expiry was recorded (no live session is ever idle since 1970). */
+const EXPIRY_RECORDED = new Date(0);
+
 /** Don't write the activity time more often than this: one write per minute per session at most. */
 const TOUCH_GRANULARITY_MS = 60_000;
 
@@ -97,8 +100,8 @@ export class AuthSessions {
       .execute();
   }
 
-  /** The session when it is still alive (neither idle nor past its absolute end) for that account. */
-  async active(sessionUid: string, accountId: string): Promise<AuthSession | undefined> {
+  /** The session row of that account, and why it has expired (undefined while it is alive). */
+  async #lookup(sessionUid: string, accountId: string) {
     const row = await this.#db
       .selectFrom('auth_session')
       .selectAll()
@@ -107,7 +110,20 @@ export class AuthSessions {
     if (!row || row.account_id !== accountId) return undefined;
     const now = Date.now();
     const idleMs = this.#lifetimes[row.profile].idleSeconds * 1000;
-    if (row.expires_at.getTime() <= now || row.last_active_at.getTime() + idleMs <= now) return undefined;
+    const expired =
+      row.expires_at.getTime() <= now
+        ? ('absolute' as const)
+        : row.last_active_at.getTime() + idleMs <= now
+          ? ('idle' as const)
+          : undefined;
+    return { row, expired };
+  }
+
+  /** The session when it is still alive (neither idle nor past its absolute end) for that account. */
+  async active(sessionUid: string, accountId: string): Promise<AuthSession | undefined> {
+    const found = await this.#lookup(sessionUid, accountId);
+    if (!found || found.expired) return undefined;
+    const { row } = found;
     return {
       sessionUid: row.session_uid,
       accountId: row.account_id,
@@ -117,6 +133,25 @@ export class AuthSessions {
       lastActiveAt: row.last_active_at,
       expiresAt: row.expires_at,
     };
+  }
+
+  /**
+   * Why the session of that account has expired (idle or absolute lifetime), for the first caller only:
+   * the session is marked so that its expiry is recorded once, even when several requests find it
+   * expired. Undefined for a live session, another account's, or an expiry already claimed.
+   */
+  async claimExpiry(sessionUid: string, accountId: string): Promise<'idle' | 'absolute' | undefined> {
+    const reason = (await this.#lookup(sessionUid, accountId))?.expired;
+    if (!reason) return undefined;
+    // A new login on this session (save) sets the activity time again.
+    const claimed = await this.#db
+      .updateTable('auth_session')
+      .set({ last_active_at: EXPIRY_RECORDED })
+      .where('session_uid', '=', sessionUid)
+      .where('last_active_at', '>', EXPIRY_RECORDED)
+      .returning('session_uid')
+      .executeTakeFirst();
+    return claimed ? reason : undefined;
   }
 
   /** PSC's session id when this single sign-on session came through Pro Santé Connect. */

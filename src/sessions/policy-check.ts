@@ -1,7 +1,9 @@
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import type { AuditTrail } from '../audit/trail.ts';
 import type { Config } from '../config/schema.ts';
 import type { CompletedMethod } from '../db/types.ts';
 import { pscEstablishmentOf, pscLevelAcr } from '../federation/psc-profile.ts';
+import { REQUEST_ID_HEADER } from '../oidc/host.ts';
 import { assess, reaches, requiredLevel, withinMaxAge } from '../policy/assurance.ts';
 import type { AuthSessions, SessionProfile } from './auth-sessions.ts';
 
@@ -47,9 +49,10 @@ export function maxAgeOf(
  * The login prompt's own check: the single sign-on session must be alive (idle and absolute
  * lifetimes) and its methods, within max_age, must reach the level the client needs; otherwise the
  * user is asked to authenticate (again, or only for the missing factor). It also records the methods
- * of a login that just completed.
+ * of a login that just completed. Audited: session start, refresh (a new login on a live session of
+ * the same account: step-up or re-authentication) and expiry.
  */
-export function sessionPolicyCheck(config: Config, sessions: AuthSessions) {
+export function sessionPolicyCheck(config: Config, sessions: AuthSessions, audit: AuditTrail) {
   const { Check } = interactionPolicy;
   return new Check(
     SESSION_CHECK,
@@ -58,13 +61,35 @@ export function sessionPolicyCheck(config: Config, sessions: AuthSessions) {
     async (ctx: KoaContextWithOIDC) => {
       const { session, result, client, params } = ctx.oidc;
       if (!session?.accountId || !client) return Check.NO_NEED_TO_PROMPT;
+      const context = {
+        accountId: session.accountId,
+        sessionId: session.uid,
+        clientId: client.clientId,
+        ip: ctx.ip,
+        userAgent: ctx.get('user-agent') || undefined,
+        requestId: ctx.get(REQUEST_ID_HEADER) || undefined,
+      };
       const completed = result?.passerelle as LoginRecord | undefined;
       if (result?.login && completed) {
+        const live = await sessions.active(session.uid, session.accountId);
         await sessions.save(session.uid, session.accountId, completed.methods, completed.profile);
+        await audit.record({
+          ...context,
+          type: live ? 'session.refreshed' : 'session.started',
+          outcome: 'success',
+          interactionId: ctx.oidc.entities.Interaction?.uid,
+          method: completed.methods.at(-1)?.method,
+          amr: result.login.amr,
+          acr: result.login.acr,
+          detail: { methods: completed.methods.map((m) => m.method), profile: completed.profile },
+        });
         return Check.NO_NEED_TO_PROMPT;
       }
       const active = await sessions.active(session.uid, session.accountId);
       if (!active) {
+        const expiry = await sessions.claimExpiry(session.uid, session.accountId);
+        if (expiry)
+          await audit.record({ ...context, type: 'session.expired', outcome: 'success', reason: expiry });
         reasons.set(ctx, 'expired');
         return Check.REQUEST_PROMPT;
       }
