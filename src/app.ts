@@ -9,6 +9,7 @@ import { DirectoryAccounts } from './accounts/directory-accounts.ts';
 import { EstablishmentMembers } from './accounts/establishments.ts';
 import { NationalIdentities } from './accounts/national-identity.ts';
 import { AccountStore } from './accounts/store.ts';
+import { SyslogForwarder } from './audit/syslog.ts';
 import { AuditTrail } from './audit/trail.ts';
 import type { Config } from './config/schema.ts';
 import { Sealer } from './crypto/sealer.ts';
@@ -424,12 +425,16 @@ export async function createPasserelle(
     }
   };
 
+  // The audit trail forwarded to the SIEM (one instance at a time; the database is the buffer).
+  const syslog = config.audit.syslog ? new SyslogForwarder(db, config.audit.syslog, logger) : undefined;
+
   return {
     services,
     app,
     smartcard,
     rpps,
     start() {
+      syslog?.start();
       host.start();
       smartcard?.start();
       purgeTimer = setInterval(purge, config.purge.intervalSeconds * 1000);
@@ -458,6 +463,7 @@ export async function createPasserelle(
           server.closeIdleConnections();
         });
       await Promise.all(servers.map(drain));
+      await syslog?.stop();
       await directory?.close();
       await database.close();
     },

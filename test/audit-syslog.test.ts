@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
+import * as oidc from 'openid-client';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -12,8 +13,19 @@ import {
 } from '../src/audit/syslog.ts';
 import type { AuditEvent } from '../src/audit/trail.ts';
 import { appendEvents, auditDatabase } from './helpers/audit-seed.ts';
+import { BrowserAgent, browserLogin } from './helpers/browser-agent.ts';
+import {
+  authorizationRequest,
+  codeClaims,
+  createUser,
+  discover,
+  REDIRECT,
+  registerWebClient,
+  TEST_PASSWORD,
+} from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts';
+import { startTestServer } from './helpers/server.ts';
 
 interface Parsed {
   pri: number;
@@ -343,3 +355,39 @@ for (const kind of databasesUnderTest()) {
     });
   });
 }
+
+describe('a running Passerelle forwards its audit trail', () => {
+  it('the records of a login reach the collector, the configuration record first', async () => {
+    const collector = new Collector();
+    await collector.listen();
+    const t = await startTestServer('pglite', {
+      config: { audit: { syslog: { host: '127.0.0.1', port: collector.port, retrySeconds: 1 } } },
+    });
+    try {
+      const user = await createUser(t, 'syslog.user');
+      const client = await discover(t, 'dpi', oidc.ClientSecretBasic(await registerWebClient(t, 'dpi')));
+      const pending = await authorizationRequest(client, REDIRECT);
+      const { callback } = await browserLogin(new BrowserAgent(), pending.url, t.issuer, {
+        username: user.username,
+        password: TEST_PASSWORD,
+      });
+      await codeClaims(client, pending, callback);
+      await until(
+        () => collector.messages.some((m) => m.msgId === 'token.issued'),
+        'the token record at the collector',
+      );
+      const types = collector.messages.map((m) => m.msgId);
+      expect(types[0]).toBe('config.loaded');
+      expect(types).toContain('auth.attempt');
+      const attempt = collector.messages.find((m) => m.msgId === 'auth.attempt');
+      expect(attempt?.params).toMatchObject({ outcome: 'success', account: user.id, method: 'password' });
+      // In order, no repeat.
+      const seqs = collector.seqs().map(Number);
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      expect(new Set(seqs).size).toBe(seqs.length);
+    } finally {
+      await t.close();
+      await collector.close();
+    }
+  });
+});
