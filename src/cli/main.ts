@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerClients, registerKeys, registerMigrate, registerUsers, registerWebauthn } from './admin.ts';
+import { registerAudit } from './audit.ts';
 import { CliError } from './context.ts';
 import { registerRpps } from './rpps.ts';
 import { serve } from './serve.ts';
@@ -23,6 +24,7 @@ registerClients(program);
 registerUsers(program);
 registerWebauthn(program);
 registerRpps(program);
+registerAudit(program);
 
 try {
   await program.parseAsync(process.argv);

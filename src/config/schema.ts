@@ -356,6 +356,13 @@ export const configSchema = z
         batchSize: z.number().int().positive().default(500),
       })
       .prefault({}),
+    /** The traceability trail (docs/audit.md). */
+    audit: z
+      .strictObject({
+        /** A signed checkpoint of the hash chain this often (one instance writes it). */
+        checkpointIntervalSeconds: seconds.default(300),
+      })
+      .prefault({}),
     log: z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
       .prefault({}),

@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto';
+
+/** prev_hash of the first record of the trail. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** Every stored field of an audit_event row, `hash` aside (the fields its hash covers). */
+export interface ChainedRecord {
+  seq: string;
+  at: Date;
+  type: string;
+  outcome: string;
+  account_id: string | null;
+  client_id: string | null;
+  session_id: string | null;
+  interaction_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  method: string | null;
+  amr: unknown;
+  acr: string | null;
+  reason: string | null;
+  request_id: string | null;
+  instance_id: string;
+  detail: unknown;
+  national_id: string | null;
+  tid: string | null;
+  establishment: string | null;
+  prev_hash: string;
+}
+
+/** A stored row: its fields and its hash. */
+export interface ChainRow extends ChainedRecord {
+  hash: string;
+}
+
+/** The columns a canonical form covers, in the order an auditor reads them (the output sorts keys). */
+export const CHAINED_COLUMNS = [
+  'seq',
+  'at',
+  'type',
+  'outcome',
+  'account_id',
+  'client_id',
+  'session_id',
+  'interaction_id',
+  'ip',
+  'user_agent',
+  'method',
+  'amr',
+  'acr',
+  'reason',
+  'request_id',
+  'instance_id',
+  'detail',
+  'national_id',
+  'tid',
+  'establishment',
+  'prev_hash',
+] as const satisfies readonly (keyof ChainedRecord)[];
+
+/**
+ * JSON with object keys sorted (by UTF-16 code units, as Array.prototype.sort), no whitespace, and
+ * members whose value is undefined left out (as JSON.stringify does); arrays keep their order.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v ?? null)).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/**
+ * The canonical form of a record (docs/audit.md, "Chain"): one JSON object of every chained column,
+ * keys sorted, `seq` as a decimal string, `at` as ISO-8601 UTC with milliseconds, nulls kept, amr and
+ * detail as canonical JSON values.
+ */
+export function canonical(record: ChainedRecord): string {
+  const fields: Record<string, unknown> = {};
+  for (const column of CHAINED_COLUMNS) fields[column] = record[column];
+  fields.seq = String(record.seq);
+  fields.at = record.at.toISOString();
+  return canonicalJson(fields);
+}
+
+/** hash = hex(SHA-256(prev_hash + '\n' + canonical)). */
+export function chainHash(record: ChainedRecord): string {
+  return createHash('sha256')
+    .update(`${record.prev_hash}\n${canonical(record)}`)
+    .digest('hex');
+}
+
+/** What jsonb gives back for a value: what the hash must cover (undefined members dropped). */
+export function asStoredJson<T>(value: T | undefined): T | null {
+  return value === undefined ? null : (JSON.parse(JSON.stringify(value)) as T);
+}

@@ -1,0 +1,352 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Kysely, sql } from 'kysely';
+import pg from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canonical, chainHash, GENESIS_HASH } from '../src/audit/canonical.ts';
+import { allowAuditPurge, chainRows } from '../src/audit/chain.ts';
+import {
+  AuditCheckpoints,
+  AuditSigningKey,
+  listCheckpoints,
+  parsePublicKey,
+  publicKeyExport,
+} from '../src/audit/checkpoints.ts';
+import { type AuditEvent, AuditTrail } from '../src/audit/trail.ts';
+import { type VerifyResult, verifyChain } from '../src/audit/verify.ts';
+import { Sealer } from '../src/crypto/sealer.ts';
+import { connectDatabase, type DatabaseHandle } from '../src/db/connect.ts';
+import { migrateToLatest } from '../src/db/migrate.ts';
+import type { Database } from '../src/db/types.ts';
+import { cleanEnv, runCli } from './helpers/cli.ts';
+import {
+  adminUrl,
+  createTestDatabase,
+  databasesUnderTest,
+  queryOnce,
+  type TestDatabase,
+} from './helpers/databases.ts';
+
+const silent = pino({ level: 'silent' });
+const encryptionKey = randomBytes(32).toString('base64');
+
+/** A login-like event, varied by `i` (nulls, unicode, nested detail). */
+function loginEvent(i: number): AuditEvent {
+  return {
+    type: 'auth.attempt',
+    outcome: i % 7 === 0 ? 'failure' : 'success',
+    accountId: i % 5 === 0 ? undefined : '0b7e6f9c-3c8e-4a51-9d5e-2f1c4b8a7d60',
+    clientId: 'dossier-patient',
+    sessionId: `s${i}`,
+    ip: `10.0.${i % 256}.${(i * 7) % 256}`,
+    userAgent: 'Mozilla/5.0 (Windows NT 10.0) — « poste de soins »',
+    method: i % 2 ? 'webauthn' : 'ldap',
+    amr: i % 2 ? ['hwk', 'pin'] : ['pwd'],
+    acr: 'urn:passerelle:loa:substantial',
+    reason: i % 7 === 0 ? 'bad_password' : undefined,
+    requestId: `req-${i}`,
+    detail: { attempt: i, nested: { z: 1, a: [true, null, 'é'] }, dropped: undefined },
+    nationalId: i % 3 === 0 ? `810100${String(i).padStart(5, '0')}` : undefined,
+  };
+}
+
+class Rollback extends Error {}
+
+for (const kind of databasesUnderTest()) {
+  describe(`audit hash chain, checkpoints and verify [${kind}]`, () => {
+    let testDb: TestDatabase;
+    let handle: DatabaseHandle;
+    let db: Kysely<Database>;
+    let trail: AuditTrail;
+    let key: AuditSigningKey;
+    let checkpoints: AuditCheckpoints;
+
+    const verifyAll = async (on: Kysely<Database> = db) =>
+      verifyChain(chainRows(on, {}, 64), await listCheckpoints(on), key.publicKey);
+
+    /** Tampers as the owner inside a transaction that is rolled back, and verifies what it sees. */
+    async function tampered(change: (trx: Kysely<Database>) => Promise<unknown>): Promise<VerifyResult> {
+      let result: VerifyResult | undefined;
+      await db
+        .transaction()
+        .execute(async (trx) => {
+          await allowAuditPurge(trx);
+          await change(trx);
+          result = await verifyAll(trx);
+          throw new Rollback();
+        })
+        .catch((err) => {
+          if (!(err instanceof Rollback)) throw err;
+        });
+      if (!result) throw new Error('no verification result');
+      return result;
+    }
+    const problemOf = (result: VerifyResult) => (result.kind === 'problem' ? result.problem : undefined);
+
+    beforeAll(async () => {
+      testDb = await createTestDatabase(kind);
+      handle = await connectDatabase({ database: { url: testDb.url, dataDir: testDb.dataDir, poolSize: 4 } });
+      db = handle.db;
+      await migrateToLatest(db);
+      trail = new AuditTrail(db, silent);
+      key = await AuditSigningKey.load(db, new Sealer(encryptionKey));
+      checkpoints = new AuditCheckpoints(db, key);
+      for (let i = 1; i <= 200; i++) await trail.record(loginEvent(i));
+      expect(await checkpoints.write()).toMatchObject({ seq: '200' });
+      for (let i = 201; i <= 300; i++) await trail.record(loginEvent(i));
+      expect(await checkpoints.write()).toMatchObject({ seq: '300' });
+    }, 60_000);
+    afterAll(async () => {
+      await handle?.close();
+      await testDb?.drop();
+    });
+
+    it('a chain of 300 records with 2 checkpoints verifies; each row hashes its stored canonical form', async () => {
+      const result = await verifyAll();
+      expect(result).toMatchObject({
+        kind: 'ok',
+        summary: { rows: 300, checkpoints: 2, firstSeq: '1', lastSeq: '300', anchored: true },
+      });
+      const [first, second] = await db
+        .selectFrom('audit_event')
+        .selectAll()
+        .orderBy('seq')
+        .limit(2)
+        .execute();
+      expect(first?.prev_hash).toBe(GENESIS_HASH);
+      expect(second?.prev_hash).toBe(first?.hash);
+      // The stored time is the hashed time (millisecond precision survives timestamptz).
+      const text = canonical({ ...(first as never), prev_hash: GENESIS_HASH });
+      expect(text).toContain(`"at":"${first?.at.toISOString()}"`);
+      expect(text).toContain('"seq":"1"');
+      expect(text).toContain('"detail":{"attempt":1,"nested":{"a":[true,null,"é"],"z":1}}');
+      expect(text).toContain('"reason":null');
+      expect(text).not.toContain('"hash"');
+    });
+
+    it('the signing key is created once and sealed: loading it again gives the same key id', async () => {
+      const again = await AuditSigningKey.load(db, new Sealer(encryptionKey));
+      expect(again.keyId).toBe(key.keyId);
+      const { pem, jwk } = publicKeyExport(key.publicKey);
+      expect(jwk).toMatchObject({ kty: 'OKP', crv: 'Ed25519', kid: key.keyId });
+      expect(jwk).not.toHaveProperty('d');
+      expect(parsePublicKey(pem).equals(key.publicKey)).toBe(true);
+      expect(parsePublicKey(JSON.stringify(jwk)).equals(key.publicKey)).toBe(true);
+      const sealed = await db
+        .selectFrom('app_secret')
+        .select('value_sealed')
+        .where('name', '=', 'audit_signing_key');
+      expect((await sealed.executeTakeFirstOrThrow()).value_sealed).not.toContain('PRIVATE KEY');
+    });
+
+    it('an updated field is named altered at its seq', async () => {
+      const result = await tampered((trx) =>
+        trx.updateTable('audit_event').set({ ip: '192.0.2.66' }).where('seq', '=', '123').execute(),
+      );
+      expect(problemOf(result)).toMatchObject({ kind: 'altered', seq: '123' });
+      expect(result.summary.rows).toBe(123);
+    });
+
+    it('a row rewritten with a recomputed hash is named altered: its successor no longer links to it', async () => {
+      const result = await tampered(async (trx) => {
+        const row = await trx
+          .selectFrom('audit_event')
+          .selectAll()
+          .where('seq', '=', '77')
+          .executeTakeFirstOrThrow();
+        const forged = { ...row, outcome: 'success' as const, prev_hash: row.prev_hash ?? '' };
+        await trx
+          .updateTable('audit_event')
+          .set({ outcome: 'success', reason: null, hash: chainHash({ ...forged, reason: null }) })
+          .where('seq', '=', '77')
+          .execute();
+      });
+      expect(problemOf(result)).toMatchObject({ kind: 'altered', seq: '77' });
+    });
+
+    it('a deleted middle row is named deleted at its seq', async () => {
+      const result = await tampered((trx) =>
+        trx.deleteFrom('audit_event').where('seq', '=', '150').execute(),
+      );
+      expect(problemOf(result)).toMatchObject({ kind: 'deleted', seq: '150' });
+    });
+
+    it('a forged row inserted in the middle (later rows renumbered, its own hash correct) is named inserted', async () => {
+      const result = await tampered(async (trx) => {
+        await sql`update audit_event set seq = seq + 1000000 where seq >= 100`.execute(trx);
+        await sql`update audit_event set seq = seq - 999999 where seq >= 1000000`.execute(trx);
+        const before = await trx
+          .selectFrom('audit_event')
+          .select('hash')
+          .where('seq', '=', '99')
+          .executeTakeFirstOrThrow();
+        const forged = {
+          seq: '100',
+          at: new Date(),
+          type: 'auth.attempt',
+          outcome: 'success' as const,
+          account_id: null,
+          client_id: 'dossier-patient',
+          session_id: null,
+          interaction_id: null,
+          ip: '10.9.9.9',
+          user_agent: null,
+          method: 'ldap',
+          amr: ['pwd'],
+          acr: null,
+          reason: null,
+          request_id: null,
+          instance_id: 'forger',
+          detail: null,
+          national_id: null,
+          tid: null,
+          establishment: null,
+          prev_hash: before.hash ?? '',
+        };
+        await trx
+          .insertInto('audit_event')
+          .values({ ...forged, amr: JSON.stringify(forged.amr), hash: chainHash(forged) })
+          .execute();
+      });
+      expect(problemOf(result)).toMatchObject({ kind: 'inserted', seq: '100' });
+    });
+
+    it('two rows whose contents were swapped are named reordered at the first of them', async () => {
+      const columns = sql.raw(
+        'at, type, outcome, account_id, client_id, session_id, interaction_id, ip, user_agent, method, amr, acr, ' +
+          'reason, request_id, instance_id, detail, national_id, tid, establishment, prev_hash, hash',
+      );
+      const swap = (a: number, b: number) => (trx: Kysely<Database>) =>
+        sql`update audit_event x set (${columns}) = (select ${columns} from audit_event y
+            where y.seq = case x.seq when ${sql.lit(a)} then ${sql.lit(b)} else ${sql.lit(a)} end)
+            where x.seq in (${sql.lit(a)}, ${sql.lit(b)})`.execute(trx);
+      expect(problemOf(await tampered(swap(40, 60)))).toMatchObject({ kind: 'reordered', seq: '40' });
+      expect(problemOf(await tampered(swap(70, 71)))).toMatchObject({ kind: 'reordered', seq: '70' });
+    });
+
+    it('a tail deleted after a checkpoint signed it is named truncated at the first missing seq', async () => {
+      const result = await tampered((trx) =>
+        trx.deleteFrom('audit_event').where('seq', '>', '250').execute(),
+      );
+      expect(problemOf(result)).toMatchObject({ kind: 'truncated', seq: '251' });
+    });
+
+    it('a tail recomputed consistently is caught by the signed checkpoint', async () => {
+      const result = await tampered(async (trx) => {
+        let prev = (
+          await trx
+            .selectFrom('audit_event')
+            .select('hash')
+            .where('seq', '=', '279')
+            .executeTakeFirstOrThrow()
+        ).hash as string;
+        for await (const row of chainRows(trx, { from: '280' })) {
+          const forged = { ...row, ip: '192.0.2.1', prev_hash: prev };
+          prev = chainHash(forged);
+          await trx
+            .updateTable('audit_event')
+            .set({ ip: forged.ip, prev_hash: forged.prev_hash, hash: prev })
+            .where('seq', '=', row.seq)
+            .execute();
+        }
+      });
+      expect(problemOf(result)).toMatchObject({ kind: 'altered', seq: '300' });
+    });
+
+    it('a checkpoint whose signature does not verify is named bad-checkpoint; so is another key', async () => {
+      const forgedHash = await tampered((trx) =>
+        trx
+          .updateTable('audit_checkpoint')
+          .set({ hash: 'f'.repeat(64) })
+          .where('seq', '=', '200')
+          .execute(),
+      );
+      expect(problemOf(forgedHash)).toMatchObject({ kind: 'bad-checkpoint', seq: '200' });
+      const other = generateKeyPairSync('ed25519').publicKey;
+      const result = await verifyChain(chainRows(db), await listCheckpoints(db), other);
+      expect(problemOf(result)).toMatchObject({ kind: 'bad-checkpoint', seq: '200' });
+    });
+
+    it('the trigger refuses UPDATE, DELETE and TRUNCATE of audit rows and checkpoints', async () => {
+      await expect(
+        db.updateTable('audit_event').set({ ip: '192.0.2.7' }).where('seq', '=', '5').execute(),
+      ).rejects.toThrow(/audit_event is append-only: UPDATE refused/);
+      await expect(db.deleteFrom('audit_event').where('seq', '=', '5').execute()).rejects.toThrow(
+        /audit_event is append-only: DELETE refused/,
+      );
+      await expect(sql`truncate audit_event`.execute(db)).rejects.toThrow(/append-only: TRUNCATE refused/);
+      await expect(db.deleteFrom('audit_checkpoint').execute()).rejects.toThrow(
+        /audit_checkpoint is append-only: DELETE refused/,
+      );
+      expect(await verifyAll()).toMatchObject({ kind: 'ok', summary: { rows: 300 } });
+    });
+
+    it('an append rolled back with the caller’s transaction leaves no gap', async () => {
+      await db
+        .transaction()
+        .execute(async (trx) => {
+          await trail.record(loginEvent(999), trx);
+          throw new Rollback();
+        })
+        .catch((err) => {
+          if (!(err instanceof Rollback)) throw err;
+        });
+      await trail.record(loginEvent(301));
+      expect(await verifyAll()).toMatchObject({ kind: 'ok', summary: { rows: 301, lastSeq: '301' } });
+    });
+
+    it('4 concurrent writers produce one valid chain without gap', async () => {
+      const before = Number(
+        (
+          await db
+            .selectFrom('audit_event')
+            .select((e) => e.fn.countAll().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+      await Promise.all(
+        [0, 1, 2, 3].map(async (writer) => {
+          for (let i = 0; i < 50; i++) await trail.record({ ...loginEvent(i), sessionId: `w${writer}-${i}` });
+        }),
+      );
+      await checkpoints.write();
+      const result = await verifyAll();
+      expect(result).toMatchObject({
+        kind: 'ok',
+        summary: { rows: before + 200, lastSeq: String(before + 200) },
+      });
+      const sessions = await db
+        .selectFrom('audit_event')
+        .select('session_id')
+        .where('session_id', 'like', 'w%')
+        .execute();
+      expect(new Set(sessions.map((s) => s.session_id)).size).toBe(200);
+    });
+
+    it('verifying a range anchors on the row before it', async () => {
+      const rows = chainRows(db, { from: '101', to: '200' });
+      const anchor = await db
+        .selectFrom('audit_event')
+        .select(['seq', 'hash'])
+        .where('seq', '=', '100')
+        .executeTakeFirstOrThrow();
+      const result = await verifyChain(
+        rows,
+        await listCheckpoints(db, { from: '100', to: '200' }),
+        key.publicKey,
+        {
+          anchor: { seq: anchor.seq, hash: anchor.hash ?? '' },
+        },
+      );
+      expect(result).toMatchObject({
+        kind: 'ok',
+        summary: { rows: 100, checkpoints: 1, firstSeq: '101', anchored: true },
+      });
+      // Without the row before it, a trail starting after seq 1 is a deletion.
+      const unanchored = await verifyChain(chainRows(db, { from: '101' }), [], key.publicKey);
+      expect(problemOf(unanchored)).toMatchObject({ kind: 'deleted', seq: '100' });
+    });
+  });
+}
