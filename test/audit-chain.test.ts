@@ -1,8 +1,8 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Kysely, sql } from 'kysely';
-import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonical, chainHash, GENESIS_HASH } from '../src/audit/canonical.ts';
@@ -18,16 +18,10 @@ import { type AuditEvent, AuditTrail } from '../src/audit/trail.ts';
 import { type VerifyResult, verifyChain } from '../src/audit/verify.ts';
 import { Sealer } from '../src/crypto/sealer.ts';
 import { connectDatabase, type DatabaseHandle } from '../src/db/connect.ts';
-import { migrateToLatest } from '../src/db/migrate.ts';
+import { migrateDown, migrateToLatest } from '../src/db/migrate.ts';
 import type { Database } from '../src/db/types.ts';
 import { cleanEnv, runCli } from './helpers/cli.ts';
-import {
-  adminUrl,
-  createTestDatabase,
-  databasesUnderTest,
-  queryOnce,
-  type TestDatabase,
-} from './helpers/databases.ts';
+import { createTestDatabase, databasesUnderTest, queryOnce, type TestDatabase } from './helpers/databases.ts';
 
 const silent = pino({ level: 'silent' });
 const encryptionKey = randomBytes(32).toString('base64');
@@ -348,5 +342,147 @@ for (const kind of databasesUnderTest()) {
       const unanchored = await verifyChain(chainRows(db, { from: '101' }), [], key.publicKey);
       expect(problemOf(unanchored)).toMatchObject({ kind: 'deleted', seq: '100' });
     });
+  });
+}
+
+for (const kind of databasesUnderTest()) {
+  describe(`audit chain migration, database roles and CLI [${kind}]`, () => {
+    let testDb: TestDatabase;
+    const open = () =>
+      connectDatabase({ database: { url: testDb.url, dataDir: testDb.dataDir, poolSize: 2 } });
+
+    beforeAll(async () => {
+      testDb = await createTestDatabase(kind);
+      if (kind === 'pglite') testDb.dataDir = mkdtempSync(join(tmpdir(), 'audit-chain-'));
+    });
+    afterAll(async () => {
+      await testDb?.drop();
+      if (kind === 'pglite') rmSync(testDb.dataDir, { recursive: true, force: true });
+    });
+
+    it('the migration renumbers and chains the rows written before it; appends continue the chain', async () => {
+      const handle = await open();
+      try {
+        await migrateToLatest(handle.db);
+        await migrateDown(handle.db);
+        for (const seq of [3, 4, 8, 20]) {
+          await sql`insert into audit_event (seq, at, type, outcome, instance_id, amr)
+            values (${sql.lit(seq)}, '2026-01-02 03:04:05.123456+00', 'auth.attempt', 'success', 'old', '["pwd"]')`.execute(
+            handle.db,
+          );
+        }
+        await migrateToLatest(handle.db);
+        const rows = await handle.db.selectFrom('audit_event').select(['seq', 'at']).orderBy('seq').execute();
+        expect(rows.map((r) => String(r.seq))).toEqual(['1', '2', '3', '4']);
+        expect(rows[0]?.at.toISOString()).toBe('2026-01-02T03:04:05.123Z');
+        await new AuditTrail(handle.db, silent).record(loginEvent(1));
+        const key = await AuditSigningKey.load(handle.db, new Sealer(encryptionKey));
+        const result = await verifyChain(chainRows(handle.db), [], key.publicKey);
+        expect(result).toMatchObject({ kind: 'ok', summary: { rows: 5, firstSeq: '1', lastSeq: '5' } });
+      } finally {
+        await handle.close();
+      }
+    });
+
+    it('passerelle audit verify: exit code 0 on an intact trail, 1 with the first problem named', async () => {
+      const env = cleanEnv({
+        PASSERELLE_ISSUER: 'http://127.0.0.1:3999',
+        PASSERELLE_KEYS__ENCRYPTION_KEY: encryptionKey,
+        ...(testDb.url
+          ? { PASSERELLE_DATABASE__URL: testDb.url }
+          : { PASSERELLE_DATABASE__DATA_DIR: testDb.dataDir }),
+      });
+      const cli = (args: string[]) => runCli(['audit', ...args], { env });
+
+      const keyOut = await cli(['public-key']);
+      expect(keyOut.code).toBe(0);
+      const [pem, jwk] = keyOut.stdout.split(/(?<=-----END PUBLIC KEY-----)\n/);
+      const keyFile = join(tmpdir(), `audit-key-${randomBytes(4).toString('hex')}.pem`);
+      writeFileSync(keyFile, pem ?? '');
+      expect(JSON.parse(jwk ?? '')).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA' });
+      expect(await cli(['checkpoint'])).toMatchObject({
+        code: 0,
+        stdout: expect.stringMatching(/^checkpoint at seq 5 /),
+      });
+
+      const intact = await cli(['verify', '--public-key', keyFile]);
+      expect(intact.stdout).toMatch(/^audit verify ok: 5 records, 1 checkpoints, seq 1–5, [\d.]+ s\n$/);
+      expect(intact.code).toBe(0);
+
+      const handle = await open();
+      try {
+        await handle.db.transaction().execute(async (trx) => {
+          await allowAuditPurge(trx);
+          await trx.updateTable('audit_event').set({ outcome: 'failure' }).where('seq', '=', '2').execute();
+        });
+      } finally {
+        await handle.close();
+      }
+      const broken = await cli(['verify']);
+      expect(broken.stdout).toMatch(
+        /^altered at seq 2: .*\naudit verify FAILED: 2 records, 0 checkpoints, seq 1–2/,
+      );
+      expect(broken.code).toBe(1);
+      const range = await cli(['verify', '--from', '3', '--to', '2100-01-01T00:00:00Z']);
+      expect(range.stdout).toMatch(/^audit verify ok: 3 records, 1 checkpoints, seq 3–5, [\d.]+ s\n$/);
+      expect(range.code).toBe(0);
+
+      const otherKey = join(tmpdir(), `audit-other-${randomBytes(4).toString('hex')}.pem`);
+      writeFileSync(
+        otherKey,
+        generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }),
+      );
+      const wrongKey = await cli(['verify', '--from', '3', '--public-key', otherKey]);
+      expect(wrongKey.stdout).toMatch(/^bad-checkpoint at seq 5: checkpoint 5 is signed by key /);
+      expect(wrongKey.code).toBe(1);
+      rmSync(keyFile);
+      rmSync(otherKey);
+    }, 60_000);
+
+    const canCreateRoles = async () =>
+      (
+        await queryOnce<{ allowed: boolean }>(
+          'select rolsuper or rolcreaterole as allowed from pg_roles where rolname = current_user',
+        )
+      )[0]?.allowed === true;
+
+    it.skipIf(kind === 'pglite')(
+      'an application role with INSERT and SELECT only appends, and can neither update nor delete',
+      async (context) => {
+        if (!(await canCreateRoles())) context.skip('PostgreSQL role without CREATEROLE (the CI role)');
+        const role = `passerelle_app_${randomBytes(4).toString('hex')}`;
+        const password = randomBytes(12).toString('hex');
+        const url = new URL(testDb.url ?? '');
+        await queryOnce(`create role ${role} login password '${password}'`);
+        try {
+          await queryOnce(
+            `grant usage on schema public to ${role}; grant select, insert on audit_event to ${role};
+           grant select on audit_checkpoint to ${role};`,
+            url.toString(),
+          );
+          url.username = role;
+          url.password = password;
+          const app = await connectDatabase({ database: { url: url.toString(), dataDir: '', poolSize: 2 } });
+          try {
+            await new AuditTrail(app.db, silent).record(loginEvent(2));
+            await expect(
+              app.db.transaction().execute(async (trx) => {
+                await allowAuditPurge(trx);
+                await trx.updateTable('audit_event').set({ ip: null }).execute();
+              }),
+            ).rejects.toThrow(/permission denied for table audit_event/);
+            await expect(app.db.deleteFrom('audit_event').execute()).rejects.toThrow(/permission denied/);
+            await expect(app.db.deleteFrom('audit_checkpoint').execute()).rejects.toThrow(
+              /permission denied/,
+            );
+          } finally {
+            await app.close();
+          }
+        } finally {
+          await queryOnce(`drop owned by ${role}`, testDb.url);
+          await queryOnce(`drop role ${role}`);
+        }
+      },
+    );
   });
 }
