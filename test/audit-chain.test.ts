@@ -6,7 +6,7 @@ import { type Kysely, sql } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonical, chainHash, GENESIS_HASH } from '../src/audit/canonical.ts';
-import { allowAuditPurge, chainRows } from '../src/audit/chain.ts';
+import { allowAuditPurge, chainRows, toChainRow } from '../src/audit/chain.ts';
 import {
   AuditCheckpoints,
   AuditSigningKey,
@@ -111,9 +111,17 @@ for (const kind of databasesUnderTest()) {
         .execute();
       expect(first?.prev_hash).toBe(GENESIS_HASH);
       expect(second?.prev_hash).toBe(first?.hash);
-      // The stored time is the hashed time (millisecond precision survives timestamptz).
-      const text = canonical({ ...(first as never), prev_hash: GENESIS_HASH });
-      expect(text).toContain(`"at":"${first?.at.toISOString()}"`);
+      if (!first) throw new Error('no first row');
+      const text = canonical(toChainRow(first));
+      expect(chainHash(toChainRow(first))).toBe(first.hash);
+      // The stored time is the hashed time: no sub-millisecond part in timestamptz.
+      const { submillisecond } = await sql<{ submillisecond: string }>`
+        select count(*)::text as submillisecond from audit_event
+        where extract(microseconds from at)::bigint % 1000 <> 0`
+        .execute(db)
+        .then((r) => r.rows[0] ?? { submillisecond: '?' });
+      expect(submillisecond).toBe('0');
+      expect(text).toContain(`"at":"${first.at.toISOString()}"`);
       expect(text).toContain('"seq":"1"');
       expect(text).toContain('"detail":{"attempt":1,"nested":{"a":[true,null,"é"],"z":1}}');
       expect(text).toContain('"reason":null');
