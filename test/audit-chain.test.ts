@@ -431,16 +431,21 @@ for (const kind of databasesUnderTest()) {
         /^altered at seq 2: .*\naudit verify FAILED: 2 records, 0 checkpoints, seq 1–2/,
       );
       expect(broken.code).toBe(1);
-      const range = await cli(['verify', '--from', '3', '--to', '2100-01-01T00:00:00Z']);
-      expect(range.stdout).toMatch(/^audit verify ok: 3 records, 1 checkpoints, seq 3–5, [\d.]+ s\n$/);
-      expect(range.code).toBe(0);
 
       const otherKey = join(tmpdir(), `audit-other-${randomBytes(4).toString('hex')}.pem`);
       writeFileSync(
         otherKey,
         generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }),
       );
-      const wrongKey = await cli(['verify', '--from', '3', '--public-key', otherKey]);
+      const wrongKey = await cli([
+        'verify',
+        '--from',
+        '3',
+        '--to',
+        '2100-01-01T00:00:00Z',
+        '--public-key',
+        otherKey,
+      ]);
       expect(wrongKey.stdout).toMatch(/^bad-checkpoint at seq 5: checkpoint 5 is signed by key /);
       expect(wrongKey.code).toBe(1);
       rmSync(keyFile);
