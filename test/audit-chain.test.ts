@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Kysely, sql } from 'kysely';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { canonical, chainHash, GENESIS_HASH } from '../src/audit/canonical.ts';
 import { allowAuditPurge, chainRows, toChainRow } from '../src/audit/chain.ts';
 import {
@@ -13,6 +13,7 @@ import {
   listCheckpoints,
   parsePublicKey,
   publicKeyExport,
+  scheduleCheckpoints,
 } from '../src/audit/checkpoints.ts';
 import { type AuditEvent, AuditTrail } from '../src/audit/trail.ts';
 import { type VerifyResult, verifyChain } from '../src/audit/verify.ts';
@@ -325,6 +326,34 @@ for (const kind of databasesUnderTest()) {
         .where('session_id', 'like', 'w%')
         .execute();
       expect(new Set(sessions.map((s) => s.session_id)).size).toBe(200);
+    });
+
+    it('the scheduler signs the chain’s end once an interval has passed since the last checkpoint', async () => {
+      await trail.record({ ...loginEvent(1), accountId: '0B7E6F9C-3C8E-4A51-9D5E-2F1C4B8A7D60' });
+      const end = await db
+        .selectFrom('audit_event')
+        .select('seq')
+        .orderBy('seq', 'desc')
+        .executeTakeFirstOrThrow();
+      const stop = scheduleCheckpoints(
+        db,
+        checkpoints,
+        { checkpointIntervalSeconds: 1 },
+        'test-instance',
+        silent,
+      );
+      try {
+        await vi.waitFor(async () => expect((await checkpoints.latest())?.seq).toBe(String(end.seq)), {
+          timeout: 20_000,
+          interval: 200,
+        });
+      } finally {
+        stop();
+      }
+      expect(
+        await db.selectFrom('job_lock').selectAll().where('name', '=', 'audit-checkpoint').execute(),
+      ).toEqual([]);
+      expect(await verifyAll()).toMatchObject({ kind: 'ok', summary: { lastSeq: String(end.seq) } });
     });
 
     it('verifying a range anchors on the row before it', async () => {

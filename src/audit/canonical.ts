@@ -71,17 +71,24 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
+/** The columns in canonical (sorted) order, each with its key as written: `"name":`, comma-led after the first. */
+const SORTED_KEYS = [...CHAINED_COLUMNS]
+  .sort()
+  .map((column, i) => [column, `${i ? ',' : ''}${JSON.stringify(column)}:`] as const);
+
 /**
  * The canonical form of a record (docs/audit.md, "Chain"): one JSON object of every chained column,
  * keys sorted, `seq` as a decimal string, `at` as ISO-8601 UTC with milliseconds, nulls kept, amr and
  * detail as canonical JSON values.
  */
 export function canonical(record: ChainedRecord): string {
-  const fields: Record<string, unknown> = {};
-  for (const column of CHAINED_COLUMNS) fields[column] = record[column];
-  fields.seq = String(record.seq);
-  fields.at = record.at.toISOString();
-  return canonicalJson(fields);
+  let text = '{';
+  for (const [column, key] of SORTED_KEYS) {
+    const value =
+      column === 'seq' ? String(record.seq) : column === 'at' ? record.at.toISOString() : record[column];
+    text += `${key}${canonicalJson(value)}`;
+  }
+  return `${text}}`;
 }
 
 /** hash = hex(SHA-256(prev_hash + '\n' + canonical)). */

@@ -151,7 +151,13 @@ export async function listCheckpoints(
   if (range.to !== undefined) query = query.where('seq', '<=', range.to);
   if (limit !== undefined) query = query.limit(limit);
   const rows = await query.execute();
-  return rows.map((r) => ({ seq: String(r.seq), hash: r.hash, at: r.at, keyId: r.key_id, signature: r.signature }));
+  return rows.map((r) => ({
+    seq: String(r.seq),
+    hash: r.hash,
+    at: r.at,
+    keyId: r.key_id,
+    signature: r.signature,
+  }));
 }
 
 /**

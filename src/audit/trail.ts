@@ -60,7 +60,8 @@ export class AuditTrail {
     return {
       type: event.type,
       outcome: event.outcome,
-      account_id: event.accountId ?? null,
+      // As the uuid column gives it back, so that the hash covers the stored value.
+      account_id: event.accountId?.toLowerCase() ?? null,
       client_id: event.clientId ?? null,
       session_id: event.sessionId ?? null,
       interaction_id: event.interactionId ?? null,

@@ -82,7 +82,7 @@ async function seqOf(db: Kysely<Database>, bound: string, which: 'from' | 'to'):
       ? await query.where('at', '>=', date).orderBy('at').orderBy('seq').executeTakeFirst()
       : await query.where('at', '<=', date).orderBy('at', 'desc').orderBy('seq', 'desc').executeTakeFirst();
   // No record in the range: an empty range past the end (from) or before the start (to).
-  return row ? String(row.seq) : (which === 'from' ? '9223372036854775807' : '0');
+  return row ? String(row.seq) : which === 'from' ? '9223372036854775807' : '0';
 }
 
 async function linkBefore(db: Kysely<Database>, from: string): Promise<ChainLink | undefined> {
