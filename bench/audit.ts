@@ -161,8 +161,9 @@ try {
       rows.push({ ...record, hash, amr: JSON.stringify(record.amr), detail: JSON.stringify(record.detail) });
       last = { seq: record.seq, hash };
     }
+    const batchStart = Number(rows[0]?.seq);
     await db.insertInto('audit_event').values(rows).execute();
-    if (Number(last.seq) % 100_000 === 0)
+    if (Math.floor(batchStart / 100_000) !== Math.floor(Number(last.seq) / 100_000))
       await checkpoints.writeAt({ seq: String(last.seq), hash: String(last.hash) });
   }
   await checkpoints.write();

@@ -1,37 +1,26 @@
 import { createHash } from 'node:crypto';
+import type { Selectable } from 'kysely';
+import type { AuditEventTable } from '../db/types.ts';
 
 /** prev_hash of the first record of the trail. */
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** Every stored field of an audit_event row, `hash` aside (the fields its hash covers). */
-export interface ChainedRecord {
-  seq: string;
-  at: Date;
-  type: string;
+/**
+ * Every stored field of an audit_event row, `hash` aside (the fields its hash covers). amr and detail are
+ * the JSON values as read back (or from an export file); outcome is any text there.
+ */
+export type ChainedRecord = Omit<
+  Selectable<AuditEventTable>,
+  'hash' | 'prev_hash' | 'outcome' | 'amr' | 'detail'
+> & {
   outcome: string;
-  account_id: string | null;
-  client_id: string | null;
-  session_id: string | null;
-  interaction_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  method: string | null;
   amr: unknown;
-  acr: string | null;
-  reason: string | null;
-  request_id: string | null;
-  instance_id: string;
   detail: unknown;
-  national_id: string | null;
-  tid: string | null;
-  establishment: string | null;
   prev_hash: string;
-}
+};
 
 /** A stored row: its fields and its hash. */
-export interface ChainRow extends ChainedRecord {
-  hash: string;
-}
+export type ChainRow = ChainedRecord & { hash: string };
 
 /** The columns a canonical form covers, in the order an auditor reads them (the output sorts keys). */
 export const CHAINED_COLUMNS = [
