@@ -153,20 +153,28 @@ for (const kind of databasesUnderTest()) {
     });
 
     it('a row rewritten with a recomputed hash is named altered: its successor no longer links to it', async () => {
-      const result = await tampered(async (trx) => {
-        const row = await trx
-          .selectFrom('audit_event')
-          .selectAll()
-          .where('seq', '=', '77')
-          .executeTakeFirstOrThrow();
-        const forged = { ...row, outcome: 'success' as const, prev_hash: row.prev_hash ?? '' };
+      const rewrite = (seq: string, prevHash?: string) => async (trx: Kysely<Database>) => {
+        const row = toChainRow(
+          await trx.selectFrom('audit_event').selectAll().where('seq', '=', seq).executeTakeFirstOrThrow(),
+        );
+        const forged = {
+          ...row,
+          outcome: 'success' as const,
+          reason: null,
+          prev_hash: prevHash ?? row.prev_hash,
+        };
         await trx
           .updateTable('audit_event')
-          .set({ outcome: 'success', reason: null, hash: chainHash({ ...forged, reason: null }) })
-          .where('seq', '=', '77')
+          .set({ outcome: 'success', reason: null, prev_hash: forged.prev_hash, hash: chainHash(forged) })
+          .where('seq', '=', seq)
           .execute();
+      };
+      expect(problemOf(await tampered(rewrite('77')))).toMatchObject({ kind: 'altered', seq: '77' });
+      // The first record re-linked to another start: it no longer starts from the genesis hash.
+      expect(problemOf(await tampered(rewrite('1', 'a'.repeat(64))))).toMatchObject({
+        kind: 'altered',
+        seq: '1',
       });
-      expect(problemOf(result)).toMatchObject({ kind: 'altered', seq: '77' });
     });
 
     it('a deleted middle row is named deleted at its seq', async () => {

@@ -166,6 +166,8 @@ async function linkProblem(
   const selfConsistent = chainHash(row) === row.hash;
   if (selfConsistent && row.prev_hash === link.hash) return undefined;
   const seq = row.seq;
+  if (selfConsistent && link.seq === '0')
+    return { kind: 'altered', seq, message: `record ${seq} does not start from the genesis hash` };
   if (selfConsistent)
     // A record whose hash was recomputed after a change: the link held by its successor no longer matches.
     return {
