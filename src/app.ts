@@ -9,6 +9,7 @@ import { DirectoryAccounts } from './accounts/directory-accounts.ts';
 import { EstablishmentMembers } from './accounts/establishments.ts';
 import { NationalIdentities } from './accounts/national-identity.ts';
 import { AccountStore } from './accounts/store.ts';
+import { AuditCheckpoints, AuditSigningKey, scheduleCheckpoints } from './audit/checkpoints.ts';
 import { SyslogForwarder } from './audit/syslog.ts';
 import { AuditTrail } from './audit/trail.ts';
 import type { Config } from './config/schema.ts';
@@ -425,8 +426,11 @@ export async function createPasserelle(
     }
   };
 
-  // The audit trail forwarded to the SIEM (one instance at a time; the database is the buffer).
+  // The audit trail forwarded to the SIEM (one instance at a time; the database is the buffer), and
+  // signed checkpoints of its hash chain.
   const syslog = config.audit.syslog ? new SyslogForwarder(db, config.audit.syslog, logger) : undefined;
+  const checkpoints = new AuditCheckpoints(db, await AuditSigningKey.load(db, services.sealer));
+  let stopCheckpoints: (() => void) | undefined;
 
   return {
     services,
@@ -435,6 +439,7 @@ export async function createPasserelle(
     rpps,
     start() {
       syslog?.start();
+      stopCheckpoints = scheduleCheckpoints(db, checkpoints, config.audit, audit.instanceId, logger);
       host.start();
       smartcard?.start();
       purgeTimer = setInterval(purge, config.purge.intervalSeconds * 1000);
@@ -463,6 +468,7 @@ export async function createPasserelle(
           server.closeIdleConnections();
         });
       await Promise.all(servers.map(drain));
+      stopCheckpoints?.();
       await syslog?.stop();
       await directory?.close();
       await database.close();

@@ -44,6 +44,7 @@ export interface CheckpointRow {
 /** Chain verification of a range (src/audit/chain.ts `verifyChain`), given by the caller. */
 export type ChainVerifier = (
   rows: AsyncIterable<AuditRow>,
+  range: SeqRange,
 ) => Promise<{ ok: true } | { ok: false; seq: string; problem: string }>;
 
 /** Inclusive range of sequence numbers. */
@@ -158,7 +159,7 @@ export async function exportAudit(db: Kysely<Database>, options: ExportOptions):
   const { range, format, out } = options;
   let verification: ExportVerification = 'not_run';
   if (options.verifyChain) {
-    const result = await options.verifyChain(auditRows(db, range, options.pageSize));
+    const result = await options.verifyChain(auditRows(db, range, options.pageSize), range);
     verification = result.ok ? 'verified' : { seq: result.seq, problem: result.problem };
   }
   const exportedAt = (options.now ?? (() => new Date()))();

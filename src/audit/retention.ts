@@ -97,7 +97,8 @@ export async function purgeAudit(
   if (plan.throughSeq === null || plan.firstSeq === null) return { kind: 'nothing' };
   const throughSeq = plan.throughSeq;
   if (deps.verifyChain) {
-    const result = await deps.verifyChain(auditRows(db, { fromSeq: plan.firstSeq, toSeq: throughSeq }));
+    const range = { fromSeq: plan.firstSeq, toSeq: throughSeq };
+    const result = await deps.verifyChain(auditRows(db, range), range);
     if (!result.ok) return { kind: 'refused', seq: result.seq, problem: result.problem };
   }
   return db.transaction().execute(async (trx) => {

@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from '../db/types.ts';
+import { asStoredJson } from './canonical.ts';
+import { appendToChain, type UnchainedFields } from './chain.ts';
 
 /** One security-relevant act. Never a password, secret, code or token value. */
 export interface AuditEvent {
@@ -42,34 +44,39 @@ export class AuditTrail {
   }
 
   /**
-   * Appends the event; throws when it cannot be written (the caller fails closed). `within` is the
-   * caller's transaction when the event must be committed with the change it describes.
+   * Appends the event to the hash chain; throws when it cannot be written (the caller fails closed).
+   * `within` is the caller's transaction when the event must be committed with the change it describes:
+   * the chain lock is then held until that transaction ends (docs/audit.md, "Chain").
    */
   async record(event: AuditEvent, within: Kysely<Database> = this.#db): Promise<void> {
-    await within
-      .insertInto('audit_event')
-      .values({
-        type: event.type,
-        outcome: event.outcome,
-        account_id: event.accountId ?? null,
-        client_id: event.clientId ?? null,
-        session_id: event.sessionId ?? null,
-        interaction_id: event.interactionId ?? null,
-        ip: event.ip ?? null,
-        user_agent: event.userAgent?.slice(0, 512) ?? null,
-        method: event.method ?? null,
-        amr: event.amr ? JSON.stringify(event.amr) : null,
-        acr: event.acr ?? null,
-        reason: event.reason ?? null,
-        request_id: event.requestId ?? null,
-        instance_id: this.instanceId,
-        detail: event.detail ? JSON.stringify(event.detail) : null,
-        national_id: event.nationalId ?? null,
-        tid: event.tid ?? null,
-        establishment: event.establishment ?? null,
-      })
-      .execute();
+    const append = (trx: Kysely<Database>) => appendToChain(trx, this.#fields(event));
+    if (within.isTransaction) await append(within);
+    else await within.transaction().execute(append);
     const { userAgent: _ua, detail: _detail, ...summary } = event;
     this.#logger.info(summary, 'audit');
+  }
+
+  #fields(event: AuditEvent): UnchainedFields {
+    return {
+      type: event.type,
+      outcome: event.outcome,
+      // As the uuid column gives it back, so that the hash covers the stored value.
+      account_id: event.accountId?.toLowerCase() ?? null,
+      client_id: event.clientId ?? null,
+      session_id: event.sessionId ?? null,
+      interaction_id: event.interactionId ?? null,
+      ip: event.ip ?? null,
+      user_agent: event.userAgent?.slice(0, 512) ?? null,
+      method: event.method ?? null,
+      amr: asStoredJson(event.amr),
+      acr: event.acr ?? null,
+      reason: event.reason ?? null,
+      request_id: event.requestId ?? null,
+      instance_id: this.instanceId,
+      detail: asStoredJson(event.detail),
+      national_id: event.nationalId ?? null,
+      tid: event.tid ?? null,
+      establishment: event.establishment ?? null,
+    };
   }
 }

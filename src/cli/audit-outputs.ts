@@ -1,7 +1,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import type { Command } from 'commander';
-import type { Kysely } from 'kysely';
+import type { Services } from '../app.ts';
 import {
   type ChainVerifier,
   type ExportFormat,
@@ -12,16 +12,15 @@ import {
 } from '../audit/export.ts';
 import { isMonth, monthlyReport, reportText } from '../audit/report.ts';
 import { planPurge, purgeAudit } from '../audit/retention.ts';
-import type { Database } from '../db/types.ts';
 import { operator, withServices } from './admin.ts';
 import { CliError, out } from './context.ts';
 
 /** What the chain module provides to the output commands (src/audit/chain.ts). */
 export interface AuditOutputsDeps {
   /** `verifyChain` bound to a database: exports are recorded verified, purges become possible. */
-  verifyChain?: (db: Kysely<Database>) => ChainVerifier;
+  verifyChain?: (services: Services) => ChainVerifier;
   /** The audit trail's public key (JWK or PEM as the chain module stores it), included in exports. */
-  publicKey?: (db: Kysely<Database>) => Promise<unknown>;
+  publicKey?: (services: Services) => Promise<unknown>;
 }
 
 /** `passerelle audit export|report|purge`, under the `audit` command (created here if absent). */
@@ -46,7 +45,8 @@ export function registerAuditOutputs(program: Command, deps: AuditOutputsDeps = 
         }
         const from = bound('--from', opts.from);
         const to = bound('--to', opts.to);
-        await withServices(command, async ({ database, config }) => {
+        await withServices(command, async (services) => {
+          const { database, config } = services;
           const db = database.db;
           const range = await resolveRange(db, from, to);
           if (!range) throw new CliError('audit export: no record in this range');
@@ -63,8 +63,8 @@ export function registerAuditOutputs(program: Command, deps: AuditOutputsDeps = 
             checkpointsOut: format === 'csv' ? open(`${opts.out}.checkpoints.csv`) : undefined,
             instance: config.issuer,
             actor: operator(opts.by),
-            verifyChain: deps.verifyChain?.(db),
-            publicKey: await deps.publicKey?.(db),
+            verifyChain: deps.verifyChain?.(services),
+            publicKey: await deps.publicKey?.(services),
           });
           for (const file of files) file.end();
           await Promise.all(files.map((file) => finished(file)));
@@ -108,7 +108,8 @@ export function registerAuditOutputs(program: Command, deps: AuditOutputsDeps = 
     .action(async (opts: { before?: string; yes: boolean; by?: string }, command) => {
       const before = opts.before === undefined ? undefined : new Date(opts.before);
       if (before && Number.isNaN(before.getTime())) throw new CliError('--before: an ISO 8601 date');
-      await withServices(command, async ({ database, config, audit: trail }) => {
+      await withServices(command, async (services) => {
+        const { database, config, audit: trail } = services;
         const retentionDays = config.audit.retention.days;
         if (retentionDays === undefined) {
           throw new CliError('audit purge: audit.retention.days is not set, the trail is kept forever');
@@ -129,7 +130,7 @@ export function registerAuditOutputs(program: Command, deps: AuditOutputsDeps = 
         const outcome = await purgeAudit(database.db, plan, {
           audit: trail,
           actor: operator(opts.by),
-          verifyChain: deps.verifyChain?.(database.db),
+          verifyChain: deps.verifyChain?.(services),
         });
         if (outcome.kind === 'refused') {
           throw new CliError(`audit purge refused: record ${outcome.seq}: ${outcome.problem}`, 2);

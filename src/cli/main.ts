@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { AuditSigningKey, publicKeyExport } from '../audit/checkpoints.ts';
+import { rangeVerifier } from '../audit/range-verifier.ts';
 import { registerClients, registerKeys, registerMigrate, registerUsers, registerWebauthn } from './admin.ts';
+import { registerAudit } from './audit.ts';
 import { registerAuditOutputs } from './audit-outputs.ts';
 import { CliError } from './context.ts';
 import { registerRpps } from './rpps.ts';
@@ -24,7 +27,17 @@ registerClients(program);
 registerUsers(program);
 registerWebauthn(program);
 registerRpps(program);
-registerAuditOutputs(program);
+registerAudit(program);
+// The export and the purge verify the chain with the audit trail's own key.
+registerAuditOutputs(program, {
+  verifyChain: (services) => async (rows, range) =>
+    rangeVerifier(
+      services.database.db,
+      (await AuditSigningKey.load(services.database.db, services.sealer)).publicKey,
+    )(rows, range),
+  publicKey: async (services) =>
+    publicKeyExport((await AuditSigningKey.load(services.database.db, services.sealer)).publicKey).jwk,
+});
 
 try {
   await program.parseAsync(process.argv);

@@ -521,9 +521,11 @@ export const configSchema = z
         }),
       )
       .default([]),
-    /** The audit trail (docs/audit.md). */
+    /** The traceability trail (docs/audit.md). */
     audit: z
       .strictObject({
+        /** A signed checkpoint of the hash chain this often (one instance writes it). */
+        checkpointIntervalSeconds: seconds.default(300),
         /** Forwarding to a SIEM as RFC 5424 syslog over TCP (RFC 6587 octet counting) or TLS; absent = off. */
         syslog: z
           .strictObject({
