@@ -1,32 +1,10 @@
 import type { Writable } from 'node:stream';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { AuditEventTable, Database } from '../db/types.ts';
+import { CHAINED_COLUMNS } from './canonical.ts';
 
-/** Every column of audit_event, in the fixed order of the CSV export. */
-export const AUDIT_COLUMNS = [
-  'seq',
-  'at',
-  'type',
-  'outcome',
-  'account_id',
-  'client_id',
-  'session_id',
-  'interaction_id',
-  'ip',
-  'user_agent',
-  'method',
-  'amr',
-  'acr',
-  'reason',
-  'request_id',
-  'instance_id',
-  'detail',
-  'national_id',
-  'tid',
-  'establishment',
-  'prev_hash',
-  'hash',
-] as const;
+/** Every column of audit_event, in the fixed order of the CSV export: the chained ones, then the hash. */
+export const AUDIT_COLUMNS = [...CHAINED_COLUMNS, 'hash'] as const;
 
 export const CHECKPOINT_COLUMNS = ['seq', 'hash', 'at', 'key_id', 'signature'] as const;
 
