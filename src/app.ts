@@ -353,7 +353,10 @@ export async function createPasserelle(
   }
 
   // Offered last: a federated login, after the establishment's own means.
-  if (pscLogin) methods.push(registered(pscLogin));
+  if (pscLogin) {
+    methods.push(registered(pscLogin));
+    purgers.push(() => pscLogin.purgeExpired());
+  }
 
   // Mode (a): the card listener's own TLS handshake; mode (b): the header of a trusted proxy address.
   const certificateOptions = {

@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PSC_LOGGED_OUT_PATH } from '../src/federation/psc-login-routes.ts';
-import { PSC_BACKCHANNEL_LOGOUT_PATH, PSC_CALLBACK_PATH } from '../src/methods/psc/index.ts';
+import { PSC_BACKCHANNEL_LOGOUT_PATH, PSC_CALLBACK_PATH, pscLoginMethod } from '../src/methods/psc/index.ts';
 import { BrowserAgent, followThroughConsent, formAction, formField } from './helpers/browser-agent.ts';
 import {
   authorizationRequest,
@@ -307,6 +307,28 @@ for (const kind of databasesUnderTest()) {
       // Replaying it once more: the state was single use.
       const replayed = await followThroughConsent(victim, back.url.href, t.issuer);
       expect(replayed.response?.status).toBe(400);
+    });
+
+    it('logins through PSC that never came back are purged once expired', async () => {
+      const db = t.passerelle.services.database.db;
+      const pending = (state: string, minutes: number) => ({
+        state,
+        interaction_uid: 'gone',
+        nonce: 'n',
+        code_verifier: 'v',
+        expires_at: new Date(Date.now() + minutes * 60_000),
+      });
+      await db
+        .insertInto('psc_login_pending')
+        .values([pending('old', -1), pending('live', 5)])
+        .execute();
+      const { config, identities, logger } = t.passerelle.services;
+      if (!config.pscLogin) throw new Error('pscLogin not configured');
+      const method = pscLoginMethod({ settings: config.pscLogin, issuer: t.issuer, db, identities, logger });
+      expect(await method.purgeExpired()).toBeGreaterThanOrEqual(1);
+      const states = await db.selectFrom('psc_login_pending').select('state').execute();
+      expect(states.map((r) => r.state)).toContain('live');
+      expect(states.map((r) => r.state)).not.toContain('old');
     });
 
     it('PSC logout tokens that fail a check are refused with 400', async () => {

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { Sealer } from '../crypto/sealer.ts';
 import { JobLock } from '../db/job-lock.ts';
+import { runPeriodically } from '../db/periodic.ts';
 import type { Database } from '../db/types.ts';
 import { canonicalJson } from './canonical.ts';
 import { type ChainLink, lastLink } from './chain.ts';
@@ -173,7 +174,6 @@ export function scheduleCheckpoints(
 ): () => void {
   const intervalMs = config.checkpointIntervalSeconds * 1000;
   const lock = new JobLock(db, 'audit-checkpoint', holder);
-  let busy = false;
   const tick = async () => {
     const attempt = await lock.acquire(60);
     if (attempt.kind === 'held') return;
@@ -187,18 +187,5 @@ export function scheduleCheckpoints(
     }
   };
   // Ticks five times per interval, so that a checkpoint is at most a fifth of an interval late.
-  const timer = setInterval(
-    () => {
-      if (busy) return;
-      busy = true;
-      tick()
-        .catch((err) => logger.error({ err }, 'audit checkpoint failed'))
-        .finally(() => {
-          busy = false;
-        });
-    },
-    Math.max(1000, intervalMs / 5),
-  );
-  timer.unref();
-  return () => clearInterval(timer);
+  return runPeriodically(tick, Math.max(1000, intervalMs / 5), logger, 'audit checkpoint failed');
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { runPeriodically } from '../db/periodic.ts';
 import type { RppsSync } from './sync.ts';
 
 /** How often each instance looks whether a run is due (at most). */
@@ -9,7 +10,6 @@ const TICK_MS = 5 * 60_000;
  * database says whether one is due, and the sync's lease lets one instance at a time run it.
  */
 export function scheduleRppsSync(sync: RppsSync, intervalSeconds: number, logger: Logger): () => void {
-  let busy = false;
   const tick = async () => {
     const [last] = await sync.runs(1);
     const dueAt = last ? last.started_at.getTime() + intervalSeconds * 1000 : 0;
@@ -20,18 +20,10 @@ export function scheduleRppsSync(sync: RppsSync, intervalSeconds: number, logger
       logger.info({ status, mode, checked, changed, failed, durationMs }, 'rpps sync finished');
     }
   };
-  const timer = setInterval(
-    () => {
-      if (busy) return;
-      busy = true;
-      tick()
-        .catch((err) => logger.error({ err }, 'rpps sync: scheduled run failed'))
-        .finally(() => {
-          busy = false;
-        });
-    },
+  return runPeriodically(
+    tick,
     Math.min(TICK_MS, intervalSeconds * 1000),
+    logger,
+    'rpps sync: scheduled run failed',
   );
-  timer.unref();
-  return () => clearInterval(timer);
 }

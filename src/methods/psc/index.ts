@@ -72,6 +72,8 @@ export function pscIdentityOf(
  */
 export function pscLoginMethod(deps: PscLoginDeps): AuthMethod<PscReturn> & {
   configuration(): Promise<oidc.Configuration>;
+  /** Deletes logins through PSC that never came back (for the periodic purge). */
+  purgeExpired(): Promise<number>;
 } {
   const { settings } = deps;
   const redirectUri = `${deps.issuer}${PSC_CALLBACK_PATH}`;
@@ -121,11 +123,18 @@ export function pscLoginMethod(deps: PscLoginDeps): AuthMethod<PscReturn> & {
     returnsByRedirect: true,
     configuration,
 
+    async purgeExpired() {
+      const result = await deps.db
+        .deleteFrom('psc_login_pending')
+        .where('expires_at', '<', new Date())
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+
     async prepare(context: MethodContext) {
       const state = random();
       const nonce = random();
       const verifier = oidc.randomPKCECodeVerifier();
-      await deps.db.deleteFrom('psc_login_pending').where('expires_at', '<', new Date()).execute();
       await deps.db
         .insertInto('psc_login_pending')
         .values({
