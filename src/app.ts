@@ -85,14 +85,16 @@ export async function openServices(
   try {
     for (const line of await migrateToLatest(database.db)) logger.info(line);
     const sealer = new Sealer(config.keys.encryptionKey);
-    const created = await ensureSigningKeys(database.db, sealer);
+    const audit = new AuditTrail(database.db, logger, {
+      failOpenForLocalSso: config.audit.failOpenForLocalSso,
+    });
+    const created = await ensureSigningKeys(database.db, sealer, audit);
     if (created.length) logger.info({ kids: created }, 'signing keys created');
     const cookieKeys = await ensureCookieKeys(database.db, sealer);
     const accounts = new AccountStore(database.db);
     const clients = new ClientRegistry(database.db, sealer);
     const limiter = new RateLimiter(database.db);
     const sessions = new AuthSessions(database.db, config.sessions);
-    const audit = new AuditTrail(database.db, logger);
     const identities = new NationalIdentities(database.db, audit);
     const establishments = new EstablishmentMembers(database.db, audit, config);
     const throttle = new CredentialThrottle(database.db, limiter, config.throttle);
@@ -216,7 +218,16 @@ export async function createPasserelle(
     outcome: 'success',
     detail: { sha256: configDigest(config), instanceId: audit.instanceId, demo: config.demo },
   });
-  await clients.syncDeclared(config.clients, services.validateClient);
+  for (const { clientId, change, secretChanged } of await clients.syncDeclared(
+    config.clients,
+    services.validateClient,
+  ))
+    await audit.record({
+      type: `admin.client.${change}`,
+      outcome: 'success',
+      clientId,
+      detail: { via: 'config', ...(secretChanged ? { secretChanged } : {}) },
+    });
   if (config.demo) {
     await seedDemo(config.issuer, accounts, clients, services.validateClient);
   } else {

@@ -606,6 +606,21 @@ for (const kind of databasesUnderTest()) {
           ],
           ['admin.client.secret_rotated', 'success', null, 'lab', { via: 'cli', actor }],
           ['admin.client.removed', 'success', null, 'lab', { via: 'cli', actor }],
+          // The first command on the new database created the signing keys.
+          [
+            'admin.keys.created',
+            'success',
+            null,
+            null,
+            { via: 'start', family: 'EC-P256', kid: expect.any(String) },
+          ],
+          [
+            'admin.keys.created',
+            'success',
+            null,
+            null,
+            { via: 'start', family: 'RSA-3072', kid: expect.any(String) },
+          ],
           ['admin.keys.rotated', 'success', null, null, { via: 'cli', actor, kids }],
         ]);
         const text = JSON.stringify(rows);

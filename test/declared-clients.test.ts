@@ -73,5 +73,40 @@ for (const kind of databasesUnderTest()) {
       expect((await ccToken('batch-a', SECRET_A)).status).toBe(200);
       expect((await ccToken('from-cli', cliSecret)).status).toBe(200);
     });
+
+    it('each change the file makes is in the audit trail once, never the secret', async () => {
+      const { clients, validateClient, database } = t.passerelle.services;
+      const started = await database.db
+        .selectFrom('audit_event')
+        .select(['type', 'client_id', 'detail'])
+        .where('type', 'like', 'admin.client.%')
+        .where('client_id', 'in', ['batch-a', 'batch-b'])
+        .orderBy('seq')
+        .execute();
+      // Recorded by the server's sync at start (a direct syncDeclared call only returns its changes).
+      expect(started).toEqual([
+        { type: 'admin.client.added', client_id: 'batch-a', detail: { via: 'config' } },
+        { type: 'admin.client.added', client_id: 'batch-b', detail: { via: 'config' } },
+      ]);
+      const sync = (...declared: ReturnType<typeof declaredService>[]) =>
+        clients.syncDeclared(
+          declared.map((c) => declaredClientSchema.parse(c)),
+          validateClient,
+        );
+      const a = declaredService('batch-a', SECRET_A);
+      expect(await sync(a)).toEqual([]);
+      expect(await sync({ ...a, clientSecret: SECRET_B })).toEqual([
+        { clientId: 'batch-a', change: 'updated', secretChanged: true },
+      ]);
+      expect(
+        await sync({ ...a, clientSecret: SECRET_B, redirectUris: ['https://batch-a.hopital.test/cb2'] }),
+      ).toEqual([{ clientId: 'batch-a', change: 'updated', secretChanged: false }]);
+      expect(await sync(declaredService('batch-c', SECRET_A))).toEqual([
+        { clientId: 'batch-c', change: 'added' },
+        { clientId: 'batch-a', change: 'removed' },
+      ]);
+      const all = JSON.stringify(await database.db.selectFrom('audit_event').selectAll().execute());
+      for (const secret of [SECRET_A, SECRET_B]) expect(all).not.toContain(secret);
+    });
   });
 }

@@ -1,6 +1,10 @@
 import { type Kysely, sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chainRows } from '../src/audit/chain.ts';
+import { AuditSigningKey, listCheckpoints } from '../src/audit/checkpoints.ts';
+import { verifyChain } from '../src/audit/verify.ts';
+import { Sealer } from '../src/crypto/sealer.ts';
 import type { Database } from '../src/db/types.ts';
 import { messages } from '../src/i18n/messages.ts';
 import { purgeExpired } from '../src/oidc/adapter.ts';
@@ -352,6 +356,137 @@ for (const kind of databasesUnderTest()) {
       expect(sessionCookie).not.toMatch(/expires=/i);
       const row = await h.db.selectFrom('auth_session').select(['profile']).executeTakeFirstOrThrow();
       expect(row.profile).toBe('shared');
+    });
+  });
+}
+
+const RENNES = { finess: '350005179', name: 'CHU de Rennes', tid: 'tid-rennes-0001' };
+
+/** Makes every audit append fail (or only those of one type) until the returned function is called. */
+async function auditOutage(db: Kysely<Database>, onlyType?: string): Promise<() => Promise<void>> {
+  const condition = onlyType ? sql`type <> ${sql.lit(onlyType)}` : sql`false`;
+  await sql`alter table audit_event add constraint audit_outage check (${condition}) not valid`.execute(db);
+  return async () => {
+    await sql`alter table audit_event drop constraint audit_outage`.execute(db);
+  };
+}
+
+async function sessionsOf(h: Harness, username: string) {
+  const account = await h.t.passerelle.services.accounts.findByUsername(username);
+  return h.db
+    .selectFrom('auth_session')
+    .selectAll()
+    .where('account_id', '=', account?.id ?? '')
+    .execute();
+}
+
+async function chainVerifies(h: Harness) {
+  const key = await AuditSigningKey.load(h.db, new Sealer(h.t.config.keys.encryptionKey));
+  return verifyChain(chainRows(h.db), await listCheckpoints(h.db), key.publicKey);
+}
+
+for (const kind of databasesUnderTest()) {
+  describe(`audit outage during a sign-in [${kind}]`, () => {
+    let closed: Harness;
+    let open: Harness;
+    let psc: oidc.Configuration;
+    beforeAll(async () => {
+      closed = await harness(kind);
+      open = await harness(kind, {
+        audit: { failOpenForLocalSso: true },
+        establishments: [RENNES],
+        // A phishing-resistant method, so that PSC's level can be reached after the password.
+        webauthn: { rpId: 'localhost', origins: ['http://localhost'] },
+      });
+      const secret = await registerWebClient(open.t, 'psc-rennes', { psc_establishment: RENNES.finess });
+      psc = await discover(open.t, 'psc-rennes', oidc.ClientSecretBasic(secret));
+      for (const h of [closed, open]) await createUser(h.t, 'lena');
+    });
+    afterAll(async () => {
+      await closed?.t.close();
+      await open?.t.close();
+    });
+
+    it('a session exists only with its record: session.started not written → 503 page and no session', async () => {
+      const restore = await auditOutage(closed.db, 'session.started');
+      try {
+        const { agent, post } = await passwordForm(closed, 'lena');
+        const accepted = await post(TEST_PASSWORD);
+        expect(accepted.response.status).toBe(303);
+        const resumed = await agent.follow(
+          new URL(accepted.response.headers.get('location') ?? '', closed.t.issuer),
+          closed.t.issuer,
+        );
+        expect(resumed.response?.status).toBe(503);
+        expect(errorText(agent.lastHtml)).toBe(escaped(fr['error.service_unavailable']));
+        expect(closed.t.logs.join('')).toContain('audit record not written: authentication refused');
+      } finally {
+        await restore();
+      }
+      // The attempt was recorded; the session was rolled back with its missing record.
+      expect(await sessionsOf(closed, 'lena')).toEqual([]);
+      const attempts = await auditRows(closed.db, 'auth.attempt');
+      expect(attempts.at(-1)).toMatchObject({ outcome: 'success', method: 'password' });
+      expect(await chainVerifies(closed)).toMatchObject({ kind: 'ok' });
+    });
+
+    it('audit.failOpenForLocalSso: a local sign-in proceeds to its tokens, its records in the operator log', async () => {
+      const before = await open.db.selectFrom('audit_event').select(['seq']).execute();
+      const restore = await auditOutage(open.db);
+      try {
+        const pending = await authorizationRequest(open.config, REDIRECT, { prompt: 'login' });
+        const { callback } = await browserLogin(new BrowserAgent(), pending.url, open.t.issuer, {
+          username: 'lena',
+          password: TEST_PASSWORD,
+        });
+        const tokens = await oidc.authorizationCodeGrant(open.config, callback, {
+          pkceCodeVerifier: pending.verifier,
+          expectedState: pending.state,
+          expectedNonce: pending.nonce,
+        });
+        expect(tokens.claims()?.amr).toEqual(['pwd']);
+        const unwritten = open.t.logs
+          .flatMap((chunk) => chunk.split('\n').filter(Boolean))
+          .map((line) => JSON.parse(line) as { msg?: string; record?: { type?: string } })
+          .filter((entry) => entry.msg?.startsWith('audit record NOT written: local sign-in allowed'))
+          .map((entry) => entry.record?.type);
+        expect(unwritten).toEqual(['auth.attempt', 'session.started', 'token.issued']);
+      } finally {
+        await restore();
+      }
+      expect(await sessionsOf(open, 'lena')).toHaveLength(1);
+      expect(await open.db.selectFrom('audit_event').select(['seq']).execute()).toHaveLength(before.length);
+      expect(await chainVerifies(open)).toMatchObject({ kind: 'ok' });
+    });
+
+    it('audit.failOpenForLocalSso never applies to PSC: its sign-in is refused (503)', async () => {
+      const restore = await auditOutage(open.db);
+      try {
+        const agent = new BrowserAgent();
+        const pending = await authorizationRequest(psc, REDIRECT, { acr_values: 'eidas1', prompt: 'login' });
+        await agent.follow(pending.url, open.t.issuer);
+        const identify = agent.lastHtml;
+        const identified = await agent.postForm(new URL(formAction(identify, '/identify'), open.t.issuer), {
+          csrf: formField(identify, 'csrf') ?? '',
+          username: 'lena',
+        });
+        // The key is offered first; the password (first factor) is one of the other methods.
+        const step = new URL(identified.headers.get('location') ?? '', open.t.issuer);
+        step.searchParams.set('method', 'password');
+        await agent.follow(step, open.t.issuer);
+        const page = agent.lastHtml;
+        const refused = await agent.postForm(new URL(formAction(page, '/method/password'), open.t.issuer), {
+          csrf: formField(page, 'csrf') ?? '',
+          password: TEST_PASSWORD,
+        });
+        expect(refused.status).toBe(503);
+        expect(errorText(await refused.text())).toBe(escaped(fr['error.service_unavailable']));
+        expect(open.t.logs.join('')).toMatch(
+          /"scope":"federation".*audit record not written: authentication refused/,
+        );
+      } finally {
+        await restore();
+      }
     });
   });
 }

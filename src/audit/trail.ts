@@ -32,15 +32,39 @@ export interface AuditEvent {
   establishment?: string;
 }
 
+/**
+ * Whose sign-in an authentication record belongs to: `local` = Passerelle's own single sign-on for the
+ * establishment's applications; `federation` = a login for Pro Santé Connect or through it, which is
+ * never allowed without its record.
+ */
+export type AuthenticationScope = 'local' | 'federation';
+
+/** The audit record of an authentication could not be written and the authentication must not proceed. */
+export class AuditUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('audit record not written: authentication refused', { cause });
+    this.name = 'AuditUnavailableError';
+  }
+}
+
+export interface AuditTrailOptions {
+  /** `audit.failOpenForLocalSso`: a local sign-in proceeds when its record cannot be written. */
+  failOpenForLocalSso?: boolean;
+}
+
 /** The one place every security event goes through (the traceability issue makes it tamper evident). */
 export class AuditTrail {
   readonly #db: Kysely<Database>;
   readonly #logger: Logger;
+  readonly #failOpenForLocalSso: boolean;
   readonly instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  /** When a local sign-in last proceeded without its record (fail-open), for the readiness check. */
+  unwrittenSince: Date | undefined;
 
-  constructor(db: Kysely<Database>, logger: Logger) {
+  constructor(db: Kysely<Database>, logger: Logger, options: AuditTrailOptions = {}) {
     this.#db = db;
     this.#logger = logger;
+    this.#failOpenForLocalSso = options.failOpenForLocalSso ?? false;
   }
 
   /**
@@ -54,6 +78,48 @@ export class AuditTrail {
     else await within.transaction().execute(append);
     const { userAgent: _ua, detail: _detail, ...summary } = event;
     this.#logger.info(summary, 'audit');
+  }
+
+  /**
+   * The record of an authentication, committed in one transaction with `change` (the state it
+   * describes, e.g. the session saved). When the record cannot be written, the change is rolled back
+   * and an AuditUnavailableError is thrown: the authentication fails closed. Only for a `local` sign-in,
+   * and only with `audit.failOpenForLocalSso`, the change is then made alone and the record goes to the
+   * operator's log instead; the result is false.
+   */
+  async recordAuthentication(
+    event: AuditEvent,
+    scope: AuthenticationScope,
+    change?: (trx: Kysely<Database>) => Promise<void>,
+  ): Promise<boolean> {
+    try {
+      await this.#db.transaction().execute(async (trx) => {
+        if (change) await change(trx);
+        try {
+          await appendToChain(trx, this.#fields(event));
+        } catch (err) {
+          throw new AuditUnavailableError(err);
+        }
+      });
+    } catch (err) {
+      if (!(err instanceof AuditUnavailableError)) throw err;
+      const { detail: _detail, ...record } = event;
+      if (scope !== 'local' || !this.#failOpenForLocalSso) {
+        this.#logger.error({ err: err.cause, record, scope }, err.message);
+        throw err;
+      }
+      this.unwrittenSince ??= new Date();
+      this.#logger.error(
+        { err: err.cause, record, scope },
+        'audit record NOT written: local sign-in allowed (audit.failOpenForLocalSso)',
+      );
+      if (change) await this.#db.transaction().execute(change);
+      return false;
+    }
+    this.unwrittenSince = undefined;
+    const { userAgent: _ua, detail: _detail, ...summary } = event;
+    this.#logger.info(summary, 'audit');
+    return true;
   }
 
   #fields(event: AuditEvent): UnchainedFields {

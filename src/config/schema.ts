@@ -524,6 +524,12 @@ export const configSchema = z
     /** The traceability trail (docs/audit.md). */
     audit: z
       .strictObject({
+        /**
+         * When the audit record of a sign-in cannot be written, the sign-in is refused (fail closed).
+         * `true` lets a local sign-in (the establishment's own applications) proceed, its record going to
+         * the operator's log only. Sign-ins for or through Pro Santé Connect are always refused.
+         */
+        failOpenForLocalSso: z.boolean().default(false),
         /** A signed checkpoint of the hash chain this often (one instance writes it). */
         checkpointIntervalSeconds: seconds.default(300),
         /** Forwarding to a SIEM as RFC 5424 syslog over TCP (RFC 6587 octet counting) or TLS; absent = off. */

@@ -1,6 +1,11 @@
 import type { Logger } from 'pino';
 import type { Account, AccountStore } from '../accounts/store.ts';
-import type { AuditTrail } from '../audit/trail.ts';
+import {
+  type AuditEvent,
+  type AuditTrail,
+  AuditUnavailableError,
+  type AuthenticationScope,
+} from '../audit/trail.ts';
 import type { AuthFailureCode, AuthMethod, AuthOutcome, MethodContext } from '../methods/types.ts';
 import type { CredentialThrottle } from '../ratelimit/throttle.ts';
 
@@ -29,7 +34,8 @@ export interface Attempt {
 /**
  * One credential check, whatever the method: throttled per account and source address, the method's
  * outcome checked against the account (disabled, or not the one being stepped up: the only place these
- * are checked), and audited once. Fails closed: when the audit record cannot be written, the attempt fails.
+ * are checked), and audited once. Fails closed: when the audit record cannot be written, the attempt fails
+ * (a `local` one proceeds with `audit.failOpenForLocalSso`).
  */
 export async function attemptMethod(
   deps: AttemptDeps,
@@ -37,6 +43,7 @@ export async function attemptMethod(
   input: unknown,
   context: MethodContext,
   clientId: string,
+  scope: AuthenticationScope,
 ): Promise<Attempt> {
   const subjects = { account: context.username?.toLowerCase(), ip: context.ip };
   const decision = await deps.throttle.check(subjects);
@@ -82,8 +89,9 @@ export async function attemptMethod(
     requestId: context.requestId,
     method: method.id,
   };
+  const record = async (event: AuditEvent) => deps.audit.recordAuthentication(event, scope);
   try {
-    await deps.audit.record(
+    await record(
       outcome.kind === 'success'
         ? {
             ...base,
@@ -102,19 +110,10 @@ export async function attemptMethod(
             reason: outcome.reason,
           },
     );
-    if (locked) {
-      await deps.audit.record({
-        ...base,
-        type: 'auth.locked',
-        outcome: 'failure',
-        reason: 'too_many_failures',
-      });
-    }
+    if (locked)
+      await record({ ...base, type: 'auth.locked', outcome: 'failure', reason: 'too_many_failures' });
   } catch (err) {
-    deps.logger.error(
-      { err, requestId: context.requestId },
-      'audit record not written: authentication refused',
-    );
+    if (!(err instanceof AuditUnavailableError)) throw err;
     return { outcome: { kind: 'failure', code: 'service_unavailable', reason: 'audit_unavailable' } };
   }
   return { outcome, account };

@@ -7,6 +7,7 @@ import type { AccountStore } from '../accounts/store.ts';
 import type { Config } from '../config/schema.ts';
 import type { CompletedMethod } from '../db/types.ts';
 import { PSC_ELIGIBILITY_PROMPT, type PscRefusal } from '../federation/psc-eligibility.ts';
+import { pscEstablishmentOf } from '../federation/psc-profile.ts';
 import type { Views } from '../http/views.ts';
 import { type Locale, type MessageId, negotiateLocale, scopeMessage, translator } from '../i18n/messages.ts';
 import type { AuthFailureCode, AuthMethod, MethodContext, PresentedCertificate } from '../methods/types.ts';
@@ -160,6 +161,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       clientId,
       locale,
       requiredAcr: level.acr,
+      pscFederation: pscEstablishmentOf(config, metadata) !== undefined,
       ...(maxAge === undefined ? {} : { maxAge }),
       allowedMethods: deps.methods.map((m) => m.id).filter((id) => !allowed || allowed.includes(id)),
     };
@@ -413,7 +415,16 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   ) => {
     const t = translator(state.locale);
     const context = methodContext(ctx, uid, state);
-    const { outcome, account } = await attemptMethod(deps.attempts, method, input, context, state.clientId);
+    // A login for PSC or through PSC is federation; a state from before the field was set fails closed.
+    const scope = state.pscFederation === false && method.id !== 'psc' ? 'local' : 'federation';
+    const { outcome, account } = await attemptMethod(
+      deps.attempts,
+      method,
+      input,
+      context,
+      state.clientId,
+      scope,
+    );
     if (outcome.kind === 'failure') {
       if (outcome.retryAfterSeconds) ctx.set('retry-after', String(outcome.retryAfterSeconds));
       // PSC proved an identity linked to no account: the user proves their account, then PSC links it.

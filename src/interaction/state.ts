@@ -11,6 +11,8 @@ export interface LoginState {
   /** The level needed (acr) and the maximum authentication age, fixed at the start. */
   requiredAcr?: string;
   maxAge?: number;
+  /** The client is Pro Santé Connect (federation): its sign-ins never proceed without their audit record. */
+  pscFederation?: boolean;
   /** Method ids this client accepts. */
   allowedMethods?: string[];
   /** A step-up of an existing session: the account is known, only the missing factor is asked. */

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
+import { canonicalJson } from '../audit/canonical.ts';
 import type { DeclaredClient } from '../config/schema.ts';
 import type { Sealer } from '../crypto/sealer.ts';
 import type { Database } from '../db/types.ts';
@@ -207,17 +208,42 @@ export class ClientRegistry {
     return true;
   }
 
-  /** Makes the registry's config-sourced clients equal to the declared list. */
-  async syncDeclared(declared: readonly DeclaredClient[], validate?: MetadataValidator): Promise<void> {
+  /**
+   * Makes the registry's config-sourced clients equal to the declared list. Returns what changed
+   * (for the audit trail): a client added, one whose metadata or secret changed, one removed.
+   */
+  async syncDeclared(
+    declared: readonly DeclaredClient[],
+    validate?: MetadataValidator,
+  ): Promise<DeclaredClientChange[]> {
+    const changes: DeclaredClientChange[] = [];
     const ids = declared.map((c) => c.clientId);
     for (const client of declared) {
       const metadata = toClientMetadata(client);
       if (client.clientSecret) metadata.client_secret = client.clientSecret;
+      const before = await this.findMetadata(client.clientId);
       await this.save(metadata, 'config', validate);
+      const after = await this.findMetadata(client.clientId);
+      if (!before) changes.push({ clientId: client.clientId, change: 'added' });
+      else if (canonicalJson(before) !== canonicalJson(after))
+        changes.push({
+          clientId: client.clientId,
+          change: 'updated',
+          secretChanged: before.client_secret !== after?.client_secret,
+        });
     }
     let stale = this.#db.selectFrom('oidc_client').select('client_id').where('source', '=', 'config');
     if (ids.length > 0) stale = stale.where('client_id', 'not in', ids);
     // Removed from the file: removed like any other client, tokens included.
-    for (const { client_id } of await stale.execute()) await this.remove(client_id);
+    for (const { client_id } of await stale.execute())
+      if (await this.remove(client_id)) changes.push({ clientId: client_id, change: 'removed' });
+    return changes;
   }
+}
+
+/** One change made by the configuration file's client list. */
+export interface DeclaredClientChange {
+  clientId: string;
+  change: 'added' | 'updated' | 'removed';
+  secretChanged?: boolean;
 }

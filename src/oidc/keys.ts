@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { type Kysely, sql } from 'kysely';
+import type { AuditTrail } from '../audit/trail.ts';
 import type { Sealer } from '../crypto/sealer.ts';
 import type { Database, SigningKeyTable } from '../db/types.ts';
 
@@ -47,7 +48,11 @@ async function insertKey(db: Kysely<Database>, sealer: Sealer, family: KeyFamily
 }
 
 /** Creates the first key of each family when none is active. Safe when instances start together. */
-export async function ensureSigningKeys(db: Kysely<Database>, sealer: Sealer): Promise<string[]> {
+export async function ensureSigningKeys(
+  db: Kysely<Database>,
+  sealer: Sealer,
+  audit: AuditTrail,
+): Promise<string[]> {
   const created: string[] = [];
   for (const family of Object.keys(FAMILIES) as KeyFamily[]) {
     await db.transaction().execute(async (trx) => {
@@ -58,7 +63,14 @@ export async function ensureSigningKeys(db: Kysely<Database>, sealer: Sealer): P
         .where('family', '=', family)
         .where('retired_at', 'is', null)
         .executeTakeFirst();
-      if (!active) created.push(await insertKey(trx, sealer, family));
+      if (active) return;
+      const kid = await insertKey(trx, sealer, family);
+      // Recorded with the key: a first start, or a family added by an upgrade.
+      await audit.record(
+        { type: 'admin.keys.created', outcome: 'success', detail: { kid, family, via: 'start' } },
+        trx,
+      );
+      created.push(kid);
     });
   }
   return created;

@@ -282,6 +282,12 @@ export function auditProtocolEvents(provider: Provider, deps: ProtocolAuditDeps)
       default:
         return;
     }
-    for (const record of records) await audit.record(record);
+    if (oidc.route === 'token') {
+      // Tokens are the end of a sign-in: fail-open applies to local clients, never to PSC.
+      const psc = oidc.client && pscEstablishmentOf(config, oidc.client.metadata());
+      for (const record of records) await audit.recordAuthentication(record, psc ? 'federation' : 'local');
+    } else {
+      for (const record of records) await audit.record(record);
+    }
   });
 }

@@ -69,6 +69,7 @@ export class AuthSessions {
     accountId: string,
     methods: CompletedMethod[],
     profile: SessionProfile,
+    within: Kysely<Database> = this.#db,
   ): Promise<void> {
     const now = new Date();
     const row = {
@@ -83,7 +84,7 @@ export class AuthSessions {
     };
     // A step-up keeps the session's start and absolute end; a new account starts a new session.
     const sameAccount = sql<boolean>`auth_session.account_id = ${accountId}`;
-    await this.#db
+    await within
       .insertInto('auth_session')
       .values(row)
       .onConflict((oc) =>

@@ -60,9 +60,10 @@ export function sessionPolicyCheck(config: Config, sessions: AuthSessions, audit
     'login_required',
     async (ctx: KoaContextWithOIDC) => {
       const { session, result, client, params } = ctx.oidc;
-      if (!session?.accountId || !client) return Check.NO_NEED_TO_PROMPT;
+      const accountId = session?.accountId;
+      if (!session || !accountId || !client) return Check.NO_NEED_TO_PROMPT;
       const context = {
-        accountId: session.accountId,
+        accountId,
         sessionId: session.uid,
         clientId: client.clientId,
         ip: ctx.ip,
@@ -71,23 +72,30 @@ export function sessionPolicyCheck(config: Config, sessions: AuthSessions, audit
       };
       const completed = result?.passerelle as LoginRecord | undefined;
       if (result?.login && completed) {
-        const live = await sessions.active(session.uid, session.accountId);
-        await sessions.save(session.uid, session.accountId, completed.methods, completed.profile);
-        await audit.record({
-          ...context,
-          type: live ? 'session.refreshed' : 'session.started',
-          outcome: 'success',
-          interactionId: ctx.oidc.entities.Interaction?.uid,
-          method: completed.methods.at(-1)?.method,
-          amr: result.login.amr,
-          acr: result.login.acr,
-          detail: { methods: completed.methods.map((m) => m.method), profile: completed.profile },
-        });
+        const live = await sessions.active(session.uid, accountId);
+        const federation =
+          pscEstablishmentOf(config, client.metadata()) !== undefined ||
+          completed.methods.some((m) => m.method === 'psc');
+        // The session and its record are committed together: neither exists without the other.
+        await audit.recordAuthentication(
+          {
+            ...context,
+            type: live ? 'session.refreshed' : 'session.started',
+            outcome: 'success',
+            interactionId: ctx.oidc.entities.Interaction?.uid,
+            method: completed.methods.at(-1)?.method,
+            amr: result.login.amr,
+            acr: result.login.acr,
+            detail: { methods: completed.methods.map((m) => m.method), profile: completed.profile },
+          },
+          federation ? 'federation' : 'local',
+          (trx) => sessions.save(session.uid, accountId, completed.methods, completed.profile, trx),
+        );
         return Check.NO_NEED_TO_PROMPT;
       }
-      const active = await sessions.active(session.uid, session.accountId);
+      const active = await sessions.active(session.uid, accountId);
       if (!active) {
-        const expiry = await sessions.claimExpiry(session.uid, session.accountId);
+        const expiry = await sessions.claimExpiry(session.uid, accountId);
         if (expiry)
           await audit.record({ ...context, type: 'session.expired', outcome: 'success', reason: expiry });
         reasons.set(ctx, 'expired');

@@ -31,5 +31,5 @@ export async function attempt<Input>(
   input: Input,
   context: MethodContext,
 ): Promise<AuthOutcome> {
-  return (await attemptMethod(deps, registered(method), input, context, 'test-client')).outcome;
+  return (await attemptMethod(deps, registered(method), input, context, 'test-client', 'local')).outcome;
 }
