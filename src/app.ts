@@ -21,7 +21,13 @@ import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
 import { pscLoginRoutes, pscLogoutChain } from './federation/psc-login-routes.ts';
 import { pscInitiatedLogout } from './federation/psc-logout.ts';
 import { addressMatcher, presentedCertificate } from './http/client-certificate.ts';
-import { databaseCheck, healthRoutes, migrationsCheck, type ReadinessCheck } from './http/health.ts';
+import {
+  auditWriteCheck,
+  databaseCheck,
+  healthRoutes,
+  migrationsCheck,
+  type ReadinessCheck,
+} from './http/health.ts';
 import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
 import { staticAssets, Views } from './http/views.ts';
 import { translator } from './i18n/messages.ts';
@@ -237,7 +243,7 @@ export async function createPasserelle(
   }
 
   const methods: AuthMethod[] = [registered(passwordMethod(accounts))];
-  const readiness: ReadinessCheck[] = [databaseCheck(db), migrationsCheck(db)];
+  const readiness: ReadinessCheck[] = [databaseCheck(db), migrationsCheck(db), auditWriteCheck(audit)];
   let directory: LdapDirectory | undefined;
   let directoryAccounts: DirectoryAccounts | undefined;
   if (config.ldap) {

@@ -78,13 +78,13 @@ for (const kind of databasesUnderTest()) {
       expect(await response.json()).toEqual({ status: 'ok' });
     });
 
-    it('/readyz answers 200 with the database and migrations checks ok', async () => {
+    it('/readyz answers 200 with the database, migrations and audit checks ok', async () => {
       expect(await readyz(t)).toEqual({
         status: 200,
         cache: 'no-store',
         body: {
           status: 'ready',
-          checks: { database: { ok: true }, migrations: { ok: true } },
+          checks: { database: { ok: true }, migrations: { ok: true }, audit: { ok: true, optional: true } },
           shuttingDown: false,
         },
       });

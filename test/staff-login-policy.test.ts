@@ -380,6 +380,12 @@ async function sessionsOf(h: Harness, username: string) {
     .execute();
 }
 
+async function readiness(h: Harness) {
+  const response = await fetch(new URL('/readyz', h.t.issuer));
+  const body = (await response.json()) as { checks: Record<string, { ok: boolean; detail?: string }> };
+  return { status: response.status, body };
+}
+
 async function chainVerifies(h: Harness) {
   const key = await AuditSigningKey.load(h.db, new Sealer(h.t.config.keys.encryptionKey));
   return verifyChain(chainRows(h.db), await listCheckpoints(h.db), key.publicKey);
@@ -433,6 +439,7 @@ for (const kind of databasesUnderTest()) {
     it('audit.failOpenForLocalSso: a local sign-in proceeds to its tokens, its records in the operator log', async () => {
       const before = await open.db.selectFrom('audit_event').select(['seq']).execute();
       const restore = await auditOutage(open.db);
+      const during = async () => open.db.selectFrom('audit_event').select(['seq']).execute();
       try {
         const pending = await authorizationRequest(open.config, REDIRECT, { prompt: 'login' });
         const { callback } = await browserLogin(new BrowserAgent(), pending.url, open.t.issuer, {
@@ -451,11 +458,22 @@ for (const kind of databasesUnderTest()) {
           .filter((entry) => entry.msg?.startsWith('audit record NOT written: local sign-in allowed'))
           .map((entry) => entry.record?.type);
         expect(unwritten).toEqual(['auth.attempt', 'session.started', 'token.issued']);
+        expect(await during()).toHaveLength(before.length);
+        // The instance stays in the load balancer's rotation and tells the operator.
+        const degraded = await readiness(open);
+        expect(degraded.status).toBe(200);
+        expect(degraded.body.checks.audit).toMatchObject({ ok: false, optional: true });
+        expect(degraded.body.checks.audit?.detail).toMatch(/^records not written since \d{4}-/);
       } finally {
         await restore();
       }
       expect(await sessionsOf(open, 'lena')).toHaveLength(1);
-      expect(await open.db.selectFrom('audit_event').select(['seq']).execute()).toHaveLength(before.length);
+      const pending = await authorizationRequest(open.config, REDIRECT, { prompt: 'login' });
+      await browserLogin(new BrowserAgent(), pending.url, open.t.issuer, {
+        username: 'lena',
+        password: TEST_PASSWORD,
+      });
+      expect((await readiness(open)).body.checks.audit).toEqual({ ok: true, optional: true });
       expect(await chainVerifies(open)).toMatchObject({ kind: 'ok' });
     });
 

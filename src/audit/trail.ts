@@ -58,8 +58,8 @@ export class AuditTrail {
   readonly #logger: Logger;
   readonly #failOpenForLocalSso: boolean;
   readonly instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  /** When a local sign-in last proceeded without its record (fail-open), for the readiness check. */
-  unwrittenSince: Date | undefined;
+  /** Since when authentication records fail to be written (undefined once one is written again). */
+  failingSince: Date | undefined;
 
   constructor(db: Kysely<Database>, logger: Logger, options: AuditTrailOptions = {}) {
     this.#db = db;
@@ -103,12 +103,12 @@ export class AuditTrail {
       });
     } catch (err) {
       if (!(err instanceof AuditUnavailableError)) throw err;
+      this.failingSince ??= new Date();
       const { detail: _detail, ...record } = event;
       if (scope !== 'local' || !this.#failOpenForLocalSso) {
         this.#logger.error({ err: err.cause, record, scope }, err.message);
         throw err;
       }
-      this.unwrittenSince ??= new Date();
       this.#logger.error(
         { err: err.cause, record, scope },
         'audit record NOT written: local sign-in allowed (audit.failOpenForLocalSso)',
@@ -116,7 +116,7 @@ export class AuditTrail {
       if (change) await this.#db.transaction().execute(change);
       return false;
     }
-    this.unwrittenSince = undefined;
+    this.failingSince = undefined;
     const { userAgent: _ua, detail: _detail, ...summary } = event;
     this.#logger.info(summary, 'audit');
     return true;

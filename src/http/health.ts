@@ -1,5 +1,6 @@
 import { Router } from '@koa/router';
 import { type Kysely, sql } from 'kysely';
+import type { AuditTrail } from '../audit/trail.ts';
 import { migrationsApplied } from '../db/migrate.ts';
 import type { Database } from '../db/types.ts';
 
@@ -30,6 +31,21 @@ export function migrationsCheck(db: Kysely<Database>): ReadinessCheck {
     async run() {
       const applied = await migrationsApplied(db);
       return applied ? { ok: true } : { ok: false, detail: 'pending migrations' };
+    },
+  };
+}
+
+/**
+ * Whether authentication records are being written (optional: an instance that fails closed refuses
+ * sign-ins on its own, one that fails open keeps serving; either way the operator sees it here).
+ */
+export function auditWriteCheck(audit: Pick<AuditTrail, 'failingSince'>): ReadinessCheck {
+  return {
+    name: 'audit',
+    optional: true,
+    async run() {
+      const since = audit.failingSince;
+      return since ? { ok: false, detail: `records not written since ${since.toISOString()}` } : { ok: true };
     },
   };
 }
