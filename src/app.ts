@@ -449,7 +449,9 @@ export async function createPasserelle(
   // The audit trail forwarded to the SIEM (one instance at a time; the database is the buffer), and
   // signed checkpoints of its hash chain.
   const syslog = config.audit.syslog ? new SyslogForwarder(db, config.audit.syslog, logger) : undefined;
-  const checkpoints = new AuditCheckpoints(db, await AuditSigningKey.load(db, services.sealer));
+  // Created and published at the first start; loaded again at each checkpoint (another instance may rotate it).
+  await AuditSigningKey.load(db, services.sealer);
+  const checkpoints = new AuditCheckpoints(db, () => AuditSigningKey.load(db, services.sealer));
   let stopCheckpoints: (() => void) | undefined;
 
   return {

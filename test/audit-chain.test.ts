@@ -409,7 +409,8 @@ for (const kind of databasesUnderTest()) {
       const handle = await open();
       try {
         await migrateToLatest(handle.db);
-        await migrateDown(handle.db);
+        // Back to before the chain migration (and those after it).
+        while (!(await migrateDown(handle.db)).includes('reverted 0008_audit_chain'));
         for (const seq of [3, 4, 8, 20]) {
           await sql`insert into audit_event (seq, at, type, outcome, instance_id, amr)
             values (${sql.lit(seq)}, '2026-01-02 03:04:05.123456+00', 'auth.attempt', 'success', 'old', '["pwd"]')`.execute(
@@ -439,6 +440,7 @@ for (const kind of databasesUnderTest()) {
       });
       const cli = (args: string[]) => runCli(['audit', ...args], { env });
 
+      // The first command on this database also creates the signing keys: records 6 and 7.
       const keyOut = await cli(['public-key']);
       expect(keyOut.code).toBe(0);
       const [pem, jwk] = keyOut.stdout.split(/(?<=-----END PUBLIC KEY-----)\n/);
@@ -447,11 +449,11 @@ for (const kind of databasesUnderTest()) {
       expect(JSON.parse(jwk ?? '')).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA' });
       expect(await cli(['checkpoint'])).toMatchObject({
         code: 0,
-        stdout: expect.stringMatching(/^checkpoint at seq 5 /),
+        stdout: expect.stringMatching(/^checkpoint at seq 7 /),
       });
 
       const intact = await cli(['verify', '--public-key', keyFile]);
-      expect(intact.stdout).toMatch(/^audit verify ok: 5 records, 1 checkpoints, seq 1–5, [\d.]+ s\n$/);
+      expect(intact.stdout).toMatch(/^audit verify ok: 7 records, 1 checkpoints, seq 1–7, [\d.]+ s\n$/);
       expect(intact.code).toBe(0);
 
       const handle = await open();
@@ -483,7 +485,7 @@ for (const kind of databasesUnderTest()) {
         '--public-key',
         otherKey,
       ]);
-      expect(wrongKey.stdout).toMatch(/^bad-checkpoint at seq 5: checkpoint 5 is signed by key /);
+      expect(wrongKey.stdout).toMatch(/^bad-checkpoint at seq 7: checkpoint 7 is signed by key /);
       expect(wrongKey.code).toBe(1);
       rmSync(keyFile);
       rmSync(otherKey);

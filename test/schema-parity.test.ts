@@ -127,6 +127,7 @@ for (const kind of databasesUnderTest()) {
           'psc_login_pending',
           'audit_checkpoint',
           'audit_export',
+          'audit_key',
           'audit_forward_cursor',
           ...MIGRATOR_TABLES,
         ].sort(),

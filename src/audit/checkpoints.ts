@@ -16,8 +16,8 @@ import type { Database } from '../db/types.ts';
 import { canonicalJson } from './canonical.ts';
 import { type ChainLink, lastLink } from './chain.ts';
 
-const KEY_SECRET = 'audit_signing_key';
-const KEY_CONTEXT = `app_secret:${KEY_SECRET}`;
+export const KEY_SECRET = 'audit_signing_key';
+export const KEY_CONTEXT = `app_secret:${KEY_SECRET}`;
 
 /** A signed statement that the chain's record `seq` has hash `hash`. */
 export interface Checkpoint {
@@ -36,9 +36,15 @@ export function checkpointPayload(c: Omit<Checkpoint, 'signature'>): Buffer {
 
 /** Key id: the RFC 7638 JWK thumbprint (SHA-256, base64url) of the public key. */
 export function auditKeyId(publicKey: KeyObject): string {
+  return createHash('sha256')
+    .update(canonicalJson(publicJwk(publicKey)))
+    .digest('base64url');
+}
+
+/** The members of an Ed25519 public key as a JWK (those its thumbprint covers). */
+export function publicJwk(publicKey: KeyObject): Record<string, string> {
   const jwk = publicKey.export({ format: 'jwk' });
-  const members = canonicalJson({ crv: jwk.crv, kty: jwk.kty, x: jwk.x });
-  return createHash('sha256').update(members).digest('base64url');
+  return { crv: String(jwk.crv), kty: String(jwk.kty), x: String(jwk.x) };
 }
 
 /** The public half as an auditor takes it away: PEM (SPKI) and JWK. */
@@ -63,7 +69,7 @@ export class AuditSigningKey {
   readonly publicKey: KeyObject;
   readonly keyId: string;
 
-  private constructor(privateKey: KeyObject) {
+  constructor(privateKey: KeyObject) {
     this.privateKey = privateKey;
     this.publicKey = createPublicKey(privateKey);
     this.keyId = auditKeyId(this.publicKey);
@@ -89,7 +95,14 @@ export class AuditSigningKey {
       .select('value_sealed')
       .where('name', '=', KEY_SECRET)
       .executeTakeFirstOrThrow();
-    return new AuditSigningKey(createPrivateKey(sealer.open(row.value_sealed, KEY_CONTEXT)));
+    const key = new AuditSigningKey(createPrivateKey(sealer.open(row.value_sealed, KEY_CONTEXT)));
+    // The first key is published as it is created (a rotated key is published by the rotation).
+    await db
+      .insertInto('audit_key')
+      .values({ key_id: key.keyId, public_jwk: JSON.stringify(publicJwk(key.publicKey)) })
+      .onConflict((oc) => oc.column('key_id').doNothing())
+      .execute();
+    return key;
   }
 
   sign(link: ChainLink, at: Date): Checkpoint {
@@ -102,11 +115,12 @@ export class AuditSigningKey {
 /** Signed checkpoints of the chain, stored in audit_checkpoint. */
 export class AuditCheckpoints {
   readonly #db: Kysely<Database>;
-  readonly #key: AuditSigningKey;
+  readonly #key: () => Promise<AuditSigningKey>;
 
-  constructor(db: Kysely<Database>, key: AuditSigningKey) {
+  /** `key`: the signing key, or how to load the current one at each checkpoint (it may be rotated meanwhile). */
+  constructor(db: Kysely<Database>, key: AuditSigningKey | (() => Promise<AuditSigningKey>)) {
     this.#db = db;
-    this.#key = key;
+    this.#key = typeof key === 'function' ? key : async () => key;
   }
 
   /** Signs the chain's last record; undefined when the trail is empty or that record is already signed. */
@@ -118,7 +132,7 @@ export class AuditCheckpoints {
 
   /** Signs a given link (e.g. the last record of a range about to be purged). */
   async writeAt(link: ChainLink): Promise<Checkpoint | undefined> {
-    const checkpoint = this.#key.sign(link, new Date());
+    const checkpoint = (await this.#key()).sign(link, new Date());
     const inserted = await this.#db
       .insertInto('audit_checkpoint')
       .values({

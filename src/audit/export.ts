@@ -116,6 +116,8 @@ export interface ExportOptions {
   verifyChain?: ChainVerifier;
   /** The audit trail's public key (as the chain module publishes it), so an auditor verifies offline. */
   publicKey?: unknown;
+  /** Every published key with its endorsement by the previous one: checkpoints after a key rotation verify. */
+  auditKeys?: unknown[];
   pageSize?: number;
   now?: () => Date;
 }
@@ -162,6 +164,9 @@ export async function exportAudit(db: Kysely<Database>, options: ExportOptions):
     for (const checkpoint of checkpoints) await write(out, `${JSON.stringify({ checkpoint })}\n`);
     if (options.publicKey !== undefined) {
       await write(out, `${JSON.stringify({ public_key: options.publicKey })}\n`);
+    }
+    if (options.auditKeys !== undefined) {
+      await write(out, `${JSON.stringify({ audit_keys: options.auditKeys })}\n`);
     }
   } else {
     if (!options.checkpointsOut) throw new Error('a CSV export needs a destination for its checkpoints');

@@ -3,13 +3,14 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/types.ts';
 import { listCheckpoints } from './checkpoints.ts';
 import type { AuditRow, ChainVerifier } from './export.ts';
+import type { AuditKeyring } from './keyring.ts';
 import { problemLine, verifyChain } from './verify.ts';
 
 /**
  * The chain verification of a range for the export and the purge: the range's rows against the
  * checkpoints that fall in it (and the one just before, which anchors its first record).
  */
-export function rangeVerifier(db: Kysely<Database>, publicKey: KeyObject): ChainVerifier {
+export function rangeVerifier(db: Kysely<Database>, keys: KeyObject | AuditKeyring): ChainVerifier {
   return async (rows, range) => {
     async function* chained(source: AsyncIterable<AuditRow>) {
       for await (const row of source) {
@@ -18,7 +19,7 @@ export function rangeVerifier(db: Kysely<Database>, publicKey: KeyObject): Chain
     }
     const before = (BigInt(range.fromSeq) - 1n).toString();
     const checkpoints = await listCheckpoints(db, { from: before, to: range.toSeq });
-    const result = await verifyChain(chained(rows), checkpoints, publicKey, { allowUnanchored: true });
+    const result = await verifyChain(chained(rows), checkpoints, keys, { allowUnanchored: true });
     return result.kind === 'ok'
       ? { ok: true }
       : { ok: false, seq: result.problem.seq, problem: problemLine(result.problem) };

@@ -1,13 +1,14 @@
-import { type KeyObject, verify } from 'node:crypto';
+import { KeyObject, verify } from 'node:crypto';
 import { type ChainRow, chainHash, GENESIS_HASH } from './canonical.ts';
 import type { ChainLink } from './chain.ts';
 import { auditKeyId, type Checkpoint, checkpointPayload } from './checkpoints.ts';
+import type { AuditKeyring } from './keyring.ts';
 
 /**
  * What is wrong at `seq`: `altered` (content does not match its hash, or a signed checkpoint), `deleted`
  * (a record missing: seq gap, broken link), `inserted` (a record that was not in the chain), `reordered`
  * (a record out of its place), `truncated` (records a checkpoint signed are gone from the end),
- * `bad-checkpoint` (a checkpoint whose signature does not verify with the audit public key).
+ * `bad-checkpoint` (a checkpoint whose signature does not verify, or signed by a key that is not trusted).
  */
 export type ProblemKind = 'altered' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'bad-checkpoint';
 
@@ -56,11 +57,11 @@ const rehash = (row: ChainRow, seq: string) => chainHash({ ...row, seq });
 export async function verifyChain(
   rows: AsyncIterable<ChainRow> | Iterable<ChainRow>,
   checkpoints: readonly Checkpoint[],
-  publicKey: KeyObject,
+  keys: KeyObject | AuditKeyring,
   options: VerifyOptions = {},
 ): Promise<VerifyResult> {
   const started = performance.now();
-  const keyId = auditKeyId(publicKey);
+  const keyring: AuditKeyring = keys instanceof KeyObject ? new Map([[auditKeyId(keys), keys]]) : keys;
   const summary: VerifySummary = {
     rows: 0,
     checkpoints: 0,
@@ -75,11 +76,12 @@ export async function verifyChain(
   };
   const signatureProblem = (c: Checkpoint): ChainProblem | undefined => {
     summary.checkpoints++;
-    if (c.keyId !== keyId)
+    const publicKey = keyring.get(c.keyId);
+    if (!publicKey)
       return {
         kind: 'bad-checkpoint',
         seq: c.seq,
-        message: `checkpoint ${c.seq} is signed by key ${c.keyId}`,
+        message: `checkpoint ${c.seq} is signed by key ${c.keyId}, which is not a trusted audit key`,
       };
     if (verify(null, checkpointPayload(c), publicKey, Buffer.from(c.signature, 'base64url')))
       return undefined;

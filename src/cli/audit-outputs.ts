@@ -21,6 +21,8 @@ export interface AuditOutputsDeps {
   verifyChain?: (services: Services) => ChainVerifier;
   /** The audit trail's public key (JWK or PEM as the chain module stores it), included in exports. */
   publicKey?: (services: Services) => Promise<unknown>;
+  /** Every published audit key with its endorsement (after a rotation), included in JSON Lines exports. */
+  auditKeys?: (services: Services) => Promise<unknown[]>;
 }
 
 /** `passerelle audit export|report|purge`, under the `audit` command (created here if absent). */
@@ -65,6 +67,7 @@ export function registerAuditOutputs(program: Command, deps: AuditOutputsDeps = 
             actor: operator(opts.by),
             verifyChain: deps.verifyChain?.(services),
             publicKey: await deps.publicKey?.(services),
+            auditKeys: await deps.auditKeys?.(services),
           });
           for (const file of files) file.end();
           await Promise.all(files.map((file) => finished(file)));

@@ -9,9 +9,10 @@ import {
   parsePublicKey,
   publicKeyExport,
 } from '../audit/checkpoints.ts';
+import { installationKeyring, publishedKeys, rotateAuditKey, trustedKeyring } from '../audit/keyring.ts';
 import { problemLine, summaryLine, verifyChain } from '../audit/verify.ts';
 import type { Database } from '../db/types.ts';
-import { withServices } from './admin.ts';
+import { operator, withServices } from './admin.ts';
 import { CliError, out } from './context.ts';
 
 export function registerAudit(program: Command): void {
@@ -25,14 +26,17 @@ export function registerAudit(program: Command): void {
     .option('--to <seq|date>', 'last record: a sequence number or an ISO-8601 date')
     .option(
       '--public-key <file>',
-      "the audit public key (PEM or JWK) taken from `audit public-key`; default: the server's",
+      'an audit public key (PEM or JWK) taken from `audit public-key` and trusted, with the keys it endorsed ' +
+        "by rotation; default: the installation's first key",
     )
     .action(async (opts: { from?: string; to?: string; publicKey?: string }, command: Command) => {
       await withServices(command, async ({ database, sealer }) => {
         const db = database.db;
-        const publicKey = opts.publicKey
-          ? parsePublicKey(await readFile(opts.publicKey, 'utf8'))
-          : (await AuditSigningKey.load(db, sealer)).publicKey;
+        // The auditor's key (or the installation's first one), and the keys endorsed from it by rotations.
+        await AuditSigningKey.load(db, sealer);
+        const keys = opts.publicKey
+          ? trustedKeyring([parsePublicKey(await readFile(opts.publicKey, 'utf8'))], await publishedKeys(db))
+          : await installationKeyring(db);
         const from = opts.from === undefined ? undefined : await seqOf(db, opts.from, 'from');
         const to = opts.to === undefined ? undefined : await seqOf(db, opts.to, 'to');
         const anchor = from === undefined ? undefined : await linkBefore(db, from);
@@ -40,7 +44,7 @@ export function registerAudit(program: Command): void {
         const result = await verifyChain(
           chainRows(db, { from, to }),
           await listCheckpoints(db, { from: checkpointsFrom, to }),
-          publicKey,
+          keys,
           { anchor, allowUnanchored: from !== undefined },
         );
         if (result.kind === 'problem') out(problemLine(result.problem));
@@ -56,6 +60,40 @@ export function registerAudit(program: Command): void {
         const { pem, jwk } = publicKeyExport((await AuditSigningKey.load(database.db, sealer)).publicKey);
         out(pem.trimEnd());
         out(JSON.stringify(jwk));
+      });
+    });
+  audit
+    .command('keys')
+    .description('list the audit keys: the first one, and each rotation with the key that endorsed it')
+    .action(async (_opts, command: Command) => {
+      await withServices(command, async ({ database, sealer }) => {
+        const current = await AuditSigningKey.load(database.db, sealer);
+        for (const key of await publishedKeys(database.db)) {
+          const origin = key.endorsedBy ? `endorsed by ${key.endorsedBy}` : 'first key';
+          const state = key.keyId === current.keyId ? 'current' : `retired ${key.retiredAt?.toISOString()}`;
+          out(`${key.keyId}  created ${key.createdAt.toISOString()}  ${origin}  ${state}`);
+        }
+      });
+    });
+  audit
+    .command('rotate-key')
+    .description(
+      'replace the checkpoint signing key: checkpoint with the old key, publish the new one endorsed by it, ' +
+        'destroy the old private key, checkpoint with the new key',
+    )
+    .option('--by <operator>', 'who rotates, recorded in the trail')
+    .action(async (opts: { by?: string }, command: Command) => {
+      await withServices(command, async ({ database, sealer, audit }) => {
+        const checkpoints = new AuditCheckpoints(database.db, () =>
+          AuditSigningKey.load(database.db, sealer),
+        );
+        await checkpoints.write();
+        const rotated = await rotateAuditKey(database.db, sealer, audit, operator(opts.by));
+        await checkpoints.write();
+        out(`audit key rotated: ${rotated.previousKeyId} → ${rotated.keyId}`);
+        out(
+          'Give the auditor the new public key (`passerelle audit public-key`); the old one still verifies.',
+        );
       });
     });
   audit

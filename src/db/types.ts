@@ -148,6 +148,17 @@ export interface AuditCheckpointTable {
   signature: string;
 }
 
+export interface AuditKeyTable {
+  key_id: string;
+  /** The Ed25519 public key as a JWK (kty, crv, x). */
+  public_jwk: ColumnType<Record<string, string>, string, never>;
+  created_at: CreatedAt;
+  /** The key this one replaced, which signed `endorsement`; null for the first key. */
+  endorsed_by: string | null;
+  endorsement: string | null;
+  retired_at: Date | null;
+}
+
 export interface AuditExportTable {
   id: Generated<string>;
   from_seq: string;
@@ -339,6 +350,7 @@ export interface Database {
   psc_login_pending: PscLoginPendingTable;
   audit_event: AuditEventTable;
   audit_checkpoint: AuditCheckpointTable;
+  audit_key: AuditKeyTable;
   audit_export: AuditExportTable;
   audit_forward_cursor: AuditForwardCursorTable;
   directory_link: DirectoryLinkTable;
