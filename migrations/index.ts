@@ -8,6 +8,7 @@ import * as m0006 from './0006_rpps.ts';
 import * as m0007 from './0007_psc.ts';
 import * as m0008 from './0008_audit_chain.ts';
 import * as m0009 from './0009_audit_keys.ts';
+import * as m0010 from './0010_console.ts';
 
 /** Every migration, in order. Names are stable: they are recorded in the database. */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0007_psc': m0007,
   '0008_audit_chain': m0008,
   '0009_audit_keys': m0009,
+  '0010_console': m0010,
 };

@@ -8,6 +8,7 @@ import { CardCertificates } from './accounts/card-certificates.ts';
 import { DirectoryAccounts } from './accounts/directory-accounts.ts';
 import { EstablishmentMembers } from './accounts/establishments.ts';
 import { NationalIdentities } from './accounts/national-identity.ts';
+import { AccountRoles } from './accounts/roles.ts';
 import { AccountStore } from './accounts/store.ts';
 import { AuditCheckpoints, AuditSigningKey, scheduleCheckpoints } from './audit/checkpoints.ts';
 import { SyslogForwarder } from './audit/syslog.ts';
@@ -74,6 +75,7 @@ export interface Services {
   identities: NationalIdentities;
   /** Which establishments (FINESS) each account belongs to. */
   establishments: EstablishmentMembers;
+  roles: AccountRoles;
   throttle: CredentialThrottle;
   views: Views;
   /** Cookie-signing keys shared by all instances (also the CSRF and demo cookie keys). */
@@ -103,6 +105,7 @@ export async function openServices(
     const sessions = new AuthSessions(database.db, config.sessions);
     const identities = new NationalIdentities(database.db, audit);
     const establishments = new EstablishmentMembers(database.db, audit, config);
+    const roles = new AccountRoles(database.db, audit);
     const throttle = new CredentialThrottle(database.db, limiter, config.throttle);
     const views = new Views();
     const host = await ProviderHost.create({
@@ -149,6 +152,7 @@ export async function openServices(
       audit,
       identities,
       establishments,
+      roles,
       throttle,
       views,
       cookieKeys,

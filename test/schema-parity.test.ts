@@ -102,6 +102,7 @@ for (const kind of databasesUnderTest()) {
       expect(latest.tables).toEqual(
         [
           'account',
+          'account_role',
           'app_secret',
           'audit_event',
           'auth_session',

@@ -8,6 +8,7 @@ import {
   certificateFingerprint,
 } from '../accounts/card-certificates.ts';
 import { MIN_PASSWORD_LENGTH, passwordProblem } from '../accounts/passwords.ts';
+import { CONSOLE_ROLES, isConsoleRole } from '../accounts/roles.ts';
 import { type Account, AccountExistsError } from '../accounts/store.ts';
 import { openServices, type Services } from '../app.ts';
 import { type AuditEvent, AuditTrail } from '../audit/trail.ts';
@@ -334,6 +335,31 @@ export function registerUsers(program: Command): void {
     });
   registerCardCommands(users);
   registerUserKeys(users);
+  users
+    .command('roles')
+    .description(`show the console roles of an account; --add / --remove one (${CONSOLE_ROLES.join(', ')})`)
+    .argument('<username>')
+    .option('--add <role>', 'grant this role')
+    .option('--remove <role>', 'revoke this role')
+    .option('--by <operator>', 'who does it, for the audit trail')
+    .action(async (username: string, opts, command: Command) => {
+      await withServices(command, async (services) => {
+        const account = await accountNamed(services, username);
+        for (const [role, change] of [
+          [opts.add, 'grant'],
+          [opts.remove, 'revoke'],
+        ] as const) {
+          if (role === undefined) continue;
+          if (!isConsoleRole(role)) throw new CliError(`role: one of ${CONSOLE_ROLES.join(', ')}`);
+          const changed = await services.roles[change](account.id, role, operator(opts.by));
+          out(
+            `${account.username}: ${role} ${change === 'grant' ? 'granted' : 'revoked'}${changed ? '' : ' (unchanged)'}`,
+          );
+        }
+        const roles = await services.roles.of(account.id);
+        out(`${account.username}: ${roles.length ? roles.join(', ') : 'no console role'}`);
+      });
+    });
   users
     .command('establishments')
     .description('show the establishments (FINESS) an account belongs to; --add / --remove list it')

@@ -159,6 +159,13 @@ export interface AuditKeyTable {
   retired_at: Date | null;
 }
 
+export interface AccountRoleTable {
+  account_id: string;
+  role: 'administrator' | 'helpdesk' | 'auditor';
+  granted_at: CreatedAt;
+  granted_by: string;
+}
+
 export interface AuditExportTable {
   id: Generated<string>;
   from_seq: string;
@@ -351,6 +358,7 @@ export interface Database {
   audit_event: AuditEventTable;
   audit_checkpoint: AuditCheckpointTable;
   audit_key: AuditKeyTable;
+  account_role: AccountRoleTable;
   audit_export: AuditExportTable;
   audit_forward_cursor: AuditForwardCursorTable;
   directory_link: DirectoryLinkTable;

@@ -1,4 +1,3 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Router } from '@koa/router';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
 import type { Middleware } from 'koa';
@@ -7,6 +6,7 @@ import type { Logger } from 'pino';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { Config } from '../config/schema.ts';
 import type { Database } from '../db/types.ts';
+import { signValue, verifySignedValue } from '../http/signed-value.ts';
 import type { Views } from '../http/views.ts';
 import { negotiateLocale, translator } from '../i18n/messages.ts';
 import { FormError, readForm } from '../interaction/form.ts';
@@ -41,29 +41,6 @@ export function logoutTokenSid(payload: JWTPayload): { sid: string } | { invalid
   // Registered with backchannel_logout_session_required: the PSC session is named.
   if (typeof payload.sid !== 'string' || !payload.sid) return { invalid: 'no_sid' };
   return { sid: payload.sid };
-}
-
-/** The engine's answer to resume after PSC's logout, signed so the return URL cannot be forged. */
-function signedResume(key: string, resume: string): string {
-  const body = Buffer.from(JSON.stringify({ resume, exp: Date.now() + 10 * 60_000 })).toString('base64url');
-  return `${body}.${createHmac('sha256', key).update(body).digest('base64url')}`;
-}
-
-function verifiedResume(key: string, state: unknown): string | undefined {
-  if (typeof state !== 'string') return undefined;
-  const [body = '', mac = ''] = state.split('.');
-  const expected = createHmac('sha256', key).update(body).digest();
-  const given = Buffer.from(mac, 'base64url');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-  try {
-    const { resume, exp } = JSON.parse(Buffer.from(body, 'base64url').toString()) as {
-      resume?: string;
-      exp?: number;
-    };
-    return typeof resume === 'string' && typeof exp === 'number' && exp > Date.now() ? resume : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -102,7 +79,7 @@ export function pscLogoutChain(
         const url = new URL(pscLogout);
         url.searchParams.set('client_id', config.pscLogin?.clientId ?? '');
         url.searchParams.set('post_logout_redirect_uri', `${config.issuer}${PSC_LOGGED_OUT_PATH}`);
-        url.searchParams.set('state', signedResume(deps.key, value));
+        url.searchParams.set('state', signValue(deps.key, value, 10 * 60_000));
         return setHeader(name, url.href);
       };
     }
@@ -160,7 +137,7 @@ export function pscLoginRoutes(deps: PscLoginRouteDeps): Router {
   router.get(PSC_LOGGED_OUT_PATH, (ctx) => {
     ctx.status = 303;
     // The engine's answer (validated by it), signed by us; otherwise only the "signed out" page.
-    ctx.redirect(verifiedResume(deps.key, ctx.query.state) ?? '/session/end/success');
+    ctx.redirect(verifySignedValue(deps.key, ctx.query.state) ?? '/session/end/success');
   });
 
   router.post(PSC_BACKCHANNEL_LOGOUT_PATH, async (ctx) => {
