@@ -10,6 +10,7 @@ import { EstablishmentMembers } from './accounts/establishments.ts';
 import { NationalIdentities } from './accounts/national-identity.ts';
 import { AccountRoles } from './accounts/roles.ts';
 import { AccountStore } from './accounts/store.ts';
+import { consoleGate, consoleRoutes } from './admin/console.ts';
 import { AuditCheckpoints, AuditSigningKey, scheduleCheckpoints } from './audit/checkpoints.ts';
 import { SyslogForwarder } from './audit/syslog.ts';
 import { AuditTrail } from './audit/trail.ts';
@@ -54,6 +55,8 @@ import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './o
 import { ProviderHost } from './oidc/host.ts';
 import { ensureCookieKeys, ensureSigningKeys, keySetFingerprint, loadKeySet } from './oidc/keys.ts';
 import { buildProvider } from './oidc/provider.ts';
+import { portalRoutes } from './portal/routes.ts';
+import { internalClients, signInFlow } from './portal/sign-in.ts';
 import { RateLimiter } from './ratelimit/limiter.ts';
 import { CredentialThrottle } from './ratelimit/throttle.ts';
 import { annuaireCheck, createRpps, type RppsRuntime } from './rpps/runtime.ts';
@@ -238,6 +241,9 @@ export async function createPasserelle(
       clientId,
       detail: { via: 'config', ...(secretChanged ? { secretChanged } : {}) },
     });
+  // The portal and the console: registered at each start, following the issuer and the levels.
+  for (const metadata of internalClients(config))
+    await clients.save(metadata, 'internal', services.validateClient);
   if (config.demo) {
     await seedDemo(config.issuer, accounts, clients, services.validateClient);
   } else {
@@ -427,6 +433,23 @@ export async function createPasserelle(
     app.use(pscLogoutChain({ config, logger, method: pscLogin, key }));
   }
   if (keyRoutes) app.use(keyRoutes.routes());
+  const flow = signInFlow({ config, host, sessions, accounts, key: `portal-return:${cookieKeys[0] ?? ''}` });
+  const directoryGroups = new DirectoryAccounts(db, accounts);
+  const securityUrl = keyRoutes ? '/account/security-keys' : undefined;
+  app.use(
+    portalRoutes({
+      config,
+      views,
+      flow,
+      clients,
+      establishments: services.establishments,
+      roles: services.roles,
+      groupsOf: (accountId) => directoryGroups.groupsOf(accountId),
+      securityUrl,
+    }).routes(),
+  );
+  const consoleDeps = { config, views, flow, roles: services.roles, audit, securityUrl };
+  app.use(consoleRoutes(consoleDeps, consoleGate(consoleDeps)).routes());
   if (config.demo) app.use(demoRoutes(config, views, clients).routes());
   else {
     app.use(async (ctx, next) => {

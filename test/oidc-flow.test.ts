@@ -57,7 +57,8 @@ for (const kind of databasesUnderTest()) {
       const meta = config.serverMetadata();
       expect(meta.issuer).toBe(t.issuer);
       expect(meta.code_challenge_methods_supported).toEqual(['S256']);
-      expect(meta.response_types_supported).toEqual(['code']);
+      // `none`: Passerelle's own portal and console, which need the session and no token.
+      expect(meta.response_types_supported).toEqual(['code', 'none']);
       expect(meta.authorization_response_iss_parameter_supported).toBe(true);
       expect(meta.grant_types_supported).not.toContain('implicit');
       expect(meta.grant_types_supported).not.toContain('password');

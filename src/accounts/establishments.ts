@@ -13,7 +13,8 @@ export function membersRule(config: Config, establishment: Establishment): 'all'
   return establishment.members ?? (config.establishments.length === 1 ? 'all' : 'listed');
 }
 
-const sameDn = (a: string, b: string) =>
+/** Two directory DNs name the same entry (case and spaces around commas ignored). */
+export const sameDn = (a: string, b: string) =>
   a.replace(/\s*,\s*/g, ',').toLowerCase() === b.replace(/\s*,\s*/g, ',').toLowerCase();
 
 /**

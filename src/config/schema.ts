@@ -375,6 +375,16 @@ export const configSchema = z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
       .prefault({}),
     ui: z.strictObject({ defaultLocale: z.enum(['fr', 'en']).default('fr') }).prefault({}),
+    /** The administration console (docs/console.md). */
+    console: z
+      .strictObject({
+        /**
+         * The console needs a phishing-resistant two-factor authentication at most this old; older, the
+         * administrator authenticates again (default 15 minutes).
+         */
+        maxAuthAgeSeconds: seconds.max(12 * 3600).default(900),
+      })
+      .prefault({}),
     policy: z
       .strictObject({
         /**

@@ -1,3 +1,6 @@
+import { consoleMessages } from './console-messages.ts';
+import { portalMessages } from './portal-messages.ts';
+
 /** User-facing text, French first. Keys are stable message ids used by views and error codes. */
 export const messages = {
   fr: {
@@ -153,6 +156,8 @@ export const messages = {
     'demo.result.logout': 'Se déconnecter',
     'demo.result.again': 'Recommencer',
     'lang.switch': 'English',
+    ...portalMessages.fr,
+    ...consoleMessages.fr,
   },
   en: {
     'app.name': 'Passerelle',
@@ -301,6 +306,8 @@ export const messages = {
     'demo.result.logout': 'Sign out',
     'demo.result.again': 'Start again',
     'lang.switch': 'Français',
+    ...portalMessages.en,
+    ...consoleMessages.en,
   },
 } as const;
 

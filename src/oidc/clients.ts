@@ -5,7 +5,8 @@ import type { DeclaredClient } from '../config/schema.ts';
 import type { Sealer } from '../crypto/sealer.ts';
 import type { Database } from '../db/types.ts';
 
-export type ClientSource = 'cli' | 'config' | 'demo';
+/** `internal`: Passerelle's own portal and console. */
+export type ClientSource = 'cli' | 'config' | 'demo' | 'internal';
 
 /** A rate-limit key and its maximum, checked while looking a client up. */
 export interface RateLimitGuard {
@@ -185,6 +186,12 @@ export class ClientRegistry {
         createdAt: row.created_at,
       };
     });
+  }
+
+  /** Every client's metadata, without secrets (the portal's list of applications). */
+  async listMetadata(): Promise<ClientMetadata[]> {
+    const rows = await this.#db.selectFrom('oidc_client').select('metadata').orderBy('client_id').execute();
+    return rows.map((row) => row.metadata as ClientMetadata);
   }
 
   /** Metadata without the secret, for display. */

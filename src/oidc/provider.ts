@@ -48,11 +48,14 @@ export interface ProviderDeps {
 
 /**
  * Client flags of our own: `first_party` (no consent screen), `pkce_required` (default true),
- * `resource_server` (an API allowed to introspect tokens issued to other clients).
+ * `resource_server` (an API allowed to introspect tokens issued to other clients), `portal` (listed on the
+ * staff portal).
  */
-const BOOLEAN_EXTRA_METADATA = ['first_party', 'pkce_required', 'resource_server'];
+const BOOLEAN_EXTRA_METADATA = ['first_party', 'pkce_required', 'resource_server', 'portal'];
 /** `required_acr` (the level the client always needs), `allowed_methods` (method ids offered). */
 const POLICY_EXTRA_METADATA = ['required_acr', 'allowed_methods', 'psc_establishment'];
+/** Portal visibility: `portal_establishments` (FINESS), `portal_groups` (directory group DNs). */
+const PORTAL_EXTRA_METADATA = ['portal_establishments', 'portal_groups'];
 
 /** Normalised RDN set of a distinguished name, in either RFC 4514 (`CN=a,O=b`) or OpenSSL (`C=FR\nCN=a`) form. */
 export function dnComponents(dn: string): Set<string> {
@@ -158,7 +161,8 @@ export function buildProvider(deps: ProviderDeps): Provider {
       rpps: ['idnat_ps', 'rpps', 'profession'],
     },
     scopes: ['openid', 'profile', 'email', 'offline_access', 'rpps'],
-    responseTypes: ['code'],
+    // `none`: the portal and the console only need the session (no token), OAuth 2.0 Multiple Response Types.
+    responseTypes: ['code', 'none'],
     acrValues: config.policy.levels.map((l) => l.acr),
     clientAuthMethods: [...clientAuthMethods],
     clientDefaults: {
@@ -182,7 +186,7 @@ export function buildProvider(deps: ProviderDeps): Provider {
     },
     allowOmittingSingleRegisteredRedirectUri: false,
     extraClientMetadata: {
-      properties: [...BOOLEAN_EXTRA_METADATA, ...POLICY_EXTRA_METADATA],
+      properties: [...BOOLEAN_EXTRA_METADATA, ...POLICY_EXTRA_METADATA, ...PORTAL_EXTRA_METADATA],
       validator(_ctx, key, value) {
         if (value === undefined) return;
         if (BOOLEAN_EXTRA_METADATA.includes(key) && typeof value !== 'boolean') {
@@ -195,6 +199,12 @@ export function buildProvider(deps: ProviderDeps): Provider {
           throw new errors.InvalidClientMetadata(
             'psc_establishment must be the FINESS of a configured establishment',
           );
+        }
+        if (
+          PORTAL_EXTRA_METADATA.includes(key) &&
+          !(Array.isArray(value) && value.every((v) => typeof v === 'string' && v.length > 0))
+        ) {
+          throw new errors.InvalidClientMetadata(`${key} must be an array of strings`);
         }
         if (
           key === 'allowed_methods' &&

@@ -15,9 +15,19 @@ const fr = messages.fr;
  * origin and RP ID checks, CBOR, signatures, counters).
  */
 
-/** A fresh French browser profile (no cookies) recording uncaught page errors. */
-export async function newFrenchContext(browser: Browser): Promise<BrowserContext> {
-  const context = await browser.newContext({ locale: 'fr-FR', viewport: { width: 1024, height: 900 } });
+/**
+ * A fresh French browser profile (no cookies). `bypassCSP` lets a test inject axe-core into the pages
+ * (the content security policy refuses injected scripts otherwise).
+ */
+export async function newFrenchContext(
+  browser: Browser,
+  options: { bypassCSP?: boolean } = {},
+): Promise<BrowserContext> {
+  const context = await browser.newContext({
+    locale: 'fr-FR',
+    viewport: { width: 1024, height: 900 },
+    bypassCSP: options.bypassCSP ?? false,
+  });
   context.setDefaultTimeout(15_000);
   return context;
 }

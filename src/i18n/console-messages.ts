@@ -1,0 +1,23 @@
+/** The administration console's text (src/admin/), French first; merged into messages.ts. */
+export const consoleMessages = {
+  fr: {
+    'console.title': 'Console d’administration',
+    'console.lead': 'Connecté en tant que {name} ({roles}).',
+    'console.denied': 'Votre compte n’a pas de rôle qui donne accès à cette page de la console.',
+    'console.no_level':
+      'Aucun niveau d’authentification à deux facteurs résistant à l’hameçonnage n’est configuré : la console est indisponible.',
+    'console.role.administrator': 'administrateur',
+    'console.role.helpdesk': 'support',
+    'console.role.auditor': 'auditeur',
+  },
+  en: {
+    'console.title': 'Administration console',
+    'console.lead': 'Signed in as {name} ({roles}).',
+    'console.denied': 'Your account has no role that gives access to this page of the console.',
+    'console.no_level':
+      'No phishing-resistant two-factor authentication level is configured: the console is unavailable.',
+    'console.role.administrator': 'administrator',
+    'console.role.helpdesk': 'helpdesk',
+    'console.role.auditor': 'auditor',
+  },
+} as const;

@@ -1,0 +1,125 @@
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { messages } from '../src/i18n/messages.ts';
+import { EnrollmentCodes } from '../src/methods/webauthn/store.ts';
+import { createUser, registerWebClient, TEST_PASSWORD } from './helpers/clients.ts';
+import { databasesUnderTest } from './helpers/databases.ts';
+import { screenshot, seriousAccessibilityViolations } from './helpers/page-checks.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import {
+  chromiumAvailable,
+  enrollKey,
+  launchChromium,
+  missingChromiumSuite,
+  newFrenchContext,
+  VirtualKey,
+} from './helpers/webauthn-browser.ts';
+
+/**
+ * The staff portal and the console's door in Chromium: sign-in at Passerelle directly, the applications
+ * listed for the user, the console's demand for a recent phishing-resistant two-factor authentication,
+ * and its refusal without a role.
+ */
+
+const fr = messages.fr;
+const RENNES = { finess: '350005179', name: 'CHU de Rennes', tid: 'tid-rennes-0001' };
+const VANNES = { finess: '560008799', name: 'CH de Vannes', tid: 'tid-vannes-0002' };
+
+/** Identifier then password on Passerelle's own pages (the portal's sign-in). */
+async function signInWithPassword(page: Page, username: string) {
+  await page.getByLabel('Identifiant').fill(username);
+  await page.getByRole('button', { name: 'Continuer' }).click();
+  await page.locator('input[type="password"]').fill(TEST_PASSWORD);
+  await page.getByRole('button', { name: 'Se connecter' }).click();
+}
+
+if (!chromiumAvailable()) {
+  missingChromiumSuite('staff portal and console door in a real browser');
+} else {
+  for (const kind of databasesUnderTest()) {
+    describe(`staff portal and console door in Chromium [${kind}]`, { timeout: 90_000 }, () => {
+      let t: TestServer;
+      let browser: Browser;
+      let context: BrowserContext;
+      let page: Page;
+      let user: { id: string; username: string };
+
+      beforeAll(async () => {
+        t = await startTestServer(kind, {
+          issuerHost: 'localhost',
+          config: (issuer) => ({
+            webauthn: { rpId: 'localhost', origins: [issuer] },
+            establishments: [RENNES, { ...VANNES, members: 'listed' }],
+          }),
+        });
+        const created = await createUser(t, 'portal.lea');
+        user = { id: created.id, username: created.username };
+        await t.passerelle.services.establishments.add(user.id, RENNES.finess, 'test');
+        await registerWebClient(t, 'dpi', {
+          client_name: 'Dossier patient',
+          portal: true,
+          initiate_login_uri: 'https://dpi.hopital.test/login',
+          client_uri: 'https://dpi.hopital.test/',
+        });
+        await registerWebClient(t, 'pharma', {
+          client_name: 'Pharmacie de Vannes',
+          portal: true,
+          portal_establishments: [VANNES.finess],
+          client_uri: 'https://pharma.vannes.test/',
+        });
+        await registerWebClient(t, 'batch', { client_name: 'Traitement de nuit' });
+        browser = await launchChromium();
+        context = await newFrenchContext(browser, { bypassCSP: true });
+        page = await context.newPage();
+      });
+      afterAll(async () => {
+        await context?.close();
+        await browser?.close();
+        await t?.close();
+      });
+
+      it('the portal signs the user in at Passerelle, then lists the applications of their establishment', async () => {
+        await page.goto(`${t.issuer}/portal`);
+        await signInWithPassword(page, user.username);
+        await page.getByRole('heading', { name: fr['portal.title'] }).waitFor();
+        expect(new URL(page.url()).pathname).toBe('/portal');
+        const apps = page.locator('.apps a');
+        expect(await apps.allTextContents()).toEqual(['Dossier patient']);
+        const launch = new URL((await apps.first().getAttribute('href')) ?? '');
+        expect(launch.origin + launch.pathname).toBe('https://dpi.hopital.test/login');
+        expect(launch.searchParams.get('iss')).toBe(t.issuer);
+        expect(launch.searchParams.get('target_link_uri')).toBe('https://dpi.hopital.test/');
+        expect(await seriousAccessibilityViolations(page)).toEqual([]);
+        await screenshot(page, `portal-home-${kind}`);
+      });
+
+      it('the console wants a recent phishing-resistant second factor, then a role; refusals are audited', async () => {
+        const codes = new EnrollmentCodes(t.passerelle.services.database.db);
+        await VirtualKey.attach(page);
+        await enrollKey(page, t.issuer, 'Clé de Léa', (await codes.issue(user.id, 'test', 600)).code);
+
+        // A password session is not enough: the login pages ask for the key.
+        await page.goto(`${t.issuer}/admin`);
+        await page.getByRole('button', { name: fr['webauthn.start'] }).click();
+        await page.getByRole('alert').waitFor();
+        expect(await page.getByRole('alert').textContent()).toBe(fr['console.denied']);
+        expect(await page.evaluate(() => document.title)).toContain(fr['error.title']);
+        const denied = await t.passerelle.services.database.db
+          .selectFrom('audit_event')
+          .selectAll()
+          .where('type', '=', 'admin.access.denied')
+          .execute();
+        expect(denied).toMatchObject([
+          { account_id: user.id, reason: 'role_missing', detail: { path: '/admin' } },
+        ]);
+
+        await t.passerelle.services.roles.grant(user.id, 'auditor', 'test');
+        await page.goto(`${t.issuer}/admin`);
+        await page.getByRole('heading', { name: fr['console.title'] }).waitFor();
+        expect(await page.locator('main').textContent()).toContain(fr['console.role.auditor']);
+        expect(await seriousAccessibilityViolations(page)).toEqual([]);
+        await screenshot(page, `console-home-${kind}`);
+      });
+    });
+  }
+}
