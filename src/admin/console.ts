@@ -8,6 +8,7 @@ import type { Views } from '../http/views.ts';
 import { type MessageId, negotiateLocale, translator } from '../i18n/messages.ts';
 import { pageFrame, renderPage } from '../portal/routes.ts';
 import { CONSOLE_CALLBACK, consoleLevel, type SignedIn, type SignInFlow } from '../portal/sign-in.ts';
+import { sectionsFor } from './sections.ts';
 
 export interface ConsoleDeps {
   config: Config;
@@ -84,6 +85,8 @@ export function consoleRoutes(deps: ConsoleDeps, gate: ConsoleGate): Router {
     const t = translator(frame.locale);
     renderPage(views, ctx, 200, 'console-home', {
       ...frame,
+      wide: true,
+      sections: sectionsFor(user.roles),
       roles: user.roles.map((r) => t(`console.role.${r}`)).join(', '),
     });
   });
