@@ -1,5 +1,8 @@
 import { consoleMessages } from './console-messages.ts';
+import { consolePeopleMessages } from './console-people-messages.ts';
+import { consoleRecordsMessages } from './console-records-messages.ts';
 import { portalMessages } from './portal-messages.ts';
+import { portalSecurityMessages } from './portal-security-messages.ts';
 
 /** User-facing text, French first. Keys are stable message ids used by views and error codes. */
 export const messages = {
@@ -158,6 +161,9 @@ export const messages = {
     'lang.switch': 'English',
     ...portalMessages.fr,
     ...consoleMessages.fr,
+    ...portalSecurityMessages.fr,
+    ...consolePeopleMessages.fr,
+    ...consoleRecordsMessages.fr,
   },
   en: {
     'app.name': 'Passerelle',
@@ -308,6 +314,9 @@ export const messages = {
     'lang.switch': 'Français',
     ...portalMessages.en,
     ...consoleMessages.en,
+    ...portalSecurityMessages.en,
+    ...consolePeopleMessages.en,
+    ...consoleRecordsMessages.en,
   },
 } as const;
 
