@@ -61,20 +61,21 @@ export function renderPage(
   ctx.body = views.render(view, { locale, demo, requestId }, rest);
 }
 
+/** The error page with one message, in the browser's language (portal and console refusals). */
+export function renderMessage(views: Views, config: Config, ctx: Context, status: number, id: MessageId) {
+  const locale = negotiateLocale(undefined, ctx.get('accept-language'), config.ui.defaultLocale);
+  renderPage(views, ctx, status, 'error', {
+    locale,
+    demo: config.demo,
+    requestId: ctx.state.requestId as string,
+    message: translator(locale)(id),
+  });
+}
+
 /** The staff portal: the applications the user may open, after signing in at Passerelle directly. */
 export function portalRoutes(deps: PortalDeps): Router {
   const { config, views, flow } = deps;
   const router = new Router();
-
-  const message = (ctx: Context, status: number, id: MessageId) => {
-    const locale = negotiateLocale(undefined, ctx.get('accept-language'), config.ui.defaultLocale);
-    renderPage(views, ctx, status, 'error', {
-      locale,
-      demo: config.demo,
-      requestId: ctx.state.requestId as string,
-      message: translator(locale)(id),
-    });
-  };
 
   router.get('/portal', async (ctx) => {
     const who = await flow.signedIn(ctx);
@@ -90,7 +91,7 @@ export function portalRoutes(deps: PortalDeps): Router {
 
   router.get(PORTAL_CALLBACK, async (ctx) => {
     const back = flow.returnPath(ctx);
-    if (!back) return message(ctx, 400, 'portal.signin_cancelled');
+    if (!back) return renderMessage(views, config, ctx, 400, 'portal.signin_cancelled');
     ctx.set('cache-control', 'no-store');
     ctx.redirect(back);
   });
