@@ -223,6 +223,21 @@ if (!chromiumAvailable()) {
         expect(seqs).toEqual(expected.map((r) => String(r.seq)));
         expect(seqs.length).toBeGreaterThan(0);
 
+        await page.goto(`${t.issuer}/admin/audit?client=passerelle-console`);
+        const clients = await page.locator('table.records tbody tr td:nth-child(6)').allTextContents();
+        expect(clients.length).toBeGreaterThan(0);
+        expect(new Set(clients)).toEqual(new Set(['passerelle-console']));
+        const day = (offset: number) =>
+          new Intl.DateTimeFormat('sv-SE', { timeZone: 'Europe/Paris' }).format(
+            new Date(Date.now() + offset * 86_400_000),
+          );
+        await page.goto(`${t.issuer}/admin/audit?from=${day(1)}`);
+        expect(await page.locator('table.records').count()).toBe(0);
+        expect(await page.locator('main').textContent()).toContain(fr['console.audit.none']);
+        await page.goto(`${t.issuer}/admin/audit?from=${day(-1)}&to=${day(0)}`);
+        const all = await db().selectFrom('audit_event').select('seq').execute();
+        expect(await page.locator('table.records tbody tr').count()).toBe(Math.min(50, all.length));
+
         await page.getByRole('button', { name: fr['console.audit.verify'] }).click();
         await page.locator('#verification').waitFor();
         expect(await page.locator('#verification').textContent()).toMatch(
