@@ -10,7 +10,11 @@ import { EstablishmentMembers } from './accounts/establishments.ts';
 import { NationalIdentities } from './accounts/national-identity.ts';
 import { AccountRoles } from './accounts/roles.ts';
 import { AccountStore } from './accounts/store.ts';
+import { auditRoutes } from './admin/audit.ts';
 import { consoleGate, consoleRoutes } from './admin/console.ts';
+import { establishmentRoutes } from './admin/establishments.ts';
+import { consoleHealthRoutes } from './admin/health.ts';
+import { rppsRoutes } from './admin/rpps.ts';
 import { AuditCheckpoints, AuditSigningKey, scheduleCheckpoints } from './audit/checkpoints.ts';
 import { SyslogForwarder } from './audit/syslog.ts';
 import { AuditTrail } from './audit/trail.ts';
@@ -211,6 +215,8 @@ export interface Passerelle {
   smartcard: SmartcardRuntime | undefined;
   /** RPPS reconciliation: Annuaire Santé client, sync, open-data index, alerts. */
   rpps: RppsRuntime;
+  /** The readiness checks of /readyz (database, directory, Annuaire API, CRLs…), also on the console's health page. */
+  readiness: readonly ReadinessCheck[];
   /** Starts background work (key reload, purge, CRL refresh, scheduled RPPS sync). */
   start(): void;
   /** Stops background work, waits for the servers to drain, closes the database. */
@@ -450,6 +456,18 @@ export async function createPasserelle(
   );
   const consoleDeps = { config, views, flow, roles: services.roles, audit, securityUrl };
   app.use(consoleRoutes(consoleDeps, consoleGate(consoleDeps)).routes());
+  // The console's RPPS, establishments, audit and health sections.
+  const records = {
+    ...consoleDeps,
+    gate: consoleGate(consoleDeps),
+    csrf,
+    services,
+    rpps,
+    readiness,
+    smartcard,
+  };
+  for (const section of [rppsRoutes, establishmentRoutes, auditRoutes, consoleHealthRoutes])
+    app.use(section(records).routes());
   if (config.demo) app.use(demoRoutes(config, views, clients).routes());
   else {
     app.use(async (ctx, next) => {
@@ -486,6 +504,7 @@ export async function createPasserelle(
     app,
     smartcard,
     rpps,
+    readiness,
     start() {
       syslog?.start();
       stopCheckpoints = scheduleCheckpoints(db, checkpoints, config.audit, audit.instanceId, logger);

@@ -72,6 +72,32 @@ export class EstablishmentMembers {
     return found;
   }
 
+  /** How many enabled accounts belong to the establishment (listed, in its directory groups, or all). */
+  async memberCount(establishment: Establishment): Promise<number> {
+    const enabled = this.#db.selectFrom('account').select('account.id').where('disabled_at', 'is', null);
+    if (membersRule(this.#config, establishment) === 'all') return (await enabled.execute()).length;
+    const members = new Set(
+      (
+        await enabled
+          .innerJoin('account_establishment', 'account_establishment.account_id', 'account.id')
+          .where('account_establishment.finess', '=', establishment.finess)
+          .execute()
+      ).map((r) => r.id),
+    );
+    if (establishment.directoryGroups.length) {
+      const links = await enabled
+        .innerJoin('directory_link', 'directory_link.account_id', 'account.id')
+        .select('directory_link.groups')
+        .execute();
+      for (const link of links) {
+        const groups = link.groups ?? [];
+        if (establishment.directoryGroups.some((wanted) => groups.some((g) => sameDn(g, wanted))))
+          members.add(link.id);
+      }
+    }
+    return members.size;
+  }
+
   /** Lists the account as a member; `false` when it already was. Audited with the change. */
   async add(accountId: string, finess: string, actor: string): Promise<boolean> {
     this.#known(finess);

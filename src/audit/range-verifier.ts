@@ -1,9 +1,10 @@
 import type { KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import type { Sealer } from '../crypto/sealer.ts';
 import type { Database } from '../db/types.ts';
-import { listCheckpoints } from './checkpoints.ts';
+import { AuditSigningKey, listCheckpoints, publicKeyExport } from './checkpoints.ts';
 import type { AuditRow, ChainVerifier } from './export.ts';
-import type { AuditKeyring } from './keyring.ts';
+import { type AuditKeyring, installationKeyring, publishedKeys } from './keyring.ts';
 import { problemLine, verifyChain } from './verify.ts';
 
 /**
@@ -25,3 +26,17 @@ export function rangeVerifier(db: Kysely<Database>, keys: KeyObject | AuditKeyri
       : { ok: false, seq: result.problem.seq, problem: problemLine(result.problem) };
   };
 }
+
+/**
+ * What an export carries to be verified offline, and its verification before it is written: the
+ * installation's own keys (the first and those it endorsed). Used by `passerelle audit export` and the console.
+ */
+export const installationExportMaterial = {
+  verifyChain:
+    (db: Kysely<Database>): ChainVerifier =>
+    async (rows, range) =>
+      rangeVerifier(db, await installationKeyring(db))(rows, range),
+  publicKey: async (db: Kysely<Database>, sealer: Sealer) =>
+    publicKeyExport((await AuditSigningKey.load(db, sealer)).publicKey).jwk,
+  auditKeys: (db: Kysely<Database>): Promise<unknown[]> => publishedKeys(db),
+};

@@ -1,8 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { AuditSigningKey, publicKeyExport } from '../audit/checkpoints.ts';
-import { installationKeyring, publishedKeys } from '../audit/keyring.ts';
-import { rangeVerifier } from '../audit/range-verifier.ts';
+import { installationExportMaterial } from '../audit/range-verifier.ts';
 import { registerClients, registerKeys, registerMigrate, registerUsers, registerWebauthn } from './admin.ts';
 import { registerAudit } from './audit.ts';
 import { registerAuditOutputs } from './audit-outputs.ts';
@@ -31,11 +29,9 @@ registerRpps(program);
 registerAudit(program);
 // The export and the purge verify the chain with the audit trail's own keys (the first and those it endorsed).
 registerAuditOutputs(program, {
-  verifyChain: (services) => async (rows, range) =>
-    rangeVerifier(services.database.db, await installationKeyring(services.database.db))(rows, range),
-  publicKey: async (services) =>
-    publicKeyExport((await AuditSigningKey.load(services.database.db, services.sealer)).publicKey).jwk,
-  auditKeys: (services) => publishedKeys(services.database.db),
+  verifyChain: (services) => installationExportMaterial.verifyChain(services.database.db),
+  publicKey: (services) => installationExportMaterial.publicKey(services.database.db, services.sealer),
+  auditKeys: (services) => installationExportMaterial.auditKeys(services.database.db),
 });
 
 try {

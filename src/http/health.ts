@@ -62,6 +62,11 @@ async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<Check
   }
 }
 
+/** Runs every readiness check (2 s each at most): /readyz and the console's health page. */
+export function runReadinessChecks(checks: readonly ReadinessCheck[]) {
+  return Promise.all(checks.map(async (check) => [check, await runCheck(check, 2000)] as const));
+}
+
 export function healthRoutes(checks: readonly ReadinessCheck[], isShuttingDown: () => boolean): Router {
   const router = new Router();
   router.get('/healthz', (ctx) => {
@@ -69,9 +74,7 @@ export function healthRoutes(checks: readonly ReadinessCheck[], isShuttingDown: 
     ctx.body = { status: 'ok' };
   });
   router.get('/readyz', async (ctx) => {
-    const outcomes = await Promise.all(
-      checks.map(async (check) => [check, await runCheck(check, 2000)] as const),
-    );
+    const outcomes = await runReadinessChecks(checks);
     const results = Object.fromEntries(
       outcomes.map(([check, result]) => [
         check.name,
