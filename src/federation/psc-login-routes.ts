@@ -12,6 +12,7 @@ import { negotiateLocale, translator } from '../i18n/messages.ts';
 import { FormError, readForm } from '../interaction/form.ts';
 import { PSC_BACKCHANNEL_LOGOUT_PATH, PSC_CALLBACK_PATH, type pscLoginMethod } from '../methods/psc/index.ts';
 import type { ProviderHost } from '../oidc/host.ts';
+import { endSessions } from '../sessions/end-sessions.ts';
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 /** Set by the logout page of a session that came through PSC: sign out of PSC after Passerelle. */
@@ -180,49 +181,12 @@ export function pscLoginRoutes(deps: PscLoginRouteDeps): Router {
       .where('upstream_sid', '=', checked.sid)
       .returning(['session_uid', 'account_id'])
       .execute();
-    const { provider } = deps.host;
-    for (const { session_uid: uid, account_id: accountId } of ended) {
-      // The engine's session too: its applications with a back-channel logout URI are told.
-      const session = await provider.Session.findByUid(uid);
-      if (session) {
-        for (const clientId of Object.keys(session.authorizations ?? {})) {
-          // The engine's Client has backchannelLogout(sub, sid); its typings do not declare it.
-          const client = (await provider.Client.find(clientId)) as
-            | { backchannelLogoutUri?: string; backchannelLogout(sub: string, sid: string): Promise<void> }
-            | undefined;
-          if (!client?.backchannelLogoutUri) continue;
-          const sid = session.sidFor(clientId) ?? '';
-          const error = await client.backchannelLogout(accountId, sid).then(
-            () => undefined,
-            (err: Error) => {
-              deps.logger.warn({ err, clientId }, 'back-channel logout delivery failed');
-              return err.name;
-            },
-          );
-          await deps.audit.record({
-            type: 'logout.backchannel',
-            outcome: error ? 'failure' : 'success',
-            accountId,
-            clientId,
-            sessionId: uid,
-            reason: error ? 'delivery_failed' : undefined,
-            ip: ctx.ip,
-            requestId: ctx.state.requestId,
-            detail: { sid, ...(error ? { error } : {}) },
-          });
-        }
-        await session.destroy();
-      }
-      await deps.audit.record({
-        type: 'session.ended',
-        outcome: 'success',
-        accountId,
-        sessionId: uid,
-        reason: 'psc_backchannel_logout',
-        ip: ctx.ip,
-        requestId: ctx.state.requestId,
-      });
-    }
+    await endSessions(
+      deps,
+      ended.map((r) => ({ sessionUid: r.session_uid, accountId: r.account_id })),
+      'psc_backchannel_logout',
+      { ip: ctx.ip, requestId: ctx.state.requestId as string },
+    );
     ctx.status = 200;
     ctx.body = '';
   });
