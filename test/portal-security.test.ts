@@ -5,9 +5,12 @@ import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messages } from '../src/i18n/messages.ts';
+import { PSC_CALLBACK_PATH } from '../src/methods/psc/index.ts';
 import { CredentialStore, EnrollmentCodes } from '../src/methods/webauthn/store.ts';
+import { BrowserAgent, formAction, formField } from './helpers/browser-agent.ts';
 import { authUrl, createUser, registerWebClient, S256_CHALLENGE, TEST_PASSWORD } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
+import { freePort } from './helpers/net.ts';
 import { screenshot, seriousAccessibilityViolations } from './helpers/page-checks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
@@ -18,6 +21,9 @@ import {
   newFrenchContext,
   VirtualKey,
 } from './helpers/webauthn-browser.ts';
+import { type PscSimulator, REALM_PATH, startPscSimulator } from './simulators/psc/server.ts';
+
+const PSC_CLIENT = { clientId: 'passerelle', clientSecret: 'passerelle-at-psc-secret' };
 
 /**
  * The portal's "Ma sécurité" page in Chromium: keys (revoke, not another user's), national identity,
@@ -56,6 +62,98 @@ async function signInWithPassword(page: Page, username: string) {
   await page.getByRole('button', { name: 'Continuer' }).click();
   await page.locator('input[type="password"]').fill(TEST_PASSWORD);
   await page.getByRole('button', { name: 'Se connecter' }).click();
+}
+
+/**
+ * "Lier ma e-CPS" against the PSC simulator (HTTP, as test/psc-login.test.ts): a signed-in user with no
+ * verified link signs in again through PSC, whose proof links their account (source psc-login).
+ */
+for (const kind of databasesUnderTest()) {
+  describe(`portal security: linking the e-CPS through PSC [${kind}]`, () => {
+    let t: TestServer;
+    let psc: PscSimulator;
+    beforeAll(async () => {
+      const pscPort = await freePort();
+      t = await startTestServer(kind, {
+        config: {
+          pscLogin: {
+            issuer: `http://127.0.0.1:${pscPort}${REALM_PATH}`,
+            ...PSC_CLIENT,
+            allowInsecureHttp: true,
+          },
+          http: { outboundAllowPrivateAddresses: true },
+        },
+      });
+      psc = await startPscSimulator({
+        port: pscPort,
+        clients: [{ ...PSC_CLIENT, redirectUris: [`${t.issuer}${PSC_CALLBACK_PATH}`] }],
+      });
+    });
+    afterAll(async () => {
+      await psc?.close();
+      await t?.close();
+    });
+
+    it('links the account to the national identity PSC proves, then offers no more link', async () => {
+      const user = await createUser(t, 'lien.ecps');
+      const idNat = psc.professionals[2]?.idNatPs ?? '';
+      const agent = new BrowserAgent();
+      const pscOrigin = new URL(psc.issuer).origin;
+      const post = async (url: string, fields: Record<string, string>) =>
+        (await agent.postForm(new URL(url, t.issuer), fields)).headers.get('location') ?? '';
+
+      // Signed in to the portal with a password.
+      const login = await agent.follow(`${t.issuer}/portal/security`, t.issuer);
+      const uid = /\/interaction\/([^/?"]+)/.exec(login.url.pathname)?.[1] ?? '';
+      const identified = await post(`/interaction/${uid}/identify`, {
+        csrf: formField(agent.lastHtml, 'csrf') ?? '',
+        username: user.username,
+      });
+      await agent.follow(new URL(identified, t.issuer), t.issuer);
+      const signedIn = await post(formAction(agent.lastHtml, '/method/password'), {
+        csrf: formField(agent.lastHtml, 'csrf') ?? '',
+        password: TEST_PASSWORD,
+      });
+      const page = await agent.follow(new URL(signedIn, t.issuer), t.issuer);
+      expect(page.url.pathname).toBe('/portal/security');
+      expect(agent.lastHtml).toContain(fr['portal.security.identity.none']);
+      expect(agent.lastHtml).toContain(fr['portal.security.identity.link']);
+
+      // A forged request (no CSRF token) starts nothing.
+      const forged = await agent.postForm(new URL('/portal/security/link-psc', t.issuer), { csrf: 'x' });
+      expect(forged.status).toBe(403);
+
+      // "Lier ma e-CPS": a login of this session that offers PSC only, for the account already proven.
+      const start = await post('/portal/security/link-psc', {
+        csrf: formField(agent.lastHtml, 'csrf') ?? '',
+      });
+      expect(new URL(start, t.issuer).searchParams.get('prompt')).toBe('login');
+      await agent.follow(new URL(start, t.issuer), t.issuer);
+      expect(agent.lastHtml).not.toContain('/identify"');
+      const href =
+        /<a class="button" href="([^"]+)"/.exec(agent.lastHtml)?.[1]?.replaceAll('&amp;', '&') ?? '';
+      expect(href.startsWith(`${psc.issuer}/protocol/openid-connect/auth`)).toBe(true);
+      await agent.follow(new URL(href), pscOrigin);
+      const proved = await agent.postForm(new URL(formAction(agent.lastHtml, '/cps'), pscOrigin), {
+        idNatPs: idNat,
+        authMode: 'MOBILE',
+      });
+      const back = await agent.follow(new URL(proved.headers.get('location') ?? '', pscOrigin), pscOrigin);
+      const done = await agent.follow(back.url, t.issuer);
+      expect(done.url.pathname + done.url.search).toBe('/portal/security?done=linked');
+      expect(agent.lastHtml).toContain(fr['portal.security.done.linked']);
+      expect(agent.lastHtml).not.toContain(fr['portal.security.identity.link']);
+      expect(await t.passerelle.services.identities.findByAccount(user.id)).toMatchObject({
+        idNat,
+        source: 'psc-login',
+        status: 'verified',
+      });
+      // The link request is used once: a plain new login of the session is a login again.
+      const again = await agent.follow(`${t.issuer}/auth?${new URL(start, t.issuer).searchParams}`, t.issuer);
+      expect(again.url.pathname.startsWith('/interaction/')).toBe(true);
+      expect(agent.lastHtml).toContain('/identify"');
+    });
+  });
 }
 
 if (!chromiumAvailable()) {

@@ -1,6 +1,6 @@
 import { Router } from '@koa/router';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { AuditTrail } from '../audit/trail.ts';
@@ -18,6 +18,33 @@ const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 /** Set by the logout page of a session that came through PSC: sign out of PSC after Passerelle. */
 export const PSC_LOGOUT_COOKIE = 'passerelle_psc_logout';
 export const PSC_LOGGED_OUT_PATH = '/federation/psc/logged-out';
+/**
+ * Set by the portal's "Lier ma e-CPS" (src/portal/security.ts) for one signed-in session: its next login
+ * (prompt=login) starts as the link-through-PSC step of a login (interaction state `linkPsc`, the
+ * session's account already proven), so PSC's proof links the account (source `psc-login`).
+ */
+export const PSC_LINK_COOKIE = 'passerelle_psc_link';
+const PSC_LINK_TTL_MS = 10 * 60_000;
+
+/** Marks this browser's next login as the link through PSC of that session's account. */
+export function requestPscLink(ctx: Context, sessionUid: string, secure: boolean): void {
+  ctx.cookies.set(PSC_LINK_COOKIE, sessionUid, {
+    signed: true,
+    httpOnly: true,
+    sameSite: 'lax',
+    secure,
+    maxAge: PSC_LINK_TTL_MS,
+  });
+}
+
+/** Whether this browser asked to link PSC to the account of that session (the request is used once). */
+export function pscLinkRequested(ctx: Context, sessionUid: string): boolean {
+  const asked = ctx.cookies.get(PSC_LINK_COOKIE, { signed: true });
+  if (!asked) return false;
+  ctx.cookies.set(PSC_LINK_COOKIE, null, { signed: true, httpOnly: true });
+  return asked === sessionUid;
+}
+
 /** A logout token older than this is refused (clock skew included). */
 const LOGOUT_TOKEN_MAX_AGE_SECONDS = 300;
 

@@ -17,6 +17,10 @@ export const portalSecurityMessages = {
     'portal.security.keys.add': 'Ajouter une clé de sécurité',
     'portal.security.keys.caption': 'Vos clés de sécurité actives',
     'portal.security.done.revoked': 'La clé a été révoquée.',
+    'portal.security.done.linked': 'Votre e-CPS est liée à votre compte.',
+    'portal.security.identity.link': 'Lier ma e-CPS',
+    'portal.security.identity.link_lead':
+      'Connectez-vous avec Pro Santé Connect (e-CPS ou carte CPS) pour lier votre identité nationale à ce compte.',
     'portal.security.identity.title': 'Identité nationale (RPPS)',
     'portal.security.identity.none': 'Votre compte n’est lié à aucune identité nationale.',
     'portal.security.identity.id': 'Identifiant national (idNatPS)',
@@ -80,6 +84,10 @@ export const portalSecurityMessages = {
     'portal.security.keys.add': 'Add a security key',
     'portal.security.keys.caption': 'Your active security keys',
     'portal.security.done.revoked': 'The key was revoked.',
+    'portal.security.done.linked': 'Your e-CPS is linked to your account.',
+    'portal.security.identity.link': 'Link my e-CPS',
+    'portal.security.identity.link_lead':
+      'Sign in with Pro Santé Connect (e-CPS or CPS card) to link your national identity to this account.',
     'portal.security.identity.title': 'National identity (RPPS)',
     'portal.security.identity.none': 'Your account is linked to no national identity.',
     'portal.security.identity.id': 'National identifier (idNatPS)',

@@ -7,6 +7,7 @@ import type { AccountStore } from '../accounts/store.ts';
 import type { Config } from '../config/schema.ts';
 import type { CompletedMethod } from '../db/types.ts';
 import { PSC_ELIGIBILITY_PROMPT, type PscRefusal } from '../federation/psc-eligibility.ts';
+import { pscLinkRequested } from '../federation/psc-login-routes.ts';
 import { pscEstablishmentOf } from '../federation/psc-profile.ts';
 import type { Views } from '../http/views.ts';
 import { type Locale, type MessageId, negotiateLocale, scopeMessage, translator } from '../i18n/messages.ts';
@@ -322,6 +323,13 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const stored = await states.get(details.uid);
     if (stored.clientId && stored.requiredAcr && stored.locale) return stored as ReadyState;
     const state = await startState(details, detailsLocale(ctx, details));
+    // "Lier ma e-CPS" from the portal: the session's account is proven; PSC links it (pscLinkPending).
+    const session = details.session;
+    if (config.pscLogin && session?.accountId && session.uid && pscLinkRequested(ctx, session.uid)) {
+      const active = await deps.sessions.active(session.uid, session.accountId);
+      const account = active && (await deps.accounts.findById(session.accountId));
+      if (account) Object.assign(state, { linkPsc: true, accountId: account.id, username: account.username });
+    }
     await states.set(details.uid, state);
     return state;
   };

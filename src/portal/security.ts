@@ -6,6 +6,7 @@ import type { NationalIdentities } from '../accounts/national-identity.ts';
 import { recentForAccount } from '../audit/recent.ts';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { Database } from '../db/types.ts';
+import { requestPscLink } from '../federation/psc-login-routes.ts';
 import { type MessageId, messages, translator } from '../i18n/messages.ts';
 import { type CsrfTokens, FormError, readForm } from '../interaction/form.ts';
 import { revokeOwnKey } from '../methods/webauthn/routes.ts';
@@ -102,7 +103,13 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
       ...frame,
       csrf: csrf.issue(binding(who)),
       username: who.account.username,
-      notice: ctx.query.done === 'revoked' ? t('portal.security.done.revoked') : undefined,
+      notice:
+        ctx.query.done === 'revoked'
+          ? t('portal.security.done.revoked')
+          : ctx.query.done === 'linked' && link?.status === 'verified'
+            ? t('portal.security.done.linked')
+            : undefined,
+      linkPsc: config.pscLogin !== undefined && link?.status !== 'verified',
       keys: keys?.map((k) => ({
         id: k.id,
         name: k.name,
@@ -147,6 +154,15 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
     }
     ctx.status = 303;
     ctx.redirect(`${PORTAL_SECURITY_PATH}?done=revoked`);
+  });
+
+  /** "Lier ma e-CPS": a new login of this session, through PSC, which links the account it proves. */
+  router.post('/link-psc', async (ctx) => {
+    const who = await signedForm(ctx);
+    if (!who) return;
+    if (!config.pscLogin) return renderError(ctx, who, 404, 'error.invalid_form');
+    requestPscLink(ctx, who.session.sessionUid, config.issuer.startsWith('https://'));
+    flow.redirectToSignIn(ctx, 'portal', `${PORTAL_SECURITY_PATH}?done=linked`, { prompt: 'login' });
   });
 
   router.post('/sessions/end-all', async (ctx) => {
