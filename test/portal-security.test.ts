@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messages } from '../src/i18n/messages.ts';
 import { PSC_CALLBACK_PATH } from '../src/methods/psc/index.ts';
 import { CredentialStore, EnrollmentCodes } from '../src/methods/webauthn/store.ts';
+import { parisTime } from '../src/portal/time.ts';
 import { BrowserAgent, formAction, formField } from './helpers/browser-agent.ts';
 import { authUrl, createUser, registerWebClient, S256_CHALLENGE, TEST_PASSWORD } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
@@ -19,6 +20,7 @@ import {
   launchChromium,
   missingChromiumSuite,
   newFrenchContext,
+  signInWithPassword,
   VirtualKey,
 } from './helpers/webauthn-browser.ts';
 import { type PscSimulator, REALM_PATH, startPscSimulator } from './simulators/psc/server.ts';
@@ -55,13 +57,6 @@ async function startApplication() {
   await once(server, 'listening');
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return { base, tokens, close: () => new Promise((done) => server.close(done)) };
-}
-
-async function signInWithPassword(page: Page, username: string) {
-  await page.getByLabel('Identifiant').fill(username);
-  await page.getByRole('button', { name: 'Continuer' }).click();
-  await page.locator('input[type="password"]').fill(TEST_PASSWORD);
-  await page.getByRole('button', { name: 'Se connecter' }).click();
 }
 
 /**
@@ -246,8 +241,11 @@ if (!chromiumAvailable()) {
         await page.getByRole('heading', { name: fr['portal.security.title'], level: 1 }).waitFor();
         expect(new URL(page.url()).pathname).toBe('/portal/security');
 
-        expect(await page.locator('.session-end').textContent()).toMatch(
-          /^Votre session se termine à \d\d:\d\d sans activité, et au plus tard à \d\d:\d\d\.$/,
+        // Idle end = last activity + 30 min (default), absolute end = the session's, in Paris time.
+        const [live] = await t.passerelle.services.sessions.listForAccount(user.id);
+        const time = parisTime('fr');
+        expect(await page.locator('.session-end').textContent()).toBe(
+          `Votre session se termine à ${time.soon(new Date((live?.lastActiveAt.getTime() ?? 0) + 1800_000))} sans activité, et au plus tard à ${time.soon(live?.expiresAt ?? new Date(0))}.`,
         );
         expect(await page.getByText(fr['portal.security.keys.none']).count()).toBe(1);
         const identity = await page.locator('dl.identity dd').allTextContents();
