@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recentForAccount } from '../src/audit/recent.ts';
 import { messages } from '../src/i18n/messages.ts';
 import { PSC_CALLBACK_PATH } from '../src/methods/psc/index.ts';
 import { CredentialStore, EnrollmentCodes } from '../src/methods/webauthn/store.ts';
@@ -64,7 +65,7 @@ async function startApplication() {
  * verified link signs in again through PSC, whose proof links their account (source psc-login).
  */
 for (const kind of databasesUnderTest()) {
-  describe(`portal security: linking the e-CPS through PSC [${kind}]`, () => {
+  describe(`portal security: sign-in records, linking the e-CPS through PSC [${kind}]`, () => {
     let t: TestServer;
     let psc: PscSimulator;
     beforeAll(async () => {
@@ -87,6 +88,27 @@ for (const kind of databasesUnderTest()) {
     afterAll(async () => {
       await psc?.close();
       await t?.close();
+    });
+
+    it('recentForAccount: the account’s last sign-in records only, newest first, at most the limit', async () => {
+      const { audit, database } = t.passerelle.services;
+      const mine = await createUser(t, 'recent.one');
+      const theirs = await createUser(t, 'recent.two');
+      for (let i = 0; i < 12; i++) {
+        await audit.record({ type: 'auth.attempt', outcome: 'failure', accountId: mine.id, reason: `r${i}` });
+        await audit.record({
+          type: 'session.started',
+          outcome: 'success',
+          accountId: mine.id,
+          reason: `s${i}`,
+        });
+        await audit.record({ type: 'webauthn.revoked', outcome: 'success', accountId: mine.id });
+        await audit.record({ type: 'auth.attempt', outcome: 'success', accountId: theirs.id });
+      }
+      const recent = await recentForAccount(database.db, mine.id, 20);
+      expect(recent.map((r) => r.reason)).toEqual(
+        Array.from({ length: 10 }, (_, k) => [`s${11 - k}`, `r${11 - k}`]).flat(),
+      );
     });
 
     it('links the account to the national identity PSC proves, then offers no more link', async () => {
@@ -143,6 +165,9 @@ for (const kind of databasesUnderTest()) {
         source: 'psc-login',
         status: 'verified',
       });
+      // The session keeps what it had proven, with PSC's proof added.
+      const [session] = await t.passerelle.services.sessions.listForAccount(user.id);
+      expect(session?.methods.map((m) => m.method)).toEqual(['password', 'psc']);
       // The link request is used once: a plain new login of the session is a login again.
       const again = await agent.follow(`${t.issuer}/auth?${new URL(start, t.issuer).searchParams}`, t.issuer);
       expect(again.url.pathname.startsWith('/interaction/')).toBe(true);
