@@ -60,6 +60,7 @@ import { ProviderHost } from './oidc/host.ts';
 import { ensureCookieKeys, ensureSigningKeys, keySetFingerprint, loadKeySet } from './oidc/keys.ts';
 import { buildProvider } from './oidc/provider.ts';
 import { portalRoutes } from './portal/routes.ts';
+import { PORTAL_SECURITY_PATH, portalSecurityRoutes } from './portal/security.ts';
 import { internalClients, signInFlow } from './portal/sign-in.ts';
 import { RateLimiter } from './ratelimit/limiter.ts';
 import { CredentialThrottle } from './ratelimit/throttle.ts';
@@ -337,10 +338,11 @@ export async function createPasserelle(
   // FIDO2 security keys: the login method and the users' key management pages.
   const webauthn = webauthnSettings(config);
   let keyRoutes: ReturnType<typeof securityKeyRoutes> | undefined;
+  let credentials: CredentialStore | undefined;
   if (webauthn) {
     const policy = new AttestationPolicy(webauthn.policy);
     await policy.load();
-    const credentials = new CredentialStore(db);
+    credentials = new CredentialStore(db);
     const challenges = new ChallengeStore(db, webauthn.challengeTtlSeconds);
     const codes = new EnrollmentCodes(db);
     const ceremonies = new Ceremonies({
@@ -441,7 +443,7 @@ export async function createPasserelle(
   if (keyRoutes) app.use(keyRoutes.routes());
   const flow = signInFlow({ config, host, sessions, accounts, key: `portal-return:${cookieKeys[0] ?? ''}` });
   const directoryGroups = new DirectoryAccounts(db, accounts);
-  const securityUrl = keyRoutes ? '/account/security-keys' : undefined;
+  const securityUrl = PORTAL_SECURITY_PATH;
   app.use(
     portalRoutes({
       config,
@@ -452,6 +454,24 @@ export async function createPasserelle(
       roles: services.roles,
       groupsOf: (accountId) => directoryGroups.groupsOf(accountId),
       securityUrl,
+    }).routes(),
+  );
+  const { identities, roles } = services;
+  app.use(
+    portalSecurityRoutes({
+      config,
+      views,
+      flow,
+      clients,
+      roles,
+      db,
+      host,
+      csrf,
+      audit,
+      logger,
+      sessions,
+      identities,
+      credentials,
     }).routes(),
   );
   const consoleDeps = { config, views, flow, roles: services.roles, audit, securityUrl };

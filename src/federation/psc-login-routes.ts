@@ -1,6 +1,6 @@
 import { Router } from '@koa/router';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { AuditTrail } from '../audit/trail.ts';
@@ -12,11 +12,39 @@ import { negotiateLocale, translator } from '../i18n/messages.ts';
 import { FormError, readForm } from '../interaction/form.ts';
 import { PSC_BACKCHANNEL_LOGOUT_PATH, PSC_CALLBACK_PATH, type pscLoginMethod } from '../methods/psc/index.ts';
 import type { ProviderHost } from '../oidc/host.ts';
+import { endSessions } from '../sessions/end-sessions.ts';
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 /** Set by the logout page of a session that came through PSC: sign out of PSC after Passerelle. */
 export const PSC_LOGOUT_COOKIE = 'passerelle_psc_logout';
 export const PSC_LOGGED_OUT_PATH = '/federation/psc/logged-out';
+/**
+ * Set by the portal's "Lier ma e-CPS" (src/portal/security.ts) for one signed-in session: its next login
+ * (prompt=login) starts as the link-through-PSC step of a login (interaction state `linkPsc`, the
+ * session's account already proven), so PSC's proof links the account (source `psc-login`).
+ */
+export const PSC_LINK_COOKIE = 'passerelle_psc_link';
+const PSC_LINK_TTL_MS = 10 * 60_000;
+
+/** Marks this browser's next login as the link through PSC of that session's account. */
+export function requestPscLink(ctx: Context, sessionUid: string, secure: boolean): void {
+  ctx.cookies.set(PSC_LINK_COOKIE, sessionUid, {
+    signed: true,
+    httpOnly: true,
+    sameSite: 'lax',
+    secure,
+    maxAge: PSC_LINK_TTL_MS,
+  });
+}
+
+/** Whether this browser asked to link PSC to the account of that session (the request is used once). */
+export function pscLinkRequested(ctx: Context, sessionUid: string): boolean {
+  const asked = ctx.cookies.get(PSC_LINK_COOKIE, { signed: true });
+  if (!asked) return false;
+  ctx.cookies.set(PSC_LINK_COOKIE, null, { signed: true, httpOnly: true });
+  return asked === sessionUid;
+}
+
 /** A logout token older than this is refused (clock skew included). */
 const LOGOUT_TOKEN_MAX_AGE_SECONDS = 300;
 
@@ -180,49 +208,12 @@ export function pscLoginRoutes(deps: PscLoginRouteDeps): Router {
       .where('upstream_sid', '=', checked.sid)
       .returning(['session_uid', 'account_id'])
       .execute();
-    const { provider } = deps.host;
-    for (const { session_uid: uid, account_id: accountId } of ended) {
-      // The engine's session too: its applications with a back-channel logout URI are told.
-      const session = await provider.Session.findByUid(uid);
-      if (session) {
-        for (const clientId of Object.keys(session.authorizations ?? {})) {
-          // The engine's Client has backchannelLogout(sub, sid); its typings do not declare it.
-          const client = (await provider.Client.find(clientId)) as
-            | { backchannelLogoutUri?: string; backchannelLogout(sub: string, sid: string): Promise<void> }
-            | undefined;
-          if (!client?.backchannelLogoutUri) continue;
-          const sid = session.sidFor(clientId) ?? '';
-          const error = await client.backchannelLogout(accountId, sid).then(
-            () => undefined,
-            (err: Error) => {
-              deps.logger.warn({ err, clientId }, 'back-channel logout delivery failed');
-              return err.name;
-            },
-          );
-          await deps.audit.record({
-            type: 'logout.backchannel',
-            outcome: error ? 'failure' : 'success',
-            accountId,
-            clientId,
-            sessionId: uid,
-            reason: error ? 'delivery_failed' : undefined,
-            ip: ctx.ip,
-            requestId: ctx.state.requestId,
-            detail: { sid, ...(error ? { error } : {}) },
-          });
-        }
-        await session.destroy();
-      }
-      await deps.audit.record({
-        type: 'session.ended',
-        outcome: 'success',
-        accountId,
-        sessionId: uid,
-        reason: 'psc_backchannel_logout',
-        ip: ctx.ip,
-        requestId: ctx.state.requestId,
-      });
-    }
+    await endSessions(
+      deps,
+      ended.map((r) => ({ sessionUid: r.session_uid, accountId: r.account_id })),
+      'psc_backchannel_logout',
+      { ip: ctx.ip, requestId: ctx.state.requestId as string },
+    );
     ctx.status = 200;
     ctx.body = '';
   });

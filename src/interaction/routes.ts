@@ -7,12 +7,14 @@ import type { AccountStore } from '../accounts/store.ts';
 import type { Config } from '../config/schema.ts';
 import type { CompletedMethod } from '../db/types.ts';
 import { PSC_ELIGIBILITY_PROMPT, type PscRefusal } from '../federation/psc-eligibility.ts';
+import { pscLinkRequested } from '../federation/psc-login-routes.ts';
 import { pscEstablishmentOf } from '../federation/psc-profile.ts';
 import type { Views } from '../http/views.ts';
 import { type Locale, type MessageId, negotiateLocale, scopeMessage, translator } from '../i18n/messages.ts';
 import type { AuthFailureCode, AuthMethod, MethodContext, PresentedCertificate } from '../methods/types.ts';
 import type { ProviderHost } from '../oidc/host.ts';
 import { assess, reaches, withinMaxAge } from '../policy/assurance.ts';
+import { PORTAL_CLIENT_ID } from '../portal/sign-in.ts';
 import type { AuthSessions } from '../sessions/auth-sessions.ts';
 import {
   type LoginRecord,
@@ -322,6 +324,24 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const stored = await states.get(details.uid);
     if (stored.clientId && stored.requiredAcr && stored.locale) return stored as ReadyState;
     const state = await startState(details, detailsLocale(ctx, details));
+    // "Lier ma e-CPS" from the portal: the session's account is proven (its methods kept); PSC links it.
+    const session = details.session;
+    if (
+      config.pscLogin &&
+      state.clientId === PORTAL_CLIENT_ID &&
+      session?.accountId &&
+      session.uid &&
+      pscLinkRequested(ctx, session.uid)
+    ) {
+      const active = await deps.sessions.active(session.uid, session.accountId);
+      const account = active && (await deps.accounts.findById(session.accountId));
+      if (active && account) {
+        state.linkPsc = true;
+        state.accountId = account.id;
+        state.username = account.username;
+        state.completed = withinMaxAge(active.methods, state.maxAge, nowSeconds());
+      }
+    }
     await states.set(details.uid, state);
     return state;
   };

@@ -4,10 +4,12 @@ import type { EstablishmentMembers } from '../accounts/establishments.ts';
 import type { AccountRoles } from '../accounts/roles.ts';
 import type { Config } from '../config/schema.ts';
 import type { Views } from '../http/views.ts';
-import { type MessageId, negotiateLocale, translator } from '../i18n/messages.ts';
+import { type Locale, type MessageId, negotiateLocale, translator } from '../i18n/messages.ts';
 import type { ClientRegistry } from '../oidc/clients.ts';
+import { sessionEnds } from '../sessions/auth-sessions.ts';
 import { portalApps } from './apps.ts';
 import { PORTAL_CALLBACK, PORTAL_CLIENT_ID, type SignedIn, type SignInFlow } from './sign-in.ts';
+import { parisTime } from './time.ts';
 
 export interface PortalDeps {
   config: Config;
@@ -20,6 +22,16 @@ export interface PortalDeps {
   groupsOf: (accountId: string) => Promise<string[]>;
   /** The user's security page, when one is offered (FIDO2 keys configured). */
   securityUrl?: string;
+}
+
+/** When the single sign-on session ends, in words (idle and absolute ends, Europe/Paris). */
+function sessionEndText(config: Config, locale: Locale, who: SignedIn): string {
+  const ends = sessionEnds(config.sessions, who.auth);
+  const time = parisTime(locale);
+  const t = translator(locale);
+  if (ends.absolute <= ends.idle)
+    return t('portal.session_end.absolute', { absolute: time.soon(ends.absolute) });
+  return t('portal.session_end', { idle: time.soon(ends.idle), absolute: time.soon(ends.absolute) });
 }
 
 /** What every portal and console page shows around its content. */
@@ -40,6 +52,7 @@ export async function pageFrame(
     securityUrl: deps.securityUrl,
     consoleAccess: (await deps.roles.of(who.account.id)).length > 0,
     signOutUrl: signOut.pathname + signOut.search,
+    sessionEnd: sessionEndText(deps.config, locale, who),
   };
 }
 

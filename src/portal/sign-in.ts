@@ -94,8 +94,13 @@ export function signInFlow(deps: SignInDeps) {
     );
   };
 
-  /** Sends the browser to sign in (or to step up) through the engine, then back to `returnTo`. */
-  const redirectToSignIn = (ctx: Context, target: 'portal' | 'console', returnTo: string) => {
+  /** Sends the browser to sign in (or to step up, or again with `prompt`) through the engine, then back to `returnTo`. */
+  const redirectToSignIn = (
+    ctx: Context,
+    target: 'portal' | 'console',
+    returnTo: string,
+    options: { prompt?: 'login' } = {},
+  ) => {
     const url = new URL('/auth', config.issuer);
     const console = target === 'console';
     url.searchParams.set('client_id', console ? CONSOLE_CLIENT_ID : PORTAL_CLIENT_ID);
@@ -103,6 +108,7 @@ export function signInFlow(deps: SignInDeps) {
     url.searchParams.set('response_type', 'none');
     url.searchParams.set('scope', 'openid');
     url.searchParams.set('state', signValue(deps.key, localPath(returnTo) ?? '/portal', 30 * 60_000));
+    if (options.prompt) url.searchParams.set('prompt', options.prompt);
     if (console) {
       const level = consoleLevel(config);
       if (level) url.searchParams.set('acr_values', level.acr);

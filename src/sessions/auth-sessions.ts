@@ -1,7 +1,7 @@
 import { BlockList, isIPv6 } from 'node:net';
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Config } from '../config/schema.ts';
-import type { CompletedMethod, Database } from '../db/types.ts';
+import type { AuthSessionTable, CompletedMethod, Database } from '../db/types.ts';
 
 export type SessionProfile = 'standard' | 'shared';
 
@@ -38,6 +38,27 @@ function networkList(networks: readonly string[]): BlockList {
   return list;
 }
 
+/** When a session ends: without activity (idle) and at the latest (absolute). */
+export function sessionEnds(
+  sessions: Config['sessions'],
+  session: Pick<AuthSession, 'profile' | 'lastActiveAt' | 'expiresAt'>,
+): { idle: Date; absolute: Date } {
+  const { idleSeconds } = session.profile === 'shared' ? sessions.sharedWorkstations : sessions;
+  return { idle: new Date(session.lastActiveAt.getTime() + idleSeconds * 1000), absolute: session.expiresAt };
+}
+
+function toSession(row: Selectable<AuthSessionTable>): AuthSession {
+  return {
+    sessionUid: row.session_uid,
+    accountId: row.account_id,
+    methods: row.methods,
+    profile: row.profile,
+    startedAt: row.started_at,
+    lastActiveAt: row.last_active_at,
+    expiresAt: row.expires_at,
+  };
+}
+
 /**
  * What each single sign-on session has proven and when (methods and their times), and its idle and
  * absolute lifetimes. Keyed by the protocol engine's session uid; the engine's own session record only
@@ -47,9 +68,11 @@ export class AuthSessions {
   readonly #db: Kysely<Database>;
   readonly #lifetimes: Record<SessionProfile, Lifetimes>;
   readonly #shared: BlockList;
+  readonly #sessions: Config['sessions'];
 
   constructor(db: Kysely<Database>, sessions: Config['sessions']) {
     this.#db = db;
+    this.#sessions = sessions;
     this.#lifetimes = {
       standard: sessions,
       shared: sessions.sharedWorkstations,
@@ -124,16 +147,43 @@ export class AuthSessions {
   async active(sessionUid: string, accountId: string): Promise<AuthSession | undefined> {
     const found = await this.#lookup(sessionUid, accountId);
     if (!found || found.expired) return undefined;
-    const { row } = found;
-    return {
-      sessionUid: row.session_uid,
-      accountId: row.account_id,
-      methods: row.methods,
-      profile: row.profile,
-      startedAt: row.started_at,
-      lastActiveAt: row.last_active_at,
-      expiresAt: row.expires_at,
-    };
+    return toSession(found.row);
+  }
+
+  /** The account's live sessions, most recently active first. */
+  async listForAccount(accountId: string): Promise<AuthSession[]> {
+    const rows = await this.#db
+      .selectFrom('auth_session')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('expires_at', '>', new Date())
+      .orderBy('last_active_at', 'desc')
+      .orderBy('session_uid')
+      .execute();
+    const now = Date.now();
+    return rows.map(toSession).filter((s) => sessionEnds(this.#sessions, s).idle.getTime() > now);
+  }
+
+  /**
+   * Deletes every session row of the account (live or expired) and names them with the engine's
+   * other sessions of that account (a row may be missing: purged, or a login cut short); the engine's
+   * sessions are ended apart (src/sessions/end-sessions.ts).
+   */
+  async deleteForAccount(accountId: string): Promise<{ sessionUid: string; accountId: string }[]> {
+    const rows = await this.#db
+      .deleteFrom('auth_session')
+      .where('account_id', '=', accountId)
+      .returning('session_uid')
+      .execute();
+    const engine = await this.#db
+      .selectFrom('oidc_payload')
+      .select('uid')
+      .where('model', '=', 'Session')
+      .where(sql<string>`payload->>'accountId'`, '=', accountId)
+      .execute();
+    const uids = new Set(rows.map((r) => r.session_uid));
+    for (const { uid } of engine) if (uid) uids.add(uid);
+    return [...uids].map((sessionUid) => ({ sessionUid, accountId }));
   }
 
   /**

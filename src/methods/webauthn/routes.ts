@@ -45,6 +45,26 @@ const registerSchema = z.object({
 });
 
 /**
+ * A user revokes one of their own keys (this page and the portal's security page): false when the key
+ * is not theirs or not active (nothing changed); recorded as `webauthn.revoked` by the user.
+ */
+export async function revokeOwnKey(
+  deps: { credentials: CredentialStore; audit: AuditTrail },
+  request: { accountId: string; sessionId: string; ip: string; userAgent: string; requestId: string },
+  id: string,
+): Promise<boolean> {
+  if (!(await deps.credentials.revoke(request.accountId, id))) return false;
+  await deps.audit.record({
+    ...request,
+    method: 'webauthn',
+    type: 'webauthn.revoked',
+    outcome: 'success',
+    detail: { credentialId: id, by: 'user' },
+  });
+  return true;
+}
+
+/**
  * The user's own security keys: list, add (SSO session plus a one-time enrollment code, or a first key
  * right after a password login when the policy allows it), rename, revoke.
  */
@@ -274,14 +294,9 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
     const who = await signedIn(ctx);
     if (!who) return;
     if (!(await form(ctx, who.session))) return;
-    const id = ctx.params.id ?? '';
-    if (!(await credentials.revoke(who.account.id, id))) return renderError(ctx, 404, 'error.invalid_form');
-    await audit.record({
-      ...auditBase(ctx, who.session),
-      type: 'webauthn.revoked',
-      outcome: 'success',
-      detail: { credentialId: id, by: 'user' },
-    });
+    if (!(await revokeOwnKey({ credentials, audit }, auditBase(ctx, who.session), ctx.params.id ?? ''))) {
+      return renderError(ctx, 404, 'error.invalid_form');
+    }
     ctx.status = 303;
     ctx.redirect(`${PREFIX}?done=revoked`);
   });

@@ -1,0 +1,179 @@
+import { Router } from '@koa/router';
+import type { Context } from 'koa';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { NationalIdentities } from '../accounts/national-identity.ts';
+import { recentForAccount } from '../audit/recent.ts';
+import type { AuditTrail } from '../audit/trail.ts';
+import type { Database } from '../db/types.ts';
+import { requestPscLink } from '../federation/psc-login-routes.ts';
+import { type MessageId, messages, translator } from '../i18n/messages.ts';
+import { type CsrfTokens, FormError, readForm } from '../interaction/form.ts';
+import { revokeOwnKey } from '../methods/webauthn/routes.ts';
+import type { CredentialStore } from '../methods/webauthn/store.ts';
+import type { ProviderHost } from '../oidc/host.ts';
+import type { AuthSessions } from '../sessions/auth-sessions.ts';
+import { endSessions } from '../sessions/end-sessions.ts';
+import { type PortalDeps, pageFrame, renderPage } from './routes.ts';
+import type { SignedIn } from './sign-in.ts';
+import { parisTime } from './time.ts';
+
+export const PORTAL_SECURITY_PATH = '/portal/security';
+/** Sign-in records shown. */
+const RECENT_SIGN_INS = 20;
+
+export interface PortalSecurityDeps
+  extends Pick<PortalDeps, 'config' | 'views' | 'flow' | 'clients' | 'roles'> {
+  db: Kysely<Database>;
+  host: ProviderHost;
+  csrf: CsrfTokens;
+  audit: AuditTrail;
+  logger: Logger;
+  sessions: AuthSessions;
+  identities: NationalIdentities;
+  /** The security keys, when FIDO2 keys are configured. */
+  credentials?: CredentialStore;
+}
+
+/**
+ * "Ma sécurité": the signed-in user's security keys (revoke; adding one goes to the key pages, which
+ * enforce the enrollment policy), national identity link, recent sign-ins, live sessions and the
+ * sign-out of all of them.
+ */
+export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
+  const { config, views, flow, csrf } = deps;
+  const router = new Router({ prefix: PORTAL_SECURITY_PATH });
+  const frameDeps = { ...deps, securityUrl: PORTAL_SECURITY_PATH };
+  const binding = (who: SignedIn) => `portal:${who.session.sessionUid}`;
+  const request = (ctx: Context, who: SignedIn) => ({
+    accountId: who.account.id,
+    sessionId: who.session.sessionUid,
+    ip: ctx.ip,
+    userAgent: ctx.get('user-agent'),
+    requestId: ctx.state.requestId as string,
+  });
+
+  const renderError = async (ctx: Context, who: SignedIn, status: number, id: MessageId) => {
+    const frame = await pageFrame(frameDeps, ctx, who);
+    renderPage(views, ctx, status, 'error', { ...frame, message: translator(frame.locale)(id) });
+  };
+
+  /** The signed-in user and their CSRF-checked form, or the answer already given. */
+  const signedForm = async (ctx: Context) => {
+    const who = await flow.signedIn(ctx);
+    if (!who) {
+      flow.redirectToSignIn(ctx, 'portal', PORTAL_SECURITY_PATH);
+      return undefined;
+    }
+    let body: Record<string, string>;
+    try {
+      body = await readForm(ctx, config.http.bodyLimitBytes);
+    } catch (err) {
+      if (!(err instanceof FormError)) throw err;
+      await renderError(ctx, who, err.status, 'error.invalid_form');
+      return undefined;
+    }
+    if (!csrf.verify(ctx, binding(who), body.csrf)) {
+      await renderError(ctx, who, 403, 'error.csrf');
+      return undefined;
+    }
+    return who;
+  };
+
+  router.get('/', async (ctx) => {
+    const who = await flow.signedIn(ctx);
+    if (!who) return flow.redirectToSignIn(ctx, 'portal', PORTAL_SECURITY_PATH);
+    const frame = await pageFrame(frameDeps, ctx, who);
+    const t = translator(frame.locale);
+    const time = parisTime(frame.locale);
+    const accountId = who.account.id;
+    const [keys, link, signIns, sessions, clients] = await Promise.all([
+      deps.credentials?.listForAccount(accountId),
+      deps.identities.findByAccount(accountId),
+      recentForAccount(deps.db, accountId, RECENT_SIGN_INS),
+      deps.sessions.listForAccount(accountId),
+      deps.clients.listMetadata(),
+    ]);
+    const clientName = new Map(clients.map((c) => [c.client_id, String(c.client_name ?? c.client_id)]));
+    const method = (id: string | null) => {
+      const key = `method.${id}`;
+      return id === null ? '' : key in messages.fr ? t(key as MessageId) : id;
+    };
+    renderPage(views, ctx, 200, 'portal-security', {
+      ...frame,
+      csrf: csrf.issue(binding(who)),
+      username: who.account.username,
+      notice:
+        ctx.query.done === 'revoked'
+          ? t('portal.security.done.revoked')
+          : ctx.query.done === 'linked' && link?.status === 'verified'
+            ? t('portal.security.done.linked')
+            : undefined,
+      linkPsc: config.pscLogin !== undefined && link?.status !== 'verified',
+      keys: keys?.map((k) => ({
+        id: k.id,
+        name: k.name,
+        created: time.full(k.createdAt),
+        lastUsed: k.lastUsedAt ? time.full(k.lastUsedAt) : t('portal.security.keys.never'),
+      })),
+      identity: link && {
+        idNat: link.idNat,
+        status: t(`portal.security.identity.status.${link.status}`),
+        source: t(`portal.security.identity.source.${link.source}`),
+        verifiedAt: link.verifiedAt ? time.full(link.verifiedAt) : undefined,
+        checkedAt: link.checkedAt ? time.full(link.checkedAt) : undefined,
+        updatedAt: time.full(link.updatedAt),
+      },
+      signIns: signIns.map((r) => ({
+        at: time.full(r.at),
+        event: t(`portal.security.signins.type.${r.type}`),
+        method: method(r.method),
+        outcome: t(`portal.security.signins.${r.outcome}`),
+        ip: r.ip ?? '',
+        client: r.clientId ? (clientName.get(r.clientId) ?? r.clientId) : '',
+      })),
+      sessions: sessions.map((s) => ({
+        current: s.sessionUid === who.session.sessionUid,
+        started: time.full(s.startedAt),
+        lastActive: time.full(s.lastActiveAt),
+        profile: t(`portal.security.sessions.profile.${s.profile}`),
+        methods: s.methods.map((m) => method(m.method)).join(', '),
+      })),
+    });
+  });
+
+  router.post('/keys/:id/revoke', async (ctx) => {
+    const who = await signedForm(ctx);
+    if (!who) return;
+    const { credentials, audit } = deps;
+    if (
+      !credentials ||
+      !(await revokeOwnKey({ credentials, audit }, request(ctx, who), ctx.params.id ?? ''))
+    ) {
+      return renderError(ctx, who, 404, 'error.invalid_form');
+    }
+    ctx.status = 303;
+    ctx.redirect(`${PORTAL_SECURITY_PATH}?done=revoked`);
+  });
+
+  /** "Lier ma e-CPS": a new login of this session, through PSC, which links the account it proves. */
+  router.post('/link-psc', async (ctx) => {
+    const who = await signedForm(ctx);
+    if (!who) return;
+    if (!config.pscLogin) return renderError(ctx, who, 404, 'error.invalid_form');
+    requestPscLink(ctx, who.session.sessionUid, config.issuer.startsWith('https://'));
+    flow.redirectToSignIn(ctx, 'portal', `${PORTAL_SECURITY_PATH}?done=linked`, { prompt: 'login' });
+  });
+
+  router.post('/sessions/end-all', async (ctx) => {
+    const who = await signedForm(ctx);
+    if (!who) return;
+    const frame = await pageFrame(frameDeps, ctx, who);
+    const ended = await deps.sessions.deleteForAccount(who.account.id);
+    const { ip, userAgent, requestId } = request(ctx, who);
+    await endSessions(deps, ended, 'user_everywhere', { ip, userAgent, requestId });
+    renderPage(views, ctx, 200, 'portal-security-ended', { ...frame, count: ended.length });
+  });
+
+  return router;
+}
