@@ -165,6 +165,38 @@ export class AuthSessions {
     return row?.upstream_sid ?? undefined;
   }
 
+  /** The account's sessions still alive (neither idle nor past their absolute end), newest first. */
+  async liveOf(accountId: string): Promise<AuthSession[]> {
+    const rows = await this.#db
+      .selectFrom('auth_session')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('expires_at', '>', new Date())
+      .orderBy('last_active_at', 'desc')
+      .execute();
+    const now = Date.now();
+    return rows
+      .filter((row) => row.last_active_at.getTime() + this.#lifetimes[row.profile].idleSeconds * 1000 > now)
+      .map((row) => ({
+        sessionUid: row.session_uid,
+        accountId: row.account_id,
+        methods: row.methods,
+        profile: row.profile,
+        startedAt: row.started_at,
+        lastActiveAt: row.last_active_at,
+        expiresAt: row.expires_at,
+      }));
+  }
+
+  /** Ends every session of the account (the next request of each signs in again); returns how many. */
+  async endAll(accountId: string): Promise<number> {
+    const result = await this.#db
+      .deleteFrom('auth_session')
+      .where('account_id', '=', accountId)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** Records activity (an authorization request that used the session). */
   async touch(session: AuthSession): Promise<void> {
     if (Date.now() - session.lastActiveAt.getTime() < TOUCH_GRANULARITY_MS) return;
