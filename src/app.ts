@@ -10,6 +10,8 @@ import { EstablishmentMembers } from './accounts/establishments.ts';
 import { NationalIdentities } from './accounts/national-identity.ts';
 import { AccountRoles } from './accounts/roles.ts';
 import { AccountStore } from './accounts/store.ts';
+import { accountRoutes } from './admin/accounts.ts';
+import { clientRoutes } from './admin/clients.ts';
 import { consoleGate, consoleRoutes } from './admin/console.ts';
 import { AuditCheckpoints, AuditSigningKey, scheduleCheckpoints } from './audit/checkpoints.ts';
 import { SyslogForwarder } from './audit/syslog.ts';
@@ -449,7 +451,11 @@ export async function createPasserelle(
     }).routes(),
   );
   const consoleDeps = { config, views, flow, roles: services.roles, audit, securityUrl };
-  app.use(consoleRoutes(consoleDeps, consoleGate(consoleDeps)).routes());
+  const gate = consoleGate(consoleDeps);
+  app.use(consoleRoutes(consoleDeps, gate).routes());
+  const peopleDeps = { ...services, ...consoleDeps, db, csrf };
+  app.use(accountRoutes(peopleDeps, gate).routes());
+  app.use(clientRoutes(peopleDeps, gate).routes());
   if (config.demo) app.use(demoRoutes(config, views, clients).routes());
   else {
     app.use(async (ctx, next) => {
