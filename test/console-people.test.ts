@@ -2,7 +2,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messages } from '../src/i18n/messages.ts';
 import { CredentialStore, EnrollmentCodes } from '../src/methods/webauthn/store.ts';
-import { createUser, registerWebClient, TEST_PASSWORD } from './helpers/clients.ts';
+import { createUser, registerWebClient } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { screenshot, seriousAccessibilityViolations } from './helpers/page-checks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -12,6 +12,7 @@ import {
   launchChromium,
   missingChromiumSuite,
   newFrenchContext,
+  signInWithPassword,
   VirtualKey,
 } from './helpers/webauthn-browser.ts';
 
@@ -23,14 +24,6 @@ import {
 
 const fr = messages.fr;
 const RENNES = { finess: '350005179', name: 'CHU de Rennes', tid: 'tid-rennes-0001' };
-
-/** Identifier then password on Passerelle's own pages. */
-async function signInWithPassword(page: Page, username: string) {
-  await page.getByLabel('Identifiant').fill(username);
-  await page.getByRole('button', { name: 'Continuer' }).click();
-  await page.locator('input[type="password"]').fill(TEST_PASSWORD);
-  await page.getByRole('button', { name: 'Se connecter' }).click();
-}
 
 /** The /token endpoint's answer to a client authenticating with this secret (an unknown code). */
 async function tokenWith(issuer: string, clientId: string, secret: string) {
@@ -92,6 +85,12 @@ if (!chromiumAvailable()) {
         const tg = await createUser(t, 'paul.martin');
         target = { id: tg.id, username: tg.username };
         await t.passerelle.services.establishments.add(target.id, RENNES.finess, 'test');
+        await t.passerelle.services.identities.set(
+          target.id,
+          '810001234567',
+          'directory-attribute',
+          'verified',
+        );
         await registerWebClient(t, 'dpi', { client_name: 'Dossier patient', portal: true });
         browser = await launchChromium();
         context = await newFrenchContext(browser, { bypassCSP: true });
@@ -138,12 +137,18 @@ if (!chromiumAvailable()) {
         expect(await page.locator('tbody th a').allTextContents()).toEqual([target.username]);
         await checked('console-accounts');
 
+        // By national identifier (idNatPS), exactly.
+        await page.getByLabel(fr['console.accounts.search']).fill('810001234567');
+        await page.getByRole('button', { name: fr['console.accounts.search.submit'] }).click();
+        await page.waitForURL((url) => url.searchParams.get('q') === '810001234567');
+        expect(await page.locator('tbody th a').allTextContents()).toEqual([target.username]);
         await page.getByRole('link', { name: target.username }).click();
         await page.getByRole('heading', { name: `Compte ${target.username}` }).waitFor();
         const main = (await page.locator('main').textContent()) ?? '';
         expect(main).toContain(fr['console.account.password.set']);
         expect(main).toContain('CHU de Rennes (FINESS 350005179, inscrit)');
         expect(main).toContain(fr['console.account.roles.readonly']);
+        expect(main).toContain('idNatPS 810001234567 — statut verified, source directory-attribute');
         await page.getByRole('button', { name: fr['console.account.enroll.issue'] }).click();
         const shown = (await page.locator('#enrollment-code').textContent()) ?? '';
         const code = /([A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4})/.exec(shown)?.[1] ?? '';

@@ -13,12 +13,12 @@ import type { Database } from '../db/types.ts';
 import { type MessageId, translator } from '../i18n/messages.ts';
 import { webauthnSettings } from '../methods/webauthn/settings.ts';
 import { CredentialStore } from '../methods/webauthn/store.ts';
-import { pageFrame, renderPage } from '../portal/routes.ts';
+import { renderPage } from '../portal/routes.ts';
 import type { CredentialThrottle } from '../ratelimit/throttle.ts';
 import type { AuthSessions } from '../sessions/auth-sessions.ts';
 import type { ConsoleGate, ConsoleUser } from './console.ts';
 import { type ConsoleFormDeps, consoleForms, seeOther } from './people-form.ts';
-import { sectionRoles, sectionsFor } from './sections.ts';
+import { sectionRoles } from './sections.ts';
 
 export interface AccountPagesDeps extends ConsoleFormDeps {
   db: Kysely<Database>;
@@ -56,11 +56,7 @@ export function accountRoutes(deps: AccountPagesDeps, gate: ConsoleGate): Router
   const router = new Router({ prefix: PREFIX });
   const allowed = sectionRoles('accounts');
 
-  const frame = async (ctx: Context, user: ConsoleUser) => ({
-    ...(await pageFrame(deps, ctx, user.who)),
-    wide: true,
-    sections: sectionsFor(user.roles),
-  });
+  const { frame } = forms;
 
   router.get('/', async (ctx) => {
     const user = await gate(ctx, allowed);

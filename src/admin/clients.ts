@@ -9,10 +9,10 @@ import {
   type MetadataValidator,
   toClientMetadata,
 } from '../oidc/clients.ts';
-import { pageFrame, renderPage } from '../portal/routes.ts';
+import { renderPage } from '../portal/routes.ts';
 import type { ConsoleGate, ConsoleUser } from './console.ts';
 import { type ConsoleFormDeps, consoleForms, seeOther } from './people-form.ts';
-import { sectionRoles, sectionsFor } from './sections.ts';
+import { sectionRoles } from './sections.ts';
 
 export interface ClientPagesDeps extends ConsoleFormDeps {
   clients: ClientRegistry;
@@ -96,11 +96,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
   const router = new Router({ prefix: PREFIX });
   const allowed = sectionRoles('clients');
 
-  const frame = async (ctx: Context, user: ConsoleUser) => ({
-    ...(await pageFrame(deps, ctx, user.who)),
-    wide: true,
-    sections: sectionsFor(user.roles),
-  });
+  const { frame } = forms;
 
   const record = (ctx: Context, user: ConsoleUser, type: string, clientId: string, detail = {}) => {
     const { via, actor, context } = forms.actor(ctx, user);

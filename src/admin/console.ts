@@ -5,8 +5,8 @@ import { CONSOLE_ROLES } from '../accounts/roles.ts';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { Config } from '../config/schema.ts';
 import type { Views } from '../http/views.ts';
-import { type MessageId, negotiateLocale, translator } from '../i18n/messages.ts';
-import { pageFrame, renderPage } from '../portal/routes.ts';
+import { type MessageId, translator } from '../i18n/messages.ts';
+import { pageFrame, renderMessage, renderPage } from '../portal/routes.ts';
 import { CONSOLE_CALLBACK, consoleLevel, type SignedIn, type SignInFlow } from '../portal/sign-in.ts';
 import { sectionsFor } from './sections.ts';
 
@@ -31,16 +31,8 @@ export interface ConsoleUser {
  * audit record. Returns the caller, or undefined when the response is already set.
  */
 export function consoleGate(deps: ConsoleDeps) {
-  const { config, views, flow } = deps;
-  const refuse = (ctx: Context, status: number, id: MessageId) => {
-    const locale = negotiateLocale(undefined, ctx.get('accept-language'), config.ui.defaultLocale);
-    renderPage(views, ctx, status, 'error', {
-      locale,
-      demo: config.demo,
-      requestId: ctx.state.requestId as string,
-      message: translator(locale)(id),
-    });
-  };
+  const { config, flow } = deps;
+  const refuse = (ctx: Context, status: number, id: MessageId) => renderMessage(deps, ctx, status, id);
   return async (ctx: Context, allowed: readonly ConsoleRole[]): Promise<ConsoleUser | undefined> => {
     if (!consoleLevel(config)) {
       refuse(ctx, 503, 'console.no_level');

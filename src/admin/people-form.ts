@@ -3,10 +3,11 @@ import type { AdminActor } from '../accounts/admin-acts.ts';
 import type { AccountRoles } from '../accounts/roles.ts';
 import type { Config } from '../config/schema.ts';
 import type { Views } from '../http/views.ts';
-import { type MessageId, negotiateLocale, translator } from '../i18n/messages.ts';
+import type { MessageId } from '../i18n/messages.ts';
 import { type CsrfTokens, FormError, readForm } from '../interaction/form.ts';
-import { renderPage } from '../portal/routes.ts';
+import { pageFrame, renderMessage } from '../portal/routes.ts';
 import type { ConsoleUser } from './console.ts';
+import { sectionsFor } from './sections.ts';
 
 /** What the accounts and applications sections share: the page frame's inputs, forms with CSRF. */
 export interface ConsoleFormDeps {
@@ -19,18 +20,17 @@ export interface ConsoleFormDeps {
 
 /** Console forms: CSRF bound to the operator's session, the error page, the audit trail's actor. */
 export function consoleForms(deps: ConsoleFormDeps) {
-  const { config, views, csrf } = deps;
+  const { config, csrf } = deps;
   const binding = (user: ConsoleUser) => `console:${user.who.session.sessionUid}`;
 
-  const fail = (ctx: Context, status: number, id: MessageId) => {
-    const locale = negotiateLocale(undefined, ctx.get('accept-language'), config.ui.defaultLocale);
-    renderPage(views, ctx, status, 'error', {
-      locale,
-      demo: config.demo,
-      requestId: ctx.state.requestId as string,
-      message: translator(locale)(id),
-    });
-  };
+  const fail = (ctx: Context, status: number, id: MessageId) => renderMessage(deps, ctx, status, id);
+
+  /** The page frame of a console section's page. */
+  const frame = async (ctx: Context, user: ConsoleUser) => ({
+    ...(await pageFrame(deps, ctx, user.who)),
+    wide: true,
+    sections: sectionsFor(user.roles),
+  });
 
   /** The posted form when its CSRF token is the operator's; otherwise the error page (403). */
   const form = async (ctx: Context, user: ConsoleUser): Promise<Record<string, string> | undefined> => {
@@ -69,7 +69,7 @@ export function consoleForms(deps: ConsoleFormDeps) {
       timeZone: 'Europe/Paris',
     });
 
-  return { token: (user: ConsoleUser) => csrf.issue(binding(user)), form, fail, actor, dates };
+  return { token: (user: ConsoleUser) => csrf.issue(binding(user)), form, fail, frame, actor, dates };
 }
 
 export type ConsoleForms = ReturnType<typeof consoleForms>;

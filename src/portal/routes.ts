@@ -61,20 +61,28 @@ export function renderPage(
   ctx.body = views.render(view, { locale, demo, requestId }, rest);
 }
 
+/** The error page with one message, in the caller's language. */
+export function renderMessage(
+  deps: { config: Config; views: Views },
+  ctx: Context,
+  status: number,
+  id: MessageId,
+) {
+  const locale = negotiateLocale(undefined, ctx.get('accept-language'), deps.config.ui.defaultLocale);
+  renderPage(deps.views, ctx, status, 'error', {
+    locale,
+    demo: deps.config.demo,
+    requestId: ctx.state.requestId as string,
+    message: translator(locale)(id),
+  });
+}
+
 /** The staff portal: the applications the user may open, after signing in at Passerelle directly. */
 export function portalRoutes(deps: PortalDeps): Router {
   const { config, views, flow } = deps;
   const router = new Router();
 
-  const message = (ctx: Context, status: number, id: MessageId) => {
-    const locale = negotiateLocale(undefined, ctx.get('accept-language'), config.ui.defaultLocale);
-    renderPage(views, ctx, status, 'error', {
-      locale,
-      demo: config.demo,
-      requestId: ctx.state.requestId as string,
-      message: translator(locale)(id),
-    });
-  };
+  const message = (ctx: Context, status: number, id: MessageId) => renderMessage(deps, ctx, status, id);
 
   router.get('/portal', async (ctx) => {
     const who = await flow.signedIn(ctx);

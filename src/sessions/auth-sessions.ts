@@ -1,7 +1,7 @@
 import { BlockList, isIPv6 } from 'node:net';
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Config } from '../config/schema.ts';
-import type { CompletedMethod, Database } from '../db/types.ts';
+import type { AuthSessionTable, CompletedMethod, Database } from '../db/types.ts';
 
 export type SessionProfile = 'standard' | 'shared';
 
@@ -36,6 +36,18 @@ function networkList(networks: readonly string[]): BlockList {
     else list.addSubnet(address, Number(prefix), type);
   }
   return list;
+}
+
+function toSession(row: Selectable<AuthSessionTable>): AuthSession {
+  return {
+    sessionUid: row.session_uid,
+    accountId: row.account_id,
+    methods: row.methods,
+    profile: row.profile,
+    startedAt: row.started_at,
+    lastActiveAt: row.last_active_at,
+    expiresAt: row.expires_at,
+  };
 }
 
 /**
@@ -125,15 +137,7 @@ export class AuthSessions {
     const found = await this.#lookup(sessionUid, accountId);
     if (!found || found.expired) return undefined;
     const { row } = found;
-    return {
-      sessionUid: row.session_uid,
-      accountId: row.account_id,
-      methods: row.methods,
-      profile: row.profile,
-      startedAt: row.started_at,
-      lastActiveAt: row.last_active_at,
-      expiresAt: row.expires_at,
-    };
+    return toSession(row);
   }
 
   /**
@@ -177,15 +181,7 @@ export class AuthSessions {
     const now = Date.now();
     return rows
       .filter((row) => row.last_active_at.getTime() + this.#lifetimes[row.profile].idleSeconds * 1000 > now)
-      .map((row) => ({
-        sessionUid: row.session_uid,
-        accountId: row.account_id,
-        methods: row.methods,
-        profile: row.profile,
-        startedAt: row.started_at,
-        lastActiveAt: row.last_active_at,
-        expiresAt: row.expires_at,
-      }));
+      .map(toSession);
   }
 
   /** Ends every session of the account (the next request of each signs in again); returns how many. */

@@ -146,13 +146,18 @@ export async function attachEnrolledKey(
 /** The virtual authenticator's model id (Chromium's VirtualFidoDevice AAGUID). */
 export const CHROMIUM_VIRTUAL_AAGUID = '01020304-0506-0708-0102-030405060708';
 
-/** Password login through the demo application: leaves a Passerelle SSO session in the context. */
-export async function passwordLogin(page: Page, issuer: string, username: string, password = TEST_PASSWORD) {
-  await page.goto(`${issuer}/demo/login`);
+/** Identifier then password on Passerelle's own login pages (already open). */
+export async function signInWithPassword(page: Page, username: string, password = TEST_PASSWORD) {
   await page.getByLabel('Identifiant').fill(username);
   await page.getByRole('button', { name: 'Continuer' }).click();
   await page.locator('input[type="password"]').fill(password);
   await page.getByRole('button', { name: 'Se connecter' }).click();
+}
+
+/** Password login through the demo application: leaves a Passerelle SSO session in the context. */
+export async function passwordLogin(page: Page, issuer: string, username: string, password = TEST_PASSWORD) {
+  await page.goto(`${issuer}/demo/login`);
+  await signInWithPassword(page, username, password);
   await page.getByRole('button', { name: 'Autoriser' }).click();
   await page.getByRole('heading', { name: 'Connexion réussie' }).waitFor();
 }
