@@ -166,6 +166,24 @@ if (!chromiumAvailable()) {
         expect(t.logs.some((line) => line.includes(code))).toBe(false);
       });
 
+      it('helpdesk: the search shows 50 accounts a page', async () => {
+        await asOnly('helpdesk');
+        for (let i = 0; i < 51; i++) {
+          await t.passerelle.services.accounts.create({ username: `zz.${String(i).padStart(2, '0')}` });
+        }
+        await page.goto(`${t.issuer}/admin/accounts?q=zz.`);
+        const rows = page.locator('tbody th a');
+        expect(await rows.count()).toBe(50);
+        expect(await rows.first().textContent()).toBe('zz.00');
+        expect(await page.getByRole('link', { name: fr['console.accounts.previous'] }).count()).toBe(0);
+        await page.getByRole('link', { name: fr['console.accounts.next'] }).click();
+        await page.waitForURL((url) => url.searchParams.get('page') === '2');
+        expect(await rows.allTextContents()).toEqual(['zz.50']);
+        expect(await page.getByRole('link', { name: fr['console.accounts.next'] }).count()).toBe(0);
+        expect(await page.getByRole('link', { name: fr['console.accounts.previous'] }).count()).toBe(1);
+        expect(await seriousAccessibilityViolations(page)).toEqual([]);
+      });
+
       it('helpdesk: a disabled account cannot sign in, an enabled one can; without CSRF nothing happens', async () => {
         await asOnly('helpdesk');
         await page.goto(accountPage());

@@ -48,21 +48,36 @@ export class AccountAdminActs {
   #record(
     by: AdminActor,
     event: { type: string; accountId?: string; method?: string; detail?: Record<string, unknown> },
+    within?: Kysely<Database>,
   ) {
-    return this.#deps.audit.record({
-      ...by.context,
-      ...event,
-      outcome: 'success',
-      detail: { via: by.via, actor: by.actor, ...event.detail },
-    });
+    return this.#deps.audit.record(
+      {
+        ...by.context,
+        ...event,
+        outcome: 'success',
+        detail: { via: by.via, actor: by.actor, ...event.detail },
+      },
+      within,
+    );
+  }
+
+  /** The change and its audit record in one transaction. */
+  #together<T>(run: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    return this.#deps.db.transaction().execute(run);
   }
 
   async setDisabled(account: Account, disabled: boolean, by: AdminActor): Promise<void> {
-    await this.#deps.accounts.setDisabled(account.id, disabled);
-    await this.#record(by, {
-      type: `admin.account.${disabled ? 'disabled' : 'enabled'}`,
-      accountId: account.id,
-      detail: { username: account.username },
+    await this.#together(async (trx) => {
+      await this.#deps.accounts.setDisabled(account.id, disabled, trx);
+      await this.#record(
+        by,
+        {
+          type: `admin.account.${disabled ? 'disabled' : 'enabled'}`,
+          accountId: account.id,
+          detail: { username: account.username },
+        },
+        trx,
+      );
     });
   }
 
@@ -110,24 +125,36 @@ export class AccountAdminActs {
     if (!target) throw new AdminActError('no_key', `no active key ${key} for ${account.username}`);
     if (matches.length > 1)
       throw new AdminActError('ambiguous_key', `several keys are named ${key}: give the credential id`);
-    await credentials.revoke(account.id, target.id);
-    await this.#record(by, {
-      type: 'webauthn.revoked',
-      accountId: account.id,
-      method: 'webauthn',
-      detail: { credentialId: target.id, by: 'admin', operator: by.actor },
+    await this.#together(async (trx) => {
+      await credentials.revoke(account.id, target.id, trx);
+      await this.#record(
+        by,
+        {
+          type: 'webauthn.revoked',
+          accountId: account.id,
+          method: 'webauthn',
+          detail: { credentialId: target.id, by: 'admin', operator: by.actor },
+        },
+        trx,
+      );
     });
     return { id: target.id, name: target.name };
   }
 
   /** Ends every single sign-on session of the account; returns how many were live. */
   async endSessions(account: Account, by: AdminActor): Promise<number> {
-    const ended = await this.#deps.sessions.endAll(account.id);
-    await this.#record(by, {
-      type: 'admin.account.sessions_ended',
-      accountId: account.id,
-      detail: { username: account.username, sessions: ended },
+    return this.#together(async (trx) => {
+      const ended = await this.#deps.sessions.endAll(account.id, trx);
+      await this.#record(
+        by,
+        {
+          type: 'admin.account.sessions_ended',
+          accountId: account.id,
+          detail: { username: account.username, sessions: ended },
+        },
+        trx,
+      );
+      return ended;
     });
-    return ended;
   }
 }

@@ -175,8 +175,8 @@ export class AccountStore {
       .execute();
   }
 
-  async setDisabled(id: string, disabled: boolean): Promise<void> {
-    await this.#db
+  async setDisabled(id: string, disabled: boolean, db: Kysely<Database> = this.#db): Promise<void> {
+    await db
       .updateTable('account')
       .set({ disabled_at: disabled ? new Date() : null, updated_at: new Date() })
       .where('id', '=', id)

@@ -185,11 +185,8 @@ export class AuthSessions {
   }
 
   /** Ends every session of the account (the next request of each signs in again); returns how many. */
-  async endAll(accountId: string): Promise<number> {
-    const result = await this.#db
-      .deleteFrom('auth_session')
-      .where('account_id', '=', accountId)
-      .executeTakeFirst();
+  async endAll(accountId: string, db: Kysely<Database> = this.#db): Promise<number> {
+    const result = await db.deleteFrom('auth_session').where('account_id', '=', accountId).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 
