@@ -10,7 +10,9 @@ import { EstablishmentMembers } from './accounts/establishments.ts';
 import { NationalIdentities } from './accounts/national-identity.ts';
 import { AccountRoles } from './accounts/roles.ts';
 import { AccountStore } from './accounts/store.ts';
+import { accountRoutes } from './admin/accounts.ts';
 import { auditRoutes } from './admin/audit.ts';
+import { clientRoutes } from './admin/clients.ts';
 import { consoleGate, consoleRoutes } from './admin/console.ts';
 import { establishmentRoutes } from './admin/establishments.ts';
 import { consoleHealthRoutes } from './admin/health.ts';
@@ -475,17 +477,13 @@ export async function createPasserelle(
     }).routes(),
   );
   const consoleDeps = { config, views, flow, roles: services.roles, audit, securityUrl };
-  app.use(consoleRoutes(consoleDeps, consoleGate(consoleDeps)).routes());
-  // The console's RPPS, establishments, audit and health sections.
-  const records = {
-    ...consoleDeps,
-    gate: consoleGate(consoleDeps),
-    csrf,
-    services,
-    rpps,
-    readiness,
-    smartcard,
-  };
+  const gate = consoleGate(consoleDeps);
+  app.use(consoleRoutes(consoleDeps, gate).routes());
+  // The console's sections: accounts and applications; RPPS, establishments, audit and health.
+  const peopleDeps = { ...services, ...consoleDeps, db, csrf };
+  app.use(accountRoutes(peopleDeps, gate).routes());
+  app.use(clientRoutes(peopleDeps, gate).routes());
+  const records = { ...consoleDeps, gate, csrf, services, rpps, readiness, smartcard };
   for (const section of [rppsRoutes, establishmentRoutes, auditRoutes, consoleHealthRoutes])
     app.use(section(records).routes());
   if (config.demo) app.use(demoRoutes(config, views, clients).routes());

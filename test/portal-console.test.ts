@@ -2,7 +2,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messages } from '../src/i18n/messages.ts';
 import { EnrollmentCodes } from '../src/methods/webauthn/store.ts';
-import { createUser, registerWebClient, TEST_PASSWORD } from './helpers/clients.ts';
+import { createUser, registerWebClient } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { screenshot, seriousAccessibilityViolations } from './helpers/page-checks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -12,6 +12,7 @@ import {
   launchChromium,
   missingChromiumSuite,
   newFrenchContext,
+  signInWithPassword,
   VirtualKey,
 } from './helpers/webauthn-browser.ts';
 
@@ -24,14 +25,6 @@ import {
 const fr = messages.fr;
 const RENNES = { finess: '350005179', name: 'CHU de Rennes', tid: 'tid-rennes-0001' };
 const VANNES = { finess: '560008799', name: 'CH de Vannes', tid: 'tid-vannes-0002' };
-
-/** Identifier then password on Passerelle's own pages (the portal's sign-in). */
-async function signInWithPassword(page: Page, username: string) {
-  await page.getByLabel('Identifiant').fill(username);
-  await page.getByRole('button', { name: 'Continuer' }).click();
-  await page.locator('input[type="password"]').fill(TEST_PASSWORD);
-  await page.getByRole('button', { name: 'Se connecter' }).click();
-}
 
 if (!chromiumAvailable()) {
   missingChromiumSuite('staff portal and console door in a real browser');

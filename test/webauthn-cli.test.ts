@@ -119,7 +119,13 @@ describe('passerelle CLI: enrollment codes and security keys', { timeout: 120_00
         .where('type', '=', 'webauthn.revoked')
         .execute();
       expect(events).toHaveLength(1);
-      expect(events[0]?.detail).toEqual({ credentialId: id, by: 'admin', operator: 'helpdesk:marie' });
+      expect(events[0]?.detail).toEqual({
+        via: 'cli',
+        actor: 'helpdesk:marie',
+        credentialId: id,
+        by: 'admin',
+        operator: 'helpdesk:marie',
+      });
     });
   });
 });

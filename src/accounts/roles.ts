@@ -31,7 +31,12 @@ export class AccountRoles {
   }
 
   /** Grants the role; `false` when the account already had it. */
-  async grant(accountId: string, role: ConsoleRole, actor: string): Promise<boolean> {
+  async grant(
+    accountId: string,
+    role: ConsoleRole,
+    actor: string,
+    via?: 'cli' | 'console',
+  ): Promise<boolean> {
     return this.#db.transaction().execute(async (trx) => {
       const inserted = await trx
         .insertInto('account_role')
@@ -40,7 +45,12 @@ export class AccountRoles {
         .executeTakeFirst();
       if (!inserted.numInsertedOrUpdatedRows) return false;
       await this.#audit.record(
-        { type: 'admin.role.granted', outcome: 'success', accountId, detail: { role, actor } },
+        {
+          type: 'admin.role.granted',
+          outcome: 'success',
+          accountId,
+          detail: { role, actor, ...(via ? { via } : {}) },
+        },
         trx,
       );
       return true;
@@ -48,7 +58,12 @@ export class AccountRoles {
   }
 
   /** Revokes the role; `false` when the account did not have it. */
-  async revoke(accountId: string, role: ConsoleRole, actor: string): Promise<boolean> {
+  async revoke(
+    accountId: string,
+    role: ConsoleRole,
+    actor: string,
+    via?: 'cli' | 'console',
+  ): Promise<boolean> {
     return this.#db.transaction().execute(async (trx) => {
       const deleted = await trx
         .deleteFrom('account_role')
@@ -57,7 +72,12 @@ export class AccountRoles {
         .executeTakeFirst();
       if (!deleted.numDeletedRows) return false;
       await this.#audit.record(
-        { type: 'admin.role.revoked', outcome: 'success', accountId, detail: { role, actor } },
+        {
+          type: 'admin.role.revoked',
+          outcome: 'success',
+          accountId,
+          detail: { role, actor, ...(via ? { via } : {}) },
+        },
         trx,
       );
       return true;

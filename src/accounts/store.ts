@@ -125,6 +125,47 @@ export class AccountStore {
     return rows.map(toAccount);
   }
 
+  /**
+   * Accounts whose username or display name contains `query`, or whose national identifier (idNatPS) is
+   * `query`, by username; `limit + 1` rows are read so the caller knows whether there is a next page.
+   */
+  async search(query: string, offset: number, limit: number): Promise<Account[]> {
+    const q = query.trim();
+    let select = this.#db.selectFrom('account').selectAll('account');
+    if (q) {
+      const like = `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      select = select.where((eb) =>
+        eb.or([
+          eb(sql`lower(account.username)`, 'like', like),
+          eb(sql`lower(coalesce(account.display_name, ''))`, 'like', like),
+          eb.exists(
+            eb
+              .selectFrom('national_identity')
+              .select('national_identity.account_id')
+              .whereRef('national_identity.account_id', '=', 'account.id')
+              .where('national_identity.id_nat', '=', q),
+          ),
+        ]),
+      );
+    }
+    const rows = await select
+      .orderBy('account.username')
+      .offset(offset)
+      .limit(limit + 1)
+      .execute();
+    return rows.map(toAccount);
+  }
+
+  /** Whether the account has a local password. */
+  async hasPassword(id: string): Promise<boolean> {
+    const row = await this.#db
+      .selectFrom('password_credential')
+      .select('account_id')
+      .where('account_id', '=', id)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async setPassword(id: string, password: string): Promise<void> {
     const hash = await hashPassword(password);
     await this.#db
@@ -134,8 +175,8 @@ export class AccountStore {
       .execute();
   }
 
-  async setDisabled(id: string, disabled: boolean): Promise<void> {
-    await this.#db
+  async setDisabled(id: string, disabled: boolean, db: Kysely<Database> = this.#db): Promise<void> {
+    await db
       .updateTable('account')
       .set({ disabled_at: disabled ? new Date() : null, updated_at: new Date() })
       .where('id', '=', id)

@@ -31,9 +31,8 @@ export interface ConsoleUser {
  * audit record. Returns the caller, or undefined when the response is already set.
  */
 export function consoleGate(deps: ConsoleDeps) {
-  const { config, views, flow } = deps;
-  const refuse = (ctx: Context, status: number, id: MessageId) =>
-    renderMessage(views, config, ctx, status, id);
+  const { config, flow } = deps;
+  const refuse = (ctx: Context, status: number, id: MessageId) => renderMessage(deps, ctx, status, id);
   return async (ctx: Context, allowed: readonly ConsoleRole[]): Promise<ConsoleUser | undefined> => {
     if (!consoleLevel(config)) {
       refuse(ctx, 503, 'console.no_level');

@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import { AccountAdminActs, AdminActError, type AdminActor } from '../accounts/admin-acts.ts';
 import {
   CardCertificates,
   CertificateTakenError,
@@ -16,7 +17,7 @@ import { clientDescriptionSchema } from '../config/schema.ts';
 import { connectDatabase } from '../db/connect.ts';
 import { migrateDown, migrateToLatest, migrationStatus } from '../db/migrate.ts';
 import { webauthnSettings } from '../methods/webauthn/settings.ts';
-import { CredentialStore, EnrollmentCodes } from '../methods/webauthn/store.ts';
+import { CredentialStore } from '../methods/webauthn/store.ts';
 import { type ClientMetadata, toClientMetadata } from '../oidc/clients.ts';
 import { listSigningKeys, rotateSigningKeys } from '../oidc/keys.ts';
 import {
@@ -288,12 +289,7 @@ export function registerUsers(program: Command): void {
       .action(async (username: string, _opts, command: Command) => {
         await withServices(command, async (services) => {
           const account = await accountNamed(services, username);
-          await services.accounts.setDisabled(account.id, disabled);
-          await recordAdmin(services, {
-            type: `admin.account.${disabled ? 'disabled' : 'enabled'}`,
-            accountId: account.id,
-            detail: { username: account.username },
-          });
+          await adminActs(services).setDisabled(account, disabled, cliActor(undefined));
           out(`account ${account.username} ${disabled ? 'disabled' : 'enabled'}`);
         });
       });
@@ -303,15 +299,9 @@ export function registerUsers(program: Command): void {
     .description('lift the temporary lock and forget the failed attempts of an account (helpdesk)')
     .argument('<username>')
     .action(async (username: string, _opts, command: Command) => {
-      await withServices(command, async ({ accounts, throttle, audit }) => {
-        const account = await accounts.findByUsername(username);
-        await throttle.unlock(account?.username ?? username);
-        await audit.record({
-          type: 'admin.account.unlocked',
-          outcome: 'success',
-          accountId: account?.id,
-          detail: { via: 'cli', username: account?.username ?? username },
-        });
+      await withServices(command, async (services) => {
+        const account = await services.accounts.findByUsername(username);
+        await adminActs(services).unlock(account, username, cliActor(undefined));
         out(`failed attempts of ${account?.username ?? username} forgotten; the account may sign in again`);
       });
     });
@@ -486,6 +476,25 @@ export async function accountNamed(services: Services, username: string): Promis
   return account;
 }
 
+/** The acts on accounts shared with the console. */
+export function adminActs(services: Services): AccountAdminActs {
+  return new AccountAdminActs({ ...services, db: services.database.db });
+}
+
+function cliActor(by: string | undefined): AdminActor {
+  return { via: 'cli', actor: operator(by) };
+}
+
+/** An act refused for a reason the operator can fix: printed as an error, not a stack. */
+async function cliAct<T>(act: () => Promise<T>): Promise<T> {
+  try {
+    return await act();
+  } catch (err) {
+    if (err instanceof AdminActError) throw new CliError(err.message);
+    throw err;
+  }
+}
+
 /** Who ran the command, for the audit trail (the operator's name when given). */
 export function operator(by: string | undefined): string {
   if (by) return by;
@@ -504,24 +513,12 @@ export function registerWebauthn(program: Command): void {
     .option('--by <operator>', 'name of the helpdesk operator, recorded in the audit trail')
     .action(async (username: string, opts, command: Command) => {
       await withServices(command, async (services) => {
-        const settings = webauthnSettings(services.config);
-        if (!settings)
+        if (!webauthnSettings(services.config))
           throw new CliError('security keys are not enabled (no webauthn section in the configuration)');
         const account = await accountNamed(services, username);
-        if (account.disabledAt) throw new CliError(`account ${account.username} is disabled`);
-        const issuedBy = operator(opts.by);
-        const issued = await new EnrollmentCodes(services.database.db).issue(
-          account.id,
-          issuedBy,
-          settings.enrollmentCodeTtlSeconds,
+        const issued = await cliAct(() =>
+          adminActs(services).issueEnrollmentCode(account, cliActor(opts.by)),
         );
-        await services.audit.record({
-          type: 'webauthn.enrollment_code',
-          outcome: 'success',
-          accountId: account.id,
-          method: 'webauthn',
-          detail: { issuedBy, expiresAt: issued.expiresAt.toISOString() },
-        });
         out(`enrollment code for ${account.username}: ${issued.code}`);
         out(`valid once, until ${issued.expiresAt.toISOString()}`);
         out(`the user signs in, opens ${services.config.issuer}/account/security-keys and types this code`);
@@ -560,21 +557,7 @@ export function registerUserKeys(users: Command): void {
     .action(async (username: string, key: string, opts, command: Command) => {
       await withServices(command, async (services) => {
         const account = await accountNamed(services, username);
-        const credentials = new CredentialStore(services.database.db);
-        const active = await credentials.listForAccount(account.id);
-        const byId = active.filter((k) => k.id === key);
-        const matches = byId.length ? byId : active.filter((k) => k.name === key);
-        if (matches.length === 0) throw new CliError(`no active key ${key} for ${account.username}`);
-        if (matches.length > 1) throw new CliError(`several keys are named ${key}: give the credential id`);
-        const target = matches[0] as (typeof matches)[number];
-        await credentials.revoke(account.id, target.id);
-        await services.audit.record({
-          type: 'webauthn.revoked',
-          outcome: 'success',
-          accountId: account.id,
-          method: 'webauthn',
-          detail: { credentialId: target.id, by: 'admin', operator: operator(opts.by) },
-        });
+        const target = await cliAct(() => adminActs(services).revokeKey(account, key, cliActor(opts.by)));
         out(`key ${target.name} (${target.id}) of ${account.username} revoked`);
       });
     });

@@ -74,12 +74,17 @@ export function renderPage(
   ctx.body = views.render(view, { locale, demo, requestId }, rest);
 }
 
-/** The error page with one message, in the browser's language (portal and console refusals). */
-export function renderMessage(views: Views, config: Config, ctx: Context, status: number, id: MessageId) {
-  const locale = negotiateLocale(undefined, ctx.get('accept-language'), config.ui.defaultLocale);
-  renderPage(views, ctx, status, 'error', {
+/** The error page with one message, in the caller's language. */
+export function renderMessage(
+  deps: { config: Config; views: Views },
+  ctx: Context,
+  status: number,
+  id: MessageId,
+) {
+  const locale = negotiateLocale(undefined, ctx.get('accept-language'), deps.config.ui.defaultLocale);
+  renderPage(deps.views, ctx, status, 'error', {
     locale,
-    demo: config.demo,
+    demo: deps.config.demo,
     requestId: ctx.state.requestId as string,
     message: translator(locale)(id),
   });
@@ -89,6 +94,8 @@ export function renderMessage(views: Views, config: Config, ctx: Context, status
 export function portalRoutes(deps: PortalDeps): Router {
   const { config, views, flow } = deps;
   const router = new Router();
+
+  const message = (ctx: Context, status: number, id: MessageId) => renderMessage(deps, ctx, status, id);
 
   router.get('/portal', async (ctx) => {
     const who = await flow.signedIn(ctx);
@@ -104,7 +111,7 @@ export function portalRoutes(deps: PortalDeps): Router {
 
   router.get(PORTAL_CALLBACK, async (ctx) => {
     const back = flow.returnPath(ctx);
-    if (!back) return renderMessage(views, config, ctx, 400, 'portal.signin_cancelled');
+    if (!back) return message(ctx, 400, 'portal.signin_cancelled');
     ctx.set('cache-control', 'no-store');
     ctx.redirect(back);
   });

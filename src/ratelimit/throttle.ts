@@ -91,6 +91,17 @@ export class CredentialThrottle {
     if (subjects.account && before.failures > 0) await this.#limiter.reset(accountKey(subjects.account));
   }
 
+  /** The account's failures and whether it is delayed or locked now (the console's account page). */
+  async accountState(account: string): Promise<ThrottleDecision> {
+    const [state] = await this.#limiter.check([{ key: accountKey(account), rule: this.#accountRule }]);
+    const open: ThrottleDecision = { allowed: true, retryAfterSeconds: 0, state: 'open', failures: 0 };
+    if (!state?.hits) return open;
+    const wait = this.#waitAfter(state.hits);
+    const remaining = Math.ceil(wait.seconds - (state.secondsSinceLastHit ?? 0));
+    if (remaining <= 0) return { ...open, failures: state.hits };
+    return { allowed: false, retryAfterSeconds: remaining, state: wait.state, failures: state.hits };
+  }
+
   /** Lifts a lock (helpdesk "unlock"). */
   async unlock(account: string): Promise<void> {
     await this.#limiter.reset(accountKey(account));

@@ -169,13 +169,16 @@ export class AuthSessions {
    * other sessions of that account (a row may be missing: purged, or a login cut short); the engine's
    * sessions are ended apart (src/sessions/end-sessions.ts).
    */
-  async deleteForAccount(accountId: string): Promise<{ sessionUid: string; accountId: string }[]> {
-    const rows = await this.#db
+  async deleteForAccount(
+    accountId: string,
+    within: Kysely<Database> = this.#db,
+  ): Promise<{ sessionUid: string; accountId: string }[]> {
+    const rows = await within
       .deleteFrom('auth_session')
       .where('account_id', '=', accountId)
       .returning('session_uid')
       .execute();
-    const engine = await this.#db
+    const engine = await within
       .selectFrom('oidc_payload')
       .select('uid')
       .where('model', '=', 'Session')

@@ -137,8 +137,8 @@ export class CredentialStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  async revoke(accountId: string, id: string): Promise<boolean> {
-    const result = await this.#db
+  async revoke(accountId: string, id: string, db: Kysely<Database> = this.#db): Promise<boolean> {
+    const result = await db
       .updateTable('webauthn_credential')
       .set({ revoked_at: new Date() })
       .where('id', '=', id)
