@@ -46,7 +46,7 @@ import { LdapDirectory } from './methods/ldap/directory.ts';
 import { ldapReadinessCheck } from './methods/ldap/health.ts';
 import { ldapMethod } from './methods/ldap/index.ts';
 import { passwordMethod } from './methods/password/index.ts';
-import { pscLoginMethod } from './methods/psc/index.ts';
+import { pscDiscoveryCheck, pscLoginMethod } from './methods/psc/index.ts';
 import { smartcardMethod } from './methods/smartcard/index.ts';
 import { createSmartcard, type SmartcardRuntime } from './methods/smartcard/setup.ts';
 import { type AuthMethod, registered } from './methods/types.ts';
@@ -328,7 +328,8 @@ export async function createPasserelle(
         logger,
       })
     : undefined;
-  if (pscLogin) {
+  if (pscLogin && config.pscLogin) {
+    readiness.push(pscDiscoveryCheck(config.pscLogin));
     logger.info(
       { issuer: config.pscLogin?.issuer, clientId: config.pscLogin?.clientId },
       'login through Pro Santé Connect enabled',

@@ -1,7 +1,12 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PSC_LOGGED_OUT_PATH } from '../src/federation/psc-login-routes.ts';
-import { PSC_BACKCHANNEL_LOGOUT_PATH, PSC_CALLBACK_PATH, pscLoginMethod } from '../src/methods/psc/index.ts';
+import {
+  PSC_BACKCHANNEL_LOGOUT_PATH,
+  PSC_CALLBACK_PATH,
+  pscDiscoveryCheck,
+  pscLoginMethod,
+} from '../src/methods/psc/index.ts';
 import { BrowserAgent, followThroughConsent, formAction, formField } from './helpers/browser-agent.ts';
 import {
   authorizationRequest,
@@ -129,6 +134,19 @@ for (const kind of databasesUnderTest()) {
         .where((eb) => (accountId ? eb('account_id', '=', accountId) : eb('account_id', 'is', null)))
         .orderBy('seq')
         .execute();
+
+    it("/readyz reports PSC's discovery (optional): ok, another issuer, unreachable", async () => {
+      const ready = (await (await fetch(new URL('/readyz', t.issuer))).json()) as {
+        checks: Record<string, unknown>;
+      };
+      expect(ready.checks.psc).toEqual({ ok: true, optional: true });
+      expect(await pscDiscoveryCheck({ issuer: `${psc.issuer}/` }).run()).toEqual({
+        ok: false,
+        detail: 'discovery names another issuer',
+      });
+      const nowhere = `http://127.0.0.1:${await freePort()}${REALM_PATH}`;
+      await expect(pscDiscoveryCheck({ issuer: nowhere }).run()).rejects.toThrow();
+    });
 
     it('an unknown national identity creates nothing: the user proves their account, then PSC links it', async () => {
       const agent = new BrowserAgent();

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { type NationalIdentities, USABLE_STATUSES } from '../../accounts/national-identity.ts';
 import type { Config } from '../../config/schema.ts';
 import type { Database } from '../../db/types.ts';
+import type { ReadinessCheck } from '../../http/health.ts';
 import { normaliseIdNat } from '../../rpps/identifiers.ts';
 import type { AuthMethod, AuthOutcome, MethodContext } from '../types.ts';
 
@@ -70,6 +71,26 @@ export function pscIdentityOf(
  * that identity is established, or — when this login already proved an account — the proof links it
  * (source `psc-login`). An identity linked to no account never creates one.
  */
+/**
+ * PSC's discovery document answers and names the configured issuer (an optional readiness check: local
+ * sign-ins do not depend on PSC). Fetched at each check, not the login's cached copy.
+ */
+export function pscDiscoveryCheck(settings: { issuer: string }): ReadinessCheck {
+  return {
+    name: 'psc',
+    optional: true,
+    async run() {
+      const url = `${settings.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+      const response = await fetch(url, { signal: AbortSignal.timeout(1500) });
+      if (!response.ok) return { ok: false, detail: `discovery answered ${response.status}` };
+      const issuer = ((await response.json()) as { issuer?: unknown }).issuer;
+      return issuer === settings.issuer
+        ? { ok: true }
+        : { ok: false, detail: 'discovery names another issuer' };
+    },
+  };
+}
+
 export function pscLoginMethod(deps: PscLoginDeps): AuthMethod<PscReturn> & {
   configuration(): Promise<oidc.Configuration>;
   /** Deletes logins through PSC that never came back (for the periodic purge). */
