@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import type { AuditEventTable } from '../db/types.ts';
 
@@ -52,18 +52,23 @@ export const CHAINED_COLUMNS = [
  * members whose value is undefined left out (as JSON.stringify does); arrays keep their order.
  */
 export function canonicalJson(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v ?? null)).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  const object = value as Record<string, unknown>;
+  let members = '';
+  // sort() without a comparator orders strings by UTF-16 code units.
+  for (const key of Object.keys(object).sort()) {
+    const member = object[key];
+    if (member !== undefined)
+      members += `${members ? ',' : ''}${JSON.stringify(key)}:${canonicalJson(member)}`;
+  }
+  return `{${members}}`;
 }
 
-/** The columns in canonical (sorted) order, each with its key as written: `"name":`, comma-led after the first. */
-const SORTED_KEYS = [...CHAINED_COLUMNS]
-  .sort()
-  .map((column, i) => [column, `${i ? ',' : ''}${JSON.stringify(column)}:`] as const);
+/** The columns in canonical (sorted) order, and each one's key as written: `"name":`, comma-led after the first. */
+const SORTED_COLUMNS = [...CHAINED_COLUMNS].sort();
+const SORTED_KEYS = SORTED_COLUMNS.map((column, i) => `${i ? ',' : ''}${JSON.stringify(column)}:`);
 
 /**
  * The canonical form of a record (docs/audit.md, "Chain"): one JSON object of every chained column,
@@ -72,19 +77,18 @@ const SORTED_KEYS = [...CHAINED_COLUMNS]
  */
 export function canonical(record: ChainedRecord): string {
   let text = '{';
-  for (const [column, key] of SORTED_KEYS) {
+  for (let i = 0; i < SORTED_COLUMNS.length; i++) {
+    const column = SORTED_COLUMNS[i] as (typeof CHAINED_COLUMNS)[number];
     const value =
       column === 'seq' ? String(record.seq) : column === 'at' ? record.at.toISOString() : record[column];
-    text += `${key}${canonicalJson(value)}`;
+    text += SORTED_KEYS[i] + (value === null ? 'null' : canonicalJson(value));
   }
   return `${text}}`;
 }
 
 /** hash = hex(SHA-256(prev_hash + '\n' + canonical)). */
 export function chainHash(record: ChainedRecord): string {
-  return createHash('sha256')
-    .update(`${record.prev_hash}\n${canonical(record)}`)
-    .digest('hex');
+  return hash('sha256', `${record.prev_hash}\n${canonical(record)}`, 'hex');
 }
 
 /** What jsonb gives back for a value: what the hash must cover (undefined members dropped). */
