@@ -18,13 +18,16 @@ export interface ChainLink {
   hash: string;
 }
 
-/** The chain's current end: its last row, or the last checkpoint once every row was purged. */
+/**
+ * The chain's current end: its last row, or the last checkpoint once every row was purged. The append
+ * path's statements carry no parameters (constants are literals): on PGlite that is one exchange each.
+ */
 export async function lastLink(db: Kysely<Database>): Promise<ChainLink | undefined> {
   const row = await db
     .selectFrom('audit_event')
     .select(['seq', 'hash'])
     .orderBy('seq', 'desc')
-    .limit(1)
+    .limit(sql.lit(1))
     .executeTakeFirst();
   if (row?.hash) return { seq: String(row.seq), hash: row.hash };
   if (row) throw new Error(`audit_event ${row.seq} has no hash: the chain migration did not run`);
@@ -43,7 +46,7 @@ export async function lastLink(db: Kysely<Database>): Promise<ChainLink | undefi
  * precision so that the stored value is exactly the hashed one.
  */
 export async function appendToChain(trx: Kysely<Database>, fields: UnchainedFields): Promise<ChainRow> {
-  await sql`select pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK}::bigint)`.execute(trx);
+  await sql`select pg_advisory_xact_lock(${sql.lit(AUDIT_CHAIN_LOCK)}::bigint)`.execute(trx);
   const last = await lastLink(trx);
   const record = {
     ...fields,
