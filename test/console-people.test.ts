@@ -8,12 +8,12 @@ import { screenshot, seriousAccessibilityViolations } from './helpers/page-check
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   chromiumAvailable,
-  enrollKey,
+  enrollVirtualKey,
   launchChromium,
   missingChromiumSuite,
   newFrenchContext,
+  openConsoleWithKey,
   signInWithPassword,
-  VirtualKey,
 } from './helpers/webauthn-browser.ts';
 
 /**
@@ -99,13 +99,9 @@ if (!chromiumAvailable()) {
         await page.goto(`${t.issuer}/portal`);
         await signInWithPassword(page, operator.username);
         await page.getByRole('heading', { name: fr['portal.title'] }).waitFor();
-        const codes = new EnrollmentCodes(db());
-        await VirtualKey.attach(page);
-        await enrollKey(page, t.issuer, 'Clé d’Alice', (await codes.issue(operator.id, 'test', 600)).code);
+        await enrollVirtualKey(page, t, operator.id, 'Clé d’Alice');
         await roles().grant(operator.id, 'auditor', 'test');
-        await page.goto(`${t.issuer}/admin`);
-        await page.getByRole('button', { name: fr['webauthn.start'] }).click();
-        await page.getByRole('heading', { name: fr['console.title'] }).waitFor();
+        await openConsoleWithKey(page, t.issuer);
       });
       afterAll(async () => {
         await context?.close();

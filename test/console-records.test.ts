@@ -6,7 +6,6 @@ import type { AuditRow } from '../src/audit/export.ts';
 import { installationKeyring } from '../src/audit/keyring.ts';
 import { rangeVerifier } from '../src/audit/range-verifier.ts';
 import { messages } from '../src/i18n/messages.ts';
-import { EnrollmentCodes } from '../src/methods/webauthn/store.ts';
 import { listSigningKeys } from '../src/oidc/keys.ts';
 import { createUser, registerWebClient, TEST_PASSWORD } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
@@ -14,11 +13,11 @@ import { screenshot, seriousAccessibilityViolations } from './helpers/page-check
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   chromiumAvailable,
-  enrollKey,
+  enrollVirtualKey,
   launchChromium,
   missingChromiumSuite,
   newFrenchContext,
-  VirtualKey,
+  openConsoleWithKey,
 } from './helpers/webauthn-browser.ts';
 import { fixtureRpps } from './simulators/annuaire/fixtures.ts';
 
@@ -91,13 +90,9 @@ if (!chromiumAvailable()) {
         await page.locator('input[type="password"]').fill(TEST_PASSWORD);
         await page.getByRole('button', { name: 'Se connecter' }).click();
         await page.getByRole('heading', { name: fr['portal.title'] }).waitFor();
-        const codes = new EnrollmentCodes(db());
-        await VirtualKey.attach(page);
-        await enrollKey(page, t.issuer, 'Clé admin', (await codes.issue(admin.id, 'test', 600)).code);
+        await enrollVirtualKey(page, t, admin.id, 'Clé admin');
         await setRoles('administrator');
-        await page.goto(`${t.issuer}/admin`);
-        await page.getByRole('button', { name: fr['webauthn.start'] }).click();
-        await page.getByRole('heading', { name: fr['console.title'] }).waitFor();
+        await openConsoleWithKey(page, t.issuer);
       });
       afterAll(async () => {
         await context?.close();

@@ -1,19 +1,17 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messages } from '../src/i18n/messages.ts';
-import { EnrollmentCodes } from '../src/methods/webauthn/store.ts';
 import { createUser, registerWebClient } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { screenshot, seriousAccessibilityViolations } from './helpers/page-checks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   chromiumAvailable,
-  enrollKey,
+  enrollVirtualKey,
   launchChromium,
   missingChromiumSuite,
   newFrenchContext,
   signInWithPassword,
-  VirtualKey,
 } from './helpers/webauthn-browser.ts';
 
 /**
@@ -87,9 +85,7 @@ if (!chromiumAvailable()) {
       });
 
       it('the console wants a recent phishing-resistant second factor, then a role; refusals are audited', async () => {
-        const codes = new EnrollmentCodes(t.passerelle.services.database.db);
-        await VirtualKey.attach(page);
-        await enrollKey(page, t.issuer, 'Clé de Léa', (await codes.issue(user.id, 'test', 600)).code);
+        await enrollVirtualKey(page, t, user.id, 'Clé de Léa');
 
         // A password session is not enough: the login pages ask for the key.
         await page.goto(`${t.issuer}/admin`);

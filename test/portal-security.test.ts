@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recentForAccount } from '../src/audit/recent.ts';
 import { messages } from '../src/i18n/messages.ts';
 import { PSC_CALLBACK_PATH } from '../src/methods/psc/index.ts';
-import { CredentialStore, EnrollmentCodes } from '../src/methods/webauthn/store.ts';
+import { CredentialStore } from '../src/methods/webauthn/store.ts';
 import { parisTime } from '../src/portal/time.ts';
 import { BrowserAgent, formAction, formField } from './helpers/browser-agent.ts';
 import { authUrl, createUser, registerWebClient, S256_CHALLENGE, TEST_PASSWORD } from './helpers/clients.ts';
@@ -17,12 +17,11 @@ import { screenshot, seriousAccessibilityViolations } from './helpers/page-check
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   chromiumAvailable,
-  enrollKey,
+  enrollVirtualKey,
   launchChromium,
   missingChromiumSuite,
   newFrenchContext,
   signInWithPassword,
-  VirtualKey,
 } from './helpers/webauthn-browser.ts';
 import { type PscSimulator, REALM_PATH, startPscSimulator } from './simulators/psc/server.ts';
 
@@ -295,9 +294,7 @@ if (!chromiumAvailable()) {
       });
 
       it('revokes the user’s own key, and not another user’s (forged id: 404, nothing changed)', async () => {
-        const codes = new EnrollmentCodes(db());
-        await VirtualKey.attach(page);
-        await enrollKey(page, t.issuer, 'Clé de Léa', (await codes.issue(user.id, 'test', 600)).code);
+        await enrollVirtualKey(page, t, user.id, 'Clé de Léa');
         await page.goto(`${t.issuer}/portal/security`);
         const row = page.locator('table.keys tbody tr');
         expect(await row.locator('th').allTextContents()).toEqual(['Clé de Léa']);

@@ -37,23 +37,13 @@ export class AccountRoles {
     actor: string,
     via?: 'cli' | 'console',
   ): Promise<boolean> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#change('admin.role.granted', accountId, role, actor, via, async (trx) => {
       const inserted = await trx
         .insertInto('account_role')
         .values({ account_id: accountId, role, granted_by: actor })
         .onConflict((oc) => oc.columns(['account_id', 'role']).doNothing())
         .executeTakeFirst();
-      if (!inserted.numInsertedOrUpdatedRows) return false;
-      await this.#audit.record(
-        {
-          type: 'admin.role.granted',
-          outcome: 'success',
-          accountId,
-          detail: { role, actor, ...(via ? { via } : {}) },
-        },
-        trx,
-      );
-      return true;
+      return Boolean(inserted.numInsertedOrUpdatedRows);
     });
   }
 
@@ -64,22 +54,29 @@ export class AccountRoles {
     actor: string,
     via?: 'cli' | 'console',
   ): Promise<boolean> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#change('admin.role.revoked', accountId, role, actor, via, async (trx) => {
       const deleted = await trx
         .deleteFrom('account_role')
         .where('account_id', '=', accountId)
         .where('role', '=', role)
         .executeTakeFirst();
-      if (!deleted.numDeletedRows) return false;
-      await this.#audit.record(
-        {
-          type: 'admin.role.revoked',
-          outcome: 'success',
-          accountId,
-          detail: { role, actor, ...(via ? { via } : {}) },
-        },
-        trx,
-      );
+      return Boolean(deleted.numDeletedRows);
+    });
+  }
+
+  /** One change and its audit record in one transaction; nothing recorded when nothing changed. */
+  async #change(
+    type: string,
+    accountId: string,
+    role: ConsoleRole,
+    actor: string,
+    via: 'cli' | 'console' | undefined,
+    apply: (trx: Kysely<Database>) => Promise<boolean>,
+  ): Promise<boolean> {
+    return this.#db.transaction().execute(async (trx) => {
+      if (!(await apply(trx))) return false;
+      const detail = { role, actor, ...(via ? { via } : {}) };
+      await this.#audit.record({ type, outcome: 'success', accountId, detail }, trx);
       return true;
     });
   }

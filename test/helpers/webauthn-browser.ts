@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
 import type { Database } from '../../src/db/types.ts';
 import { messages } from '../../src/i18n/messages.ts';
+import { EnrollmentCodes } from '../../src/methods/webauthn/store.ts';
 
 export { chromiumAvailable, interceptRequests, launchChromium, missingChromiumSuite } from './chromium.ts';
 
@@ -178,4 +179,27 @@ export async function enrollKey(page: Page, issuer: string, name: string, code?:
       (url.pathname === '/account/security-keys' && url.search !== '') ||
       url.pathname === '/account/security-keys/register',
   );
+}
+
+/**
+ * Attaches a virtual key to `page` and enrolls it for the account signed in there, with a fresh
+ * one-time enrollment code (as the helpdesk would hand out).
+ */
+export async function enrollVirtualKey(
+  page: Page,
+  t: { issuer: string; passerelle: { services: { database: { db: Kysely<Database> } } } },
+  accountId: string,
+  name: string,
+): Promise<VirtualKey> {
+  const key = await VirtualKey.attach(page);
+  const codes = new EnrollmentCodes(t.passerelle.services.database.db);
+  await enrollKey(page, t.issuer, name, (await codes.issue(accountId, 'test', 600)).code);
+  return key;
+}
+
+/** Opens the console, answering its demand for a recent phishing-resistant factor with the key. */
+export async function openConsoleWithKey(page: Page, issuer: string): Promise<void> {
+  await page.goto(`${issuer}/admin`);
+  await page.getByRole('button', { name: fr['webauthn.start'] }).click();
+  await page.getByRole('heading', { name: fr['console.title'] }).waitFor();
 }
