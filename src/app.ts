@@ -60,6 +60,7 @@ import { clientAuthLimitKey, createAdapterClass, purgeExpired } from './oidc/ada
 import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './oidc/clients.ts';
 import { ProviderHost } from './oidc/host.ts';
 import { ensureCookieKeys, ensureSigningKeys, keySetFingerprint, loadKeySet } from './oidc/keys.ts';
+import { postAsGet } from './oidc/post-as-get.ts';
 import { buildProvider } from './oidc/provider.ts';
 import { portalRoutes } from './portal/routes.ts';
 import { PORTAL_SECURITY_PATH, portalSecurityRoutes } from './portal/security.ts';
@@ -496,6 +497,7 @@ export async function createPasserelle(
     });
   }
   app.use(pscInitiatedLogout());
+  app.use(postAsGet());
   app.use(host.handle);
 
   let purgeTimer: NodeJS.Timeout | undefined;

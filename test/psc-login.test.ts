@@ -170,7 +170,8 @@ for (const kind of databasesUnderTest()) {
       const done = await followAtPasserelle(agent, back.url);
       const claims = await codeClaims(rp, pending, done.url);
       expect(claims).toMatchObject({ sub: alice.id });
-      expect([...((claims?.amr ?? []) as string[])].sort()).toEqual(['mfa', 'pin', 'pwd', 'swk']);
+      // PSC's proof is marked federated (RFC 8176 `fed`) wherever it appears.
+      expect([...((claims?.amr ?? []) as string[])].sort()).toEqual(['fed', 'mfa', 'pin', 'pwd', 'swk']);
 
       expect(await t.passerelle.services.identities.findByAccount(alice.id)).toMatchObject({
         idNat: professional(1).idNatPs,
@@ -181,14 +182,14 @@ for (const kind of databasesUnderTest()) {
       expect(await audited(alice.id)).toEqual([{ outcome: 'success', reason: null }]);
     });
 
-    it('once linked, PSC alone signs the account in, with the amr of the card', async () => {
+    it('once linked, PSC alone signs the account in, with the amr of the card, marked federated', async () => {
       const agent = new BrowserAgent();
       const { pending, uid } = await startLogin(agent);
       await toPsc(agent, uid);
       const done = await identifyAtPsc(agent, professional(1).idNatPs, 'CARD');
       const claims = await codeClaims(rp, pending, done.url);
       expect(claims).toMatchObject({ sub: alice.id });
-      expect([...((claims?.amr ?? []) as string[])].sort()).toEqual(['hwk', 'mfa', 'pin', 'sc']);
+      expect([...((claims?.amr ?? []) as string[])].sort()).toEqual(['fed', 'hwk', 'mfa', 'pin', 'sc']);
       // The single sign-on session remembers PSC's session id for its back-channel logout.
       const sessions = await t.passerelle.services.database.db
         .selectFrom('auth_session')

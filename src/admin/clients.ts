@@ -1,7 +1,7 @@
 import { Router } from '@koa/router';
 import type { Context } from 'koa';
 import type { AuditTrail } from '../audit/trail.ts';
-import { clientAuthMethods, clientDescriptionSchema } from '../config/schema.ts';
+import { clientAuthMethods, clientSchema } from '../config/schema.ts';
 import { type MessageId, translator } from '../i18n/messages.ts';
 import {
   type ClientMetadata,
@@ -29,6 +29,7 @@ const FORM_KEYS = [
   'client_name',
   'redirect_uris',
   'token_endpoint_auth_method',
+  'pkce_required',
   'first_party',
   'portal',
   'initiate_login_uri',
@@ -43,7 +44,7 @@ const text = (v: string | undefined) => (v?.trim() ? v.trim() : undefined);
 
 /** The form's fields, checked like the command line's, as registration metadata. */
 function metadataOf(clientId: string, body: FormValues): { metadata: ClientMetadata } | { error: string } {
-  const parsed = clientDescriptionSchema.safeParse({
+  const parsed = clientSchema.safeParse({
     clientId,
     clientName: text(body.name),
     redirectUris: (body.redirect_uris ?? '')
@@ -51,6 +52,7 @@ function metadataOf(clientId: string, body: FormValues): { metadata: ClientMetad
       .map((l) => l.trim())
       .filter(Boolean),
     tokenEndpointAuthMethod: body.auth_method,
+    pkceRequired: body.pkce_required === 'on',
     firstParty: body.first_party === 'on',
     requiredAcr: text(body.required_acr),
     pscEstablishment: text(body.psc_establishment),
@@ -76,6 +78,7 @@ function valuesOf(m: ClientMetadata): FormValues {
     name: s(m.client_name),
     redirect_uris: ((m.redirect_uris as string[] | undefined) ?? []).join('\n'),
     auth_method: s(m.token_endpoint_auth_method) || 'client_secret_basic',
+    pkce_required: m.pkce_required === false ? '' : 'on',
     first_party: m.first_party === true ? 'on' : '',
     portal: m.portal === true ? 'on' : '',
     initiate_login_uri: s(m.initiate_login_uri),
@@ -176,7 +179,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
   router.get('/new', async (ctx) => {
     const user = await gate(ctx, allowed);
     if (!user) return;
-    await renderForm(ctx, user, { values: { auth_method: 'client_secret_basic' } });
+    await renderForm(ctx, user, { values: { auth_method: 'client_secret_basic', pkce_required: 'on' } });
   });
 
   router.post('/new', async (ctx) => {
@@ -200,6 +203,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
     await record(ctx, user, 'admin.client.added', clientId, {
       authMethod: checked.metadata.token_endpoint_auth_method,
       redirectUris: checked.metadata.redirect_uris,
+      pkceRequired: checked.metadata.pkce_required !== false,
     });
     if (!generatedSecret) return seeOther(ctx, `${PREFIX}/${encodeURIComponent(clientId)}`, 'created');
     // The secret is in this response only: never stored in clear, never logged.
@@ -278,6 +282,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
     await record(ctx, user, 'admin.client.updated', clientId, {
       authMethod: updated.token_endpoint_auth_method,
       redirectUris: updated.redirect_uris,
+      pkceRequired: updated.pkce_required !== false,
     });
     if (!generatedSecret) return seeOther(ctx, `${PREFIX}/${encodeURIComponent(clientId)}`, 'saved');
     await renderForm(ctx, user, { clientId, values: valuesOf(updated), secret: generatedSecret });

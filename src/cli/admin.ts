@@ -13,7 +13,7 @@ import { CONSOLE_ROLES, isConsoleRole } from '../accounts/roles.ts';
 import { type Account, AccountExistsError } from '../accounts/store.ts';
 import { openServices, type Services } from '../app.ts';
 import { type AuditEvent, AuditTrail } from '../audit/trail.ts';
-import { clientDescriptionSchema } from '../config/schema.ts';
+import { clientSchema } from '../config/schema.ts';
 import { connectDatabase } from '../db/connect.ts';
 import { migrateDown, migrateToLatest, migrationStatus } from '../db/migrate.ts';
 import { webauthnSettings } from '../methods/webauthn/settings.ts';
@@ -126,8 +126,7 @@ export function registerClients(program: Command): void {
     .option('--name <name>', 'display name')
     .option(
       '--auth-method <method>',
-      'client_secret_basic | client_secret_post | private_key_jwt | tls_client_auth | none',
-      'client_secret_basic',
+      'client_secret_basic (default) | client_secret_post (default with --psc-establishment) | private_key_jwt | tls_client_auth | none',
     )
     .option('--post-logout-redirect-uri <uri>', 'post-logout redirect URI (repeatable)', list)
     .option(
@@ -143,10 +142,15 @@ export function registerClients(program: Command): void {
     .option('--tls-subject-dn <dn>', 'expected certificate subject DN for tls_client_auth')
     .option('--first-party', 'application of the establishment: no consent screen', false)
     .option('--resource-server', 'an API allowed to introspect tokens issued to other clients', false)
+    .option(
+      '--no-pkce',
+      "do not require PKCE of this confidential client (Pro Santé Connect's Keycloak broker sends none by default)",
+    )
+    .option('--psc-establishment <finess>', 'Pro Santé Connect as client, for this establishment (FINESS)')
     .action(async (clientId: string, opts, command: Command) => {
       const jwks = opts.jwksFile ? JSON.parse(await readFile(opts.jwksFile, 'utf8')) : undefined;
       // The registry generates the secret of secret-based clients and prints it once.
-      const parsed = clientDescriptionSchema.safeParse({
+      const parsed = clientSchema.safeParse({
         clientId,
         clientName: opts.name,
         redirectUris: opts.redirectUri,
@@ -161,6 +165,8 @@ export function registerClients(program: Command): void {
         tlsClientAuthSubjectDn: opts.tlsSubjectDn,
         firstParty: opts.firstParty,
         resourceServer: opts.resourceServer,
+        pkceRequired: opts.pkce,
+        pscEstablishment: opts.pscEstablishment,
       });
       if (!parsed.success) {
         throw new CliError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'));
@@ -177,6 +183,7 @@ export function registerClients(program: Command): void {
             authMethod: metadata.token_endpoint_auth_method,
             redirectUris: metadata.redirect_uris,
             grantTypes: metadata.grant_types,
+            pkceRequired: metadata.pkce_required !== false,
           },
         });
         out(`client ${clientId} registered`);

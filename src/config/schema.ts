@@ -47,7 +47,13 @@ export const clientDescriptionSchema = z.strictObject({
   grantTypes: z
     .array(z.enum(['authorization_code', 'refresh_token', 'client_credentials']))
     .default(['authorization_code', 'refresh_token']),
-  tokenEndpointAuthMethod: z.enum(clientAuthMethods).default('client_secret_basic'),
+  /** Default: `client_secret_post` for a PSC client (Keycloak's broker default), `client_secret_basic` otherwise. */
+  tokenEndpointAuthMethod: z.enum(clientAuthMethods).optional(),
+  /**
+   * PKCE (S256) required of this client. Only a confidential client may go without: Keycloak's broker
+   * (Pro Santé Connect) sends no PKCE by default.
+   */
+  pkceRequired: z.boolean().default(true),
   scope: z.string().default('openid profile email offline_access'),
   idTokenSignedResponseAlg: z.enum(signingAlgs).default('ES256'),
   backchannelLogoutUri: z.url().optional(),
@@ -73,8 +79,38 @@ export const clientDescriptionSchema = z.strictObject({
     .optional(),
 });
 
+/** The client authentication method of a description: the given one, or the default of its kind. */
+function withDefaultAuthMethod<
+  T extends { tokenEndpointAuthMethod?: ClientAuthMethod; pscEstablishment?: string },
+>(client: T): T & { tokenEndpointAuthMethod: ClientAuthMethod } {
+  const tokenEndpointAuthMethod =
+    client.tokenEndpointAuthMethod ??
+    (client.pscEstablishment ? 'client_secret_post' : 'client_secret_basic');
+  return { ...client, tokenEndpointAuthMethod };
+}
+
+/** A public client always proves PKCE (RFC 9700 §2.1.1). */
+function checkPkce(
+  client: { pkceRequired: boolean; tokenEndpointAuthMethod: ClientAuthMethod },
+  ctx: z.RefinementCtx,
+) {
+  if (!client.pkceRequired && client.tokenEndpointAuthMethod === 'none') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['pkceRequired'],
+      message: 'cannot be false for a public client (tokenEndpointAuthMethod: none)',
+    });
+  }
+}
+
+export type ClientAuthMethod = (typeof clientAuthMethods)[number];
+
+/** A client described on the command line or in the console (a secret is generated when needed). */
+export const clientSchema = clientDescriptionSchema.transform(withDefaultAuthMethod).superRefine(checkPkce);
+export type ClientDescription = z.infer<typeof clientSchema>;
+
 /** A client declared in the configuration file: the file is its only source, so it carries its secret. */
-export const declaredClientSchema = clientDescriptionSchema.superRefine((client, ctx) => {
+export const declaredClientSchema = clientSchema.superRefine((client, ctx) => {
   const usesSecret = ['client_secret_basic', 'client_secret_post'].includes(client.tokenEndpointAuthMethod);
   if (usesSecret && !client.clientSecret) {
     ctx.addIssue({

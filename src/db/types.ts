@@ -84,6 +84,11 @@ export interface CompletedMethod {
   at: number;
   /** Session id at the upstream provider (login through PSC). */
   upstreamSid?: string;
+  /**
+   * Proven by an upstream identity provider (login through PSC), not by Passerelle: its amr carries
+   * RFC 8176 `fed`, and it never counts towards what Passerelle reports to PSC.
+   */
+  federated?: true;
 }
 
 export interface AuthSessionTable {

@@ -39,6 +39,24 @@ export function shapeForPsc<T extends { amr?: unknown; acr?: unknown }>(payload:
   return shaped;
 }
 
+/**
+ * PSC's `acr_values` as Passerelle levels: each PSC value (`psc.acrValues`' values) stands for the weakest
+ * Passerelle level configured to send it; Passerelle's own values pass unchanged, others are dropped.
+ */
+export function passerelleAcrValues(
+  config: Pick<Config, 'psc' | 'policy'>,
+  acrValues: unknown,
+): string | undefined {
+  if (typeof acrValues !== 'string') return undefined;
+  const levels = config.policy.levels.map((l) => l.acr);
+  const mapped = acrValues.split(' ').flatMap((value) => {
+    if (levels.includes(value)) return [value];
+    const level = levels.find((acr) => config.psc.acrValues[acr] === value);
+    return level ? [level] : [];
+  });
+  return mapped.join(' ');
+}
+
 /** The weakest level PSC accepts: two factors, phishing resistant (FIDO2 with user verification, CPS card). */
 export function pscLevelAcr(levels: Config['policy']['levels']): string | undefined {
   return levels.find((l) => l.phishingResistant && l.minFactors >= 2)?.acr;

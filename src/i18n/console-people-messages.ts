@@ -110,6 +110,9 @@ export const consolePeopleMessages = {
       'Cette application appartient à Passerelle (portail, console) : elle ne se modifie pas.',
     'console.client.field.redirect_uris': 'Adresses de retour (redirect_uri), une par ligne',
     'console.client.field.first_party': 'Application de l’établissement (pas d’écran de consentement)',
+    'console.client.field.pkce_required': 'PKCE (S256) exigé',
+    'console.client.field.pkce_required.help':
+      'À ne décocher que pour une application confidentielle qui n’envoie pas de PKCE, comme le courtier Keycloak de Pro Santé Connect par défaut ; jamais pour une application publique.',
     'console.client.field.portal': 'Affichée sur le portail',
     'console.client.field.initiate_login_uri': 'Adresse de connexion initiée (initiate_login_uri)',
     'console.client.field.client_uri': 'Adresse de l’application (client_uri)',
@@ -244,6 +247,9 @@ export const consolePeopleMessages = {
       'This application belongs to Passerelle (portal, console): it cannot be changed.',
     'console.client.field.redirect_uris': 'Redirect URIs, one per line',
     'console.client.field.first_party': 'Application of the establishment (no consent screen)',
+    'console.client.field.pkce_required': 'PKCE (S256) required',
+    'console.client.field.pkce_required.help':
+      'Untick only for a confidential application that sends no PKCE, such as Pro Santé Connect’s Keycloak broker by default; never for a public application.',
     'console.client.field.portal': 'Shown on the portal',
     'console.client.field.initiate_login_uri': 'Initiate login URI (initiate_login_uri)',
     'console.client.field.client_uri': 'Application URL (client_uri)',

@@ -13,7 +13,7 @@ import type { Views } from '../http/views.ts';
 import { type Locale, type MessageId, negotiateLocale, scopeMessage, translator } from '../i18n/messages.ts';
 import type { AuthFailureCode, AuthMethod, MethodContext, PresentedCertificate } from '../methods/types.ts';
 import type { ProviderHost } from '../oidc/host.ts';
-import { assess, reaches, withinMaxAge } from '../policy/assurance.ts';
+import { assess, provenLocally, reaches, withinMaxAge } from '../policy/assurance.ts';
 import { PORTAL_CLIENT_ID } from '../portal/sign-in.ts';
 import type { AuthSessions } from '../sessions/auth-sessions.ts';
 import {
@@ -190,6 +190,15 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
   const levelOf = (state: ReadyState) => levels.find((l) => l.acr === state.requiredAcr) ?? levels[0];
 
+  /**
+   * A login for Pro Santé Connect counts and offers only what Passerelle proves itself: never the login
+   * through PSC (the delegation loop would hand PSC its own authentication). A state from before the
+   * field was set is treated as one.
+   */
+  const forPsc = (state: ReadyState) => state.pscFederation !== false;
+  const counted = (state: ReadyState, methods: readonly CompletedMethod[]) =>
+    forPsc(state) ? provenLocally(methods) : [...methods];
+
   /** The PSC login still to do to link the account proven meanwhile (after `psc_not_linked`). */
   const pscLinkPending = (state: ReadyState): AuthMethod | undefined =>
     state.linkPsc && state.accountId && !(state.completed ?? []).some((m) => m.method === 'psc')
@@ -201,10 +210,12 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const linking = pscLinkPending(state);
     if (linking) return [linking];
     const level = levelOf(state);
-    const done = state.completed ?? [];
+    const done = counted(state, state.completed ?? []);
     const doneIds = new Set(done.map((m) => m.method));
     const before = assess(levels, done);
-    const open = deps.methods.filter((m) => state.allowedMethods?.includes(m.id) && !doneIds.has(m.id));
+    const open = deps.methods.filter(
+      (m) => state.allowedMethods?.includes(m.id) && !doneIds.has(m.id) && !(m.federated && forPsc(state)),
+    );
     const after = (m: AuthMethod) =>
       assess(levels, [...done, { amr: [...m.amr], phishingResistant: m.phishingResistant }]);
     const all = assess(levels, [
@@ -244,7 +255,18 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   ) => {
     const t = translator(state.locale);
     const offered = candidates(state);
-    if (!offered.length) return renderError(ctx, 403, 'error.no_method', state.locale);
+    if (!offered.length) {
+      // No method can reach the level: "Retour à l'application" answers the client access_denied.
+      ctx.status = 403;
+      ctx.type = 'html';
+      ctx.set('cache-control', 'no-store');
+      ctx.body = views.render('error', page(ctx, state.locale), {
+        message: t('error.no_method'),
+        abortAction: `/interaction/${uid}/abort`,
+        csrf: csrf.issue(uid),
+      });
+      return;
+    }
     const known = state.username !== undefined || state.accountId !== undefined;
     const usable = offered.filter((m) => known || !m.needsUsername);
     const method = usable.find((m) => m.id === requested) ?? (known ? usable[0] : undefined);
@@ -285,19 +307,22 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   const proceed = async (ctx: Context, details: Details, state: ReadyState) => {
     const level = levelOf(state);
     const completed = withinMaxAge(state.completed ?? [], state.maxAge, nowSeconds());
-    const assurance = assess(levels, completed);
+    const proofs = counted(state, completed);
+    const assurance = assess(levels, proofs);
     const linking = pscLinkPending(state);
     if (linking) return renderStep(ctx, details.uid, state, linking.id, { linking: true });
     if (state.accountId && level && reaches(assurance, level)) {
       const profile = deps.sessions.profileFor(ctx.ip);
       await states.delete(details.uid);
+      // The session keeps every method (a login through PSC is still ended by PSC's logout).
       const record: LoginRecord = { methods: completed, profile };
       return finish(ctx, {
         login: {
           accountId: state.accountId,
           amr: assurance.amr,
           acr: assurance.acr,
-          ts: nowSeconds(),
+          // The latest authentication counted (a step-up that adds nothing new keeps its time).
+          ts: proofs.length ? Math.max(...proofs.map((m) => m.at)) : nowSeconds(),
           // Shared workstations get a browser-session cookie only.
           remember: profile === 'standard',
         },
@@ -471,6 +496,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       phishingResistant: outcome.phishingResistant ?? method.phishingResistant,
       at: nowSeconds(),
       ...(outcome.upstreamSid ? { upstreamSid: outcome.upstreamSid } : {}),
+      ...(method.federated ? { federated: true as const } : {}),
     };
     state.username ??= account?.username;
     state.accountId = outcome.accountId;

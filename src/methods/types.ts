@@ -102,6 +102,11 @@ export interface AuthMethod<Input = unknown> {
   readonly amr: readonly string[];
   /** Resistant to phishing (origin-bound: WebAuthn, TLS client certificate). */
   readonly phishingResistant: boolean;
+  /**
+   * The proof comes from an upstream identity provider (login through PSC): marked federated (RFC 8176
+   * `fed`) wherever it appears, never offered nor counted in a login for Pro Santé Connect itself.
+   */
+  readonly federated?: boolean;
   /** Whether the identify step (username) must come first. */
   readonly needsUsername: boolean;
   readonly input: z.ZodType<Input>;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import { canonicalJson } from '../audit/canonical.ts';
-import type { DeclaredClient } from '../config/schema.ts';
+import type { ClientDescription, DeclaredClient } from '../config/schema.ts';
 import type { Sealer } from '../crypto/sealer.ts';
 import type { Database } from '../db/types.ts';
 
@@ -25,7 +25,7 @@ export function generateClientSecret(): string {
 }
 
 /** Maps the configuration's camelCase client description to OpenID Connect registration metadata. */
-export function toClientMetadata(client: DeclaredClient): ClientMetadata {
+export function toClientMetadata(client: ClientDescription): ClientMetadata {
   const metadata: ClientMetadata = {
     client_id: client.clientId,
     client_name: client.clientName,
@@ -42,6 +42,8 @@ export function toClientMetadata(client: DeclaredClient): ClientMetadata {
     jwks: client.jwks,
     tls_client_auth_subject_dn: client.tlsClientAuthSubjectDn,
     first_party: client.firstParty,
+    // Stored only when PKCE is waived (a confidential client such as PSC's broker).
+    pkce_required: client.pkceRequired ? undefined : false,
     resource_server: client.resourceServer || undefined,
     required_acr: client.requiredAcr,
     allowed_methods: client.allowedMethods,

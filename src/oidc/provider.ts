@@ -187,8 +187,11 @@ export function buildProvider(deps: ProviderDeps): Provider {
     allowOmittingSingleRegisteredRedirectUri: false,
     extraClientMetadata: {
       properties: [...BOOLEAN_EXTRA_METADATA, ...POLICY_EXTRA_METADATA, ...PORTAL_EXTRA_METADATA],
-      validator(_ctx, key, value) {
+      validator(_ctx, key, value, metadata) {
         if (value === undefined) return;
+        if (key === 'pkce_required' && value === false && metadata.token_endpoint_auth_method === 'none') {
+          throw new errors.InvalidClientMetadata('pkce_required cannot be false for a public client');
+        }
         if (BOOLEAN_EXTRA_METADATA.includes(key) && typeof value !== 'boolean') {
           throw new errors.InvalidClientMetadata(`${key} must be a boolean`);
         }

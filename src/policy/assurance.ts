@@ -97,6 +97,15 @@ export function requiredLevel(
   return levels[index] as AssuranceLevel;
 }
 
+/**
+ * The methods Passerelle proved itself: without those whose proof came from an upstream provider. A
+ * login for Pro Santé Connect counts only these, so that PSC's own authentication never comes back to
+ * PSC as Passerelle's.
+ */
+export function provenLocally<M extends Pick<CompletedMethod, 'federated'>>(methods: readonly M[]): M[] {
+  return methods.filter((m) => m.federated !== true);
+}
+
 /** Completed methods still valid for a maximum authentication age (seconds), at `now` (epoch seconds). */
 export function withinMaxAge(
   methods: readonly CompletedMethod[],

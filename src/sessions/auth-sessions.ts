@@ -47,11 +47,20 @@ export function sessionEnds(
   return { idle: new Date(session.lastActiveAt.getTime() + idleSeconds * 1000), absolute: session.expiresAt };
 }
 
+/**
+ * A login through PSC (method `psc`) recorded before methods were marked `federated`, in a session
+ * still alive, is federated all the same.
+ */
+const markLegacyFederated = (m: CompletedMethod): CompletedMethod =>
+  m.federated || m.method !== 'psc'
+    ? m
+    : { ...m, federated: true, amr: m.amr.includes('fed') ? m.amr : ['fed', ...m.amr] };
+
 function toSession(row: Selectable<AuthSessionTable>): AuthSession {
   return {
     sessionUid: row.session_uid,
     accountId: row.account_id,
-    methods: row.methods,
+    methods: row.methods.map(markLegacyFederated),
     profile: row.profile,
     startedAt: row.started_at,
     lastActiveAt: row.last_active_at,

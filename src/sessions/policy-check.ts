@@ -2,9 +2,9 @@ import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { Config } from '../config/schema.ts';
 import type { CompletedMethod } from '../db/types.ts';
-import { pscEstablishmentOf, pscLevelAcr } from '../federation/psc-profile.ts';
+import { passerelleAcrValues, pscEstablishmentOf, pscLevelAcr } from '../federation/psc-profile.ts';
 import { REQUEST_ID_HEADER } from '../oidc/host.ts';
-import { assess, reaches, requiredLevel, withinMaxAge } from '../policy/assurance.ts';
+import { assess, provenLocally, reaches, requiredLevel, withinMaxAge } from '../policy/assurance.ts';
 import type { AuthSessions, SessionProfile } from './auth-sessions.ts';
 
 /** What the login flow hands to the engine with its login result, for the session record. */
@@ -18,14 +18,18 @@ export type SessionCheckReason = 'expired' | 'step_up';
 
 const reasons = new WeakMap<KoaContextWithOIDC, SessionCheckReason>();
 
-/** The assurance level the current authorization request needs (PSC: two-factor, phishing resistant). */
+/**
+ * The assurance level the current authorization request needs (PSC: two-factor, phishing resistant).
+ * PSC's broker forwards its services' `acr_values` (`eidas1`…): those name PSC's levels, read back
+ * through `psc.acrValues`; a value nobody configured is ignored, never an error.
+ */
 export function levelForRequest(config: Config, clientMetadata: Record<string, unknown>, acrValues: unknown) {
   const psc = pscEstablishmentOf(config, clientMetadata) !== undefined;
   return requiredLevel(config.policy.levels, {
     defaultAcr: config.policy.defaultAcr ?? config.policy.levels[0]?.acr ?? '',
     clientAcr: typeof clientMetadata.required_acr === 'string' ? clientMetadata.required_acr : undefined,
     profileAcr: psc ? pscLevelAcr(config.policy.levels) : undefined,
-    acrValues,
+    acrValues: psc ? passerelleAcrValues(config, acrValues) : acrValues,
   });
 }
 
@@ -75,7 +79,7 @@ export function sessionPolicyCheck(config: Config, sessions: AuthSessions, audit
         const live = await sessions.active(session.uid, accountId);
         const federation =
           pscEstablishmentOf(config, client.metadata()) !== undefined ||
-          completed.methods.some((m) => m.method === 'psc');
+          completed.methods.some((m) => m.federated);
         // The session and its record are committed together: neither exists without the other.
         await audit.recordAuthentication(
           {
@@ -104,9 +108,24 @@ export function sessionPolicyCheck(config: Config, sessions: AuthSessions, audit
       const level = levelForRequest(config, client.metadata(), params?.acr_values);
       const now = Math.floor(Date.now() / 1000);
       const valid = withinMaxAge(active.methods, maxAgeOf(config, client.metadata(), params?.max_age), now);
-      if (!reaches(assess(config.policy.levels, valid), level)) {
+      // For PSC, only what Passerelle proved itself counts (never a login through PSC).
+      const forPsc = pscEstablishmentOf(config, client.metadata()) !== undefined;
+      const counted = forPsc ? provenLocally(valid) : valid;
+      const assurance = assess(config.policy.levels, counted);
+      if (!reaches(assurance, level)) {
         reasons.set(ctx, 'step_up');
         return Check.REQUEST_PROMPT;
+      }
+      // The session's latest login may include a login through PSC: what PSC's code, ID token and access
+      // token carry is restated from Passerelle's own proofs (amr, acr, and their latest time).
+      if (forPsc) {
+        session.loginAccount({
+          accountId,
+          amr: assurance.amr,
+          acr: assurance.acr,
+          loginTs: Math.max(...counted.map((m) => m.at)),
+          transient: session.transient,
+        });
       }
       await sessions.touch(active);
       return Check.NO_NEED_TO_PROMPT;

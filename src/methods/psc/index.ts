@@ -129,8 +129,11 @@ export function pscLoginMethod(deps: PscLoginDeps): AuthMethod<PscReturn> & {
     ...(accountId ? { accountId } : {}),
   });
 
-  const amrOf = (authMode: string | undefined) =>
-    (authMode && settings.amrByAuthMode[authMode]) || settings.amrByAuthMode.default || ['mfa'];
+  /** PSC's proof, marked federated (RFC 8176 `fed`): it was made at PSC, not at Passerelle. */
+  const amrOf = (authMode: string | undefined) => [
+    'fed',
+    ...((authMode && settings.amrByAuthMode[authMode]) || settings.amrByAuthMode.default || ['mfa']),
+  ];
 
   return {
     id: 'psc',
@@ -138,6 +141,7 @@ export function pscLoginMethod(deps: PscLoginDeps): AuthMethod<PscReturn> & {
     // Planning uses the strongest login PSC offers (the card); each login reports what it was.
     amr: amrOf('CARD'),
     phishingResistant: settings.phishingResistantAuthModes.length > 0,
+    federated: true,
     needsUsername: false,
     input,
     view: 'method-psc',
