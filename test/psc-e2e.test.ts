@@ -4,9 +4,11 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PscRefusal } from '../src/federation/psc-eligibility.ts';
 import { messages } from '../src/i18n/messages.ts';
+import { PSC_CALLBACK_PATH } from '../src/methods/psc/index.ts';
 import { EnrollmentCodes } from '../src/methods/webauthn/store.ts';
 import { basicAuthorization, createUser, discover, rawPost, registerWebClient } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
+import { freePort } from './helpers/net.ts';
 import { type RelyingParty, startRelyingParty } from './helpers/relying-party.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
@@ -21,7 +23,7 @@ import {
   type VirtualCredential,
   VirtualKey,
 } from './helpers/webauthn-browser.ts';
-import { type PscSimulator, startPscSimulator } from './simulators/psc/server.ts';
+import { type PscSimulator, REALM_PATH, startPscSimulator } from './simulators/psc/server.ts';
 
 /**
  * The PSC federation end to end in Chromium, every party a real server: the DPI (a relying party of
@@ -50,6 +52,9 @@ type Establishment = typeof RENNES | typeof VANNES;
 const pscClientId = (alias: string) => `psc-${alias}`;
 /** What the simulator accepts from the FI (Passerelle's default allow-list sends a subset of it). */
 const PSC_AMR_ALLOW_LIST = ['sc', 'hwk', 'pin', 'mfa'];
+
+/** Passerelle's client registration at PSC, for its « Se connecter avec Pro Santé Connect ». */
+const PSC_LOGIN_CLIENT = { clientId: 'passerelle', clientSecret: 'passerelle-at-psc-secret' };
 
 /** A Passerelle on `localhost` (the RP ID of the keys) for both establishments. */
 function startPasserelle(kind: Parameters<typeof startTestServer>[0], extra: Record<string, unknown> = {}) {
@@ -236,15 +241,25 @@ if (!chromiumAvailable()) {
       };
 
       beforeAll(async () => {
+        const pscPort = await freePort();
         [t, browser, dpi, service] = await Promise.all([
-          startPasserelle(kind),
+          // Passerelle is also a client of the same PSC (login through PSC): the loop must stay open.
+          startPasserelle(kind, {
+            pscLogin: {
+              issuer: `http://127.0.0.1:${pscPort}${REALM_PATH}`,
+              ...PSC_LOGIN_CLIENT,
+              allowInsecureHttp: true,
+            },
+          }),
           launchChromium(),
           startRelyingParty({ name: 'dpi' }),
           startRelyingParty({ name: 'service' }),
         ]);
         psc = await startPscSimulator({
+          port: pscPort,
           clients: [
             { clientId: 'drimbox', clientSecret: 'drimbox-secret', redirectUris: [service.redirectUri] },
+            { ...PSC_LOGIN_CLIENT, redirectUris: [`${t.issuer}${PSC_CALLBACK_PATH}`] },
           ],
         });
         service.configure({
@@ -508,6 +523,125 @@ if (!chromiumAvailable()) {
         await refusedByPasserelle(VANNES, 'not_member');
         expect(psc.events.some((e) => e.kind === 'accepted' && e.login.tid === VANNES.tid)).toBe(false);
         expect(psc.pairings.find(VANNES.pscAlias, VANNES.tid, cecile.id)).toBeUndefined();
+      });
+
+      /** « Se connecter avec Pro Santé Connect » on Passerelle's PSC page, then PSC's CPS card. */
+      const pscCardLogin = async (page: Page, idNatPs: string) => {
+        await page.getByRole('link', { name: fr['psc.login.submit'] }).click();
+        await page.locator('#idNatPs').selectOption(idNatPs);
+        await page.getByLabel('Carte CPS').check();
+        await page.getByRole('button', { name: 'Valider' }).click();
+      };
+      /** PSC's own session cookies dropped (Passerelle's kept): PSC must ask the FI again. */
+      const forgetPscSession = (page: Page) =>
+        page.context().clearCookies({ domain: new URL(psc.issuer).hostname });
+      /**
+       * Inside a login for PSC, the login through PSC is neither offered nor accepted, whatever the page
+       * is made to send (the form's own CSRF token, the return URL of a PSC answer).
+       */
+      const pscLoginRefusedHere = async (page: Page) => {
+        expect(await page.getByRole('link', { name: fr['method.psc'] }).count()).toBe(0);
+        expect(await page.getByRole('link', { name: fr['psc.login.submit'] }).count()).toBe(0);
+        const uid = /\/interaction\/([^/?]+)/.exec(new URL(page.url()).pathname)?.[1] ?? '';
+        const csrf = await page.locator('input[name="csrf"]').first().inputValue();
+        const posted = await page.request.post(`${t.issuer}/interaction/${uid}/method/psc`, {
+          form: { csrf },
+          maxRedirects: 0,
+        });
+        expect(posted.status()).toBe(400);
+        const answered = await page.request.get(
+          `${t.issuer}/interaction/${uid}/method/psc/return?state=forged&code=forged`,
+          { maxRedirects: 0 },
+        );
+        expect(answered.status()).toBe(400);
+      };
+      /** What PSC accepted from Passerelle since `before`. */
+      const acceptedSince = (before: number) => {
+        const accepted = psc.events.slice(before).find((e) => e.kind === 'accepted');
+        if (accepted?.kind !== 'accepted') throw new Error('PSC accepted nothing');
+        return accepted.login;
+      };
+
+      it('the delegation loop, SSO and step-up: a session from a login through PSC is stepped up with Passerelle’s own key', async () => {
+        const user = await rennesStaff(t, 'boucle.sso');
+        const key = await enrolKey(browser, t, user);
+        const national = psc.professionals[6];
+        if (!national) throw new Error('no fixture');
+        await t.passerelle.services.identities.set(user.id, national.idNatPs, 'psc-login', 'verified');
+        const page = await freshTab();
+        // The DPI through PSC's CPS card: PSC's proof, marked federated.
+        await page.goto(dpi.loginUrl());
+        await page.getByRole('link', { name: fr['method.psc'] }).click();
+        await pscCardLogin(page, national.idNatPs);
+        const viaPsc = signedIn(await outcomeAt(page, dpi));
+        expect(viaPsc.claims.sub).toBe(user.id);
+        expect([...(viaPsc.claims.amr as string[])].sort()).toEqual(['fed', 'hwk', 'mfa', 'pin', 'sc']);
+
+        // PSC, delegating to Passerelle, is not answered from that session: Passerelle asks its own key.
+        await forgetPscSession(page);
+        const before = pscEvents();
+        await page.goto(service.loginUrl());
+        await keyButton(page).or(pscPage(page)).waitFor();
+        expect(new URL(page.url()).origin).toBe(t.issuer);
+        expect(await page.locator('main').textContent()).toContain(fr['login.step_up.lead']);
+        expect(psc.events.slice(before).filter((e) => e.kind === 'accepted')).toEqual([]);
+        await pscLoginRefusedHere(page);
+        await attachEnrolledKey(page, t.passerelle.services.database.db, key);
+        await keyButton(page).click();
+        await page.getByRole('heading', { name: 'Appairage de votre compte' }).waitFor();
+        // Only what Passerelle proved: the key (no card, nothing federated).
+        const login = acceptedSince(before);
+        expect(login).toMatchObject({ oid: user.id, tid: RENNES.tid, acr: 'eidas1' });
+        expect([...login.amr].sort()).toEqual(['hwk', 'mfa', 'pin']);
+      });
+
+      it('the delegation loop, portal link: PSC gets the key’s proof and time, never the e-CPS link’s', async () => {
+        const user = await rennesStaff(t, 'boucle.portail');
+        const key = await enrolKey(browser, t, user);
+        const national = psc.professionals[7];
+        if (!national) throw new Error('no fixture');
+        const page = await freshTab();
+        await attachEnrolledKey(page, t.passerelle.services.database.db, key);
+        // The portal with the key, then « Lier ma e-CPS » with PSC's card.
+        await page.goto(`${t.issuer}/portal/security`);
+        await page.getByLabel(fr['login.username']).fill(user.username);
+        await page.getByRole('button', { name: fr['login.continue'] }).click();
+        await page.getByRole('link', { name: fr['method.webauthn'] }).click();
+        await keyButton(page).click();
+        await page.getByRole('button', { name: 'Lier ma e-CPS' }).click();
+        await pscCardLogin(page, national.idNatPs);
+        await page.waitForURL((url) => url.pathname === '/portal/security' && url.search === '?done=linked');
+        const [session] = await t.passerelle.services.sessions.listForAccount(user.id);
+        expect(session?.methods.map((m) => [m.method, m.federated ?? false])).toEqual([
+          ['webauthn', false],
+          ['psc', true],
+        ]);
+        const keyAt = session?.methods[0]?.at ?? 0;
+
+        // PSC: served from the session's key (within 4 h), with the key's amr and time only.
+        await forgetPscSession(page);
+        const before = pscEvents();
+        await page.goto(service.loginUrl());
+        await page.getByRole('heading', { name: 'Appairage de votre compte' }).waitFor();
+        const login = acceptedSince(before);
+        expect([...login.amr].sort()).toEqual(['hwk', 'mfa', 'pin']);
+        expect(login.authTime.getTime() / 1000).toBe(keyAt);
+
+        // The key used 4 h 10 min ago: the fresh e-CPS link does not stand in for it.
+        const db = t.passerelle.services.database.db;
+        const aged = session?.methods.map((m) => (m.federated ? m : { ...m, at: m.at - (4 * 3600 + 600) }));
+        await db
+          .updateTable('auth_session')
+          .set({ methods: JSON.stringify(aged) })
+          .where('session_uid', '=', session?.sessionUid ?? '')
+          .execute();
+        await forgetPscSession(page);
+        const later = pscEvents();
+        await page.goto(service.loginUrl());
+        await keyButton(page).or(pscPage(page)).waitFor();
+        expect(new URL(page.url()).origin).toBe(t.issuer);
+        expect(psc.events.slice(later).filter((e) => e.kind === 'accepted')).toEqual([]);
+        await pscLoginRefusedHere(page);
       });
 
       // Last: the replay revokes PSC's grant (the next login then needs a new one).
