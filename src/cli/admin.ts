@@ -98,12 +98,18 @@ export function registerKeys(program: Command): void {
     });
   keys
     .command('rotate')
-    .description('add new signing keys; previous keys stay published until the tokens they signed expire')
+    .description(
+      'add new signing keys; previous keys stay published until the tokens they signed expire and their sessions end',
+    )
     .action(async (_opts, command: Command) => {
       await withServices(command, async (services) => {
         const { database, sealer, config } = services;
         const t = config.tokens;
-        const longest = Math.max(t.accessTokenTtl, t.idTokenTtl, t.authorizationCodeTtl) + 60;
+        // An ID token serves as id_token_hint at logout for as long as its session lasts, expired or not
+        // (Keycloak's broker, PSC, sends the one it stored at login): its key must still verify it.
+        const longest =
+          Math.max(t.accessTokenTtl, t.idTokenTtl, t.authorizationCodeTtl, config.sessions.absoluteSeconds) +
+          60;
         const kids = await rotateSigningKeys(database.db, sealer, longest);
         await recordAdmin(services, { type: 'admin.keys.rotated', detail: { kids } });
         for (const kid of kids) out(`new key ${kid}`);
