@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BrowserAgent, browserLogin, formField } from './helpers/browser-agent.ts';
+import { BrowserAgent, browserLogin, formAction, formField } from './helpers/browser-agent.ts';
 import {
   authorizationRequest,
   createUser,
@@ -81,6 +81,44 @@ for (const kind of databasesUnderTest()) {
       expect(url.searchParams.get('error')).toBe('login_required');
       expect(url.searchParams.get('state')).toBe(pending.state);
       expect(url.searchParams.get('iss')).toBe(t.issuer);
+    });
+
+    it('prompt=select_account: continue with the session’s account, or sign in with another one', async () => {
+      const bob = await createUser(t, 'bob');
+      // Continue: the session's account, no new sign-in.
+      const pending = await authorizationRequest(config, REDIRECT, { prompt: 'select_account' });
+      const choice = await agent.follow(pending.url, t.issuer);
+      expect(choice.response?.status).toBe(200);
+      expect(agent.lastHtml).toContain('Choisir un compte');
+      expect(agent.lastHtml).toContain('Continuer en tant que alice');
+      const choose = (value: string) =>
+        agent.postForm(new URL(formAction(agent.lastHtml, '/select-account'), t.issuer), {
+          csrf: formField(agent.lastHtml, 'csrf') ?? '',
+          choice: value,
+        });
+      const kept = await choose('continue');
+      const done = await agent.follow(new URL(kept.headers.get('location') ?? '', t.issuer), t.issuer);
+      expect((await exchange(pending, done.url))?.sub).toBe(
+        (await t.passerelle.services.accounts.findByUsername('alice'))?.id,
+      );
+
+      // Another account: the login pages, then a session of that account.
+      const other = await authorizationRequest(config, REDIRECT, { prompt: 'select_account' });
+      await agent.follow(other.url, t.issuer);
+      const switched = await choose('other');
+      const login = await agent.follow(new URL(switched.headers.get('location') ?? '', t.issuer), t.issuer);
+      const { callback, forms } = await browserLogin(agent, login.url, t.issuer, {
+        username: 'bob',
+        password: TEST_PASSWORD,
+      });
+      expect(forms).toEqual(['identify', 'password', 'end-previous-session']);
+      expect((await exchange(other, callback))?.sub).toBe(bob.id);
+
+      // Without a session, the login page is the choice.
+      const fresh = new BrowserAgent();
+      const anonymous = await authorizationRequest(config, REDIRECT, { prompt: 'select_account' });
+      await fresh.follow(anonymous.url, t.issuer);
+      expect(fresh.lastHtml).toContain('/identify"');
     });
 
     it('login_hint pre-fills the identifier, escaped', async () => {

@@ -22,6 +22,11 @@ export const messages = {
     'login.other_methods': 'Autres moyens de connexion',
     'login.step_up.lead':
       'Cette application demande un niveau de sécurité plus élevé : confirmez votre identité avec un second moyen.',
+    'select_account.title': 'Choisir un compte',
+    'select_account.lead':
+      '{client} vous demande de choisir le compte à utiliser. Vous êtes connecté(e) en tant que {name}.',
+    'select_account.continue': 'Continuer en tant que {name}',
+    'select_account.other': 'Utiliser un autre compte',
     'consent.title': 'Autorisation',
     'consent.lead': '{client} demande l’accès aux informations suivantes :',
     'consent.allow': 'Autoriser',
@@ -181,6 +186,10 @@ export const messages = {
     'login.other_methods': 'Other ways to sign in',
     'login.step_up.lead':
       'This application needs a higher security level: confirm your identity with a second means.',
+    'select_account.title': 'Choose an account',
+    'select_account.lead': '{client} asks you to choose the account to use. You are signed in as {name}.',
+    'select_account.continue': 'Continue as {name}',
+    'select_account.other': 'Use another account',
     'consent.title': 'Authorisation',
     'consent.lead': '{client} asks for access to:',
     'consent.allow': 'Allow',

@@ -20,6 +20,8 @@ import {
   type LoginRecord,
   levelForRequest,
   maxAgeOf,
+  SELECT_ACCOUNT_PROMPT,
+  type SelectAccountResult,
   type SessionCheckReason,
 } from '../sessions/policy-check.ts';
 import { type AttemptDeps, attemptMethod } from './attempts.ts';
@@ -392,6 +394,18 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       });
       return;
     }
+    if (details.prompt.name === SELECT_ACCOUNT_PROMPT && details.session?.accountId) {
+      const account = await deps.accounts.findById(details.session.accountId);
+      ctx.type = 'html';
+      ctx.set('cache-control', 'no-store');
+      ctx.body = views.render('select-account', page(ctx, locale), {
+        uid: details.uid,
+        csrf: csrf.issue(details.uid),
+        clientName: await clientName(String(details.params.client_id)),
+        name: account?.displayName ?? account?.username ?? '',
+      });
+      return;
+    }
     if (details.prompt.name === PSC_ELIGIBILITY_PROMPT) {
       const refusal = (details.prompt.details as { psc_refusal?: PscRefusal }).psc_refusal ?? 'link_conflict';
       await deps.attempts.audit.record({
@@ -543,6 +557,19 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const input = method?.input.safeParse(ctx.query);
     if (!method || !input?.success) return renderError(ctx, 400, 'error.invalid_form', state.locale);
     return runMethod(ctx, details.uid, state, method, input.data, true);
+  });
+
+  router.post('/:uid/select-account', async (ctx) => {
+    const details = await load(ctx);
+    if (!details) return;
+    const locale = detailsLocale(ctx, details);
+    const body = await form(ctx, details.uid, locale);
+    if (!body) return;
+    if (details.prompt.name !== SELECT_ACCOUNT_PROMPT || !['continue', 'other'].includes(body.choice ?? '')) {
+      return renderError(ctx, 400, 'error.invalid_form', locale);
+    }
+    const chosen: SelectAccountResult = body.choice === 'other' ? { other: true } : {};
+    await finish(ctx, { [SELECT_ACCOUNT_PROMPT]: chosen });
   });
 
   router.post('/:uid/consent', async (ctx) => {

@@ -134,16 +134,64 @@ export function sessionPolicyCheck(config: Config, sessions: AuthSessions, audit
   );
 }
 
+export const SELECT_ACCOUNT_PROMPT = 'select_account';
+
+/** What the account choice page answers: this account, or another one (a new login). */
+export interface SelectAccountResult {
+  other?: boolean;
+}
+
 /**
- * The engine's default prompts, with our session check in the login prompt, and prompts that come
- * between login and consent (PSC eligibility).
+ * OpenID Connect `prompt=select_account` (Keycloak's broker forwards its services' prompt, or sends its
+ * own configured one): with a single sign-on session, the user chooses between that account and another
+ * one; without, the login page is the choice. A new login answers it too.
+ */
+function selectAccountPrompt() {
+  const { Prompt, Check } = interactionPolicy;
+  const prompt = new Prompt(
+    { name: SELECT_ACCOUNT_PROMPT, requestable: true },
+    new Check(
+      'select_account_requested',
+      'the client asks to choose the account',
+      'account_selection_required',
+      (ctx) => {
+        const { oidc } = ctx;
+        if (!oidc.prompts.has(SELECT_ACCOUNT_PROMPT) || !oidc.session?.accountId)
+          return Check.NO_NEED_TO_PROMPT;
+        return oidc.result?.[SELECT_ACCOUNT_PROMPT] || oidc.result?.login
+          ? Check.NO_NEED_TO_PROMPT
+          : Check.REQUEST_PROMPT;
+      },
+    ),
+  );
+  // The engine's own check for a requested prompt would ask without a session too, and again after a
+  // new login: the check above decides alone.
+  prompt.checks.remove(`${SELECT_ACCOUNT_PROMPT}_prompt`);
+  return prompt;
+}
+
+/** "Use another account" on the account choice page: a new login, whatever the session. */
+function anotherAccountCheck() {
+  const { Check } = interactionPolicy;
+  return new Check('another_account', 'the user chose another account', 'login_required', (ctx) => {
+    const chosen = ctx.oidc.result?.[SELECT_ACCOUNT_PROMPT] as SelectAccountResult | undefined;
+    return chosen?.other && !ctx.oidc.result?.login ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+  });
+}
+
+/**
+ * The engine's default prompts, with the account choice before login, our session check in the login
+ * prompt, and prompts that come between login and consent (PSC eligibility).
  */
 export function interactionPolicyWith(
   check: ReturnType<typeof sessionPolicyCheck>,
   afterLogin: InstanceType<typeof interactionPolicy.Prompt>[] = [],
 ) {
   const policy = interactionPolicy.base();
-  policy.get('login')?.checks.add(check);
-  for (const [i, prompt] of afterLogin.entries()) policy.add(prompt, 1 + i);
+  const login = policy.get('login');
+  login?.checks.add(anotherAccountCheck());
+  login?.checks.add(check);
+  policy.add(selectAccountPrompt(), 0);
+  for (const [i, prompt] of afterLogin.entries()) policy.add(prompt, 2 + i);
   return policy;
 }

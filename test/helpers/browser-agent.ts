@@ -86,7 +86,7 @@ export async function followThroughConsent(
 }
 
 /** A form of Passerelle's login pages. */
-export type LoginForm = 'identify' | 'password' | 'consent';
+export type LoginForm = 'identify' | 'password' | 'consent' | 'end-previous-session';
 
 export interface LoginResult {
   /** The URL Passerelle redirected the browser to (the client's redirect_uri with code, state, iss). */
@@ -129,6 +129,13 @@ export async function browserLogin(
     } else if (html.includes('/consent"')) {
       forms.push('consent');
       next = await agent.postForm(new URL(formAction(html, '/consent'), issuer), { csrf });
+    } else if (html.includes('/session/end/confirm"') && !html.includes('op.logoutForm')) {
+      // Another account signed in: the engine ends the previous session by a self-submitting form.
+      forms.push('end-previous-session');
+      next = await agent.postForm(new URL(formAction(html, '/session/end/confirm'), issuer), {
+        xsrf: formField(html, 'xsrf') ?? '',
+        logout: 'yes',
+      });
     } else {
       throw new Error(`unexpected page (status ${step.response.status}):\n${html.slice(0, 3000)}`);
     }
