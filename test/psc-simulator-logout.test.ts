@@ -133,7 +133,7 @@ describe('PSC simulator: logout with an establishment FI', () => {
       amrAllowList: ['hwk', 'mfa'],
     };
     psc.addFi({ ...common, alias: ALIAS, clientId: FI_CLIENT.clientId });
-    psc.addFi({ ...common, ...NO_FRONT, frontChannelLogout: false });
+    psc.addFi({ ...common, ...NO_FRONT, logoutUrl: '' });
     psc.addFi({ ...common, ...SESSION_STATE, logoutSessionId: 'session_state' });
     drimbox = await serviceConfiguration(psc);
     dmp = await serviceConfiguration(psc, DMP);
@@ -307,6 +307,8 @@ describe('PSC simulator: logout with an establishment FI', () => {
       postLogoutRedirectUri: psc.brokerLogoutResponseUri(ALIAS),
       state: brokered.session,
       clientId: undefined,
+      // The browser's own request, with its cookies at the FI.
+      cookie: expect.stringContaining('fi_session='),
     });
     const atService = await agent.follow(backAtPsc.url, new URL(psc.issuer).origin);
     expect(atService.url.href).toBe(`${BYE}?state=after-logout`);
@@ -337,7 +339,7 @@ describe('PSC simulator: logout with an establishment FI', () => {
     expect(agent.lastHtml).toContain('/cps"');
   });
 
-  it('frontChannelLogout: false ends the PSC session without sending the browser to the FI', async () => {
+  it('without a logout URL (logoutUrl empty) ends the PSC session without sending the browser to the FI', async () => {
     const { agent, tokens, brokered } = await delegatedLogin({ alias: NO_FRONT.alias });
     const calls = fi.endSessionCalls.length;
     expect((await logoutAtPsc(psc, drimbox, agent, tokens.id_token)).href).toBe(`${BYE}?state=after-logout`);
@@ -345,7 +347,7 @@ describe('PSC simulator: logout with an establishment FI', () => {
     expect(psc.events.at(-1)).toMatchObject({
       kind: 'fi-logout',
       session: brokered.session,
-      step: 'disabled',
+      step: 'no_logout_url',
     });
     expect(await isActive(drimbox, tokens.access_token)).toBe(false);
   });
@@ -417,6 +419,11 @@ for (const kind of databasesUnderTest()) {
         clientSecret: secret,
         tidAllowList: [RENNES.tid],
         amrAllowList: ['sc', 'hwk'],
+        // What today's Passerelle accepts (PKCE S256 required, HTTP Basic); Keycloak's defaults (no PKCE,
+        // client_secret_post) are for Passerelle's side of issue 13 to turn on.
+        clientAuthMethod: 'client_secret_basic',
+        pkceEnabled: true,
+        pkceMethod: 'S256',
       };
       psc.addFi(fiOptions);
       service = await serviceConfiguration(psc);
