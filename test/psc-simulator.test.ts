@@ -482,6 +482,8 @@ describe('PSC simulator: the runnable entry (npm run simulator:psc)', () => {
         join(REPO_ROOT, 'test/simulators/psc/main.ts'),
         ...['--port', '0', '--client-id', 'drimbox', '--redirect-uri', 'https://drimbox.test/cb'],
         ...['--fi-alias', 'chu', '--fi-discovery-url', 'http://127.0.0.1:9/', '--fi-tid', TENANT],
+        ...['--fi-client-auth-method', 'private_key_jwt', '--fi-pkce', 'S256', '--fi-short-state'],
+        ...['--fi-validate-signature', 'false', '--fi-claim-filter', 'tid=tenant-.*'],
       ],
       { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
     );
@@ -489,7 +491,7 @@ describe('PSC simulator: the runnable entry (npm run simulator:psc)', () => {
     let stdout = '';
     for await (const chunk of child.stdout) {
       stdout += String(chunk);
-      if (stdout.includes('back-channel logout URI to register there')) break;
+      if (stdout.includes('broker settings')) break;
     }
     const issuer = /simulator: (\S+)/.exec(stdout)?.[1] ?? '';
     expect(stdout).toContain(`redirect URI to register there: ${issuer}/broker/chu/endpoint`);
@@ -499,6 +501,16 @@ describe('PSC simulator: the runnable entry (npm run simulator:psc)', () => {
     expect(stdout).toContain(
       `back-channel logout URI to register there: ${issuer}/protocol/openid-connect/logout/backchannel-logout`,
     );
+    expect(JSON.parse(/broker settings[^:]*: (.*)/.exec(stdout)?.[1] ?? '')).toEqual({
+      clientAuthMethod: 'private_key_jwt',
+      pkceEnabled: true,
+      pkceMethod: 'S256',
+      requiresShortStateParameter: true,
+      validateSignature: false,
+      filteredByClaim: true,
+      claimFilterName: 'tid',
+      claimFilterValue: 'tenant-.*',
+    });
     const discovery = await (await fetch(`${issuer}/.well-known/wallet-openid-configuration`)).json();
     expect(discovery.issuer).toBe(issuer);
     child.kill('SIGTERM');

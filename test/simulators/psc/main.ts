@@ -226,6 +226,7 @@ process.stdout.write(
           `  FI ${fi.alias}: ${fi.discoveryUrl}, redirect URI to register there: ${simulator.brokerRedirectUri(fi.alias)}`,
           `    post-logout redirect URI to register there: ${simulator.brokerLogoutResponseUri(fi.alias)}`,
           `    back-channel logout URI to register there: ${simulator.backchannelLogoutUri}`,
+          `    broker settings (Keycloak's defaults otherwise): ${JSON.stringify(brokerSettings())}`,
         ]
       : []),
     '',
