@@ -101,6 +101,13 @@ describe('PSC simulator: logout with an establishment FI', () => {
   let receiver: Awaited<ReturnType<typeof startLogoutReceiver>>;
   let failingReceiver: Awaited<ReturnType<typeof startLogoutReceiver>>;
   let logins = 0;
+  /** The FI entries' settings: Keycloak's defaults. */
+  const common = () => ({
+    discoveryUrl: fi.issuer,
+    clientSecret: FI_CLIENT.clientSecret,
+    tidAllowList: [TENANT],
+    amrAllowList: ['hwk', 'mfa'],
+  });
 
   beforeAll(async () => {
     receiver = await startLogoutReceiver();
@@ -126,15 +133,9 @@ describe('PSC simulator: logout with an establishment FI', () => {
       ],
       user: STRONG_USER,
     });
-    const common = {
-      discoveryUrl: fi.issuer,
-      clientSecret: FI_CLIENT.clientSecret,
-      tidAllowList: [TENANT],
-      amrAllowList: ['hwk', 'mfa'],
-    };
-    psc.addFi({ ...common, alias: ALIAS, clientId: FI_CLIENT.clientId });
-    psc.addFi({ ...common, ...NO_FRONT, frontChannelLogout: false });
-    psc.addFi({ ...common, ...SESSION_STATE, logoutSessionId: 'session_state' });
+    psc.addFi({ ...common(), alias: ALIAS, clientId: FI_CLIENT.clientId });
+    psc.addFi({ ...common(), ...NO_FRONT, logoutUrl: '' });
+    psc.addFi({ ...common(), ...SESSION_STATE, logoutSessionId: 'session_state' });
     drimbox = await serviceConfiguration(psc);
     dmp = await serviceConfiguration(psc, DMP);
   });
@@ -231,6 +232,12 @@ describe('PSC simulator: logout with an establishment FI', () => {
     ['signed with another key', { foreignKey: true }, 'bad_signature'],
     ['from another issuer', { claims: { iss: 'http://127.0.0.1:9/elsewhere' } }, 'iss_unknown'],
     ['for another client', { claims: { aud: 'someone-else' } }, 'aud_mismatch'],
+    ['authorized for another client (azp)', { claims: { azp: 'someone-else' } }, 'azp_mismatch'],
+    [
+      'expired a second ago (no skew)',
+      { claims: { exp: Math.floor(Date.now() / 1000) - 1 } },
+      'token_expired',
+    ],
     ['without the back-channel logout event', { claims: { events: undefined } }, 'events_missing'],
     ['with a nonce', { claims: { nonce: 'n-0S6_WzA2Mj' } }, 'nonce_present'],
     ['issued an hour ago', { claims: { iat: Math.floor(Date.now() / 1000) - 3600 } }, 'iat_stale'],
@@ -307,6 +314,8 @@ describe('PSC simulator: logout with an establishment FI', () => {
       postLogoutRedirectUri: psc.brokerLogoutResponseUri(ALIAS),
       state: brokered.session,
       clientId: undefined,
+      // The browser's own request, with its cookies at the FI.
+      cookie: expect.stringContaining('fi_session='),
     });
     const atService = await agent.follow(backAtPsc.url, new URL(psc.issuer).origin);
     expect(atService.url.href).toBe(`${BYE}?state=after-logout`);
@@ -337,7 +346,7 @@ describe('PSC simulator: logout with an establishment FI', () => {
     expect(agent.lastHtml).toContain('/cps"');
   });
 
-  it('frontChannelLogout: false ends the PSC session without sending the browser to the FI', async () => {
+  it('without a logout URL (logoutUrl empty) ends the PSC session without sending the browser to the FI', async () => {
     const { agent, tokens, brokered } = await delegatedLogin({ alias: NO_FRONT.alias });
     const calls = fi.endSessionCalls.length;
     expect((await logoutAtPsc(psc, drimbox, agent, tokens.id_token)).href).toBe(`${BYE}?state=after-logout`);
@@ -345,9 +354,90 @@ describe('PSC simulator: logout with an establishment FI', () => {
     expect(psc.events.at(-1)).toMatchObject({
       kind: 'fi-logout',
       session: brokered.session,
-      step: 'disabled',
+      step: 'no_logout_url',
     });
     expect(await isActive(drimbox, tokens.access_token)).toBe(false);
+  });
+
+  /** The ALIAS entry with Keycloak's logout options, for one test. */
+  async function withLogoutOptions(options: Partial<FiOptions>, test: () => Promise<void>) {
+    psc.addFi({ ...common(), alias: ALIAS, clientId: FI_CLIENT.clientId, ...options });
+    try {
+      await test();
+    } finally {
+      psc.addFi({ ...common(), alias: ALIAS, clientId: FI_CLIENT.clientId });
+    }
+  }
+
+  it('sends the browser with a 302 and the stored ID token as is, even expired (not refreshed)', async () => {
+    fi.idTokenTtlSeconds = 1;
+    const { agent, tokens, brokered } = await delegatedLogin();
+    fi.idTokenTtlSeconds = 600;
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    expect(decodeJwt(brokered.fiIdToken).exp).toBeLessThan(Date.now() / 1000);
+    const tokenRequests = fi.tokenRequests.length;
+    const url = oidc.buildEndSessionUrl(drimbox, {
+      id_token_hint: tokens.id_token ?? '',
+      post_logout_redirect_uri: BYE,
+      state: 'after-logout',
+    });
+    const answer = await agent.request(url);
+    expect(answer.status).toBe(302);
+    const toFi = new URL(answer.headers.get('location') ?? '');
+    expectFiEndSession(toFi, `${fi.issuer}/session/end`, psc, brokered);
+    await agent.follow(toFi, fi.issuer);
+    expect(fi.endSessionCalls.at(-1)?.idTokenHint).toBe(brokered.fiIdToken);
+    // No refresh_token grant (older Keycloak refreshed an expired token first).
+    expect(fi.tokenRequests).toHaveLength(tokenRequests);
+  });
+
+  it('sendClientIdOnLogout adds client_id; sendIdTokenOnLogout false leaves id_token_hint out', async () => {
+    const { agent, tokens, brokered } = await delegatedLogin();
+    await withLogoutOptions({ sendClientIdOnLogout: true, sendIdTokenOnLogout: false }, async () => {
+      const toFi = await logoutAtPsc(psc, drimbox, agent, tokens.id_token);
+      expect(Object.fromEntries(toFi.searchParams)).toEqual({
+        state: brokered.session,
+        client_id: FI_CLIENT.clientId,
+        post_logout_redirect_uri: psc.brokerLogoutResponseUri(ALIAS),
+      });
+      // The scripted FI finds the client by client_id and sends the browser back: the logout completes.
+      const back = await agent.follow(toFi, fi.issuer);
+      const atService = await agent.follow(back.url, new URL(psc.issuer).origin);
+      expect(atService.url.href).toBe(`${BYE}?state=after-logout`);
+    });
+  });
+
+  it('backchannelSupported: a server-side GET (state, id_token_hint, no cookie) and the usual logout at PSC; failures only logged', async () => {
+    await withLogoutOptions({ backchannelSupported: true, sendClientIdOnLogout: true }, async () => {
+      for (const status of [200, 500]) {
+        fi.faults.endSessionStatus = status;
+        const { agent, tokens, brokered } = await delegatedLogin();
+        const calls = fi.endSessionCalls.length;
+        const atService = await logoutAtPsc(psc, drimbox, agent, tokens.id_token);
+        expect(atService.href).toBe(`${BYE}?state=after-logout`);
+        expect(fi.endSessionCalls.slice(calls)).toEqual([
+          {
+            idTokenHint: brokered.fiIdToken,
+            postLogoutRedirectUri: undefined,
+            state: brokered.session,
+            clientId: FI_CLIENT.clientId,
+            cookie: undefined,
+          },
+        ]);
+        expect(psc.events.slice(-2)).toMatchObject([
+          { kind: 'logout', cause: 'service', session: brokered.session },
+          {
+            kind: 'fi-logout',
+            session: brokered.session,
+            step: 'backchannel',
+            status,
+            ...(status === 200 ? {} : { error: 'HTTP 500' }),
+          },
+        ]);
+        expect(await isActive(drimbox, tokens.access_token)).toBe(false);
+      }
+    });
+    fi.faults = {};
   });
 
   it("shows Keycloak's error page when the FI's logout token ended the session while the browser was at the FI", async () => {
@@ -417,6 +507,11 @@ for (const kind of databasesUnderTest()) {
         clientSecret: secret,
         tidAllowList: [RENNES.tid],
         amrAllowList: ['sc', 'hwk'],
+        // What today's Passerelle accepts (PKCE S256 required, HTTP Basic); Keycloak's defaults (no PKCE,
+        // client_secret_post) are for Passerelle's side of issue 13 to turn on.
+        clientAuthMethod: 'client_secret_basic',
+        pkceEnabled: true,
+        pkceMethod: 'S256',
       };
       psc.addFi(fiOptions);
       service = await serviceConfiguration(psc);

@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { FormError, readForm } from '../../../src/interaction/form.ts';
 import {
+  backchannelLogoutCall,
   DEFAULT_LOGOUT_TOKEN_MAX_AGE_SECONDS,
   type FederatedLogin,
   type FiBroker,
@@ -38,17 +39,13 @@ export interface ServiceNotice {
 }
 
 /**
- * The FI side of a service's logout: the browser sent to the FI's end_session endpoint (`redirected`),
- * back from it (`returned`), back to a PSC session that the FI's logout token ended meanwhile
- * (`session_not_found`: Keycloak's error page, keycloak#45536), or no FI logout (`disabled` by
- * `frontChannelLogout`, `no_end_session_endpoint`).
+ * The FI side of a service's logout: the browser sent to the FI's logout URL (`redirected`), back from it
+ * (`returned`), back to a PSC session that the FI's logout token ended meanwhile or without `state`
+ * (`session_not_found`: Keycloak's error page, keycloak#45536), the server-side GET of
+ * `backchannelSupported` (`backchannel`, with its status or error, only logged), or no FI logout
+ * (`no_logout_url`).
  */
-export type FiLogoutStep =
-  | 'redirected'
-  | 'returned'
-  | 'session_not_found'
-  | 'disabled'
-  | 'no_end_session_endpoint';
+export type FiLogoutStep = 'redirected' | 'returned' | 'session_not_found' | 'backchannel' | 'no_logout_url';
 
 /** What the logout flows record among the simulator's events. */
 export type LogoutEvent =
@@ -71,7 +68,16 @@ export type LogoutEvent =
       sessions: string[];
     }
   | { kind: 'logout-token'; outcome: 'refused'; reason: LogoutTokenRefusalReason; detail: string }
-  | { kind: 'fi-logout'; alias: string; session: string; step: FiLogoutStep };
+  | {
+      kind: 'fi-logout';
+      alias: string;
+      session: string;
+      step: FiLogoutStep;
+      /** The back-channel GET: the URL called, the FI's status, the error logged. */
+      url?: string;
+      status?: number;
+      error?: string;
+    };
 
 export interface BrokeredLogoutDeps {
   provider: Provider;
@@ -139,15 +145,11 @@ export function setUpBrokeredLogout(deps: BrokeredLogoutDeps): BrokeredLogout {
   provider.on('backchannel.success', (ctx, client) => notice(ctx, client.clientId, true));
   provider.on('backchannel.error', (ctx, _err, client) => notice(ctx, client.clientId, false));
 
-  /** The FI's end_session URL for this brokered session, or why PSC does not go there. */
-  async function fiLogout(
-    brokeredSession: BrokeredSession,
-  ): Promise<{ url: URL } | { skipped: 'disabled' | 'no_end_session_endpoint' }> {
+  /** The FI's logout for this brokered session (Keycloak's `keycloakInitiatedBrowserLogout`), if any. */
+  async function fiLogout(brokeredSession: BrokeredSession) {
     const { alias, fiIdToken, session } = brokeredSession;
     const broker = brokers.get(alias);
-    if (!broker || broker.fi.frontChannelLogout === false) return { skipped: 'disabled' };
-    const url = await broker.endSessionUrl(fiIdToken, pscBrokerLogoutResponseUri(issuer, alias), session);
-    return url ? { url } : { skipped: 'no_end_session_endpoint' };
+    return broker?.logoutRequest(session, fiIdToken, pscBrokerLogoutResponseUri(issuer, alias));
   }
 
   async function startServiceLogout(ctx: KoaContextWithOIDC): Promise<boolean> {
@@ -155,7 +157,7 @@ export function setUpBrokeredLogout(deps: BrokeredLogoutDeps): BrokeredLogout {
     if (!session) return false;
     const brokeredSession = brokered.get(session.uid);
     const fi = brokeredSession && (await fiLogout(brokeredSession));
-    if (!brokeredSession || !fi || 'skipped' in fi) {
+    if (!brokeredSession || fi?.mode !== 'front') {
       const secret = session.state?.secret;
       if (typeof secret === 'string') serviceLogouts.add(secret);
       return false;
@@ -170,8 +172,9 @@ export function setUpBrokeredLogout(deps: BrokeredLogoutDeps): BrokeredLogout {
       session: session.uid,
       step: 'redirected',
     });
+    // Keycloak answers 302 (a browser GET to the FI's logout URL).
     ctx.redirect(fi.url.href);
-    ctx.status = 303;
+    ctx.status = 302;
     return true;
   }
 
@@ -192,7 +195,13 @@ export function setUpBrokeredLogout(deps: BrokeredLogoutDeps): BrokeredLogout {
     if (!brokeredSession || alias === undefined) return;
     brokered.delete(session.uid);
     const fi = await fiLogout(brokeredSession);
-    if ('skipped' in fi) record({ ...base, kind: 'fi-logout', alias, step: fi.skipped });
+    if (!fi) {
+      record({ ...base, kind: 'fi-logout', alias, step: 'no_logout_url' });
+      return;
+    }
+    // backchannelSupported: a server-side GET, its failures only logged.
+    const call = await backchannelLogoutCall(fi.url);
+    record({ ...base, kind: 'fi-logout', alias, step: 'backchannel', url: fi.url.href, ...call });
   });
 
   /** Ends a PSC session as Keycloak removes a user session: logout tokens to its services, grants revoked. */
@@ -262,18 +271,14 @@ export function setUpBrokeredLogout(deps: BrokeredLogoutDeps): BrokeredLogout {
     ctx.redirect(target.href);
   }
 
-  /** The FIs whose logout tokens PSC can check now (those not reachable are left out). */
-  async function logoutTokenIssuers(): Promise<LogoutTokenIssuer[]> {
-    const issuers = await Promise.all(
-      [...brokers.values()].map(async (broker) => {
-        const keys = await broker.keys();
-        if (!keys) return [];
-        const { alias, clientId, logoutTokenMaxAgeSeconds } = broker.fi;
-        const maxAgeSeconds = logoutTokenMaxAgeSeconds ?? DEFAULT_LOGOUT_TOKEN_MAX_AGE_SECONDS;
-        return [{ ...keys, alias, clientId, maxAgeSeconds }];
-      }),
-    );
-    return issuers.flat();
+  /** The FI entries whose logout tokens PSC checks. */
+  function logoutTokenIssuers(): LogoutTokenIssuer[] {
+    return [...brokers.values()].map((broker) => ({
+      alias: broker.fi.alias,
+      maxAgeSeconds: broker.fi.logoutTokenMaxAgeSeconds ?? DEFAULT_LOGOUT_TOKEN_MAX_AGE_SECONDS,
+      issues: (iss) => broker.issues(iss),
+      validateToken: (token) => broker.validateToken(token),
+    }));
   }
 
   /** An FI's logout token (OpenID Connect Back-Channel Logout 1.0). */
@@ -285,7 +290,7 @@ export function setUpBrokeredLogout(deps: BrokeredLogoutDeps): BrokeredLogout {
     } catch (error) {
       if (!(error instanceof FormError)) throw error;
     }
-    const outcome = await checkLogoutToken(token, await logoutTokenIssuers(), seenLogoutTokens, now());
+    const outcome = await checkLogoutToken(token, logoutTokenIssuers(), seenLogoutTokens, now());
     const base = { at: now(), clientId: '', kind: 'logout-token' } as const;
     if (outcome.kind === 'refused') {
       const { reason, detail } = outcome;

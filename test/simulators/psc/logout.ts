@@ -1,10 +1,10 @@
-import { compactVerify, decodeJwt } from 'jose';
-import type { FiKeys } from './federation.ts';
+import type { TokenRefusal, ValidatedToken } from './token-validation.ts';
+import { jwsPayload } from './token-validation.ts';
 
 /**
  * Logout between PSC and the establishments' FIs, as Keycloak's OIDC identity brokering does it: the checks
- * on an FI's back-channel logout token (OpenID Connect Back-Channel Logout 1.0), and PSC's memory of which
- * of its sessions came from which FI session.
+ * on an FI's back-channel logout token (OpenID Connect Back-Channel Logout 1.0; Keycloak's TokenManager
+ * `verifyLogoutToken`), and PSC's memory of which of its sessions came from which FI session.
  */
 
 export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -16,7 +16,10 @@ export type LogoutTokenRefusalReason =
   | 'iss_unknown'
   | 'bad_signature'
   | 'aud_mismatch'
+  | 'azp_mismatch'
+  | 'iss_mismatch'
   | 'token_expired'
+  | 'token_not_yet_valid'
   | 'iat_missing'
   | 'iat_stale'
   | 'events_missing'
@@ -31,12 +34,14 @@ export interface LogoutTokenRefusal {
   detail: string;
 }
 
-/** An FI whose logout tokens PSC accepts, with what they are checked against. */
-export interface LogoutTokenIssuer extends FiKeys {
+/** An FI whose logout tokens PSC accepts (a broker entry), with what they are checked against. */
+export interface LogoutTokenIssuer {
   alias: string;
-  /** PSC's client id at that FI: the token's `aud`. */
-  clientId: string;
   maxAgeSeconds: number;
+  /** The entry's configured `issuer` names the token's `iss`. */
+  issues(iss: unknown): Promise<boolean>;
+  /** OIDCIdentityProvider.validateToken: signature (with `validateSignature`), exp, nbf, aud, azp, iss. */
+  validateToken(token: string): Promise<ValidatedToken | TokenRefusal>;
 }
 
 /** A valid logout token: the FIs (aliases) it comes from and the FI session or user it names. */
@@ -47,20 +52,8 @@ export interface AcceptedLogoutToken {
   sub: string | undefined;
 }
 
-/** Clock skew tolerated on `iat` and `exp`. */
+/** Clock skew tolerated on a future `iat` (the freshness check is the specification's advice). */
 const CLOCK_TOLERANCE_SECONDS = 30;
-const ASYMMETRIC_ALGS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-];
 
 function refused(reason: LogoutTokenRefusalReason, detail: string): LogoutTokenRefusal {
   return { kind: 'refused', reason, detail };
@@ -84,9 +77,11 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
- * Checks a logout token against the FIs PSC knows, in Keycloak's manner (the FIs with the token's issuer
- * whose keys verify it and whose client id is its audience), plus what the specification asks of a
- * receiver: a recent `iat`, a `jti` not seen before. The first failing check is returned.
+ * Checks a logout token in Keycloak's manner: the identity provider entries whose configured `issuer` is
+ * the token's `iss` (none: refused), of which those whose `validateToken` passes (signature when
+ * `validateSignature`, `exp`, `nbf`, `aud` ⊇ the entry's client id, `azp`); the back-channel event, `sid`
+ * or `sub`, no `nonce`, `jti`, `iat`. Plus what the specification advises a receiver (guessed for PSC): a
+ * recent `iat`, a `jti` not seen before. The first failing check is returned.
  */
 export async function checkLogoutToken(
   token: string | undefined,
@@ -95,42 +90,25 @@ export async function checkLogoutToken(
   now: Date,
 ): Promise<AcceptedLogoutToken | LogoutTokenRefusal> {
   if (!token) return refused('logout_token_missing', 'no logout_token parameter');
-  let iss: unknown;
-  try {
-    ({ iss } = decodeJwt(token));
-  } catch (error) {
-    return refused('malformed', (error as Error).message);
-  }
-  const sameIssuer = issuers.filter((i) => i.issuer === iss);
-  const first = sameIssuer[0];
-  if (!first) return refused('iss_unknown', `no FI with issuer ${String(iss)}`);
+  const unverified = jwsPayload(token);
+  if (!unverified) return refused('malformed', 'not a compact JWS with a JSON payload');
+  const { iss } = unverified;
+  const sameIssuer: LogoutTokenIssuer[] = [];
+  for (const issuer of issuers) if (await issuer.issues(iss)) sameIssuer.push(issuer);
+  if (sameIssuer.length === 0) return refused('iss_unknown', `no FI with issuer ${String(iss)}`);
 
-  let claims: Record<string, unknown>;
-  try {
-    const { payload } = await compactVerify(token, first.keys, { algorithms: ASYMMETRIC_ALGS });
-    const parsed: unknown = JSON.parse(new TextDecoder().decode(payload));
-    if (!isRecord(parsed)) return refused('malformed', 'the payload is not a JSON object');
-    claims = parsed;
-  } catch (error) {
-    return refused('bad_signature', (error as Error).message);
+  const addressed: LogoutTokenIssuer[] = [];
+  let firstRefusal: TokenRefusal | undefined;
+  let claims: Record<string, unknown> = unverified;
+  for (const issuer of sameIssuer) {
+    const validated = await issuer.validateToken(token);
+    if (validated.kind === 'valid') {
+      addressed.push(issuer);
+      claims = validated.claims;
+    } else firstRefusal ??= validated;
   }
+  if (addressed.length === 0 && firstRefusal) return refused(firstRefusal.reason, firstRefusal.detail);
 
-  const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-  const addressed = sameIssuer.filter((i) => audiences.includes(i.clientId));
-  if (addressed.length === 0)
-    return refused('aud_mismatch', `aud ${JSON.stringify(claims.aud)} is no PSC client`);
-
-  const nowSeconds = Math.floor(now.getTime() / 1000);
-  if (typeof claims.exp === 'number' && claims.exp < nowSeconds - CLOCK_TOLERANCE_SECONDS) {
-    return refused('token_expired', `expired at ${claims.exp}`);
-  }
-  const { iat } = claims;
-  if (typeof iat !== 'number') return refused('iat_missing', 'no iat claim');
-  const maxAge = Math.min(...addressed.map((i) => i.maxAgeSeconds));
-  const age = nowSeconds - iat;
-  if (age > maxAge || age < -CLOCK_TOLERANCE_SECONDS) {
-    return refused('iat_stale', `issued ${age} s ago, accepted up to ${maxAge} s`);
-  }
   if (!isRecord(claims.events) || !isRecord(claims.events[BACKCHANNEL_LOGOUT_EVENT])) {
     return refused('events_missing', `no ${BACKCHANNEL_LOGOUT_EVENT} event`);
   }
@@ -138,9 +116,16 @@ export async function checkLogoutToken(
   const sub = typeof claims.sub === 'string' && claims.sub !== '' ? claims.sub : undefined;
   if (!sid && !sub) return refused('sid_and_sub_missing', 'neither sid nor sub');
   if ('nonce' in claims) return refused('nonce_present', 'a logout token carries no nonce');
-  const { jti } = claims;
+  const { jti, iat } = claims;
   if (typeof jti !== 'string' || jti === '') return refused('jti_missing', 'no jti claim');
-  if (!seen.add(first.issuer, jti, (iat + maxAge) * 1000, now.getTime())) {
+  if (typeof iat !== 'number') return refused('iat_missing', 'no iat claim');
+  const nowSeconds = Math.floor(now.getTime() / 1000);
+  const maxAge = Math.min(...addressed.map((i) => i.maxAgeSeconds));
+  const age = nowSeconds - iat;
+  if (age > maxAge || age < -CLOCK_TOLERANCE_SECONDS) {
+    return refused('iat_stale', `issued ${age} s ago, accepted up to ${maxAge} s`);
+  }
+  if (!seen.add(String(iss), jti, (iat + maxAge) * 1000, now.getTime())) {
     return refused('jti_replayed', `jti ${jti} already received`);
   }
   return { kind: 'accepted', aliases: addressed.map((i) => i.alias), sid, sub };

@@ -1,6 +1,6 @@
 import type { Professional } from '../annuaire/fixtures.ts';
 import { identityLabel } from './claims.ts';
-import type { RefusalReason } from './federation.ts';
+import { PSC_CHECKS, type RefusalReason } from './federation.ts';
 
 /** The simulator's pages, in French like PSC's. Every interpolated value is escaped. */
 
@@ -50,18 +50,33 @@ export interface EstablishmentLink {
   url: string;
 }
 
-/** Without `kc_idp_hint`: the establishments ("Délégation") and the direct CPS / e-CPS login. */
+/** The messages of PSC's login page after an FI error (Keycloak's French messages). */
+export const LOGIN_MESSAGES = {
+  /** `access_denied` from the FI (IBS `cancelled`). */
+  accessDenied: 'Accès refusé.',
+  /** Any other error from the FI (IBS `error`, `identityProviderUnexpectedErrorMessage`). */
+  unexpected: "Erreur inattendue lors de l'authentification auprès du fournisseur d'identité.",
+};
+
+/**
+ * Without `kc_idp_hint` (or after an FI error): the establishments ("Délégation") and the direct CPS / e-CPS
+ * login, with a message, and a way back to the service (guessed: Keycloak themes vary).
+ */
 export function choicePage(
   establishments: readonly EstablishmentLink[],
   directAction: string,
   professionals: readonly Professional[],
+  options: { message?: string; abortAction?: string } = {},
 ): string {
+  const alert = options.message
+    ? `<section class="error" role="alert"><p>${escapeHtml(options.message)}</p></section>\n`
+    : '';
   const links = establishments.length
     ? `<ul>${establishments.map((e) => `<li><a href="${escapeHtml(e.url)}">${escapeHtml(e.name)}</a></li>`).join('')}</ul>`
     : '<p>Aucun établissement habilité.</p>';
   return layout(
     'Connexion',
-    `<section>
+    `${alert}<section>
 <h2>Délégation</h2>
 <p>Se connecter avec le compte de son établissement.</p>
 ${links}
@@ -76,7 +91,8 @@ ${identitySelect(professionals)}
 </fieldset>
 <button type="submit">Valider</button>
 </form>
-</section>`,
+</section>
+${options.abortAction ? cancelForm(options.abortAction) : ''}`,
   );
 }
 
@@ -124,15 +140,24 @@ ${cancelForm(abortAction)}`,
 const REFUSAL_MESSAGES: Record<RefusalReason, string> = {
   unknown_idp: "Cet établissement n'est pas connu de Pro Santé Connect.",
   fi_unavailable: "Le fournisseur d'identité de l'établissement est injoignable.",
-  fi_error: "Le fournisseur d'identité de l'établissement n'a pas authentifié l'utilisateur.",
+  state_missing: "Paramètre d'état manquant dans la réponse du fournisseur d'identité.",
   state_unknown: 'Aucune connexion en cours ne correspond à cette réponse.',
+  code_missing: "Ni code ni erreur dans la réponse du fournisseur d'identité.",
   token_error: "L'échange du code auprès du fournisseur d'identité a échoué.",
+  access_token_missing: "Pas de jeton d'accès dans la réponse du fournisseur d'identité.",
+  id_token_missing: "Pas de jeton d'identité dans la réponse du fournisseur d'identité.",
+  malformed: "Le jeton d'identité de l'établissement est illisible.",
   bad_signature: "La signature du jeton d'identité de l'établissement est invalide.",
-  iss_mismatch: "Le jeton d'identité n'a pas été émis par l'établissement attendu.",
-  aud_mismatch: "Le jeton d'identité n'est pas destiné à Pro Santé Connect.",
-  nonce_mismatch: "Le jeton d'identité ne correspond pas à cette connexion.",
   token_expired: "Le jeton d'identité de l'établissement a expiré.",
-  id_token_invalid: "Le jeton d'identité de l'établissement est invalide.",
+  token_not_yet_valid: "Le jeton d'identité de l'établissement n'est pas encore valide.",
+  aud_mismatch: "Le jeton d'identité n'est pas destiné à Pro Santé Connect.",
+  azp_mismatch: "Le jeton d'identité a été émis pour un autre client.",
+  iss_mismatch: "Le jeton d'identité n'a pas été émis par l'établissement attendu.",
+  nonce_mismatch: "Le jeton d'identité ne correspond pas à cette connexion.",
+  auth_time_expired: "L'établissement n'a pas authentifié à nouveau l'utilisateur (max_age).",
+  userinfo_error: "L'appel userinfo auprès du fournisseur d'identité a échoué.",
+  userinfo_sub_mismatch: "La réponse userinfo ne concerne pas l'utilisateur du jeton d'identité.",
+  claim_filter: "Le jeton d'identité ne satisfait pas le filtre de l'établissement.",
   tid_missing: "L'identifiant de l'établissement (tid) est absent du jeton d'identité.",
   tid_not_allowed: "Cet établissement (tid) n'est pas habilité à la délégation d'authentification.",
   oid_missing: "L'identifiant du compte local (oid) est absent du jeton d'identité.",
@@ -143,14 +168,19 @@ const REFUSAL_MESSAGES: Record<RefusalReason, string> = {
   acr_not_allowed: "Le niveau d'authentification (acr) n'est pas accepté par Pro Santé Connect.",
 };
 
+/**
+ * A refused delegated login: PSC's own checks ("Connexion refusée", 403, guessed), or Keycloak's error
+ * page ("Erreur inattendue…", 502 or 400) with the detail in the code only (Keycloak logs it).
+ */
 export function refusalPage(reason: RefusalReason, abortAction: string | undefined): string {
   const back = abortAction
     ? `<form method="post" action="${escapeHtml(abortAction)}"><button type="submit">Retour au service</button></form>`
     : '';
+  const pscCheck = PSC_CHECKS.includes(reason);
   return layout(
-    'Connexion refusée',
+    pscCheck ? 'Connexion refusée' : 'Erreur',
     `<section class="error">
-<p>${escapeHtml(REFUSAL_MESSAGES[reason])}</p>
+${pscCheck ? '' : `<p>${escapeHtml(LOGIN_MESSAGES.unexpected)}</p>\n`}<p>${escapeHtml(REFUSAL_MESSAGES[reason])}</p>
 <p>Code : <code>${escapeHtml(reason)}</code></p>
 </section>
 ${back}`,

@@ -1,17 +1,20 @@
-import { createPrivateKey, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeJwt, importJWK, SignJWT } from 'jose';
-import Provider, { type Configuration, interactionPolicy } from 'oidc-provider';
+import Provider, { type Configuration, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { privateSigningJwk, type SigningAlg } from './keys.ts';
 import { BACKCHANNEL_LOGOUT_EVENT } from './logout.ts';
 
 /**
  * A small establishment identity provider (an "FI habilité") for tests: a real OpenID Connect provider
  * whose every login authenticates the scripted `user` without a page, and whose ID tokens carry what
- * PSC checks (`tid`, `oid`, `amr`, `acr`, `auth_time`). Faults make it misbehave on demand. For logout,
- * it sends back-channel logout tokens when told to (each check can be broken), and its end_session
- * endpoint records the calls and sends the browser back.
+ * PSC checks (`tid`, `oid`, `amr`, `acr`, `auth_time`). Faults make it misbehave on demand. It records
+ * what PSC sent: authorization requests (as received), token requests (parameters and headers), userinfo
+ * calls, end_session calls. It accepts the client authentications of Keycloak's broker (per client) and
+ * PKCE `plain` (which oidc-provider refuses: turned into the equivalent S256 challenge on the way in, so
+ * that the verifier is still checked). For logout, it sends back-channel logout tokens when told to (each
+ * check can be broken), and its end_session endpoint records the calls and sends the browser back.
  */
 
 export interface ScriptedUser {
@@ -26,8 +29,24 @@ export interface ScriptedUser {
 
 export interface ScriptedFiClient {
   clientId: string;
-  /** Without a secret: a public client (PKCE required). */
+  /** Without a secret: a public client (PKCE required), unless `private_key_jwt`. */
   clientSecret?: string;
+  /**
+   * Default `client_secret_basic` with a secret (oidc-provider accepts `client_secret_post` for it too),
+   * `none` without.
+   */
+  tokenEndpointAuthMethod?:
+    | 'client_secret_basic'
+    | 'client_secret_post'
+    | 'client_secret_jwt'
+    | 'private_key_jwt'
+    | 'none';
+  /** The client's keys for `private_key_jwt` (PSC's certs URL). */
+  jwksUri?: string;
+  /** Userinfo answered as a JWT signed with the FI's key (`application/jwt`). Default: JSON. */
+  userinfoSigned?: boolean;
+  /** PKCE required (as Passerelle does). Default: only for public clients (oidc-provider's default). */
+  pkceRequired?: boolean;
   redirectUris: string[];
   /** Where `sendLogoutToken` posts; with it, ID tokens carry `sid` (back-channel session required). */
   backchannelLogoutUri?: string;
@@ -49,6 +68,30 @@ export interface ScriptedFiFaults {
   foreignKeys?: boolean;
   /** The user refuses to log in: the FI answers `access_denied`. */
   deny?: boolean;
+  /** Errors the next logins answer with, one per login, in order (`deny` aside). */
+  errors?: { error: string; error_description?: string }[];
+  /**
+   * ID-token claims replaced or added in the token response (the token re-signed with the FI's key);
+   * undefined removes a claim.
+   */
+  idTokenClaims?: Record<string, unknown>;
+  /** The token response: another status, members removed. */
+  tokenResponse?: { status?: number; omit?: string[] };
+  /** The userinfo answer: another status or content type, claims replaced (JSON or re-signed JWT). */
+  userinfo?: { status?: number; contentType?: string; claims?: Record<string, unknown> };
+  /** The status of the end_session endpoint when no browser is to be sent back (a server-side call). */
+  endSessionStatus?: number;
+}
+
+/** An authorization request as the FI received it (query parameters). */
+export type AuthorizationRequest = Record<string, string>;
+
+/** A token request as the FI received it. */
+export interface TokenRequest {
+  params: Record<string, unknown>;
+  authorization: string | undefined;
+  /** oidc-provider's answer status. */
+  status: number;
 }
 
 /** A login the FI answered: the session its logout tokens name. */
@@ -64,6 +107,8 @@ export interface EndSessionCall {
   postLogoutRedirectUri: string | undefined;
   state: string | undefined;
   clientId: string | undefined;
+  /** The request's Cookie header (a browser's FI cookies; none from a server-side call). */
+  cookie?: string | undefined;
 }
 
 export interface LogoutTokenOptions {
@@ -86,7 +131,13 @@ export interface ScriptedFi {
   logins: number;
   /** The sessions of the logins answered, in order. */
   sessions: ScriptedSession[];
+  /** What PSC sent, in order. */
+  authorizationRequests: AuthorizationRequest[];
+  tokenRequests: TokenRequest[];
+  userinfoRequests: { authorization: string | undefined }[];
   endSessionCalls: EndSessionCall[];
+  /** Lifetime of the next ID tokens. Default 600 s. */
+  idTokenTtlSeconds: number;
   /**
    * Posts a logout token for `clientId` (its audience), signed with the FI's key, to the client's
    * back-channel logout URI; returns the answer.
@@ -151,7 +202,11 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
     faults: {},
     logins: 0,
     sessions: [],
+    authorizationRequests: [],
+    tokenRequests: [],
+    userinfoRequests: [],
     endSessionCalls: [],
+    idTokenTtlSeconds: 600,
     async sendLogoutToken(clientId, tokenOptions) {
       const uri = clientOf(clientId)?.backchannelLogoutUri;
       if (!uri) throw new Error(`client ${clientId} registered no back-channel logout URI`);
@@ -172,7 +227,10 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
     clients: options.clients.map((c) => ({
       client_id: c.clientId,
       client_secret: c.clientSecret,
-      token_endpoint_auth_method: c.clientSecret ? 'client_secret_basic' : 'none',
+      token_endpoint_auth_method:
+        c.tokenEndpointAuthMethod ?? (c.clientSecret ? 'client_secret_basic' : 'none'),
+      ...(c.jwksUri ? { jwks_uri: c.jwksUri } : {}),
+      ...(c.userinfoSigned ? { userinfo_signed_response_alg: alg } : {}),
       redirect_uris: c.redirectUris,
       post_logout_redirect_uris: c.postLogoutRedirectUris ?? [],
       ...(c.backchannelLogoutUri
@@ -201,17 +259,74 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
     responseTypes: ['code'],
     interactions: { policy, url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     routes: { end_session: END_SESSION_PATH },
-    features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
+    features: {
+      devInteractions: { enabled: false },
+      backchannelLogout: { enabled: true },
+      jwtUserinfo: { enabled: true },
+    },
+    pkce: {
+      required: (_ctx, client) =>
+        client.clientAuthMethod === 'none' || !!clientOf(client.clientId)?.pkceRequired,
+    },
+    // PSC's keys (private_key_jwt) on a loopback address.
+    fetch(url, init) {
+      delete (init as { dispatcher?: unknown }).dispatcher;
+      return globalThis.fetch(url, init);
+    },
     ttl: {
       AccessToken: 600,
       AuthorizationCode: 60,
-      IdToken: 600,
+      IdToken: () => fi.idTokenTtlSeconds,
       Interaction: 600,
       Session: 3600,
       Grant: 3600,
     },
   };
   const provider = new Provider(issuer, configuration);
+
+  /** A JWT of the FI with claims replaced (undefined removes one), re-signed with its key. */
+  async function resigned(token: string, changes: Record<string, unknown>): Promise<string> {
+    const claims: Record<string, unknown> = { ...decodeJwt(token), ...changes };
+    for (const [name, value] of Object.entries(claims)) if (value === undefined) delete claims[name];
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg, kid: signingKey.kid as string })
+      .sign(await importJWK(signingKey, alg));
+  }
+
+  // What PSC sent to the token endpoint, and the faults of the token and userinfo answers.
+  provider.use(async (ctx, next) => {
+    await next();
+    const { oidc } = ctx as KoaContextWithOIDC;
+    if (oidc?.route === 'token') {
+      fi.tokenRequests.push({
+        params: { ...(oidc.body ?? {}) },
+        authorization: ctx.get('authorization') || undefined,
+        status: ctx.status,
+      });
+      const body = ctx.body as Record<string, unknown> | undefined;
+      const { idTokenClaims, tokenResponse } = fi.faults;
+      if (ctx.status !== 200 || !body) return;
+      if (idTokenClaims && typeof body.id_token === 'string') {
+        body.id_token = await resigned(body.id_token, idTokenClaims);
+      }
+      for (const name of tokenResponse?.omit ?? []) delete body[name];
+      if (tokenResponse?.status) ctx.status = tokenResponse.status;
+    }
+    if (oidc?.route === 'userinfo') {
+      fi.userinfoRequests.push({ authorization: ctx.get('authorization') || undefined });
+      const fault = fi.faults.userinfo;
+      if (!fault || ctx.status !== 200) return;
+      if (fault.claims) {
+        ctx.body =
+          typeof ctx.body === 'string'
+            ? await resigned(ctx.body, fault.claims)
+            : { ...(ctx.body as Record<string, unknown>), ...fault.claims };
+      }
+      if (fault.contentType) ctx.type = fault.contentType;
+      if (fault.status) ctx.status = fault.status;
+    }
+  });
+
   provider.on('authorization.success', (ctx) => {
     const clientId = ctx.oidc.client?.clientId;
     const { session } = ctx.oidc;
@@ -220,15 +335,22 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
   });
 
   /** Records the call; sends the browser to a registered post_logout_redirect_uri of the hint's audience. */
-  function endSession(url: URL, res: ServerResponse) {
+  function endSession(url: URL, req: IncomingMessage, res: ServerResponse) {
     const param = (name: string) => url.searchParams.get(name) ?? undefined;
     const call: EndSessionCall = {
       idTokenHint: param('id_token_hint'),
       postLogoutRedirectUri: param('post_logout_redirect_uri'),
       state: param('state'),
       clientId: param('client_id'),
+      cookie: req.headers.cookie,
     };
     fi.endSessionCalls.push(call);
+    if (call.postLogoutRedirectUri === undefined) {
+      // A server-side call (Keycloak's backchannelSupported): nobody to send back.
+      const status = fi.faults.endSessionStatus ?? 200;
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'logged out' : 'error');
+      return;
+    }
     let audience: unknown;
     try {
       audience = call.idTokenHint ? decodeJwt(call.idTokenHint).aud : call.clientId;
@@ -253,8 +375,11 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
         const details = await provider.interactionDetails(req, res);
         const { user } = fi;
         let result: Parameters<Provider['interactionResult']>[2];
+        const scripted = fi.faults.errors?.shift();
         if (fi.faults.deny) {
           result = { error: 'access_denied', error_description: 'the user refused to log in' };
+        } else if (scripted) {
+          result = { ...scripted };
         } else {
           const grant = new provider.Grant({
             accountId: user.sub,
@@ -282,15 +407,22 @@ export async function startScriptedFi(options: ScriptedFiOptions): Promise<Scrip
       return;
     }
     if (url.pathname === END_SESSION_PATH) {
-      endSession(url, res);
+      endSession(url, req, res);
       return;
     }
     if (url.pathname === '/jwks' && fi.faults.foreignKeys) {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(foreignJwks));
       return;
     }
-    if (url.pathname === '/auth' && fi.faults.nonce !== undefined) {
-      url.searchParams.set('nonce', fi.faults.nonce);
+    if (url.pathname === '/auth') {
+      fi.authorizationRequests.push(Object.fromEntries(url.searchParams));
+      if (fi.faults.nonce !== undefined) url.searchParams.set('nonce', fi.faults.nonce);
+      // PKCE plain: the same challenge as S256 of the verifier (which equals the plain challenge).
+      const challenge = url.searchParams.get('code_challenge');
+      if (url.searchParams.get('code_challenge_method') === 'plain' && challenge) {
+        url.searchParams.set('code_challenge', createHash('sha256').update(challenge).digest('base64url'));
+        url.searchParams.set('code_challenge_method', 'S256');
+      }
       req.url = `${url.pathname}${url.search}`;
     }
     void providerCallback(req, res);

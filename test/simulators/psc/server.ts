@@ -21,10 +21,21 @@ import {
   type PendingBrokering,
   type Refusal,
   type RefusalReason,
+  refusalStatus,
+  type ServiceRequest,
+  stateKey,
 } from './federation.ts';
 import { privateSigningJwk, type SigningAlg } from './keys.ts';
 import type { BrokeredSession } from './logout.ts';
-import { choicePage, confirmPage, logoutPage, messagePage, pairingPage, refusalPage } from './pages.ts';
+import {
+  choicePage,
+  confirmPage,
+  LOGIN_MESSAGES,
+  logoutPage,
+  messagePage,
+  pairingPage,
+  refusalPage,
+} from './pages.ts';
 import { Pairings } from './pairings.ts';
 import {
   BACKCHANNEL_LOGOUT_PATH,
@@ -76,8 +87,17 @@ export interface PscSimulatorOptions {
   pairingTtlSeconds?: number;
   /** ID token signing algorithm. Default RS256 (Keycloak's default); both keys are published. */
   signingAlg?: SigningAlg;
-  /** Clock of the auth_time check, the pairing lifetime and the events. Default: the system clock. */
+  /**
+   * Clock of PSC's own checks on a delegated login (auth_time at most 4 h old), the pairing lifetime and
+   * the events. Default: the system clock. Keycloak's checks (exp, nbf, max_age) and client assertions
+   * use the system clock: tests shift the FI's tokens instead.
+   */
   now?: () => Date;
+  /**
+   * Request parameters PSC keeps from a service's authorization request besides the standard ones, so
+   * that an FI's `forwardParameters` can copy them. Default: those named by `fis` at start.
+   */
+  extraParams?: string[];
 }
 
 interface EventBase {
@@ -93,7 +113,22 @@ interface EventBase {
  */
 export type PscEvent = EventBase &
   (
-    | { kind: 'refused'; alias: string; reason: RefusalReason; detail: string }
+    | { kind: 'refused'; alias: string; reason: RefusalReason; detail: string; status: number }
+    | {
+        kind: 'fi-error';
+        alias: string;
+        /** The FI's `error` and `error_description` on the broker endpoint. */
+        error: string;
+        description: string | undefined;
+        /**
+         * Keycloak's handling (AO2 `authResponse`): `login_page`, back to PSC's login with a message
+         * (`access_denied`: "cancelled"; any other error: "unexpected error"); `service`, the same error
+         * returned to the service (`login_required`, `interaction_required`); `restarted`, a new
+         * authorization request to the FI (`temporarily_unavailable` + `authentication_expired`).
+         */
+        handling: 'login_page' | 'service' | 'restarted';
+      }
+    | { kind: 'idp-hint-ignored'; alias: string }
     | { kind: 'accepted'; login: FederatedLogin }
     | { kind: 'paired'; alias: string; tid: string; oid: string; idNatPs: string }
     | { kind: 'confirmed'; alias: string; tid: string; oid: string; idNatPs: string }
@@ -126,6 +161,8 @@ interface LoginRecord {
 }
 
 const INTERACTION_TTL_SECONDS = 3600;
+/** Marks a service's `prompt=none` that PSC forwards to an FI (see `promptNoneForwarded`). */
+const PROMPT_NONE_PARAM = 'psc_simulator_prompt_none';
 const COOKIE_NAMES = { session: 'psc_session', interaction: 'psc_interaction', resume: 'psc_resume' };
 
 export async function startPscSimulator(options: PscSimulatorOptions): Promise<PscSimulator> {
@@ -150,9 +187,18 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
   const origin = `http://${options.host ?? '127.0.0.1'}:${port}`;
   const issuer = `${origin}${REALM_PATH}`;
   const brokerRedirectUri = (alias: string) => pscBrokerRedirectUri(issuer, alias);
-  const brokers = new Map(
-    (options.fis ?? []).map((fi) => [fi.alias, new FiBroker(fi, brokerRedirectUri(fi.alias))]),
+  // PSC's realm keys: they sign its tokens and its client assertions at the FIs (private_key_jwt).
+  const realmKeys = { rsa: privateSigningJwk('RS256'), ec: privateSigningJwk('ES256') };
+  const newBroker = (fi: FiOptions) => new FiBroker(fi, brokerRedirectUri(fi.alias), realmKeys, now);
+  const brokers = new Map((options.fis ?? []).map((fi) => [fi.alias, newBroker(fi)]));
+  const forwardable = (options.fis ?? []).flatMap((fi) =>
+    (fi.forwardParameters ?? '').split(',').map((n) => n.trim()),
   );
+  const extraParams = [
+    ...new Set(
+      ['kc_idp_hint', PROMPT_NONE_PARAM, ...forwardable, ...(options.extraParams ?? [])].filter(Boolean),
+    ),
+  ];
 
   const signingAlg = options.signingAlg ?? 'RS256';
   const configuration: Configuration = {
@@ -172,7 +218,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       require_auth_time: true,
     })),
     jwks: {
-      keys: [privateSigningJwk(signingAlg), privateSigningJwk(signingAlg === 'RS256' ? 'ES256' : 'RS256')],
+      keys: signingAlg === 'RS256' ? [realmKeys.rsa, realmKeys.ec] : [realmKeys.ec, realmKeys.rsa],
     },
     cookies: {
       keys: [randomBytes(32).toString('base64url')],
@@ -202,7 +248,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     scopes: [...Object.keys(CLAIMS_BY_SCOPE), ...SCOPES_WITHOUT_CLAIMS],
     // Keycloak's protocol mappers add the user's claims to the ID token as well as to userinfo.
     conformIdTokenClaims: false,
-    extraParams: ['kc_idp_hint'],
+    extraParams,
     acrValues: ['eidas1', 'eidas2', 'eidas3'],
     responseTypes: ['code'],
     clientDefaults: {
@@ -323,31 +369,88 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
 
   const interactionPath = (uid: string, action = '') => `${REALM_PATH}/interaction/${uid}${action}`;
 
+  /**
+   * What PSC's login page shows next, by interaction, after an FI error on the broker endpoint (Keycloak's
+   * forwarded error: a message on the login page, `kc_idp_hint` not followed again), or the error returned
+   * to the service (`login_required`, `interaction_required`).
+   */
+  const afterFiError = new Map<string, { message: string } | { error: string; description?: string }>();
+
   function refuse(ctx: Context, clientId: string, alias: string, outcome: Refusal, uid?: string) {
-    record({ at: now(), clientId, kind: 'refused', alias, reason: outcome.reason, detail: outcome.detail });
-    ctx.status = outcome.reason === 'fi_unavailable' ? 502 : 403;
+    const status = refusalStatus(outcome.reason);
+    const { reason, detail } = outcome;
+    record({ at: now(), clientId, kind: 'refused', alias, reason, detail, status });
+    ctx.status = status;
     ctx.type = 'html';
-    ctx.body = refusalPage(outcome.reason, uid ? interactionPath(uid, '/abort') : undefined);
+    ctx.body = refusalPage(reason, uid ? interactionPath(uid, '/abort') : undefined);
   }
 
-  async function startBrokering(ctx: Context, uid: string, clientId: string, alias: string) {
+  /** The service's request to PSC, as the engine keeps it for the login (interaction). */
+  function serviceRequest(details: { uid: string; params: Record<string, unknown> }): ServiceRequest {
+    const { params } = details;
+    return {
+      interactionUid: details.uid,
+      clientId: String(params.client_id),
+      params,
+      promptNone: params[PROMPT_NONE_PARAM] === '1',
+    };
+  }
+
+  async function startBrokering(ctx: Context, request: ServiceRequest, alias: string) {
     const broker = brokers.get(alias);
+    const uid = request.interactionUid;
     if (!broker) {
-      refuse(ctx, clientId, alias, { kind: 'refused', reason: 'unknown_idp', detail: `no FI ${alias}` }, uid);
+      refuse(
+        ctx,
+        request.clientId,
+        alias,
+        { kind: 'refused', reason: 'unknown_idp', detail: `no FI ${alias}` },
+        uid,
+      );
       return;
     }
-    const started = await broker.start(uid);
+    const started = await broker.start(request);
     if (started.kind === 'refused') {
-      refuse(ctx, clientId, alias, started, uid);
+      refuse(ctx, request.clientId, alias, started, uid);
       return;
     }
     // Brokerings abandoned for longer than a login may last are forgotten.
-    for (const [state, pending] of pendingByState) {
-      if (Date.now() - pending.createdAt > INTERACTION_TTL_SECONDS * 1000) pendingByState.delete(state);
+    for (const [key, pending] of pendingByState) {
+      if (Date.now() - pending.createdAt > INTERACTION_TTL_SECONDS * 1000) pendingByState.delete(key);
     }
-    pendingByState.set(started.pending.state, started.pending);
+    pendingByState.set(started.pending.stateKey, started.pending);
+    // AO2 performLogin: 303 See Other to the FI's authorization endpoint.
     ctx.status = 303;
     ctx.redirect(started.url.href);
+  }
+
+  /** An `error` on the broker endpoint (AO2 `authResponse`), handled as Keycloak does. */
+  async function fiError(ctx: Context, pending: PendingBrokering, error: string, description?: string) {
+    const { request, interactionUid: uid, alias } = pending;
+    const base = {
+      at: now(),
+      clientId: request.clientId,
+      kind: 'fi-error',
+      alias,
+      error,
+      description,
+    } as const;
+    if (error === 'temporarily_unavailable' && description === 'authentication_expired') {
+      record({ ...base, handling: 'restarted' });
+      await startBrokering(ctx, request, alias);
+      return;
+    }
+    if (error === 'login_required' || error === 'interaction_required') {
+      record({ ...base, handling: 'service' });
+      afterFiError.set(uid, { error, description });
+    } else {
+      record({ ...base, handling: 'login_page' });
+      afterFiError.set(uid, {
+        message: error === 'access_denied' ? LOGIN_MESSAGES.accessDenied : LOGIN_MESSAGES.unexpected,
+      });
+    }
+    ctx.status = 303;
+    ctx.redirect(interactionPath(uid));
   }
 
   function fiName(alias: string): string {
@@ -386,48 +489,84 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
           );
       return;
     }
-    const hint = details.params.kc_idp_hint;
-    if (typeof hint === 'string' && hint !== '') {
-      await startBrokering(ctx, details.uid, clientId, hint);
+    const after = afterFiError.get(details.uid);
+    afterFiError.delete(details.uid);
+    if (after && 'error' in after) {
+      // IBS checkPassiveLoginError: the FI's error goes back to the service.
+      const location = await provider.interactionResult(
+        ctx.req,
+        ctx.res,
+        { error: after.error, error_description: after.description },
+        { mergeWithLastSubmission: false },
+      );
+      ctx.status = 303;
+      ctx.redirect(location);
       return;
+    }
+    const hint = details.params.kc_idp_hint;
+    // IdentityProviderAuthenticator: after an FI error the hint is not followed again (forwarded error);
+    // an empty hint or an alias of no identity provider shows the login page.
+    if (!after && typeof hint === 'string' && hint !== '') {
+      if (brokers.has(hint)) {
+        await startBrokering(ctx, serviceRequest(details), hint);
+        return;
+      }
+      record({ at: now(), clientId, kind: 'idp-hint-ignored', alias: hint });
     }
     const establishments = [...brokers.values()].map((b) => ({
       name: b.fi.name ?? b.fi.alias,
       url: interactionPath(details.uid, `/broker/${encodeURIComponent(b.fi.alias)}`),
     }));
-    ctx.body = choicePage(establishments, interactionPath(details.uid, '/cps'), professionals);
+    ctx.body = choicePage(establishments, interactionPath(details.uid, '/cps'), professionals, {
+      message: after?.message,
+      abortAction: interactionPath(details.uid, '/abort'),
+    });
   });
 
   router.get('/interaction/:uid/broker/:alias', async (ctx) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
-    await startBrokering(ctx, details.uid, String(details.params.client_id), ctx.params.alias ?? '');
+    await startBrokering(ctx, serviceRequest(details), ctx.params.alias ?? '');
   });
 
+  // Keycloak's broker endpoint (AO2 `Endpoint.authResponse`, a GET handler: query responses only).
   router.get('/broker/:alias/endpoint', async (ctx) => {
     const alias = ctx.params.alias ?? '';
-    const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
-    const pending = pendingByState.get(state);
-    const broker = brokers.get(alias);
-    if (!pending || !broker || pending.alias !== alias) {
-      refuse(ctx, '', alias, {
-        kind: 'refused',
-        reason: 'state_unknown',
-        detail: 'no brokering with this state',
-      });
+    const query = new URLSearchParams(ctx.querystring);
+    const refusal = (reason: RefusalReason, detail: string): Refusal => ({ kind: 'refused', reason, detail });
+    const state = query.get('state');
+    if (state === null) {
+      refuse(ctx, '', alias, refusal('state_missing', 'no state parameter'));
       return;
     }
-    pendingByState.delete(state);
-    const details = await provider.Interaction.find(pending.interactionUid);
-    const clientId = String(details?.params.client_id ?? '');
-    const outcome = await broker.complete(ctx.querystring, pending, now());
+    const key = stateKey(state);
+    const pending = key === undefined ? undefined : pendingByState.get(key);
+    const broker = brokers.get(alias);
+    if (!key || !pending || !broker || pending.alias !== alias) {
+      refuse(ctx, '', alias, refusal('state_unknown', 'no brokering with this state'));
+      return;
+    }
+    pendingByState.delete(key);
+    const { clientId } = pending.request;
+    const uid = pending.interactionUid;
+    const error = query.get('error');
+    if (error !== null) {
+      await fiError(ctx, pending, error, query.get('error_description') ?? undefined);
+      return;
+    }
+    const code = query.get('code');
+    if (code === null) {
+      refuse(ctx, clientId, alias, refusal('code_missing', 'neither code nor error'), uid);
+      return;
+    }
+    const outcome = await broker.complete(code, pending);
     if (outcome.kind === 'refused') {
-      refuse(ctx, clientId, alias, outcome, pending.interactionUid);
+      refuse(ctx, clientId, alias, outcome, uid);
       return;
     }
     record({ at: now(), clientId, kind: 'accepted', login: outcome.login });
-    delegatedByInteraction.set(pending.interactionUid, { login: outcome.login, tokens: outcome.tokens });
+    delegatedByInteraction.set(uid, { login: outcome.login, tokens: outcome.tokens });
     ctx.status = 303;
-    ctx.redirect(interactionPath(pending.interactionUid));
+    ctx.redirect(interactionPath(uid));
   });
 
   router.get('/broker/:alias/endpoint/logout_response', (ctx) => logout.logoutResponse(ctx));
@@ -533,6 +672,22 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     ctx.redirect(location);
   });
 
+  /**
+   * IdentityProviderAuthenticator (IPA): a service's `prompt=none` with the `kc_idp_hint` of an FI that
+   * `acceptsPromptNoneForwardFromClient` goes to that FI with `prompt=none` when PSC has no session. The
+   * engine would answer `login_required` at once: it gets the request without `prompt=none`, and a marker.
+   */
+  function promptNoneForwarded(url: string): string {
+    const [path = '', search = ''] = url.split('?', 2);
+    if (path !== `${PROTOCOL}/auth`) return url;
+    const params = new URLSearchParams(search);
+    if (params.get('prompt') !== 'none') return url;
+    if (!brokers.get(params.get('kc_idp_hint') ?? '')?.fi.acceptsPromptNoneForwardFromClient) return url;
+    params.delete('prompt');
+    params.set(PROMPT_NONE_PARAM, '1');
+    return `${path}?${params}`;
+  }
+
   const host = new Koa();
   host.use(async (ctx, next) => {
     try {
@@ -568,9 +723,8 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       return;
     }
     // PSC publishes its discovery document under a name of its own too.
-    req.url = inner.replace(
-      /^\/\.well-known\/wallet-openid-configuration/,
-      '/.well-known/openid-configuration',
+    req.url = promptNoneForwarded(
+      inner.replace(/^\/\.well-known\/wallet-openid-configuration/, '/.well-known/openid-configuration'),
     );
     // The engine derives its mount path from the part of originalUrl before req.url.
     req.originalUrl = `${REALM_PATH}${req.url}`;
@@ -583,7 +737,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     brokerLogoutResponseUri: (alias) => pscBrokerLogoutResponseUri(issuer, alias),
     backchannelLogoutUri: pscBackchannelLogoutUri(issuer),
     brokeredSessions: () => logout.sessions.all(),
-    addFi: (fi) => brokers.set(fi.alias, new FiBroker(fi, brokerRedirectUri(fi.alias))),
+    addFi: (fi) => brokers.set(fi.alias, newBroker(fi)),
     professionals,
     pairings,
     events,
