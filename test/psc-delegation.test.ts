@@ -9,7 +9,7 @@ import { databasesUnderTest } from './helpers/databases.ts';
 import { createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts';
 import type { TestServer } from './helpers/server.ts';
 import { pscSubject } from './simulators/psc/claims.ts';
-import { type PscSimulator, startPscSimulator } from './simulators/psc/server.ts';
+import { PSC_SESSION_COOKIES, type PscSimulator, startPscSimulator } from './simulators/psc/server.ts';
 
 const RENNES = { finess: '350005179', name: 'CHU de Rennes', tid: 'tid-rennes-0001', pscAlias: 'chu-rennes' };
 const SERVICE = {
@@ -45,10 +45,13 @@ for (const kind of databasesUnderTest()) {
         nodeCert(pki.cards.cps),
       );
       psc = await startPscSimulator({ clients: [SERVICE] });
+      // As Keycloak's broker is by default: client_secret_post, no PKCE.
       const secret = await registerWebClient(t, 'psc-rennes', {
         redirect_uris: [psc.brokerRedirectUri(RENNES.pscAlias)],
         psc_establishment: RENNES.finess,
         first_party: true,
+        token_endpoint_auth_method: 'client_secret_post',
+        pkce_required: false,
       });
       psc.addFi({
         alias: RENNES.pscAlias,
@@ -78,6 +81,7 @@ for (const kind of databasesUnderTest()) {
       const login = await authorizationRequest(service, SERVICE.redirectUris[0] as string, {
         scope: 'openid scope_all',
         acr_values: 'eidas1',
+        prompt: '',
         kc_idp_hint: RENNES.pscAlias,
         ...extra,
       });
@@ -127,9 +131,26 @@ for (const kind of databasesUnderTest()) {
       expect(audited).toEqual([{ type: 'auth.attempt', outcome: 'success', method: 'smartcard' }]);
     });
 
-    it('next login: no prompt at Passerelle (single sign-on), only "Confirmer" at PSC', async () => {
-      // A new authentication at PSC (its own session would otherwise answer the service directly).
+    it('the service asks prompt=login: PSC forwards it (Keycloak default), Passerelle asks for the card again', async () => {
       const { login, atPasserelle } = await startAtService({ prompt: 'login' });
+      expect(atPasserelle.url.searchParams.get('prompt')).toBe('login');
+      const page = await agent.follow(atPasserelle.url, t.issuer);
+      expect(page.response?.status).toBe(200);
+      const uid = /\/interaction\/([^/?"]+)/.exec(page.url.pathname)?.[1] ?? '';
+      await agent.follow(new URL(`/interaction/${uid}?method=smartcard`, t.issuer), t.issuer);
+      const backToPsc = await presentCard(agent, t.issuer, pki.cards.cps, pki.serverCa.pem);
+      await agent.follow(backToPsc.url, pscOrigin());
+      expect(agent.lastHtml).toContain('Confirmer');
+      const tokens = await redeemCode(service, login, (await postAtPsc('/confirm')).url);
+      expect(tokens.claims()?.SubjectNameID).toBe(
+        psc.pairings.find(RENNES.pscAlias, RENNES.tid, cecile.id)?.idNatPs,
+      );
+    });
+
+    it('next login: no prompt at Passerelle (single sign-on), only "Confirmer" at PSC', async () => {
+      // PSC's own session gone (it would otherwise answer the service directly); Passerelle's kept.
+      agent.forgetCookies(PSC_SESSION_COOKIES);
+      const { login, atPasserelle } = await startAtService();
       // Passerelle answers PSC at once from the session: the browser goes straight back to PSC.
       const back = await agent.follow(atPasserelle.url, t.issuer);
       expect(back.response).toBeUndefined();

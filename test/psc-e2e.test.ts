@@ -79,10 +79,13 @@ async function federate(
   establishment: Establishment,
   alias: string = establishment.pscAlias,
 ): Promise<string> {
+  // As Keycloak's broker is by default: client_secret_post, no PKCE.
   const clientSecret = await registerWebClient(t, pscClientId(alias), {
     redirect_uris: [psc.brokerRedirectUri(alias)],
     psc_establishment: establishment.finess,
     first_party: true,
+    token_endpoint_auth_method: 'client_secret_post',
+    pkce_required: false,
   });
   psc.addFi({
     alias,

@@ -498,6 +498,9 @@ for (const kind of databasesUnderTest()) {
         backchannel_logout_uri: psc.backchannelLogoutUri,
         backchannel_logout_session_required: true,
         psc_establishment: RENNES.finess,
+        // Keycloak's broker by default: client_secret_post, no PKCE.
+        token_endpoint_auth_method: 'client_secret_post',
+        pkce_required: false,
         first_party: true,
       });
       fiOptions = {
@@ -507,11 +510,6 @@ for (const kind of databasesUnderTest()) {
         clientSecret: secret,
         tidAllowList: [RENNES.tid],
         amrAllowList: ['sc', 'hwk'],
-        // What today's Passerelle accepts (PKCE S256 required, HTTP Basic); Keycloak's defaults (no PKCE,
-        // client_secret_post) are for Passerelle's side of issue 13 to turn on.
-        clientAuthMethod: 'client_secret_basic',
-        pkceEnabled: true,
-        pkceMethod: 'S256',
       };
       psc.addFi(fiOptions);
       service = await serviceConfiguration(psc);

@@ -416,17 +416,17 @@ for (const kind of databasesUnderTest()) {
       const redirect_uris = ['passerelle', 'passerelle-wrong-secret'].map((alias) =>
         psc.brokerRedirectUri(alias),
       );
-      const secret = await registerWebClient(t, 'psc', { redirect_uris });
-      // What today's Passerelle accepts (PKCE S256 required, HTTP Basic); Keycloak's defaults (no PKCE,
-      // client_secret_post) are for Passerelle's side of issue 13 to turn on.
+      // PSC registered as Keycloak's broker is by default: client_secret_post, no PKCE.
+      const secret = await registerWebClient(t, 'psc', {
+        redirect_uris,
+        token_endpoint_auth_method: 'client_secret_post',
+        pkce_required: false,
+      });
       const fi = {
         discoveryUrl: t.issuer,
         clientId: 'psc',
         tidAllowList: [TENANT],
         amrAllowList: ['hwk', 'sc'],
-        clientAuthMethod: 'client_secret_basic' as const,
-        pkceEnabled: true,
-        pkceMethod: 'S256' as const,
       };
       psc.addFi({ alias: 'passerelle', ...fi, clientSecret: secret });
       psc.addFi({ alias: 'passerelle-wrong-secret', ...fi, clientSecret: 'not-the-secret' });

@@ -380,14 +380,16 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const locale = detailsLocale(ctx, details);
     if (details.prompt.name === 'consent') {
       const t = translator(locale);
+      // What is not yet granted; asked again (prompt=consent, e.g. forwarded by PSC's broker): all of it.
       const missing = (details.prompt.details.missingOIDCScope as string[] | undefined) ?? [];
+      const shown = missing.length ? missing : String(details.params.scope ?? '').split(' ').filter(Boolean);
       ctx.type = 'html';
       ctx.set('cache-control', 'no-store');
       ctx.body = views.render('consent', page(ctx, locale), {
         uid: details.uid,
         csrf: csrf.issue(details.uid),
         clientName: await clientName(String(details.params.client_id)),
-        scopes: missing.map((name) => {
+        scopes: shown.map((name) => {
           const message = scopeMessage(name);
           return { name, label: message ? t(message) : name };
         }),

@@ -6,6 +6,11 @@ export class BrowserAgent {
   readonly #cookies = new Map<string, string>();
   lastHtml = '';
 
+  /** Drops cookies by name (e.g. one server's session, the other servers' kept). */
+  forgetCookies(names: readonly string[]): void {
+    for (const name of names) this.#cookies.delete(name);
+  }
+
   cookieHeader(): string {
     return [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; ');
   }

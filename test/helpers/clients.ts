@@ -106,6 +106,8 @@ export async function authorizationRequest(
     nonce,
     ...extra,
   });
+  // `prompt: ''` sends no prompt at all (the default asks for consent, for offline_access).
+  if (url.searchParams.get('prompt') === '') url.searchParams.delete('prompt');
   return { url, verifier, state, nonce };
 }
 

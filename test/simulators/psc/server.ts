@@ -164,6 +164,8 @@ const INTERACTION_TTL_SECONDS = 3600;
 /** Marks a service's `prompt=none` that PSC forwards to an FI (see `promptNoneForwarded`). */
 const PROMPT_NONE_PARAM = 'psc_simulator_prompt_none';
 const COOKIE_NAMES = { session: 'psc_session', interaction: 'psc_interaction', resume: 'psc_resume' };
+/** The cookies of a browser's PSC session (signed: with their signature cookie). */
+export const PSC_SESSION_COOKIES = [COOKIE_NAMES.session, `${COOKIE_NAMES.session}.sig`] as const;
 
 export async function startPscSimulator(options: PscSimulatorOptions): Promise<PscSimulator> {
   const now = options.now ?? (() => new Date());

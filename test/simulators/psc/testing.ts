@@ -43,6 +43,7 @@ export function serviceLogin(
   return authorizationRequest(config, redirectUri, {
     scope: 'openid scope_all',
     acr_values: 'eidas1',
+    prompt: '',
     ...extra,
   });
 }
