@@ -6,7 +6,7 @@ import type { PscRefusal } from '../src/federation/psc-eligibility.ts';
 import { messages } from '../src/i18n/messages.ts';
 import { PSC_CALLBACK_PATH } from '../src/methods/psc/index.ts';
 import { EnrollmentCodes } from '../src/methods/webauthn/store.ts';
-import { basicAuthorization, createUser, discover, rawPost, registerWebClient } from './helpers/clients.ts';
+import { createUser, discover, rawPost, registerWebClient } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { freePort } from './helpers/net.ts';
 import { type RelyingParty, startRelyingParty } from './helpers/relying-party.ts';
@@ -197,15 +197,26 @@ if (!chromiumAvailable()) {
         return context.newPage();
       };
       const pscEvents = () => psc.events.length;
+      /**
+       * A new PSC login of the service in this tab: PSC's own session cookies dropped (Passerelle's kept),
+       * so that PSC asks Passerelle again. A service's prompt=login would do it too, but PSC forwards it
+       * (Keycloak's default), which makes Passerelle authenticate again.
+       */
+      const forgetPscSession = (page: Page) =>
+        page.context().clearCookies({ domain: new URL(psc.issuer).hostname });
+      const newPscLogin = async (page: Page, params: Record<string, string> = {}) => {
+        await forgetPscSession(page);
+        return page.goto(service.loginUrl(params));
+      };
 
       /**
        * A PSC login through `establishment` that Passerelle refuses after the SSO: its French page and
-       * audit event; "Retour à l'application" gives PSC access_denied, and PSC's refusal gives it to the
-       * service.
+       * audit event; "Retour à l'application" gives PSC access_denied, which Keycloak shows on its login
+       * page (« Accès refusé. »); the user's "Annuler" there gives it to the service.
        */
       const refusedByPasserelle = async (establishment: Establishment, reason: PscRefusal) => {
         const before = { psc: pscEvents(), service: service.outcomes.length };
-        await workstation.goto(service.loginUrl({ prompt: 'login', kc_idp_hint: establishment.pscAlias }));
+        await newPscLogin(workstation, { kc_idp_hint: establishment.pscAlias });
         const alert = workstation.getByRole('alert');
         await alert.waitFor();
         expect(new URL(workstation.url()).origin).toBe(t.issuer);
@@ -221,16 +232,11 @@ if (!chromiumAvailable()) {
         ]);
 
         await workstation.getByRole('button', { name: fr['psc.back_to_application'] }).click();
-        await workstation.getByRole('heading', { name: 'Connexion refusée' }).waitFor();
+        await workstation.getByText('Accès refusé.').waitFor();
         expect(psc.events.slice(before.psc)).toMatchObject([
-          {
-            kind: 'refused',
-            alias: establishment.pscAlias,
-            reason: 'fi_error',
-            detail: expect.stringMatching(/^access_denied/),
-          },
+          { kind: 'fi-error', alias: establishment.pscAlias, error: 'access_denied', handling: 'login_page' },
         ]);
-        await workstation.getByRole('button', { name: 'Retour au service' }).click();
+        await workstation.getByRole('button', { name: 'Annuler' }).click();
         expect(await outcomeAt(workstation, service)).toMatchObject({
           kind: 'error',
           error: 'access_denied',
@@ -351,9 +357,9 @@ if (!chromiumAvailable()) {
           professional().idNatPs,
         );
 
-        // A new login at PSC (prompt=login, else PSC's own session answers): Passerelle's SSO, "Confirmer".
+        // A new login at PSC (its own session dropped): Passerelle's SSO, "Confirmer".
         const again = recordNavigations(workstation);
-        await workstation.goto(service.loginUrl({ prompt: 'login' }));
+        await newPscLogin(workstation);
         await workstation.getByRole('heading', { name: 'Confirmer la connexion' }).waitFor();
         expect(await workstation.locator('#idNatPs').count()).toBe(0);
         expect(pathsAt(again, t.issuer)).toEqual(['/auth']);
@@ -374,7 +380,7 @@ if (!chromiumAvailable()) {
         expect(signedIn(await outcomeAt(page, dpi)).claims).toMatchObject({ sub: cecile.id, amr: ['pwd'] });
 
         const visited = recordNavigations(page);
-        await page.goto(service.loginUrl({ prompt: 'login' }));
+        await page.goto(service.loginUrl());
         await keyButton(page).or(pscPage(page)).waitFor();
         expect(new URL(page.url()).origin).toBe(t.issuer);
         expect(await page.locator('main').textContent()).toContain(fr['login.step_up.lead']);
@@ -412,7 +418,7 @@ if (!chromiumAvailable()) {
           await new Promise((resolve) => setTimeout(resolve, 3000));
 
           const visited = recordNavigations(page);
-          await page.goto(service.loginUrl({ kc_idp_hint: alias, prompt: 'login' }));
+          await newPscLogin(page, { kc_idp_hint: alias });
           await keyButton(page).or(pscPage(page)).waitFor();
           expect(new URL(page.url()).origin).toBe(short.issuer);
           expect(pathsAt(visited, short.issuer)).toEqual([
@@ -468,7 +474,7 @@ if (!chromiumAvailable()) {
         });
         const visited = recordNavigations(workstation);
         const before = { psc: pscEvents(), service: service.outcomes.length };
-        const response = await workstation.goto(service.loginUrl({ prompt: 'login', kc_idp_hint: alias }));
+        const response = await newPscLogin(workstation, { kc_idp_hint: alias });
         expect(new URL(workstation.url()).origin).toBe(t.issuer);
         expect(response?.status()).toBe(400);
         expect(await workstation.getByRole('alert').textContent()).toBe(
@@ -485,13 +491,15 @@ if (!chromiumAvailable()) {
         let original = '';
         const stop = await interceptRequests(workstation, brokerEndpointPattern(psc), (url) => {
           original = url.searchParams.get('state') ?? '';
-          url.searchParams.set('state', `${original.slice(0, -4)}AAAA`);
+          // Keycloak's state starts with the code that names the login (<code>.<tab>.<client>[.<data>]).
+          const [code = '', ...rest] = original.split('.');
+          url.searchParams.set('state', [`${code.slice(0, -4)}AAAA`, ...rest].join('.'));
           return url;
         });
         try {
           const before = { psc: pscEvents(), service: service.outcomes.length };
-          await workstation.goto(service.loginUrl({ prompt: 'login' }));
-          await workstation.getByRole('heading', { name: 'Connexion refusée' }).waitFor();
+          await newPscLogin(workstation);
+          await workstation.getByRole('heading', { name: 'Erreur' }).waitFor();
           expect(original).not.toBe('');
           expect(psc.events.slice(before.psc)).toMatchObject([
             { kind: 'refused', alias: RENNES.pscAlias, reason: 'state_unknown' },
@@ -512,7 +520,7 @@ if (!chromiumAvailable()) {
           (await t.passerelle.services.establishments.of(cecile.id)).map((m) => m.establishment.finess),
         ).toEqual([RENNES.finess]);
         const before = pscEvents();
-        await workstation.goto(service.loginUrl({ prompt: 'login', kc_idp_hint: RENNES.pscAlias }));
+        await newPscLogin(workstation, { kc_idp_hint: RENNES.pscAlias });
         await workstation.getByRole('button', { name: 'Confirmer' }).click();
         expect(signedIn(await outcomeAt(workstation, service)).claims.SubjectNameID).toBe(
           professional().idNatPs,
@@ -535,9 +543,6 @@ if (!chromiumAvailable()) {
         await page.getByLabel('Carte CPS').check();
         await page.getByRole('button', { name: 'Valider' }).click();
       };
-      /** PSC's own session cookies dropped (Passerelle's kept): PSC must ask the FI again. */
-      const forgetPscSession = (page: Page) =>
-        page.context().clearCookies({ domain: new URL(psc.issuer).hostname });
       /**
        * Inside a login for PSC, the login through PSC is neither offered nor accepted, whatever the page
        * is made to send (the form's own CSRF token, the return URL of a PSC answer).
@@ -581,9 +586,8 @@ if (!chromiumAvailable()) {
         expect([...(viaPsc.claims.amr as string[])].sort()).toEqual(['fed', 'hwk', 'mfa', 'pin', 'sc']);
 
         // PSC, delegating to Passerelle, is not answered from that session: Passerelle asks its own key.
-        await forgetPscSession(page);
         const before = pscEvents();
-        await page.goto(service.loginUrl());
+        await newPscLogin(page);
         await keyButton(page).or(pscPage(page)).waitFor();
         expect(new URL(page.url()).origin).toBe(t.issuer);
         expect(await page.locator('main').textContent()).toContain(fr['login.step_up.lead']);
@@ -622,9 +626,8 @@ if (!chromiumAvailable()) {
         const keyAt = session?.methods[0]?.at ?? 0;
 
         // PSC: served from the session's key (within 4 h), with the key's amr and time only.
-        await forgetPscSession(page);
         const before = pscEvents();
-        await page.goto(service.loginUrl());
+        await newPscLogin(page);
         await page.getByRole('heading', { name: 'Appairage de votre compte' }).waitFor();
         const login = acceptedSince(before);
         expect([...login.amr].sort()).toEqual(['hwk', 'mfa', 'pin']);
@@ -638,9 +641,8 @@ if (!chromiumAvailable()) {
           .set({ methods: JSON.stringify(aged) })
           .where('session_uid', '=', session?.sessionUid ?? '')
           .execute();
-        await forgetPscSession(page);
         const later = pscEvents();
-        await page.goto(service.loginUrl());
+        await newPscLogin(page);
         await keyButton(page).or(pscPage(page)).waitFor();
         expect(new URL(page.url()).origin).toBe(t.issuer);
         expect(psc.events.slice(later).filter((e) => e.kind === 'accepted')).toEqual([]);
@@ -651,14 +653,10 @@ if (!chromiumAvailable()) {
       it('a replayed code is refused (invalid_grant) and the tokens issued from it are revoked', async () => {
         const provider = t.passerelle.services.host.provider;
         /** What PSC sent to Passerelle's token endpoint, and the access token it received. */
-        let redeemed: { code: string; verifier: string; accessToken: string } | undefined;
+        let redeemed: { code: string; accessToken: string } | undefined;
         const onGrant = (ctx: KoaContextWithOIDC) => {
           const body = ctx.body as { access_token?: string };
-          redeemed = {
-            code: String(ctx.oidc.params?.code),
-            verifier: String(ctx.oidc.params?.code_verifier),
-            accessToken: String(body.access_token),
-          };
+          redeemed = { code: String(ctx.oidc.params?.code), accessToken: String(body.access_token) };
         };
         provider.on('grant.success', onGrant);
         let captured = '';
@@ -667,7 +665,7 @@ if (!chromiumAvailable()) {
           return undefined;
         });
         try {
-          await workstation.goto(service.loginUrl({ prompt: 'login' }));
+          await newPscLogin(workstation);
           await workstation.getByRole('button', { name: 'Confirmer' }).click();
           expect(signedIn(await outcomeAt(workstation, service)).claims.SubjectNameID).toBe(
             professional().idNatPs,
@@ -679,21 +677,18 @@ if (!chromiumAvailable()) {
         expect(captured).not.toBe('');
         expect(redeemed?.code).toBe(captured);
         const pscClient = pscClientId(RENNES.pscAlias);
-        const asPsc = await discover(t, pscClient, oidc.ClientSecretBasic(pscSecret));
+        const asPsc = await discover(t, pscClient, oidc.ClientSecretPost(pscSecret));
         const accessToken = redeemed?.accessToken ?? '';
         expect((await oidc.tokenIntrospection(asPsc, accessToken)).active).toBe(true);
 
-        const replay = await rawPost(
-          t,
-          '/token',
-          {
-            grant_type: 'authorization_code',
-            code: captured,
-            redirect_uri: psc.brokerRedirectUri(RENNES.pscAlias),
-            code_verifier: redeemed?.verifier ?? '',
-          },
-          { authorization: basicAuthorization(pscClient, pscSecret) },
-        );
+        // The same request as Keycloak's broker: client_secret_post, no code_verifier.
+        const replay = await rawPost(t, '/token', {
+          grant_type: 'authorization_code',
+          code: captured,
+          redirect_uri: psc.brokerRedirectUri(RENNES.pscAlias),
+          client_id: pscClient,
+          client_secret: pscSecret,
+        });
         expect(replay.status).toBe(400);
         expect(replay.json).toEqual({
           error: 'invalid_grant',
@@ -705,7 +700,7 @@ if (!chromiumAvailable()) {
         // PSC's next login: a first-party client gets a new grant, no consent page, although the
         // session still names the revoked one.
         const visited = recordNavigations(workstation);
-        await workstation.goto(service.loginUrl({ prompt: 'login' }));
+        await newPscLogin(workstation);
         await workstation.getByRole('button', { name: 'Confirmer' }).click();
         expect(signedIn(await outcomeAt(workstation, service)).claims.SubjectNameID).toBe(
           professional().idNatPs,
