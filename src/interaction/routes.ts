@@ -382,7 +382,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       const t = translator(locale);
       // What is not yet granted; asked again (prompt=consent, e.g. forwarded by PSC's broker): all of it.
       const missing = (details.prompt.details.missingOIDCScope as string[] | undefined) ?? [];
-      const shown = missing.length ? missing : String(details.params.scope ?? '').split(' ').filter(Boolean);
+      const shown = missing.length
+        ? missing
+        : String(details.params.scope ?? '')
+            .split(' ')
+            .filter(Boolean);
       ctx.type = 'html';
       ctx.set('cache-control', 'no-store');
       ctx.body = views.render('consent', page(ctx, locale), {
