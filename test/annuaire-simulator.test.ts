@@ -128,8 +128,26 @@ describe('Annuaire Santé simulator', () => {
       `${base}/Practitioner?identifier=${p.idNatPs}&_revinclude=PractitionerRole:practitioner`,
     );
     const [practitioner] = resources<Practitioner>(answer.body, 'Practitioner');
-    expect(practitioner?.id).toMatch(/^[0-9a-f]{16}$/);
+    // Technical ids as published (`003-5818457-5939334`), unrelated to the RPPS.
+    expect(practitioner?.id).toMatch(/^003-\d+-\d+$/);
     expect(practitioner?.id).not.toContain(p.rpps);
+    // As the published examples: `language`, `extension`, both profiles, `versionId` "1" first.
+    expect(practitioner).toMatchObject({
+      language: 'fr',
+      extension: [
+        {
+          url: 'https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-ext-registration',
+        },
+      ],
+      meta: {
+        versionId: '1',
+        source: 'https://annuaire.sante.fr',
+        profile: [
+          'https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-practitioner',
+          'https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-dp-practitioner',
+        ],
+      },
+    });
     expect(practitioner?.identifier).toEqual([
       {
         use: 'official',
@@ -169,7 +187,9 @@ describe('Annuaire Santé simulator', () => {
     const activity = p.activities[0];
     expect(roles[0]?.identifier).toEqual([{ system: 'https://rpps.esante.gouv.fr', value: activity?.id }]);
     expect(roles[0]?.practitioner).toEqual({ reference: `Practitioner/${practitioner?.id}` });
-    expect(roles[0]?.organization?.reference).toMatch(/^Organization\/[0-9a-f]{16}$/);
+    expect(roles[0]?.id).toMatch(/^005-\d+-\d+$/);
+    expect(roles[0]?.language).toBe('fr');
+    expect(roles[0]?.organization?.reference).toMatch(/^Organization\/001-01-\d+$/);
     expect(roles[0]?.code?.map((c) => [c.coding?.[0]?.system, c.coding?.[0]?.code])).toEqual([
       [
         'https://mos.esante.gouv.fr/NOS/TRE_R22-GenreActivite/FHIR/TRE-R22-GenreActivite',
@@ -235,12 +255,13 @@ describe('Annuaire Santé simulator', () => {
       expect(p.name?.[0]?.family).toBe("D'Almeida");
   });
 
-  it('pages in technical id order through opaque next links until the end, with no total unless asked', async () => {
+  it('pages in technical id order through opaque next links until the end, with a total unless told not to', async () => {
     const served = professionals
       .filter((p) => p.active || p.lastUpdated.getTime() >= START.getTime() - 30 * DAY)
       .reduce((n, p) => n + simulator.practitionerIdsOf(p.idNatPs).length, 0);
     let answer = await call(`${base}/Practitioner?_count=37`);
-    expect(answer.body.total).toBeUndefined();
+    // The published examples carry `total` by default ("total": 9903, "total": 0).
+    expect(answer.body.total).toBe(served);
     const ids: string[] = [];
     let pages = 0;
     for (;;) {
@@ -259,10 +280,21 @@ describe('Annuaire Santé simulator', () => {
     expect(new Set(ids).size).toBe(ids.length);
     const withTotal = await call(`${base}/Practitioner?_count=5&_total=accurate`);
     expect(withTotal.body.total).toBe(served);
+    expect((await call(`${base}/Practitioner?_count=5&_total=none`)).body.total).toBeUndefined();
+    const nothing = await call(`${base}/Practitioner?identifier=00000000000`);
+    expect(nothing.body.total).toBe(0);
+    // Text searches may come without it (modifying-search-results.md: "recherches textuelles").
+    expect((await call(`${base}/Practitioner?family:contains=ar`)).body.total).toBeUndefined();
   });
 
-  it('clamps _count to 200 and defaults it to 50', async () => {
-    expect(resources((await call(`${base}/Practitioner?_count=500`)).body, 'Practitioner')).toHaveLength(200);
+  it('defaults _count to 50 and takes up to 10000, as documented', async () => {
+    const served = professionals
+      .filter((p) => p.active || p.lastUpdated.getTime() >= START.getTime() - 30 * DAY)
+      .reduce((n, p) => n + simulator.practitionerIdsOf(p.idNatPs).length, 0);
+    expect(served).toBeGreaterThan(200);
+    const all = await call(`${base}/Practitioner?_count=10000`);
+    expect(resources(all.body, 'Practitioner')).toHaveLength(served);
+    expect(nextLink(all.body)).toBeUndefined();
     expect(resources((await call(`${base}/Practitioner`)).body, 'Practitioner')).toHaveLength(50);
   });
 
@@ -401,13 +433,13 @@ describe('Annuaire Santé simulator', () => {
     }
   });
 
-  it('limits _lastUpdated deltas to the last 30 days, never with a total', async () => {
+  it('limits _lastUpdated deltas to the last 30 days, with their total as published', async () => {
     const horizon = START.getTime() - 30 * DAY;
     const ids: string[] = [];
     let answer = await call(
-      `${base}/Practitioner?_lastUpdated=ge${new Date(START.getTime() - 90 * DAY).toISOString()}&_total=accurate&_count=200`,
+      `${base}/Practitioner?_lastUpdated=ge${new Date(START.getTime() - 90 * DAY).toISOString()}&_count=200`,
     );
-    expect(answer.body.total).toBeUndefined();
+    const total = answer.body.total;
     for (;;) {
       for (const p of resources<Practitioner>(answer.body, 'Practitioner')) {
         expect(Date.parse(p.meta?.lastUpdated ?? '')).toBeGreaterThanOrEqual(horizon);
@@ -420,6 +452,7 @@ describe('Annuaire Santé simulator', () => {
     const recent = professionals
       .filter((p) => p.lastUpdated.getTime() >= horizon)
       .flatMap((p) => simulator.practitionerIdsOf(p.idNatPs));
+    expect(total).toBe(ids.length);
     // Second exercises are dated one day before their first: a few fall outside the window.
     expect(ids.length).toBeLessThanOrEqual(recent.length);
     expect(ids.length).toBeGreaterThanOrEqual(recent.length - 5);
@@ -450,6 +483,13 @@ describe('Annuaire Santé simulator', () => {
       const since = `_lastUpdated=ge${clock.toISOString()}`;
       const practitioners = await call(`${base}/Practitioner?${since}`);
       expect(new Set(idNatsOf(practitioners.body))).toEqual(new Set([changed.idNatPs, newcomer.idNatPs]));
+      // meta.versionId is "1" on a first version and a number on later ones, as in the published examples.
+      const versionOf = (idNat: string) =>
+        resources<Practitioner>(practitioners.body, 'Practitioner').find((p) =>
+          p.identifier?.some((i) => i.value === idNat),
+        )?.meta?.versionId;
+      expect(versionOf(changed.idNatPs)).toBe(2);
+      expect(versionOf(newcomer.idNatPs)).toBe('1');
       expect(
         resources<Practitioner>(practitioners.body, 'Practitioner').find(
           (p) => p.name?.[0]?.family === 'Nouveau-Nom',
@@ -473,6 +513,11 @@ describe('Annuaire Santé simulator', () => {
     expect(throttled.status).toBe(429);
     expect(throttled.headers.get('retry-after')).toBe('2');
     await throttled.text();
+    simulator.faults.queue(429, { retryAfterSeconds: null });
+    const bare = await fetch(`${base}/metadata`, { headers: { 'ESANTE-API-KEY': API_KEY } });
+    expect(bare.status).toBe(429);
+    expect(bare.headers.has('retry-after')).toBe(false);
+    await bare.text();
     for (const status of [502, 504] as const) {
       simulator.faults.queue(status);
       const answer = await call(`${base}/metadata`);
@@ -501,6 +546,32 @@ describe('Annuaire Santé simulator', () => {
     await expect(call(`${base}/metadata`)).rejects.toThrow(/fetch failed/);
     simulator.faults.up();
     expect((await call(`${base}/metadata`)).status).toBe(200);
+  });
+
+  it('truncates the next answers on demand: fewer matches than its total, no next link', async () => {
+    const wanted = professionals.filter((p) => p.active).slice(0, 30);
+    const query = `${base}/Practitioner?identifier=${wanted.map((p) => p.idNatPs).join(',')}&_count=10`;
+    const full = await call(query);
+    simulator.faults.truncate(1);
+    const cut = await call(query);
+    expect(cut.body.total).toBe(full.body.total);
+    expect(resources(cut.body, 'Practitioner').length).toBeLessThan(10);
+    expect(nextLink(cut.body)).toBeUndefined();
+    expect(resources((await call(query)).body, 'Practitioner')).toHaveLength(10);
+  });
+
+  it('omits total everywhere when told to (the reference: `total` may be absent)', async () => {
+    const bare = await startAnnuaireSimulator({
+      professionals: professionals.slice(0, 30),
+      apiKey: API_KEY,
+      total: 'never',
+    });
+    try {
+      for (const query of ['', '?_total=accurate', `?identifier=${professionals[0]?.idNatPs}`])
+        expect((await call(`${bare.baseUrl}/Practitioner${query}`)).body.total).toBeUndefined();
+    } finally {
+      await bare.close();
+    }
   });
 
   it('enforces a gateway quota when asked to', async () => {

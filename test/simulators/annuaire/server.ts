@@ -26,7 +26,13 @@ import {
 /**
  * A local stand-in for the Annuaire Santé FHIR API (v2): a real HTTP server with its search
  * parameters, opaque `_page?id=` paging in technical id order, tombstones, the 30-day delta horizon,
- * `OperationOutcome` errors, the `ESANTE-API-KEY` check, and faults injected on demand.
+ * `OperationOutcome` errors, the `ESANTE-API-KEY` check, and faults injected on demand. Its defaults
+ * are the real service's, from ../shared/reference/annuaire-sante.md (the "reference" below) and the
+ * ANS documentation it cites:
+ * - `total` present by default, absent with `_total=none` and on text (`:contains`) searches
+ *   (uc-call-type.md "total": 9903, api-basics.md `total: 0`, modifying-search-results.md);
+ * - `_count` 50 by default, up to 10000 (api-basics.md, modifying-search-results.md);
+ * - resource shapes (ids `003-…`, `language`, `extension`, numeric `versionId`): see directory.ts.
  */
 
 export interface AnnuaireSimulatorOptions {
@@ -48,6 +54,12 @@ export interface AnnuaireSimulatorOptions {
   pageTtlMs?: number;
   /** The gateway's quota: beyond this many requests in one second, 429 (default: no quota). */
   rateLimitPerSecond?: number;
+  /**
+   * `documented` (default): `total` in every searchset except with `_total=none` and on text searches
+   * (a `:contains` criterion) unless `_total` asks for it; `never`: no `total` at all ("`total` may
+   * be absent").
+   */
+  total?: 'documented' | 'never';
   /** Base URL written in links and fullUrls, as a gateway leaking another host would (default: its own). */
   linkBase?: string;
 }
@@ -123,6 +135,15 @@ function defaultSplit(professional: Professional): boolean {
   return professional.activities.length > 1 && Number(professional.rpps.slice(-4, -1)) % 10 === 0;
 }
 
+/** The gateway's answer beyond the quota. */
+function throttled(retryAfterSeconds: number | null): HttpAnswer {
+  return new HttpAnswer(
+    429,
+    { message: 'Rate limit exceeded', http_status_code: 429 },
+    retryAfterSeconds === null ? {} : { 'retry-after': String(retryAfterSeconds) },
+  );
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -160,7 +181,11 @@ function capabilityStatement(baseUrl: string, now: Date) {
         mode: 'server',
         resource: [resource('Practitioner'), resource('PractitionerRole')],
         searchParam: [
-          { name: '_count', type: 'number', documentation: `Default 50, at most ${MAX_COUNT}` },
+          {
+            name: '_count',
+            type: 'number',
+            documentation: `Default 50, at most ${MAX_COUNT} (200 recommended)`,
+          },
           { name: '_total', type: 'token', documentation: 'none | estimate | accurate' },
           { name: '_elements', type: 'string', documentation: 'Top-level elements to return' },
         ],
@@ -183,6 +208,7 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
   const requests: RecordedRequest[] = [];
   const pageTtlMs = options.pageTtlMs ?? 600_000;
   const pages = new Map<string, { search: StoredSearch; offset: number }>();
+  const totalMode = options.total ?? 'documented';
   const recentArrivals: number[] = [];
   let baseUrl = '';
   let linkBase = '';
@@ -212,10 +238,11 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
     return included;
   };
 
-  const bundlePage = (search: StoredSearch, offset: number, selfUrl: string): Bundle => {
+  /** One page; `keep` (a truncation fault) cuts its matches and drops its next link. */
+  const bundlePage = (search: StoredSearch, offset: number, selfUrl: string, keep?: number): Bundle => {
     const { parsed } = search;
     const matches = search.ids
-      .slice(offset, offset + parsed.count)
+      .slice(offset, offset + (keep ?? parsed.count))
       .map((id) => directory.read(parsed.type, id))
       .filter((r): r is AnyResource => r !== null);
     const entry = (resource: AnyResource, mode: 'match' | 'include'): BundleEntry => ({
@@ -224,12 +251,16 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
       search: { mode },
     });
     const link = [{ relation: 'self', url: selfUrl }];
-    if (offset + parsed.count < search.ids.length)
+    if (keep === undefined && offset + parsed.count < search.ids.length)
       link.push({
         relation: 'next',
         url: `${linkBase}/_page?id=${pageToken(search, offset + parsed.count)}`,
       });
-    const withTotal = !parsed.isDelta && (parsed.total === 'accurate' || parsed.total === 'estimate');
+    const withTotal =
+      totalMode === 'documented' &&
+      (parsed.total === 'accurate' ||
+        parsed.total === 'estimate' ||
+        (parsed.total === null && parsed.containsCount === 0));
     return {
       resourceType: 'Bundle',
       id: randomUUID(),
@@ -244,7 +275,7 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
     };
   };
 
-  const search = (type: SearchableType, params: URLSearchParams): HttpAnswer => {
+  const search = async (type: SearchableType, params: URLSearchParams): Promise<HttpAnswer> => {
     let parsed: ParsedSearch;
     try {
       parsed = parseSearch(type, params.entries());
@@ -260,7 +291,8 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
       .map((r) => r.id);
     const selfUrl = `${linkBase}/${type}${params.size > 0 ? `?${params}` : ''}`;
     const stored: StoredSearch = { parsed, ids, createdAt: performance.now() };
-    return new HttpAnswer(200, bundlePage(stored, 0, selfUrl));
+    const keep = faults.takeTruncation(Math.min(parsed.count, ids.length));
+    return new HttpAnswer(200, bundlePage(stored, 0, selfUrl, keep));
   };
 
   const page = (token: string | null): HttpAnswer => {
@@ -340,29 +372,16 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
     recentArrivals.push(at);
     while ((recentArrivals[0] ?? at) < at - 1000) recentArrivals.shift();
     if (options.rateLimitPerSecond !== undefined && recentArrivals.length > options.rateLimitPerSecond) {
-      send(
-        new HttpAnswer(
-          429,
-          { message: 'Rate limit exceeded', http_status_code: 429 },
-          { 'retry-after': '1' },
-        ),
-      );
+      send(throttled(1));
       return;
     }
     if (faults.downMode === 'unavailable') {
       send(outcome(503, 'transient', 'Service unavailable'));
       return;
     }
-    const fault = faults.takeStatus(url.pathname);
+    const fault = faults.takeStatus(url.pathname, record.query);
     if (fault) {
-      if (fault.status === 429)
-        send(
-          new HttpAnswer(
-            429,
-            { message: 'Rate limit exceeded', http_status_code: 429 },
-            { 'retry-after': String(fault.retryAfterSeconds) },
-          ),
-        );
+      if (fault.status === 429) send(throttled(fault.retryAfterSeconds));
       else if (fault.status === 503) send(outcome(503, 'transient', 'Service unavailable'));
       else send(new HttpAnswer(fault.status, null));
       return;
