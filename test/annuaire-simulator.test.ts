@@ -64,6 +64,10 @@ describe('Annuaire Santé simulator', () => {
       apiKey: API_KEY,
       now: () => clock,
       legacyIdentifiers: (p) => p.rpps === fixtureRpps(7),
+      // These tests are about search semantics and send their requests back to back, without the
+      // client's throttle: the quota (on by default) has its own tests at the end of this file.
+      rateLimitPerSecond: null,
+      gatewayTimeoutMs: 50,
     });
     base = simulator.baseUrl;
   });
@@ -560,6 +564,72 @@ describe('Annuaire Santé simulator', () => {
     expect(resources((await call(query)).body, 'Practitioner')).toHaveLength(10);
   });
 
+  it('answers 504 with an empty body after the gateway timeout for more than 50 identifiers with _include/_revinclude', async () => {
+    const ids = professionals.slice(0, 51).map((p) => p.idNatPs);
+    const revinclude = '&_revinclude=PractitionerRole:practitioner';
+    const mark = simulator.requests.length;
+    const started = performance.now();
+    const heavy = await call(`${base}/Practitioner?identifier=${ids.join(',')}${revinclude}`);
+    expect(heavy).toMatchObject({ status: 504, text: '' });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(45);
+    // The same in a POST _search; identifiers and technical ids both count.
+    const posted = await call(`${base}/Practitioner/_search`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `identifier=${ids.slice(0, 40).join(',')}&_id=${simulator.practitionerIdsOf(ids[0] as string).join(',')},${Array.from({ length: 10 }, (_, i) => `003-1-${i}`).join(',')}${revinclude}`,
+    });
+    expect(posted.status).toBe(504);
+    // 50 pass; so do more without _include/_revinclude.
+    expect(
+      (await call(`${base}/Practitioner?identifier=${ids.slice(0, 50).join(',')}${revinclude}`)).status,
+    ).toBe(200);
+    expect((await call(`${base}/Practitioner?identifier=${ids.join(',')}`)).status).toBe(200);
+    const roles = await call(
+      `${base}/PractitionerRole?practitioner=${Array.from({ length: 51 }, (_, i) => `003-1-${i}`).join(',')}&_include=PractitionerRole:practitioner`,
+    );
+    expect(roles.status).toBe(200);
+    expect(simulator.requests.slice(mark).map((r) => r.status)).toEqual([504, 504, 200, 200, 200]);
+  });
+
+  it('answers 504 after the gateway timeout for heavy multi-criteria text searches (two :contains)', async () => {
+    const heavy = await call(`${base}/Practitioner?name:contains=ar&name:contains=in`);
+    expect(heavy).toMatchObject({ status: 504, text: '' });
+    expect((await call(`${base}/Practitioner?name:contains=ar`)).status).toBe(200);
+    expect((await call(`${base}/Practitioner?family=Martin&given=Marie`)).status).toBe(200);
+  });
+
+  it('takes which searches are heavy and how many identifiers are too many as settings', async () => {
+    const strict = await startAnnuaireSimulator({
+      professionals: professionals.slice(0, 30),
+      apiKey: API_KEY,
+      gatewayTimeoutMs: 20,
+      maxIdentifiersWithInclude: 10,
+      heavySearch: (type, params) => type === 'Practitioner' && params.has('family') && params.has('given'),
+    });
+    try {
+      const ids = professionals.slice(0, 11).map((p) => p.idNatPs);
+      const b = strict.baseUrl;
+      expect(
+        (
+          await call(
+            `${b}/Practitioner?identifier=${ids.join(',')}&_revinclude=PractitionerRole:practitioner`,
+          )
+        ).status,
+      ).toBe(504);
+      expect(
+        (
+          await call(
+            `${b}/Practitioner?identifier=${ids.slice(1).join(',')}&_revinclude=PractitionerRole:practitioner`,
+          )
+        ).status,
+      ).toBe(200);
+      expect((await call(`${b}/Practitioner?family=Martin&given=Marie`)).status).toBe(504);
+      expect((await call(`${b}/Practitioner?family=Martin`)).status).toBe(200);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('omits total everywhere when told to (the reference: `total` may be absent)', async () => {
     const bare = await startAnnuaireSimulator({
       professionals: professionals.slice(0, 30),
@@ -573,21 +643,61 @@ describe('Annuaire Santé simulator', () => {
       await bare.close();
     }
   });
+});
 
-  it('enforces a gateway quota when asked to', async () => {
-    const limited = await startAnnuaireSimulator({
-      professionals: professionals.slice(0, 10),
-      apiKey: API_KEY,
-      rateLimitPerSecond: 5,
-    });
+describe('Annuaire Santé simulator: the gateway quota', () => {
+  const professionals = [...generateProfessionals({ count: 10, now: START })];
+  const burst = (url: string, n: number, key = API_KEY) =>
+    Promise.all(
+      Array.from({ length: n }, () =>
+        fetch(url, { headers: { 'ESANTE-API-KEY': key } }).then(async (r) => {
+          await r.text();
+          return { status: r.status, retryAfter: r.headers.get('retry-after') };
+        }),
+      ),
+    );
+
+  it('is on by default: 17 requests per second per API key, then 429 (without Retry-After unless set)', async () => {
+    const sim = await startAnnuaireSimulator({ professionals, apiKey: API_KEY });
     try {
-      const statuses = await Promise.all(
-        Array.from({ length: 8 }, () => call(`${limited.baseUrl}/metadata`)),
+      const answers = await burst(`${sim.baseUrl}/metadata`, 20);
+      expect(answers.filter((a) => a.status === 200)).toHaveLength(17);
+      expect(answers.filter((a) => a.status === 429)).toEqual(
+        Array(3).fill({ status: 429, retryAfter: null }),
       );
-      expect(statuses.filter((a) => a.status === 429)).toHaveLength(3);
-      expect(limited.requests.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+      // A refused key is not counted against the application's quota, and gets 401.
+      const wrong = await burst(`${sim.baseUrl}/metadata`, 2, 'some-other-key');
+      expect(wrong.map((a) => a.status)).toEqual([401, 401]);
+      // One second later, the window is clear.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect((await burst(`${sim.baseUrl}/metadata`, 1))[0]?.status).toBe(200);
     } finally {
-      await limited.close();
+      await sim.close();
+    }
+  });
+
+  it('counts per API key, sends Retry-After when set, and can be turned off', async () => {
+    const keys = ['key-of-application-a', 'key-of-application-b'];
+    const sim = await startAnnuaireSimulator({
+      professionals,
+      apiKey: keys,
+      rateLimitPerSecond: 5,
+      quotaRetryAfterSeconds: 1,
+    });
+    const open = await startAnnuaireSimulator({ professionals, apiKey: API_KEY, rateLimitPerSecond: null });
+    try {
+      const both = await Promise.all(keys.map((key) => burst(`${sim.baseUrl}/metadata`, 7, key)));
+      expect(both).toHaveLength(2);
+      for (const answers of both) {
+        expect(answers.filter((x) => x.status === 200)).toHaveLength(5);
+        expect(answers.filter((x) => x.status === 429)).toEqual(
+          Array(2).fill({ status: 429, retryAfter: '1' }),
+        );
+      }
+      expect((await burst(`${open.baseUrl}/metadata`, 30)).every((x) => x.status === 200)).toBe(true);
+    } finally {
+      await sim.close();
+      await open.close();
     }
   });
 });

@@ -20,7 +20,6 @@ describe('passerelle rpps (PGlite)', () => {
     Object.assign(embedded.env, {
       PASSERELLE_RPPS__API__BASE_URL: sim.baseUrl,
       PASSERELLE_RPPS__API__API_KEY: API_KEY,
-      PASSERELLE_RPPS__API__REQUESTS_PER_SECOND: '100',
     });
     ({ cli, remove } = embedded);
     for (const [username, p] of [
