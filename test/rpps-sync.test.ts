@@ -129,6 +129,7 @@ for (const kind of databasesUnderTest()) {
       // 43 idNatPS, each searched with its RPPS: two searches of at most 50 identifiers, and one more
       // for the two absent ones before they count as absent.
       expect(summary.apiRequests).toBe(3);
+      expect(summary.api).toMatchObject({ retries: 0, rateLimited: 0, gatewayTimeouts: 0, incomplete: 0 });
 
       // Their registrations ended months ago: past the 30 days a tombstone lives, the API no longer knows them.
       for (const p of inactive.slice(0, 2)) {
@@ -194,6 +195,67 @@ for (const kind of databasesUnderTest()) {
       // The delta asked for Practitioners and PractitionerRoles changed since the last run.
       const queries = sim.requests.slice(-summary.apiRequests).map((r) => decodeURIComponent(r.query));
       expect(queries.some((q) => q.includes('_lastUpdated=ge'))).toBe(true);
+    });
+
+    it('the quota (429 without Retry-After) and a 504 are retried, and reported with the run, in the audit and the log', async () => {
+      sim.faults.queue(429, { retryAfterSeconds: null });
+      sim.faults.queue(504);
+      const summary = await sync({ full: true });
+      expect(summary).toMatchObject({
+        status: 'completed',
+        changed: { inactive: 0, reactivated: 0, conflict: 0 },
+        api: { retries: 2, rateLimited: 1, gatewayTimeouts: 1, otherFailures: 0 },
+      });
+      // The pause after the 429 lasted one quota window (a second) at least.
+      expect(summary.api.throttledMs).toBeGreaterThanOrEqual(900);
+      const [run] = await t.passerelle.rpps.sync.runs(1);
+      expect(run?.summary).toMatchObject({ api: { rateLimited: 1, gatewayTimeouts: 1 } });
+      const audited = await db()
+        .selectFrom('audit_event')
+        .select('detail')
+        .where('type', '=', 'rpps.sync.completed')
+        .orderBy('seq', 'desc')
+        .executeTakeFirstOrThrow();
+      expect(audited.detail).toMatchObject({
+        runId: summary.runId,
+        api: { retries: 2, rateLimited: 1, gatewayTimeouts: 1 },
+      });
+    });
+
+    it('a batch that keeps failing (504) marks nobody as gone: the run fails and changes nothing', async () => {
+      const before = await t.passerelle.services.identities.list();
+      const target = active[0] as Professional;
+      // Every attempt at the batch holding this professional answers 504; the other batch succeeds.
+      sim.faults.queue(504, { times: 10, query: new RegExp(target.idNatPs) });
+      const summary = await sync({ full: true });
+      expect(summary).toMatchObject({
+        status: 'failed',
+        changed: { inactive: 0 },
+        api: { gatewayTimeouts: 4, retries: 3 },
+      });
+      expect(summary.error).toMatch(/504/);
+      const after = await t.passerelle.services.identities.list();
+      expect(after.map((l) => [l.accountId, l.status])).toEqual(before.map((l) => [l.accountId, l.status]));
+      const failed = await db()
+        .selectFrom('audit_event')
+        .select('detail')
+        .where('type', '=', 'rpps.sync.failed')
+        .orderBy('seq', 'desc')
+        .executeTakeFirstOrThrow();
+      expect(failed.detail).toMatchObject({ api: { gatewayTimeouts: 4 } });
+      sim.faults.clear();
+    });
+
+    it('a partial answer (fewer matches than its total) is searched again: nobody absent from it is marked gone', async () => {
+      sim.faults.truncate(1, { keep: 5 });
+      const summary = await sync({ full: true });
+      expect(summary).toMatchObject({
+        status: 'completed',
+        changed: { inactive: 0 },
+        api: { incomplete: 1, restarts: 1 },
+      });
+      for (const p of active.slice(0, 40).filter((p) => p !== active[1]))
+        expect((await linkOf(p.idNatPs))?.status, p.idNatPs).toBe('verified');
     });
 
     it('a changed profession is refreshed; a verified link due for re-verification is looked up again', async () => {
@@ -319,6 +381,45 @@ for (const kind of databasesUnderTest()) {
       const [last] = await t.passerelle.rpps.sync.runs(1);
       expect(last).toMatchObject({ status: 'failed' });
       expect((await sync()).status).toBe('completed');
+    });
+  });
+}
+
+for (const kind of databasesUnderTest()) {
+  describe(`RPPS sync against an Annuaire Santé without total [${kind}]`, () => {
+    const professionals = [...generateProfessionals({ count: 60, now: FIXTURE_NOW })];
+    const active = professionals.filter((p) => p.active).slice(0, 20);
+    let sim: AnnuaireSimulator;
+    let t: TestServer;
+
+    beforeAll(async () => {
+      // The reference: "`total` may be absent". Then a partial answer cannot be told from a complete one.
+      ({ sim, t } = await startPair(kind, professionals, { total: 'never' }));
+    });
+    afterAll(async () => {
+      await t?.close();
+      await sim?.close();
+    });
+
+    it('professionals absent from a truncated answer are looked up again, never marked gone', async () => {
+      const accounts: string[] = [];
+      for (const p of active) {
+        const account = await t.passerelle.services.accounts.create({
+          username: `n${p.rpps}`,
+          givenName: p.givenName,
+          familyName: p.familyName,
+        });
+        await t.passerelle.services.identities.set(account.id, p.idNatPs, 'manual', 'verified');
+        accounts.push(account.id);
+      }
+      sim.faults.truncate(1, { keep: 5 });
+      const result = await t.passerelle.rpps.sync.run({ trigger: 'command', full: true });
+      expect(result).toMatchObject({
+        kind: 'done',
+        summary: { status: 'completed', changed: { inactive: 0, refreshed: 20 }, api: { incomplete: 1 } },
+      });
+      for (const id of accounts)
+        expect((await t.passerelle.services.identities.findByAccount(id))?.status).toBe('verified');
     });
   });
 }
