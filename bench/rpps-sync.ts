@@ -1,6 +1,8 @@
 /**
  * RPPS sync benchmark: 10,000 accounts linked to professionals of the simulated Annuaire Santé, which
- * enforces the ANS quota (17 requests/s, 429 beyond). Measures the first run (a full pass filling every
+ * enforces the ANS quota (17 requests/s, 429 beyond) and answers 504 to oversized batches (> 50
+ * identifiers with _revinclude). Passerelle runs with its shipped throttle (15 requests/s) and batches
+ * (50 identifier values) unless --rate / --batch say otherwise. Measures the first run (a full pass filling every
  * link), a full pass where nothing changed, and a delta run (50 professionals left meanwhile): API requests, 429s, wall time, CPU time of this process.
  *
  *   npm run bench:rpps-sync                       # PGlite in memory
@@ -23,12 +25,17 @@ import { startAnnuaireSimulator } from '../test/simulators/annuaire/server.ts';
 const { values: args } = parseArgs({
   options: {
     links: { type: 'string', default: '10000' },
-    rate: { type: 'string', default: '17' },
-    batch: { type: 'string', default: '100' },
+    /** The simulated quota (requests/s per key). */
+    quota: { type: 'string', default: '17' },
+    /** Passerelle's rpps.api.requestsPerSecond. */
+    rate: { type: 'string', default: '15' },
+    /** Passerelle's rpps.api.batchSize (identifier values per search). */
+    batch: { type: 'string', default: '50' },
   },
 });
 const linkCount = Number(args.links);
 const rate = Number(args.rate);
+const quota = Number(args.quota);
 const adminUrl = process.env.BENCH_DATABASE_URL || undefined;
 const kind = adminUrl ? 'postgres' : 'pglite';
 const API_KEY = 'bench-annuaire-key';
@@ -37,7 +44,7 @@ const professionals = [
   ...generateProfessionals({ count: Math.ceil(linkCount * 1.1), now: new Date() }),
 ].filter((p) => p.active);
 if (professionals.length < linkCount) throw new Error('not enough active professionals generated');
-const sim = await startAnnuaireSimulator({ professionals, apiKey: API_KEY, rateLimitPerSecond: rate });
+const sim = await startAnnuaireSimulator({ professionals, apiKey: API_KEY, rateLimitPerSecond: quota });
 let database: TestDatabase | undefined;
 try {
   database = await createTestDatabase(kind, { admin: adminUrl, prefix: 'passerelle_bench' });
@@ -127,7 +134,9 @@ try {
     return row;
   };
 
-  console.log(`RPPS sync: ${linkCount} links, ${kind}, quota ${rate} requests/s, batches of ${args.batch}`);
+  console.log(
+    `RPPS sync: ${linkCount} links, ${kind}, quota ${quota} requests/s, client ${rate} requests/s, batches of ${args.batch} identifiers`,
+  );
   // First run: every link gets what the Annuaire says (one audited change each).
   const first = await measure('first');
   // Steady state: a full pass where nothing changed (one statement per batch of unchanged links).
@@ -141,7 +150,8 @@ try {
     cpu: cpus()[0]?.model,
     node: process.version,
     links: linkCount,
-    quota: rate,
+    quota,
+    requestsPerSecond: rate,
     batchSize: Number(args.batch),
     runs: [first, steady, delta],
   };

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/load.ts';
 import { createLogger } from '../src/http/logger.ts';
 import {
   type AnnuaireApiConfig,
@@ -24,6 +25,16 @@ import {
 const API_KEY = 'esante-key-7c2e91d04b';
 const DAY = 86_400_000;
 const START = new Date('2026-11-01T00:00:00Z');
+/** The configuration's defaults for rpps.api: the tests run the client as shipped. */
+const DEFAULTS = loadConfig({
+  env: {},
+  overrides: {
+    issuer: 'https://sso.hopital.test',
+    keys: { encryptionKey: Buffer.alloc(32, 7).toString('base64') },
+  },
+}).config.rpps.api;
+/** The simulator's gateway gives up on heavy searches after 30 s; 30 ms here. */
+const GATEWAY_TIMEOUT_MS = 30;
 
 function capture(): { logger: Logger; text: () => string } {
   const lines: string[] = [];
@@ -47,23 +58,37 @@ function isSearch(r: RecordedRequest): boolean {
   return /\/(Practitioner|PractitionerRole)(\/_search)?$/.test(r.path);
 }
 
+/** Values of the `identifier` parameter of a recorded search. */
+function identifierValues(r: RecordedRequest): string[] {
+  return new URLSearchParams(r.query).getAll('identifier').flatMap((v) => v.split(','));
+}
+
+/** A sleep that records what the client asked for and waits at most `cap` ms. */
+function recordingSleep(cap = 20): { sleeps: number[]; sleep: (ms: number) => Promise<void> } {
+  const sleeps: number[] = [];
+  return {
+    sleeps,
+    sleep: (ms) => {
+      sleeps.push(ms);
+      return new Promise((resolve) => setTimeout(resolve, Math.min(ms, cap)));
+    },
+  };
+}
+
 describe('Annuaire Santé client against the simulator', () => {
   let professionals: Professional[];
   let simulator: AnnuaireSimulator;
   const legacyIndexes = new Set([3, 4, 5]);
   const rppsOnlyIndexes = new Set([6, 8]);
 
+  // The shipped defaults (rate, batch, page size), with short timeouts and backoff for the tests.
   const api = (overrides: Partial<AnnuaireApiConfig> = {}): AnnuaireApiConfig => ({
+    ...DEFAULTS,
     baseUrl: simulator.baseUrl,
     apiKey: API_KEY,
-    requestsPerSecond: 1000,
     timeoutMs: 2000,
-    pageSize: 200,
-    batchSize: 100,
     maxRetries: 3,
     retryBaseDelayMs: 10,
-    breakerFailureThreshold: 5,
-    breakerResetSeconds: 60,
     ...overrides,
   });
   const client = (overrides: Partial<AnnuaireApiConfig> = {}, options: Partial<AnnuaireClientOptions> = {}) =>
@@ -76,12 +101,14 @@ describe('Annuaire Santé client against the simulator', () => {
 
   beforeAll(async () => {
     professionals = [...generateProfessionals({ count: 1500, now: START })];
+    // The real service's defaults: quota 17 requests/s, 504 past 50 identifiers with _revinclude, total.
     simulator = await startAnnuaireSimulator({
       professionals,
       apiKey: API_KEY,
       now: () => START,
       legacyIdentifiers: (p) => [...legacyIndexes].some((i) => fixtureRpps(i) === p.rpps),
       rppsOnlyIdentifiers: (p) => [...rppsOnlyIndexes].some((i) => fixtureRpps(i) === p.rpps),
+      gatewayTimeoutMs: GATEWAY_TIMEOUT_MS,
     });
   });
   afterAll(async () => {
@@ -98,26 +125,32 @@ describe('Annuaire Santé client against the simulator', () => {
     });
   });
 
-  it('finds professionals by idNatPS in comma-OR batches (POST when the URL gets long), unknown ids absent', async () => {
+  it('finds professionals by idNatPS in batches of at most 50 identifiers with _revinclude, unknown ids absent', async () => {
     const active = professionals.filter((p) => p.active).slice(0, 240);
     const unknown = ['819999999999', '810000000000'];
     const requests = since();
-    const c = client({ batchSize: 100 });
+    const c = client();
     const found = await c.findByIdentifiers([
       ...active.map((p) => p.idNatPs),
       ...unknown,
       active[0]?.idNatPs as string,
     ]);
     const searches = requests().filter(isSearch);
-    expect(searches).toHaveLength(3);
-    // 100 idNatPS and their RPPS exceed 2000 characters in a URL: POST; the last 42 fit in a GET.
-    expect(searches.map((r) => `${r.method} ${r.path}`).sort()).toEqual([
-      'GET /fhir/v2/Practitioner',
-      'POST /fhir/v2/Practitioner/_search',
-      'POST /fhir/v2/Practitioner/_search',
-    ]);
+    // Each idNatPS goes as idNatPS and RPPS: 25 professionals (50 values) a search, 242 in 10 searches;
+    // the 2 absent ones are looked up once more before they count as absent.
+    expect(searches.map((r) => identifierValues(r).length)).toEqual([...Array(9).fill(50), 34, 4]);
+    for (const r of searches) {
+      expect(r).toMatchObject({ method: 'GET', status: 200 });
+      expect(new URLSearchParams(r.query).get('_revinclude')).toBe('PractitionerRole:practitioner');
+    }
     expect(requests().filter((r) => r.path.endsWith('/_page'))).toEqual([]);
-    expect(c.stats).toMatchObject({ requests: 3, retries: 0, restarts: 0 });
+    expect(c.stats).toMatchObject({
+      requests: 11,
+      retries: 0,
+      restarts: 0,
+      rateLimited: 0,
+      gatewayTimeouts: 0,
+    });
     expect(found.size).toBe(active.length);
     for (const id of unknown) expect(found.has(id)).toBe(false);
     for (const p of active) {
@@ -135,12 +168,58 @@ describe('Annuaire Santé client against the simulator', () => {
         activeRoleCount: p.activities.length,
         lastUpdated: p.lastUpdated,
       });
+      for (const id of n.practitionerIds) expect(id).toMatch(/^003-\d+-\d+$/);
     }
-    const small = since();
-    await client({ batchSize: 20 }).findByIdentifiers(active.slice(0, 40).map((p) => p.idNatPs));
-    expect(small().map((r) => `${r.method} ${r.path}`)).toEqual(Array(2).fill('GET /fhir/v2/Practitioner'));
     for (const r of simulator.requests)
       for (const key of new URLSearchParams(r.query).keys()) expect(key).not.toContain('.');
+  });
+
+  it('keeps the default batch under the API limit; a larger batch gets 504 after the gateway timeout, retried, then reported', async () => {
+    const wanted = professionals.filter((p) => p.active).slice(0, 60);
+    // The default batch (50 values) passes where the real API has trouble past about 50 (#372).
+    const fine = client();
+    expect((await fine.findByIdentifiers(wanted.map((p) => p.idNatPs))).size).toBe(wanted.length);
+    expect(fine.stats.gatewayTimeouts).toBe(0);
+
+    const requests = since();
+    const { sleeps, sleep } = recordingSleep();
+    const heavy = client({ batchSize: 100, maxRetries: 2 }, { sleep, random: () => 1 });
+    const err = await heavy.findByIdentifiers(wanted.map((p) => p.idNatPs)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AnnuaireUnavailableError);
+    expect(err).toMatchObject({ kind: 'unavailable', reason: 'retries-exhausted', status: 504 });
+    expect((err as Error).message).toMatch(/HTTP 504/);
+    expect(
+      requests()
+        .filter((r) => identifierValues(r).length === 100)
+        .map((r) => r.status),
+    ).toEqual([504, 504, 504]);
+    expect(sleeps.slice(0, 2)).toEqual([10, 20]);
+    expect(heavy.stats).toMatchObject({ gatewayTimeouts: 3, retries: 2 });
+  });
+
+  it('sends long queries as POST _search (a batch an operator raised, where the API allows it)', async () => {
+    // About POST for URLs over 2000 characters: this simulator accepts 200 identifiers with _revinclude.
+    const lenient = await startAnnuaireSimulator({
+      professionals,
+      apiKey: API_KEY,
+      now: () => START,
+      maxIdentifiersWithInclude: 200,
+    });
+    try {
+      const active = professionals.filter((p) => p.active).slice(0, 120);
+      const c = new AnnuaireClient({
+        api: api({ baseUrl: lenient.baseUrl, batchSize: 200 }),
+        logger: createLogger('silent'),
+        now: () => START,
+      });
+      expect((await c.findByIdentifiers(active.map((p) => p.idNatPs))).size).toBe(active.length);
+      // 100 idNatPS and their RPPS exceed 2000 characters in a URL: POST; the last 20 fit in a GET.
+      expect(
+        lenient.requests.map((r) => `${r.method} ${r.path} ${identifierValues(r).length}`).sort(),
+      ).toEqual(['GET /fhir/v2/Practitioner 40', 'POST /fhir/v2/Practitioner/_search 200']);
+    } finally {
+      await lenient.close();
+    }
   });
 
   it('merges the Practitioners of one RPPS into one professional with the roles of both', async () => {
@@ -183,11 +262,11 @@ describe('Annuaire Santé client against the simulator', () => {
       });
   });
 
-  it('follows next links over many small pages without a total', async () => {
-    const wanted = professionals.filter((p) => p.active).slice(300, 360);
+  it('follows next links over many small pages', async () => {
+    const wanted = professionals.filter((p) => p.active).slice(300, 325);
     const practitioners = wanted.reduce((n, p) => n + simulator.practitionerIdsOf(p.idNatPs).length, 0);
     const requests = since();
-    const c = client({ pageSize: 7, batchSize: 200 });
+    const c = client({ pageSize: 7 });
     const found = await c.findByIdentifiers(wanted.map((p) => p.idNatPs));
     expect(found.size).toBe(wanted.length);
     const sent = requests();
@@ -201,21 +280,72 @@ describe('Annuaire Santé client against the simulator', () => {
   it('restarts a query whose page link answers 500, without duplicates, a bounded number of times', async () => {
     const wanted = professionals
       .filter((p) => p.active)
-      .slice(400, 440)
+      .slice(400, 425)
       .map((p) => p.idNatPs);
-    const clean = await client({ pageSize: 5, batchSize: 200 }).findByIdentifiers(wanted);
+    const clean = await client({ pageSize: 15 }).findByIdentifiers(wanted);
     simulator.faults.stalePages(1);
-    const restarted = client({ pageSize: 5, batchSize: 200 });
+    const restarted = client({ pageSize: 15 });
     expect(await restarted.findByIdentifiers(wanted)).toEqual(clean);
     expect(restarted.stats.restarts).toBe(1);
 
     simulator.faults.stalePages(3);
-    const exhausted = client({ pageSize: 5, batchSize: 200 }, { maxRestarts: 2 });
+    const exhausted = client({ pageSize: 15 }, { maxRestarts: 2 });
     const err = await exhausted.findByIdentifiers(wanted).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AnnuaireServerError);
     expect(err).toMatchObject({ status: 500, kind: 'server' });
     expect((err as AnnuaireServerError).diagnostics).toMatch(/too old or corrupted/);
     expect(exhausted.stats.restarts).toBe(2);
+  });
+
+  it('restarts a query whose answer has fewer matches than its total; gives up on a persistently partial one', async () => {
+    const wanted = professionals
+      .filter((p) => p.active)
+      .slice(450, 475)
+      .map((p) => p.idNatPs);
+    const clean = await client().findByIdentifiers(wanted);
+    expect(clean.size).toBe(wanted.length);
+    simulator.faults.truncate(1);
+    const restarted = client();
+    expect(await restarted.findByIdentifiers(wanted)).toEqual(clean);
+    expect(restarted.stats).toMatchObject({ restarts: 1, incomplete: 1 });
+
+    simulator.faults.truncate(10);
+    const partial = client({}, { maxRestarts: 2 });
+    const err = await partial.findByIdentifiers(wanted).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AnnuaireUnavailableError);
+    expect(err).toMatchObject({ kind: 'unavailable', reason: 'incomplete', status: 200 });
+    expect((err as Error).message).toMatch(/matches of \d+/);
+    expect(partial.stats).toMatchObject({ restarts: 2, incomplete: 3 });
+  });
+
+  it('without a total, looks the missing identifiers up again before they count as absent', async () => {
+    const bare = await startAnnuaireSimulator({
+      professionals,
+      apiKey: API_KEY,
+      now: () => START,
+      total: 'never',
+    });
+    try {
+      const wanted = professionals
+        .filter((p) => p.active)
+        .slice(500, 525)
+        .map((p) => p.idNatPs);
+      const c = new AnnuaireClient({ api: api({ baseUrl: bare.baseUrl }), logger: createLogger('silent') });
+      expect((await c.findByIdentifiers(wanted)).size).toBe(wanted.length);
+      expect(bare.requests).toHaveLength(1);
+
+      bare.faults.truncate(1, { keep: 10 });
+      const found = await c.findByIdentifiers(wanted);
+      expect([...found.keys()].sort()).toEqual([...wanted].sort());
+      // The second lookup asked for the 15 (or so: split exercises) missing from the truncated answer.
+      const [cut, again] = bare.requests.slice(1).map((r) => identifierValues(r).length);
+      expect(cut).toBe(50);
+      expect(again).toBeGreaterThan(0);
+      expect(again).toBeLessThan(50);
+      expect(c.stats.incomplete).toBe(1);
+    } finally {
+      await bare.close();
+    }
   });
 
   it('refuses to follow a next link to another origin, so the key never leaves for it', async () => {
@@ -248,18 +378,9 @@ describe('Annuaire Santé client against the simulator', () => {
 
   it('retries 429 (honouring Retry-After), 502, 504 with an empty body and timeouts, then succeeds', async () => {
     const p = professionals[20] as Professional;
-    const sleeps: number[] = [];
-    const c = client(
-      { timeoutMs: 100, maxRetries: 4 },
-      {
-        random: () => 1,
-        sleep: (ms) => {
-          sleeps.push(ms);
-          return new Promise((resolve) => setTimeout(resolve, Math.min(ms, 20)));
-        },
-      },
-    );
-    simulator.faults.queue(429, { retryAfterSeconds: 1 });
+    const { sleeps, sleep } = recordingSleep();
+    const c = client({ timeoutMs: 100, maxRetries: 4 }, { random: () => 1, sleep });
+    simulator.faults.queue(429, { retryAfterSeconds: 3 });
     simulator.faults.queue(502);
     simulator.faults.queue(504);
     simulator.faults.delay(400, { times: 1 });
@@ -271,8 +392,32 @@ describe('Annuaire Santé client against the simulator', () => {
         .map((r) => r.status)
         .slice(0, 3),
     ).toEqual([429, 502, 504]);
-    expect(sleeps).toEqual([1000, 20, 40, 80]);
-    expect(c.stats).toMatchObject({ requests: 5, retries: 4 });
+    expect(sleeps).toEqual([3000, 20, 40, 80]);
+    expect(c.stats).toMatchObject({
+      requests: 5,
+      retries: 4,
+      rateLimited: 1,
+      gatewayTimeouts: 1,
+      otherFailures: 2,
+    });
+  });
+
+  it('after a 429 without Retry-After, waits one quota window at least, and holds the other requests meanwhile', async () => {
+    const wanted = professionals.filter((p) => p.active).slice(600, 608);
+    const { sleeps, sleep } = recordingSleep(300);
+    const c = client({ batchSize: 2 }, { random: () => 0, sleep });
+    simulator.faults.queue(429, { retryAfterSeconds: null });
+    const requests = since();
+    const found = await c.findByIdentifiers(wanted.map((p) => p.idNatPs));
+    expect(found.size).toBe(wanted.length);
+    // One second (the quota's window), not the jittered backoff (0 here).
+    expect(sleeps).toEqual([1000]);
+    const sent = requests();
+    expect(sent.map((r) => r.status)).toEqual([429, ...Array(8).fill(200)]);
+    // The four workers share the quota: nothing left during the pause after the 429.
+    const pausedAt = (sent[0] as RecordedRequest).at;
+    expect((sent[1] as RecordedRequest).at - pausedAt).toBeGreaterThanOrEqual(290);
+    expect(c.stats).toMatchObject({ rateLimited: 1, retries: 1 });
   });
 
   it('gives up after maxRetries with a typed unavailable error carrying status and diagnostics', async () => {
@@ -357,12 +502,14 @@ describe('Annuaire Santé client against the simulator', () => {
     }
   });
 
-  it('spaces requests so that no one-second window holds more than requestsPerSecond', async () => {
-    const rate = 20;
-    const wanted = professionals.filter((p) => p.active).slice(500, 535);
+  it('spaces requests so that no one-second window holds more than requestsPerSecond, under the quota', async () => {
+    const rate = DEFAULTS.requestsPerSecond;
+    expect(rate).toBeLessThan(17);
+    const wanted = professionals.filter((p) => p.active).slice(700, 720);
     const requests = since();
-    const c = client({ requestsPerSecond: rate, batchSize: 1 });
+    const c = client({ batchSize: 1 });
     await c.findByIdentifiers(wanted.map((p) => p.idNatPs));
+    expect(requests().map((r) => r.status)).toEqual(Array(wanted.length).fill(200));
     const times = requests().map((r) => r.at);
     expect(times).toHaveLength(wanted.length);
     // The client spaces sends by (1000 + 25) / rate ms; arrivals carry a few ms of jitter around that.
@@ -375,6 +522,76 @@ describe('Annuaire Santé client against the simulator', () => {
       expect(inWindow, `window starting at request ${i}`).toBeLessThanOrEqual(rate);
     }
     expect(c.stats.throttledMs).toBeGreaterThan(0);
+  });
+
+  it('two instances sharing one key over its quota recover from the 429s, with or without Retry-After', async () => {
+    // The throttling answer is undocumented: one simulator sends Retry-After, the other does not.
+    const variants = await Promise.all(
+      [null, 1].map((retryAfter) =>
+        startAnnuaireSimulator({
+          professionals,
+          apiKey: API_KEY,
+          now: () => START,
+          quotaRetryAfterSeconds: retryAfter,
+        }),
+      ),
+    );
+    try {
+      const wanted = professionals.filter((p) => p.active).slice(800, 820);
+      const halves = [wanted.slice(0, 10), wanted.slice(10)];
+      await Promise.all(
+        variants.map(async (shared) => {
+          // Two clients at the default rate: 30 requests/s together against a quota of 17.
+          const instances = halves.map(() => {
+            const recorded = recordingSleep(5000);
+            const c = new AnnuaireClient({
+              api: api({ baseUrl: shared.baseUrl, batchSize: 1, maxRetries: 6 }),
+              logger: createLogger('silent'),
+              now: () => START,
+              ...recorded,
+            });
+            return { c, sleeps: recorded.sleeps };
+          });
+          const found = await Promise.all(
+            instances.map(({ c }, i) =>
+              c.findByIdentifiers((halves[i] as Professional[]).map((p) => p.idNatPs)),
+            ),
+          );
+          for (const [i, f] of found.entries()) expect(f.size).toBe(halves[i]?.length);
+          const throttled = shared.requests.filter((r) => r.status === 429).length;
+          expect(throttled).toBeGreaterThan(0);
+          expect(instances.reduce((n, { c }) => n + c.stats.rateLimited, 0)).toBe(throttled);
+          for (const { sleeps } of instances)
+            for (const ms of sleeps) expect(ms).toBeGreaterThanOrEqual(1000);
+        }),
+      );
+    } finally {
+      await Promise.all(variants.map((v) => v.close()));
+    }
+  });
+
+  it('a name search the API finds too heavy answers 504 after its timeout: retried, then a typed error', async () => {
+    const strict = await startAnnuaireSimulator({
+      professionals,
+      apiKey: API_KEY,
+      gatewayTimeoutMs: GATEWAY_TIMEOUT_MS,
+      heavySearch: (type, params) => type === 'Practitioner' && params.has('family') && params.has('given'),
+    });
+    try {
+      const c = new AnnuaireClient({
+        api: api({ baseUrl: strict.baseUrl, maxRetries: 1 }),
+        logger: createLogger('silent'),
+      });
+      await expect(c.searchByName('Martin', 'Marie')).rejects.toMatchObject({
+        kind: 'unavailable',
+        status: 504,
+      });
+      expect(strict.requests.map((r) => r.status)).toEqual([504, 504]);
+      expect(c.stats.gatewayTimeouts).toBe(2);
+      expect((await c.searchByName('Martin')).length).toBeGreaterThan(0);
+    } finally {
+      await strict.close();
+    }
   });
 
   it('searches by name, keeping only folded-equal names', async () => {
@@ -397,7 +614,12 @@ describe('Annuaire Santé client: changes since a date', () => {
   beforeAll(async () => {
     clock = START;
     professionals = [...generateProfessionals({ count: 1000, now: START })];
-    simulator = await startAnnuaireSimulator({ professionals, apiKey: API_KEY, now: () => clock });
+    simulator = await startAnnuaireSimulator({
+      professionals,
+      apiKey: API_KEY,
+      now: () => clock,
+      gatewayTimeoutMs: GATEWAY_TIMEOUT_MS,
+    });
   });
   afterAll(async () => {
     await simulator.close();
@@ -406,19 +628,16 @@ describe('Annuaire Santé client: changes since a date', () => {
     simulator.faults.clear();
   });
 
-  const client = (options: Partial<AnnuaireClientOptions> = {}) =>
+  const client = (options: Partial<AnnuaireClientOptions> = {}, pageSize = DEFAULTS.pageSize) =>
     new AnnuaireClient({
       api: {
+        ...DEFAULTS,
         baseUrl: simulator.baseUrl,
         apiKey: API_KEY,
-        requestsPerSecond: 1000,
         timeoutMs: 2000,
-        pageSize: 50,
-        batchSize: 100,
+        pageSize,
         maxRetries: 2,
         retryBaseDelayMs: 10,
-        breakerFailureThreshold: 5,
-        breakerResetSeconds: 60,
       },
       logger: createLogger('silent'),
       now: () => clock,
@@ -468,7 +687,7 @@ describe('Annuaire Santé client: changes since a date', () => {
     const clean = await collect(client().changedSince(window));
     expect(clean.length).toBeGreaterThan(100);
     simulator.faults.stalePages(2);
-    const c = client();
+    const c = client({}, 100);
     const restarted = await collect(c.changedSince(window));
     expect(c.stats.restarts).toBe(2);
     expect(restarted.length).toBe(new Set(restarted).size);

@@ -64,6 +64,10 @@ describe('Annuaire Santé simulator', () => {
       apiKey: API_KEY,
       now: () => clock,
       legacyIdentifiers: (p) => p.rpps === fixtureRpps(7),
+      // These tests are about search semantics and send their requests back to back, without the
+      // client's throttle: the quota (on by default) has its own tests at the end of this file.
+      rateLimitPerSecond: null,
+      gatewayTimeoutMs: 50,
     });
     base = simulator.baseUrl;
   });
@@ -128,8 +132,26 @@ describe('Annuaire Santé simulator', () => {
       `${base}/Practitioner?identifier=${p.idNatPs}&_revinclude=PractitionerRole:practitioner`,
     );
     const [practitioner] = resources<Practitioner>(answer.body, 'Practitioner');
-    expect(practitioner?.id).toMatch(/^[0-9a-f]{16}$/);
+    // Technical ids as published (`003-5818457-5939334`), unrelated to the RPPS.
+    expect(practitioner?.id).toMatch(/^003-\d+-\d+$/);
     expect(practitioner?.id).not.toContain(p.rpps);
+    // As the published examples: `language`, `extension`, both profiles, `versionId` "1" first.
+    expect(practitioner).toMatchObject({
+      language: 'fr',
+      extension: [
+        {
+          url: 'https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-ext-registration',
+        },
+      ],
+      meta: {
+        versionId: '1',
+        source: 'https://annuaire.sante.fr',
+        profile: [
+          'https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-practitioner',
+          'https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-dp-practitioner',
+        ],
+      },
+    });
     expect(practitioner?.identifier).toEqual([
       {
         use: 'official',
@@ -169,7 +191,9 @@ describe('Annuaire Santé simulator', () => {
     const activity = p.activities[0];
     expect(roles[0]?.identifier).toEqual([{ system: 'https://rpps.esante.gouv.fr', value: activity?.id }]);
     expect(roles[0]?.practitioner).toEqual({ reference: `Practitioner/${practitioner?.id}` });
-    expect(roles[0]?.organization?.reference).toMatch(/^Organization\/[0-9a-f]{16}$/);
+    expect(roles[0]?.id).toMatch(/^005-\d+-\d+$/);
+    expect(roles[0]?.language).toBe('fr');
+    expect(roles[0]?.organization?.reference).toMatch(/^Organization\/001-01-\d+$/);
     expect(roles[0]?.code?.map((c) => [c.coding?.[0]?.system, c.coding?.[0]?.code])).toEqual([
       [
         'https://mos.esante.gouv.fr/NOS/TRE_R22-GenreActivite/FHIR/TRE-R22-GenreActivite',
@@ -235,12 +259,13 @@ describe('Annuaire Santé simulator', () => {
       expect(p.name?.[0]?.family).toBe("D'Almeida");
   });
 
-  it('pages in technical id order through opaque next links until the end, with no total unless asked', async () => {
+  it('pages in technical id order through opaque next links until the end, with a total unless told not to', async () => {
     const served = professionals
       .filter((p) => p.active || p.lastUpdated.getTime() >= START.getTime() - 30 * DAY)
       .reduce((n, p) => n + simulator.practitionerIdsOf(p.idNatPs).length, 0);
     let answer = await call(`${base}/Practitioner?_count=37`);
-    expect(answer.body.total).toBeUndefined();
+    // The published examples carry `total` by default ("total": 9903, "total": 0).
+    expect(answer.body.total).toBe(served);
     const ids: string[] = [];
     let pages = 0;
     for (;;) {
@@ -259,10 +284,21 @@ describe('Annuaire Santé simulator', () => {
     expect(new Set(ids).size).toBe(ids.length);
     const withTotal = await call(`${base}/Practitioner?_count=5&_total=accurate`);
     expect(withTotal.body.total).toBe(served);
+    expect((await call(`${base}/Practitioner?_count=5&_total=none`)).body.total).toBeUndefined();
+    const nothing = await call(`${base}/Practitioner?identifier=00000000000`);
+    expect(nothing.body.total).toBe(0);
+    // Text searches may come without it (modifying-search-results.md: "recherches textuelles").
+    expect((await call(`${base}/Practitioner?family:contains=ar`)).body.total).toBeUndefined();
   });
 
-  it('clamps _count to 200 and defaults it to 50', async () => {
-    expect(resources((await call(`${base}/Practitioner?_count=500`)).body, 'Practitioner')).toHaveLength(200);
+  it('defaults _count to 50 and takes up to 10000, as documented', async () => {
+    const served = professionals
+      .filter((p) => p.active || p.lastUpdated.getTime() >= START.getTime() - 30 * DAY)
+      .reduce((n, p) => n + simulator.practitionerIdsOf(p.idNatPs).length, 0);
+    expect(served).toBeGreaterThan(200);
+    const all = await call(`${base}/Practitioner?_count=10000`);
+    expect(resources(all.body, 'Practitioner')).toHaveLength(served);
+    expect(nextLink(all.body)).toBeUndefined();
     expect(resources((await call(`${base}/Practitioner`)).body, 'Practitioner')).toHaveLength(50);
   });
 
@@ -401,13 +437,13 @@ describe('Annuaire Santé simulator', () => {
     }
   });
 
-  it('limits _lastUpdated deltas to the last 30 days, never with a total', async () => {
+  it('limits _lastUpdated deltas to the last 30 days, with their total as published', async () => {
     const horizon = START.getTime() - 30 * DAY;
     const ids: string[] = [];
     let answer = await call(
-      `${base}/Practitioner?_lastUpdated=ge${new Date(START.getTime() - 90 * DAY).toISOString()}&_total=accurate&_count=200`,
+      `${base}/Practitioner?_lastUpdated=ge${new Date(START.getTime() - 90 * DAY).toISOString()}&_count=200`,
     );
-    expect(answer.body.total).toBeUndefined();
+    const total = answer.body.total;
     for (;;) {
       for (const p of resources<Practitioner>(answer.body, 'Practitioner')) {
         expect(Date.parse(p.meta?.lastUpdated ?? '')).toBeGreaterThanOrEqual(horizon);
@@ -420,6 +456,7 @@ describe('Annuaire Santé simulator', () => {
     const recent = professionals
       .filter((p) => p.lastUpdated.getTime() >= horizon)
       .flatMap((p) => simulator.practitionerIdsOf(p.idNatPs));
+    expect(total).toBe(ids.length);
     // Second exercises are dated one day before their first: a few fall outside the window.
     expect(ids.length).toBeLessThanOrEqual(recent.length);
     expect(ids.length).toBeGreaterThanOrEqual(recent.length - 5);
@@ -450,6 +487,13 @@ describe('Annuaire Santé simulator', () => {
       const since = `_lastUpdated=ge${clock.toISOString()}`;
       const practitioners = await call(`${base}/Practitioner?${since}`);
       expect(new Set(idNatsOf(practitioners.body))).toEqual(new Set([changed.idNatPs, newcomer.idNatPs]));
+      // meta.versionId is "1" on a first version and a number on later ones, as in the published examples.
+      const versionOf = (idNat: string) =>
+        resources<Practitioner>(practitioners.body, 'Practitioner').find((p) =>
+          p.identifier?.some((i) => i.value === idNat),
+        )?.meta?.versionId;
+      expect(versionOf(changed.idNatPs)).toBe(2);
+      expect(versionOf(newcomer.idNatPs)).toBe('1');
       expect(
         resources<Practitioner>(practitioners.body, 'Practitioner').find(
           (p) => p.name?.[0]?.family === 'Nouveau-Nom',
@@ -473,6 +517,11 @@ describe('Annuaire Santé simulator', () => {
     expect(throttled.status).toBe(429);
     expect(throttled.headers.get('retry-after')).toBe('2');
     await throttled.text();
+    simulator.faults.queue(429, { retryAfterSeconds: null });
+    const bare = await fetch(`${base}/metadata`, { headers: { 'ESANTE-API-KEY': API_KEY } });
+    expect(bare.status).toBe(429);
+    expect(bare.headers.has('retry-after')).toBe(false);
+    await bare.text();
     for (const status of [502, 504] as const) {
       simulator.faults.queue(status);
       const answer = await call(`${base}/metadata`);
@@ -503,20 +552,152 @@ describe('Annuaire Santé simulator', () => {
     expect((await call(`${base}/metadata`)).status).toBe(200);
   });
 
-  it('enforces a gateway quota when asked to', async () => {
-    const limited = await startAnnuaireSimulator({
-      professionals: professionals.slice(0, 10),
+  it('truncates the next answers on demand: fewer matches than its total, no next link', async () => {
+    const wanted = professionals.filter((p) => p.active).slice(0, 30);
+    const query = `${base}/Practitioner?identifier=${wanted.map((p) => p.idNatPs).join(',')}&_count=10`;
+    const full = await call(query);
+    simulator.faults.truncate(1);
+    const cut = await call(query);
+    expect(cut.body.total).toBe(full.body.total);
+    expect(resources(cut.body, 'Practitioner').length).toBeLessThan(10);
+    expect(nextLink(cut.body)).toBeUndefined();
+    expect(resources((await call(query)).body, 'Practitioner')).toHaveLength(10);
+  });
+
+  it('answers 504 with an empty body after the gateway timeout for more than 50 identifiers with _include/_revinclude', async () => {
+    const ids = professionals.slice(0, 51).map((p) => p.idNatPs);
+    const revinclude = '&_revinclude=PractitionerRole:practitioner';
+    const mark = simulator.requests.length;
+    const started = performance.now();
+    const heavy = await call(`${base}/Practitioner?identifier=${ids.join(',')}${revinclude}`);
+    expect(heavy).toMatchObject({ status: 504, text: '' });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(45);
+    // The same in a POST _search; identifiers and technical ids both count.
+    const posted = await call(`${base}/Practitioner/_search`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `identifier=${ids.slice(0, 40).join(',')}&_id=${simulator.practitionerIdsOf(ids[0] as string).join(',')},${Array.from({ length: 10 }, (_, i) => `003-1-${i}`).join(',')}${revinclude}`,
+    });
+    expect(posted.status).toBe(504);
+    // 50 pass; so do more without _include/_revinclude.
+    expect(
+      (await call(`${base}/Practitioner?identifier=${ids.slice(0, 50).join(',')}${revinclude}`)).status,
+    ).toBe(200);
+    expect((await call(`${base}/Practitioner?identifier=${ids.join(',')}`)).status).toBe(200);
+    const roles = await call(
+      `${base}/PractitionerRole?practitioner=${Array.from({ length: 51 }, (_, i) => `003-1-${i}`).join(',')}&_include=PractitionerRole:practitioner`,
+    );
+    expect(roles.status).toBe(200);
+    expect(simulator.requests.slice(mark).map((r) => r.status)).toEqual([504, 504, 200, 200, 200]);
+  });
+
+  it('answers 504 after the gateway timeout for heavy multi-criteria text searches (two :contains)', async () => {
+    const heavy = await call(`${base}/Practitioner?name:contains=ar&name:contains=in`);
+    expect(heavy).toMatchObject({ status: 504, text: '' });
+    expect((await call(`${base}/Practitioner?name:contains=ar`)).status).toBe(200);
+    expect((await call(`${base}/Practitioner?family=Martin&given=Marie`)).status).toBe(200);
+  });
+
+  it('takes which searches are heavy and how many identifiers are too many as settings', async () => {
+    const strict = await startAnnuaireSimulator({
+      professionals: professionals.slice(0, 30),
       apiKey: API_KEY,
-      rateLimitPerSecond: 5,
+      gatewayTimeoutMs: 20,
+      maxIdentifiersWithInclude: 10,
+      heavySearch: (type, params) => type === 'Practitioner' && params.has('family') && params.has('given'),
     });
     try {
-      const statuses = await Promise.all(
-        Array.from({ length: 8 }, () => call(`${limited.baseUrl}/metadata`)),
-      );
-      expect(statuses.filter((a) => a.status === 429)).toHaveLength(3);
-      expect(limited.requests.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+      const ids = professionals.slice(0, 11).map((p) => p.idNatPs);
+      const b = strict.baseUrl;
+      expect(
+        (
+          await call(
+            `${b}/Practitioner?identifier=${ids.join(',')}&_revinclude=PractitionerRole:practitioner`,
+          )
+        ).status,
+      ).toBe(504);
+      expect(
+        (
+          await call(
+            `${b}/Practitioner?identifier=${ids.slice(1).join(',')}&_revinclude=PractitionerRole:practitioner`,
+          )
+        ).status,
+      ).toBe(200);
+      expect((await call(`${b}/Practitioner?family=Martin&given=Marie`)).status).toBe(504);
+      expect((await call(`${b}/Practitioner?family=Martin`)).status).toBe(200);
     } finally {
-      await limited.close();
+      await strict.close();
+    }
+  });
+
+  it('omits total everywhere when told to (the reference: `total` may be absent)', async () => {
+    const bare = await startAnnuaireSimulator({
+      professionals: professionals.slice(0, 30),
+      apiKey: API_KEY,
+      total: 'never',
+    });
+    try {
+      for (const query of ['', '?_total=accurate', `?identifier=${professionals[0]?.idNatPs}`])
+        expect((await call(`${bare.baseUrl}/Practitioner${query}`)).body.total).toBeUndefined();
+    } finally {
+      await bare.close();
+    }
+  });
+});
+
+describe('Annuaire Santé simulator: the gateway quota', () => {
+  const professionals = [...generateProfessionals({ count: 10, now: START })];
+  const burst = (url: string, n: number, key = API_KEY) =>
+    Promise.all(
+      Array.from({ length: n }, () =>
+        fetch(url, { headers: { 'ESANTE-API-KEY': key } }).then(async (r) => {
+          await r.text();
+          return { status: r.status, retryAfter: r.headers.get('retry-after') };
+        }),
+      ),
+    );
+
+  it('is on by default: 17 requests per second per API key, then 429 (without Retry-After unless set)', async () => {
+    const sim = await startAnnuaireSimulator({ professionals, apiKey: API_KEY });
+    try {
+      const answers = await burst(`${sim.baseUrl}/metadata`, 20);
+      expect(answers.filter((a) => a.status === 200)).toHaveLength(17);
+      expect(answers.filter((a) => a.status === 429)).toEqual(
+        Array(3).fill({ status: 429, retryAfter: null }),
+      );
+      // A refused key is not counted against the application's quota, and gets 401.
+      const wrong = await burst(`${sim.baseUrl}/metadata`, 2, 'some-other-key');
+      expect(wrong.map((a) => a.status)).toEqual([401, 401]);
+      // One second later, the window is clear.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect((await burst(`${sim.baseUrl}/metadata`, 1))[0]?.status).toBe(200);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('counts per API key, sends Retry-After when set, and can be turned off', async () => {
+    const keys = ['key-of-application-a', 'key-of-application-b'];
+    const sim = await startAnnuaireSimulator({
+      professionals,
+      apiKey: keys,
+      rateLimitPerSecond: 5,
+      quotaRetryAfterSeconds: 1,
+    });
+    const open = await startAnnuaireSimulator({ professionals, apiKey: API_KEY, rateLimitPerSecond: null });
+    try {
+      const both = await Promise.all(keys.map((key) => burst(`${sim.baseUrl}/metadata`, 7, key)));
+      expect(both).toHaveLength(2);
+      for (const answers of both) {
+        expect(answers.filter((x) => x.status === 200)).toHaveLength(5);
+        expect(answers.filter((x) => x.status === 429)).toEqual(
+          Array(2).fill({ status: 429, retryAfter: '1' }),
+        );
+      }
+      expect((await burst(`${open.baseUrl}/metadata`, 30)).every((x) => x.status === 200)).toBe(true);
+    } finally {
+      await sim.close();
+      await open.close();
     }
   });
 });

@@ -20,7 +20,6 @@ describe('passerelle rpps (PGlite)', () => {
     Object.assign(embedded.env, {
       PASSERELLE_RPPS__API__BASE_URL: sim.baseUrl,
       PASSERELLE_RPPS__API__API_KEY: API_KEY,
-      PASSERELLE_RPPS__API__REQUESTS_PER_SECOND: '100',
     });
     ({ cli, remove } = embedded);
     for (const [username, p] of [
@@ -84,11 +83,15 @@ describe('passerelle rpps (PGlite)', () => {
     const first = await cli(['rpps', 'sync']);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/sync completed \(full\)/);
+    expect(first.stdout).not.toContain('API:');
     sim.deactivate(marie.idNatPs);
+    // The gateway's quota answers once (without Retry-After): retried, and reported.
+    sim.faults.queue(429, { retryAfterSeconds: null });
     const second = await cli(['rpps', 'sync']);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toMatch(/sync completed \(delta\)/);
     expect(second.stdout).toContain('inactive 1');
+    expect(second.stdout).toMatch(/API: 1 retries \(quota 429: 1, gateway 504: 0, other: 0\)/);
     const alerts = await cli(['alerts']);
     const alertId = new RegExp(`([0-9a-f-]{36}) .* rpps\\.link\\.inactive .*${marie.idNatPs}`).exec(
       alerts.stdout,

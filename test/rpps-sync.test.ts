@@ -18,17 +18,30 @@ import { type AnnuaireSimulator, startAnnuaireSimulator } from './simulators/ann
 const API_KEY = 'test-annuaire-key-0123456789';
 const FIXTURE_NOW = new Date('2026-10-01T00:00:00Z');
 
-/** Simulated Annuaire + Passerelle configured against it (fast throttle and retries for the tests). */
-async function startPair(kind: Parameters<typeof startTestServer>[0], professionals: Professional[]) {
-  const sim = await startAnnuaireSimulator({ professionals, apiKey: API_KEY });
+/** The simulator's gateway gives up on heavy searches after 30 s; 50 ms here. */
+const GATEWAY_TIMEOUT_MS = 50;
+
+/**
+ * Simulated Annuaire (the real service's defaults: quota, 504 on oversized queries, total) + Passerelle
+ * configured against it with the shipped throttle and batches (short retries and timeouts for the tests).
+ */
+async function startPair(
+  kind: Parameters<typeof startTestServer>[0],
+  professionals: Professional[],
+  simulator: Partial<Parameters<typeof startAnnuaireSimulator>[0]> = {},
+) {
+  const sim = await startAnnuaireSimulator({
+    professionals,
+    apiKey: API_KEY,
+    gatewayTimeoutMs: GATEWAY_TIMEOUT_MS,
+    ...simulator,
+  });
   const t = await startTestServer(kind, {
     config: {
       rpps: {
         api: {
           baseUrl: sim.baseUrl,
           apiKey: API_KEY,
-          requestsPerSecond: 100,
-          batchSize: 50,
           maxRetries: 3,
           retryBaseDelayMs: 10,
           timeoutMs: 2000,
@@ -113,9 +126,10 @@ for (const kind of databasesUnderTest()) {
         // The first verification fills what the Annuaire says of each professional.
         changed: { refreshed: 40, inactive: 2, linked: 1, conflict: 0, reactivated: 0 },
       });
-      // 43 identifiers in batches of 50: one search (plus its pages at most).
-      expect(summary.apiRequests).toBeGreaterThanOrEqual(1);
-      expect(summary.apiRequests).toBeLessThanOrEqual(3);
+      // 43 idNatPS, each searched with its RPPS: two searches of at most 50 identifiers, and one more
+      // for the two absent ones before they count as absent.
+      expect(summary.apiRequests).toBe(3);
+      expect(summary.api).toMatchObject({ retries: 0, rateLimited: 0, gatewayTimeouts: 0, incomplete: 0 });
 
       // Their registrations ended months ago: past the 30 days a tombstone lives, the API no longer knows them.
       for (const p of inactive.slice(0, 2)) {
@@ -181,6 +195,67 @@ for (const kind of databasesUnderTest()) {
       // The delta asked for Practitioners and PractitionerRoles changed since the last run.
       const queries = sim.requests.slice(-summary.apiRequests).map((r) => decodeURIComponent(r.query));
       expect(queries.some((q) => q.includes('_lastUpdated=ge'))).toBe(true);
+    });
+
+    it('the quota (429 without Retry-After) and a 504 are retried, and reported with the run, in the audit and the log', async () => {
+      sim.faults.queue(429, { retryAfterSeconds: null });
+      sim.faults.queue(504);
+      const summary = await sync({ full: true });
+      expect(summary).toMatchObject({
+        status: 'completed',
+        changed: { inactive: 0, reactivated: 0, conflict: 0 },
+        api: { retries: 2, rateLimited: 1, gatewayTimeouts: 1, otherFailures: 0 },
+      });
+      // The pause after the 429 lasted one quota window (a second) at least.
+      expect(summary.api.throttledMs).toBeGreaterThanOrEqual(900);
+      const [run] = await t.passerelle.rpps.sync.runs(1);
+      expect(run?.summary).toMatchObject({ api: { rateLimited: 1, gatewayTimeouts: 1 } });
+      const audited = await db()
+        .selectFrom('audit_event')
+        .select('detail')
+        .where('type', '=', 'rpps.sync.completed')
+        .orderBy('seq', 'desc')
+        .executeTakeFirstOrThrow();
+      expect(audited.detail).toMatchObject({
+        runId: summary.runId,
+        api: { retries: 2, rateLimited: 1, gatewayTimeouts: 1 },
+      });
+    });
+
+    it('a batch that keeps failing (504) marks nobody as gone: the run fails and changes nothing', async () => {
+      const before = await t.passerelle.services.identities.list();
+      const target = active[0] as Professional;
+      // Every attempt at the batch holding this professional answers 504; the other batch succeeds.
+      sim.faults.queue(504, { times: 10, query: new RegExp(target.idNatPs) });
+      const summary = await sync({ full: true });
+      expect(summary).toMatchObject({
+        status: 'failed',
+        changed: { inactive: 0 },
+        api: { gatewayTimeouts: 4, retries: 3 },
+      });
+      expect(summary.error).toMatch(/504/);
+      const after = await t.passerelle.services.identities.list();
+      expect(after.map((l) => [l.accountId, l.status])).toEqual(before.map((l) => [l.accountId, l.status]));
+      const failed = await db()
+        .selectFrom('audit_event')
+        .select('detail')
+        .where('type', '=', 'rpps.sync.failed')
+        .orderBy('seq', 'desc')
+        .executeTakeFirstOrThrow();
+      expect(failed.detail).toMatchObject({ api: { gatewayTimeouts: 4 } });
+      sim.faults.clear();
+    });
+
+    it('a partial answer (fewer matches than its total) is searched again: nobody absent from it is marked gone', async () => {
+      sim.faults.truncate(1, { keep: 5 });
+      const summary = await sync({ full: true });
+      expect(summary).toMatchObject({
+        status: 'completed',
+        changed: { inactive: 0 },
+        api: { incomplete: 1, restarts: 1 },
+      });
+      for (const p of active.slice(0, 40).filter((p) => p !== active[1]))
+        expect((await linkOf(p.idNatPs))?.status, p.idNatPs).toBe('verified');
     });
 
     it('a changed profession is refreshed; a verified link due for re-verification is looked up again', async () => {
@@ -310,6 +385,45 @@ for (const kind of databasesUnderTest()) {
   });
 }
 
+for (const kind of databasesUnderTest()) {
+  describe(`RPPS sync against an Annuaire Santé without total [${kind}]`, () => {
+    const professionals = [...generateProfessionals({ count: 60, now: FIXTURE_NOW })];
+    const active = professionals.filter((p) => p.active).slice(0, 20);
+    let sim: AnnuaireSimulator;
+    let t: TestServer;
+
+    beforeAll(async () => {
+      // The reference: "`total` may be absent". Then a partial answer cannot be told from a complete one.
+      ({ sim, t } = await startPair(kind, professionals, { total: 'never' }));
+    });
+    afterAll(async () => {
+      await t?.close();
+      await sim?.close();
+    });
+
+    it('professionals absent from a truncated answer are looked up again, never marked gone', async () => {
+      const accounts: string[] = [];
+      for (const p of active) {
+        const account = await t.passerelle.services.accounts.create({
+          username: `n${p.rpps}`,
+          givenName: p.givenName,
+          familyName: p.familyName,
+        });
+        await t.passerelle.services.identities.set(account.id, p.idNatPs, 'manual', 'verified');
+        accounts.push(account.id);
+      }
+      sim.faults.truncate(1, { keep: 5 });
+      const result = await t.passerelle.rpps.sync.run({ trigger: 'command', full: true });
+      expect(result).toMatchObject({
+        kind: 'done',
+        summary: { status: 'completed', changed: { inactive: 0, refreshed: 20 }, api: { incomplete: 1 } },
+      });
+      for (const id of accounts)
+        expect((await t.passerelle.services.identities.findByAccount(id))?.status).toBe('verified');
+    });
+  });
+}
+
 describe('scheduled RPPS sync', () => {
   it('two instances on one database: the sync runs on its schedule, one run at a time', async () => {
     const [kind] = databasesUnderTest().slice(-1);
@@ -317,7 +431,7 @@ describe('scheduled RPPS sync', () => {
     const sim = await startAnnuaireSimulator({ professionals, apiKey: API_KEY });
     const config = {
       rpps: {
-        api: { baseUrl: sim.baseUrl, apiKey: API_KEY, requestsPerSecond: 100 },
+        api: { baseUrl: sim.baseUrl, apiKey: API_KEY },
         sync: { intervalSeconds: 2 },
       },
     };

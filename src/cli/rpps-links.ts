@@ -40,6 +40,12 @@ function printSummary(s: SyncSummary): void {
   out(
     `  unsettled: ${s.unsettled}; names differing on proven links: ${s.namesDiffer}; ambiguous names: ${s.ambiguousNames}`,
   );
+  // Runs recorded before this report existed have no `api`.
+  const api = s.api;
+  if (api && (api.retries > 0 || api.restarts > 0 || api.incomplete > 0))
+    out(
+      `  API: ${api.retries} retries (quota 429: ${api.rateLimited}, gateway 504: ${api.gatewayTimeouts}, other: ${api.otherFailures}), ${api.restarts} queries restarted, ${api.incomplete} incomplete answers, ${(api.throttledMs / 1000).toFixed(1)} s waited for the quota`,
+    );
   if (s.halted) {
     out(
       `  HALTED: ${s.halted.statusChanges} status changes exceed the limit of ${s.halted.limit}; nothing applied.`,

@@ -348,6 +348,41 @@ const pscLoginSchema = z
     }
   });
 
+/**
+ * The Annuaire Santé FHIR API client (docs/rpps.md). Its limits come from
+ * ../shared/reference/annuaire-sante.md: 17 requests/s per application, a 30 s gateway timeout, trouble
+ * past about 50 identifiers combined with `_revinclude` (ANS documentation issue #372).
+ */
+export const annuaireApiSchema = z.strictObject({
+  /** FHIR base URL of the Annuaire Santé (v2 production API; there is no sandbox). */
+  baseUrl: z.url().default('https://gateway.api.esante.gouv.fr/fhir/v2'),
+  /** Key from the ANS API portal, sent as ESANTE-API-KEY; absent = no API calls (sync disabled). */
+  apiKey: z.string().min(1).optional(),
+  /**
+   * Client-side throttle of this instance. The ANS allows 17 requests per second per application (API
+   * key); 15 leaves room for the other instances sharing the key, whose calls are occasional (the sync
+   * runs on one instance at a time). Lower it when other consumers share the key.
+   */
+  requestsPerSecond: z.number().positive().max(100).default(15),
+  /** Per-request timeout; above the gateway's 30 s, so that its 504 arrives rather than our abort. */
+  timeoutMs: z.number().int().min(1000).max(120_000).default(35_000),
+  /** Entries per page (`_count`), at most 200 as the ANS recommends. */
+  pageSize: z.number().int().min(1).max(200).default(200),
+  /**
+   * Identifier values per search (comma-OR) with `_revinclude`: an idNatPS from an RPPS is searched as
+   * both idNatPS and RPPS (two values). Past about 50 the API fails (504 after 30 s).
+   */
+  batchSize: z.number().int().min(1).max(200).default(50),
+  /** Retries of one request on 429, 502, 503, 504 and timeouts, with exponential backoff and jitter. */
+  maxRetries: z.number().int().min(0).max(10).default(4),
+  /** First backoff delay; doubled at each retry, with full jitter. */
+  retryBaseDelayMs: z.number().int().min(10).max(60_000).default(500),
+  /** Consecutive failed requests that open the circuit breaker. */
+  breakerFailureThreshold: z.number().int().min(1).max(100).default(5),
+  /** How long the open breaker refuses calls before letting one through. */
+  breakerResetSeconds: seconds.max(3600).default(60),
+});
+
 const rateLimitRule = z.strictObject({ max: z.number().int().positive(), windowSeconds: seconds });
 
 export const configSchema = z
@@ -494,30 +529,7 @@ export const configSchema = z
     /** RPPS reconciliation: the Annuaire Santé FHIR API, the scheduled sync and the open-data index. */
     rpps: z
       .strictObject({
-        api: z
-          .strictObject({
-            /** FHIR base URL of the Annuaire Santé (v2 production API; there is no sandbox). */
-            baseUrl: z.url().default('https://gateway.api.esante.gouv.fr/fhir/v2'),
-            /** Key from the ANS API portal, sent as ESANTE-API-KEY; absent = no API calls (sync disabled). */
-            apiKey: z.string().min(1).optional(),
-            /** Client-side throttle: the ANS allows 17 requests per second per application. */
-            requestsPerSecond: z.number().positive().max(100).default(17),
-            /** Per-request timeout; the gateway itself gives up after 30 s. */
-            timeoutMs: z.number().int().min(1000).max(120_000).default(30_000),
-            /** Entries per page (`_count`), at most 200 as the ANS recommends. */
-            pageSize: z.number().int().min(1).max(200).default(200),
-            /** Identifiers per search (comma-OR batch). */
-            batchSize: z.number().int().min(1).max(200).default(100),
-            /** Retries of one request on 429, 502, 503, 504 and timeouts, with exponential backoff and jitter. */
-            maxRetries: z.number().int().min(0).max(10).default(4),
-            /** First backoff delay; doubled at each retry, with full jitter. */
-            retryBaseDelayMs: z.number().int().min(10).max(60_000).default(500),
-            /** Consecutive failed requests that open the circuit breaker. */
-            breakerFailureThreshold: z.number().int().min(1).max(100).default(5),
-            /** How long the open breaker refuses calls before letting one through. */
-            breakerResetSeconds: seconds.max(3600).default(60),
-          })
-          .prefault({}),
+        api: annuaireApiSchema.prefault({}),
         sync: z
           .strictObject({
             /** Run the sync in-process at this interval (one runner across instances); 0 = only on command. */

@@ -45,6 +45,9 @@ export const consoleRecordsMessages = {
       'vérifiés {verified}, mis à jour {refreshed}, inactifs {inactive}, réactivés {reactivated}, conflits {conflict}, liés depuis l’annuaire {linked}, candidats par le nom {candidates}',
     'console.rpps.unsettled': 'Non résolus',
     'console.rpps.api_requests': 'Requêtes à l’API',
+    'console.rpps.api_incidents': 'Incidents de l’API',
+    'console.rpps.api_incidents_detail':
+      '{retries} nouvelles tentatives (quota 429 : {rateLimited}, passerelle 504 : {gatewayTimeouts}, autres : {otherFailures}), {restarts} requêtes reprises, {incomplete} réponses incomplètes',
     'console.rpps.halted': 'Arrêtée',
     'console.rpps.halted_detail':
       '{changes} changements d’état dépassent la limite de {limit} : rien n’a été appliqué (passerelle rpps sync --force après contrôle).',
@@ -196,6 +199,9 @@ export const consoleRecordsMessages = {
       'verified {verified}, refreshed {refreshed}, inactive {inactive}, reactivated {reactivated}, conflicts {conflict}, linked from the directory {linked}, name-match candidates {candidates}',
     'console.rpps.unsettled': 'Unsettled',
     'console.rpps.api_requests': 'API requests',
+    'console.rpps.api_incidents': 'API incidents',
+    'console.rpps.api_incidents_detail':
+      '{retries} retries (quota 429: {rateLimited}, gateway 504: {gatewayTimeouts}, other: {otherFailures}), {restarts} queries restarted, {incomplete} incomplete answers',
     'console.rpps.halted': 'Halted',
     'console.rpps.halted_detail':
       '{changes} status changes exceed the limit of {limit}: nothing was applied (passerelle rpps sync --force after checking).',

@@ -44,11 +44,34 @@ export interface AnnuaireStats {
   /** HTTP requests sent, retries included. */
   requests: number;
   retries: number;
-  /** Queries restarted from their first page after a page link failed. */
+  /** Queries restarted from their first page (a page link failed, or the answer was incomplete). */
   restarts: number;
-  /** Time spent waiting for the client-side throttle. */
+  /** Time spent waiting for the client-side throttle (pauses after a 429 included). */
   throttledMs: number;
+  /** 429 answers: the gateway's quota (17 requests/s per application) was exceeded. */
+  rateLimited: number;
+  /** 504 answers: the gateway gave up (30 s), on a query too heavy or a back end down. */
+  gatewayTimeouts: number;
+  /** Other transient failures: 502, 503, timeouts and network errors. */
+  otherFailures: number;
+  /**
+   * Answers found incomplete: fewer matches than their `total`, or identifiers absent from a batch's
+   * answer and found when looked up again.
+   */
+  incomplete: number;
 }
+
+/** The counters as zero (for differences between two moments). */
+export const NO_ANNUAIRE_STATS: Readonly<AnnuaireStats> = Object.freeze({
+  requests: 0,
+  retries: 0,
+  restarts: 0,
+  throttledMs: 0,
+  rateLimited: 0,
+  gatewayTimeouts: 0,
+  otherFailures: 0,
+  incomplete: 0,
+});
 
 /** `_lastUpdated` deltas reach back this far on the Annuaire Santé. */
 export const DELTA_HORIZON_MS = 30 * 86_400_000;
@@ -57,6 +80,11 @@ const DELTA_SAFETY_MS = 3_600_000;
 /** Above this URL length, searches go as POST `_search` with a form body. */
 const MAX_GET_URL = 2000;
 const MAX_RETRY_AFTER_MS = 60_000;
+/**
+ * After a 429 without Retry-After, the least wait: the quota counts requests per second (17 requests/s
+ * per application), so a second clears it.
+ */
+const QUOTA_WINDOW_MS = 1000;
 /** Spread over each second's requests so that jittered arrivals still fit the gateway's quota. */
 const JITTER_ALLOWANCE_MS = 25;
 const MAX_DIAGNOSTICS = 500;
@@ -77,15 +105,17 @@ type Attempt =
   | { status: null; failure: string };
 
 /**
- * Spaces requests across the whole process (monotonic clock) so that no one-second window holds more
- * than `perSecond` of them, even with a few milliseconds of network jitter on their arrival. Requests
- * go one after the other, each at least one interval after the previous one actually left: a late timer
- * never releases a burst.
+ * Spaces the requests of one client (monotonic clock) so that no one-second window holds more than
+ * `perSecond` of them, even with a few milliseconds of network jitter on their arrival. Requests go one
+ * after the other, each at least one interval after the previous one actually left: a late timer never
+ * releases a burst. After a 429, `hold` stops every request until the pause is over: the quota is the
+ * application's, so the other requests of this client would be refused as well.
  */
 class Throttle {
   readonly #intervalMs: number;
   #lastSent = Number.NEGATIVE_INFINITY;
   #queue: Promise<void> = Promise.resolve();
+  #hold: Promise<void> = Promise.resolve();
 
   constructor(perSecond: number) {
     this.#intervalMs = (1000 + JITTER_ALLOWANCE_MS) / perSecond;
@@ -95,13 +125,27 @@ class Throttle {
   async take(): Promise<number> {
     const requested = performance.now();
     const turn = this.#queue.then(async () => {
-      const wait = this.#lastSent + this.#intervalMs - performance.now();
-      if (wait > 0) await delay(wait);
+      for (;;) {
+        const hold = this.#hold;
+        await hold;
+        const wait = this.#lastSent + this.#intervalMs - performance.now();
+        if (wait > 0) await delay(wait);
+        if (hold === this.#hold) break; // no pause began meanwhile
+      }
       this.#lastSent = performance.now();
     });
     this.#queue = turn;
     await turn;
     return performance.now() - requested;
+  }
+
+  /** No request leaves before `pause` settles (requests already waiting for their turn included). */
+  hold(pause: Promise<unknown>): void {
+    const settled = pause.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#hold = Promise.all([this.#hold, settled]).then(() => undefined);
   }
 }
 
@@ -150,10 +194,11 @@ class CircuitBreaker {
   }
 }
 
-function retryAfterMs(value: string | null): number {
-  if (!value) return 0;
+/** A Retry-After header (seconds or HTTP date) in ms, at most one minute; null when absent or unreadable. */
+function retryAfterMs(value: string | null): number | null {
+  if (!value) return null;
   const ms = /^\d+$/.test(value.trim()) ? Number(value) * 1000 : Date.parse(value) - Date.now();
-  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS) : 0;
+  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS) : null;
 }
 
 /** Runs `work` over `items`, at most `concurrency` at a time; after a failure no new item starts. */
@@ -186,6 +231,14 @@ async function forEachConcurrently<T>(
  * `_lastUpdated`, following the opaque `next` links. Every request goes through a client-side throttle,
  * retries with exponential backoff and full jitter (429, 502, 503, 504, timeouts, network) and a circuit
  * breaker. The API key is sent as `ESANTE-API-KEY` and never logged nor put in an error.
+ *
+ * The limits it keeps to come from ../shared/reference/annuaire-sante.md: 17 requests/s per
+ * application (the throttle, `requestsPerSecond` per instance; a 429, with or without Retry-After,
+ * pauses the whole client for the Retry-After or one second); trouble past about 50 identifiers
+ * combined with `_revinclude` (batches of `batchSize` identifier values, 50 by default); 504 after
+ * about 30 s on heavy searches (retried with backoff, then reported as unavailable); `total` present by
+ * default (an answer with fewer matches than its total is restarted, then reported as incomplete); and a
+ * professional absent from a batch's answer is looked up again before counting as absent.
  */
 export class AnnuaireClient {
   readonly #api: AnnuaireApiConfig;
@@ -200,7 +253,7 @@ export class AnnuaireClient {
   readonly #origin: string;
   readonly #throttle: Throttle;
   readonly #breaker: CircuitBreaker;
-  readonly #stats: AnnuaireStats = { requests: 0, retries: 0, restarts: 0, throttledMs: 0 };
+  readonly #stats: AnnuaireStats = { ...NO_ANNUAIRE_STATS };
 
   constructor(options: AnnuaireClientOptions) {
     this.#api = options.api;
@@ -240,25 +293,62 @@ export class AnnuaireClient {
   }
 
   /**
-   * The professionals with these idNatPS, in comma-OR batches of `batchSize` (each idNatPS is also
-   * searched by its RPPS, for records that carry only that identifier) with their PractitionerRoles.
-   * Identifiers the directory does not know are absent from the result.
+   * The professionals with these idNatPS, in comma-OR batches of at most `batchSize` identifier values
+   * with their PractitionerRoles (`_revinclude`): each idNatPS is also searched by its RPPS, for records
+   * that carry only that identifier, so such an idNatPS costs two values. Identifiers the directory does
+   * not know are absent from the result, but only once a second lookup confirmed it: a partial answer
+   * (a lost page, a truncated result without `total`) never makes a professional look gone. Throws when
+   * any batch fails (after its retries): the caller never sees a partial result.
    */
   async findByIdentifiers(idNats: readonly string[]): Promise<Map<string, NationalProfessional>> {
     const wanted = [...new Set(idNats.map((id) => id.trim()))];
     const invalid = wanted.find((id) => !/^[0-9A-Za-z]+$/.test(id));
     if (invalid !== undefined) throw new RangeError(`not an idNatPS: ${JSON.stringify(invalid)}`);
+    const result = await this.#lookUp(wanted);
+    const missing = wanted.filter((id) => !result.has(id));
+    if (missing.length === 0) return result;
+    const again = await this.#lookUp(missing);
+    if (again.size > 0) {
+      this.#stats.incomplete++;
+      this.#logger.warn(
+        { missing: missing.length, foundAgain: again.size },
+        'identifiers absent from their first answer were found when looked up again (partial answer)',
+      );
+      for (const [idNat, professional] of again) result.set(idNat, professional);
+    }
+    return result;
+  }
+
+  /** The identifier values searched for one idNatPS: itself, and its RPPS when it has one. */
+  #values(idNat: string): string[] {
+    const rpps = rppsOf(idNat);
+    return rpps === null ? [idNat] : [idNat, rpps];
+  }
+
+  /** idNatPS grouped so that each group's values fit in `batchSize` (at least one idNatPS a group). */
+  #batches(idNats: readonly string[]): string[][] {
     const batches: string[][] = [];
-    for (let i = 0; i < wanted.length; i += this.#api.batchSize)
-      batches.push(wanted.slice(i, i + this.#api.batchSize));
+    let current: string[] = [];
+    let size = 0;
+    for (const idNat of idNats) {
+      const cost = this.#values(idNat).length;
+      if (current.length > 0 && size + cost > this.#api.batchSize) {
+        batches.push(current);
+        current = [];
+        size = 0;
+      }
+      current.push(idNat);
+      size += cost;
+    }
+    if (current.length > 0) batches.push(current);
+    return batches;
+  }
+
+  async #lookUp(idNats: readonly string[]): Promise<Map<string, NationalProfessional>> {
     const result = new Map<string, NationalProfessional>();
-    await forEachConcurrently(batches, this.#concurrency, async (batch) => {
-      const values = batch.flatMap((id) => {
-        const rpps = rppsOf(id);
-        return rpps === null ? [id] : [id, rpps];
-      });
+    await forEachConcurrently(this.#batches(idNats), this.#concurrency, async (batch) => {
       const found = await this.#professionals([
-        ['identifier', values.join(',')],
+        ['identifier', batch.flatMap((id) => this.#values(id)).join(',')],
         ['_revinclude', 'PractitionerRole:practitioner'],
       ]);
       const inBatch = new Set(batch);
@@ -348,8 +438,10 @@ export class AnnuaireClient {
 
   /**
    * The pages of one search, following the opaque `next` links. When a page link answers 500 (expired
-   * or corrupt), the query restarts from its first page, at most `maxRestarts` times; entries already
-   * yielded (same resource, same mode) are not yielded again.
+   * or corrupt), or when the last page leaves the search with fewer matches than its `total` (a partial
+   * answer), the query restarts from its first page, at most `maxRestarts` times; entries already
+   * yielded (same resource, same mode) are not yielded again. A persistently partial answer throws
+   * AnnuaireUnavailableError (`incomplete`).
    */
   async *#pages(type: SearchType, params: [string, string][]): AsyncGenerator<Entry[]> {
     const query = new URLSearchParams([...params, ['_count', String(Math.min(this.#api.pageSize, 200))]]);
@@ -360,8 +452,16 @@ export class AnnuaireClient {
         : { method: 'POST', url: `${this.#base}/${type}/_search`, body: query.toString() };
     const yielded = new Set<string>();
     let restarts = 0;
-    restart: for (;;) {
+    const restart = (reason: string, detail: Record<string, unknown>) => {
+      restarts++;
+      this.#stats.restarts++;
+      this.#logger.warn({ type, restarts, ...detail }, `${reason}, restarting the query`);
+    };
+    attempt: for (;;) {
       let bundle = this.#bundle(await this.#send(first), first);
+      const total = typeof bundle.total === 'number' ? bundle.total : null;
+      /** Matches of this attempt (yielded now or by an earlier attempt). */
+      const matched = new Set<string>();
       for (;;) {
         const page: Entry[] = [];
         for (const entry of bundle.entry ?? []) {
@@ -369,28 +469,33 @@ export class AnnuaireClient {
           if (!resource?.id) continue;
           const mode = entry.search?.mode === 'include' ? 'include' : 'match';
           const key = `${mode}:${resource.resourceType}/${resource.id}`;
+          if (mode === 'match' && resource.resourceType === type) matched.add(key);
           if (yielded.has(key)) continue;
           yielded.add(key);
           page.push({ resource, mode });
         }
         yield page;
         const next = bundle.link?.find((l) => l.relation === 'next')?.url;
-        if (!next) return;
+        if (!next) break;
         const target: Target = { method: 'GET', url: this.#followable(next) };
         try {
           bundle = this.#bundle(await this.#send(target), target);
         } catch (err) {
           if (!(err instanceof AnnuaireServerError && err.status === 500) || restarts >= this.#maxRestarts)
             throw err;
-          restarts++;
-          this.#stats.restarts++;
-          this.#logger.warn(
-            { type, restarts, diagnostics: err.diagnostics },
-            'page link failed, restarting the query',
-          );
-          continue restart;
+          restart('page link failed', { diagnostics: err.diagnostics });
+          continue attempt;
         }
       }
+      // Bundle.total counts the matches across all pages (FHIR R4), never the included resources.
+      if (total === null || matched.size >= total) return;
+      this.#stats.incomplete++;
+      if (restarts >= this.#maxRestarts)
+        throw new AnnuaireUnavailableError(
+          `${this.#what(first)}: incomplete answer (${matched.size} matches of ${total}) after ${restarts} restarts`,
+          { status: 200, reason: 'incomplete' },
+        );
+      restart('incomplete answer', { matches: matched.size, total });
     }
   }
 
@@ -452,8 +557,11 @@ export class AnnuaireClient {
         }
       }
       const diagnostics = answer.status === null ? null : this.#diagnostics(answer.text);
-      if (!transient && answer.status !== 429)
-        throw errorForStatus(answer.status as number, diagnostics, what);
+      const throttled = answer.status === 429;
+      if (!transient && !throttled) throw errorForStatus(answer.status as number, diagnostics, what);
+      if (throttled) this.#stats.rateLimited++;
+      else if (answer.status === 504) this.#stats.gatewayTimeouts++;
+      else this.#stats.otherFailures++;
 
       const problem = answer.status === null ? answer.failure : `HTTP ${answer.status}`;
       if (attempt >= this.#api.maxRetries)
@@ -462,15 +570,24 @@ export class AnnuaireClient {
           { status: answer.status, diagnostics, reason: 'retries-exhausted' },
         );
       const backoff = this.#random() * this.#api.retryBaseDelayMs * 2 ** attempt;
-      const wait = Math.round(
-        answer.status === 429 ? Math.max(retryAfterMs(answer.retryAfter), backoff) : backoff,
-      );
+      // A 429 waits for its Retry-After, or one quota window when it has none (undocumented either way).
+      const retryAfter = throttled ? answer.retryAfter : null;
+      const floor = throttled ? (retryAfterMs(retryAfter) ?? QUOTA_WINDOW_MS) : 0;
+      const wait = Math.round(Math.max(floor, backoff));
       this.#stats.retries++;
       this.#logger.warn(
-        { path: new URL(target.url).pathname, problem, attempt: attempt + 1, waitMs: wait },
+        {
+          path: new URL(target.url).pathname,
+          problem,
+          ...(throttled ? { retryAfter } : {}),
+          attempt: attempt + 1,
+          waitMs: wait,
+        },
         'annuaire request failed, retrying',
       );
-      await this.#sleep(wait);
+      const pause = this.#sleep(wait);
+      if (throttled) this.#throttle.hold(pause);
+      await pause;
     }
   }
 

@@ -64,9 +64,12 @@ export class AnnuaireServerError extends AnnuaireError {
   readonly kind = 'server';
 }
 
-export type UnavailableReason = 'retries-exhausted' | 'breaker-open';
+export type UnavailableReason = 'retries-exhausted' | 'breaker-open' | 'incomplete';
 
-/** The API could not be reached: retries exhausted (429, 502, 503, 504, timeouts, network) or breaker open. */
+/**
+ * The API could not be reached or gave no complete answer: retries exhausted (429, 502, 503, 504,
+ * timeouts, network), breaker open, or answers persistently missing matches (`incomplete`).
+ */
 export class AnnuaireUnavailableError extends AnnuaireError {
   override readonly name = 'AnnuaireUnavailableError';
   readonly kind = 'unavailable';

@@ -50,8 +50,16 @@ export interface HumanName {
   suffix?: string[];
 }
 
+/** A FHIR extension: its url and one `value[x]`, or nested extensions. */
+export interface Extension {
+  url: string;
+  extension?: Extension[];
+  [value: `value${string}`]: unknown;
+}
+
 export interface Meta {
-  versionId?: string;
+  /** A string per FHIR, though the Annuaire Santé's examples also show numbers (`"versionId": 2`). */
+  versionId?: string | number;
   lastUpdated?: string;
   source?: string;
   profile?: string[];
@@ -67,6 +75,8 @@ export interface Practitioner {
   resourceType: 'Practitioner';
   id: string;
   meta?: Meta;
+  language?: string;
+  extension?: Extension[];
   identifier?: Identifier[];
   active?: boolean;
   name?: HumanName[];
@@ -77,6 +87,8 @@ export interface PractitionerRole {
   resourceType: 'PractitionerRole';
   id: string;
   meta?: Meta;
+  language?: string;
+  extension?: Extension[];
   identifier?: Identifier[];
   active?: boolean;
   practitioner?: Reference;
@@ -88,6 +100,8 @@ export interface Organization {
   resourceType: 'Organization';
   id: string;
   meta?: Meta;
+  language?: string;
+  extension?: Extension[];
   identifier?: Identifier[];
   active?: boolean;
   name?: string;

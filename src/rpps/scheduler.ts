@@ -16,8 +16,11 @@ export function scheduleRppsSync(sync: RppsSync, intervalSeconds: number, logger
     if (last?.status === 'running' || Date.now() < dueAt) return;
     const result = await sync.run({ trigger: 'schedule' });
     if (result.kind === 'done') {
-      const { status, mode, checked, changed, failed, durationMs } = result.summary;
-      logger.info({ status, mode, checked, changed, failed, durationMs }, 'rpps sync finished');
+      const { status, mode, checked, changed, failed, apiRequests, api, durationMs } = result.summary;
+      logger.info(
+        { status, mode, checked, changed, failed, apiRequests, api, durationMs },
+        'rpps sync finished',
+      );
     }
   };
   return runPeriodically(

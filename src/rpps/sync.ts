@@ -14,7 +14,7 @@ import type { AuditTrail } from '../audit/trail.ts';
 import type { Config } from '../config/schema.ts';
 import { JobLock } from '../db/job-lock.ts';
 import type { Database } from '../db/types.ts';
-import type { AnnuaireClient } from './annuaire-client.ts';
+import { type AnnuaireClient, type AnnuaireStats, NO_ANNUAIRE_STATS } from './annuaire-client.ts';
 import { AnnuaireUnavailableError, DeltaTooOldError } from './annuaire-errors.ts';
 import type { NationalProfessional } from './fhir.ts';
 import { normaliseIdNat } from './identifiers.ts';
@@ -92,8 +92,37 @@ export interface SyncSummary {
     sample: { accountId: string; idNat: string; change: string }[];
   };
   apiRequests: number;
+  /**
+   * What the Annuaire Santé API did during the run besides answering: failures retried (429 from its
+   * quota, 504 from its gateway, others), queries restarted, answers found incomplete, time waited for
+   * the throttle. A failure retried successfully changes no link; one that exhausts its retries fails the
+   * run (or sends it offline): a professional is never taken for gone because the API failed.
+   */
+  api: ApiReport;
   durationMs: number;
   error?: string;
+}
+
+export interface ApiReport {
+  retries: number;
+  rateLimited: number;
+  gatewayTimeouts: number;
+  otherFailures: number;
+  restarts: number;
+  incomplete: number;
+  throttledMs: number;
+}
+
+function apiReport(before: AnnuaireStats, after: AnnuaireStats): ApiReport {
+  return {
+    retries: after.retries - before.retries,
+    rateLimited: after.rateLimited - before.rateLimited,
+    gatewayTimeouts: after.gatewayTimeouts - before.gatewayTimeouts,
+    otherFailures: after.otherFailures - before.otherFailures,
+    restarts: after.restarts - before.restarts,
+    incomplete: after.incomplete - before.incomplete,
+    throttledMs: after.throttledMs - before.throttledMs,
+  };
 }
 
 export type SyncResult = { kind: 'busy' } | { kind: 'done'; summary: SyncSummary };
@@ -217,7 +246,7 @@ export class RppsSync {
     const now = options.now ?? (() => new Date());
     const startedAt = now();
     const runId = randomUUID();
-    const requestsBefore = client?.stats.requests ?? 0;
+    const statsBefore = client?.stats ?? NO_ANNUAIRE_STATS;
     const lastCompleted = await db
       .selectFrom('rpps_sync_run')
       .select('started_at')
@@ -254,6 +283,7 @@ export class RppsSync {
       ambiguousNames: 0,
       failed: 0,
       apiRequests: 0,
+      api: apiReport(NO_ANNUAIRE_STATS, NO_ANNUAIRE_STATS),
       durationMs: 0,
     };
     await db
@@ -399,7 +429,7 @@ export class RppsSync {
           message: `RPPS sync stopped: it would change the status of ${statusChanges.length} links (limit ${limit}). Check, then run: passerelle rpps sync --force`,
           detail: { runId, statusChanges: statusChanges.length, limit },
         });
-        return await this.#finish(summary, startedAt, requestsBefore, now);
+        return await this.#finish(summary, startedAt, statsBefore, now);
       }
 
       // Apply.
@@ -448,20 +478,21 @@ export class RppsSync {
       }
 
       await this.#matchNames(summary, runId, now);
-      return await this.#finish(summary, startedAt, requestsBefore, now);
+      return await this.#finish(summary, startedAt, statsBefore, now);
     } catch (err) {
       summary.status = 'failed';
       summary.error = (err as Error).message;
       logger.error({ err }, 'rpps sync failed');
+      const finished = await this.#finish(summary, startedAt, statsBefore, now);
       await audit
         .record({
           type: 'rpps.sync.failed',
           outcome: 'failure',
           reason: 'error',
-          detail: { runId, error: summary.error },
+          detail: { runId, error: summary.error, apiRequests: summary.apiRequests, api: summary.api },
         })
         .catch(() => undefined);
-      return await this.#finish(summary, startedAt, requestsBefore, now);
+      return finished;
     }
   }
 
@@ -514,13 +545,21 @@ export class RppsSync {
   async #finish(
     summary: SyncSummary,
     startedAt: Date,
-    requestsBefore: number,
+    statsBefore: AnnuaireStats,
     now: () => Date,
   ): Promise<SyncSummary> {
-    const { db, audit, client } = this.#deps;
+    const { db, audit, client, logger } = this.#deps;
     const finishedAt = now();
-    summary.apiRequests = (client?.stats.requests ?? 0) - requestsBefore;
+    const statsAfter = client?.stats ?? NO_ANNUAIRE_STATS;
+    summary.apiRequests = statsAfter.requests - statsBefore.requests;
+    summary.api = apiReport(statsBefore, statsAfter);
     summary.durationMs = finishedAt.getTime() - startedAt.getTime();
+    const { retries, incomplete } = summary.api;
+    if (retries > 0 || incomplete > 0)
+      logger.warn(
+        { runId: summary.runId, status: summary.status, api: summary.api },
+        'rpps sync: the Annuaire Santé API throttled, failed or answered incompletely during the run',
+      );
     await db
       .updateTable('rpps_sync_run')
       .set({

@@ -24,10 +24,23 @@ import type { Code, Professional } from './fixtures.ts';
  * The simulated directory's state: Practitioners (one per professional exercise; a few professionals
  * have two sharing one RPPS), PractitionerRoles (one per activity) and Organizations, rendered as the
  * Annuaire Santé serves them. Resources inactive for more than 30 days are no longer served at all.
+ *
+ * Shapes as in the published examples (annuaire-sante.md; ansforge/annuaire-sante-fhir-documentation,
+ * getting-started/test-api.md, use-case/uc-call-type.md and resources/*.md at commit 9f3d7d0):
+ * technical ids `003-5818457-5939334` (Practitioner), `005-5087586-6923328` (PractitionerRole),
+ * `001-01-99999` (Organization); `language: "fr"`; an `extension` array on Practitioners; both
+ * profiles in `meta.profile`; `meta.versionId` "1" on a first version and a number on later ones
+ * (`"versionId": "1"` and `"versionId": 2` in uc-call-type.md).
  */
 
 const HORIZON_MS = 30 * 86_400_000;
 const SOURCE = 'https://annuaire.sante.fr';
+const LANGUAGE = 'fr';
+const AS_PROFILE = 'https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition';
+const FR_CORE_PROFILE = 'https://hl7.fr/ig/fhir/core/StructureDefinition';
+/** Inscription à l'ordre (ansforge/IG-fhir-annuaire, AsPractitionerProfile: `as-ext-registration`). */
+const REGISTRATION_EXTENSION = `${AS_PROFILE}/as-ext-registration`;
+const ID_PREFIX = { Practitioner: '003', PractitionerRole: '005', Organization: '001-01' } as const;
 
 export type IdentifierStyle = 'current' | 'legacy' | 'rpps-only';
 
@@ -80,9 +93,15 @@ export interface DirectoryOptions {
   splitExercise: (professional: Professional) => boolean;
 }
 
-/** An opaque technical id, stable for a seed string and unrelated to any national identifier. */
-function technicalId(kind: string, key: string): string {
-  return createHash('sha256').update(`${kind}:${key}`).digest('hex').slice(0, 16);
+/**
+ * An opaque technical id shaped as the Annuaire Santé's (`003-5818457-5939334`), stable for a seed
+ * string and unrelated to any national identifier.
+ */
+function technicalId(kind: keyof typeof ID_PREFIX, key: string): string {
+  const hash = createHash('sha256').update(`${kind}:${key}`).digest();
+  const a = 1 + (hash.readUInt32BE(0) % 9_999_999);
+  const b = 1 + (hash.readUInt32BE(4) % 9_999_999);
+  return kind === 'Organization' ? `${ID_PREFIX[kind]}-${a}` : `${ID_PREFIX[kind]}-${a}-${b}`;
 }
 
 function byId<T extends { id: string }>(a: T, b: T): number {
@@ -268,12 +287,13 @@ export class SimulatedDirectory {
     this.#reorder();
   }
 
-  #meta(record: { lastUpdated: Date; version: number }, profile: string) {
+  #meta(record: { lastUpdated: Date; version: number }, frCore: string, profile: string) {
     return {
-      versionId: String(record.version),
+      // "1" on first versions, a number on later ones: both appear in the published examples.
+      versionId: record.version === 1 ? '1' : record.version,
       lastUpdated: record.lastUpdated.toISOString(),
       source: SOURCE,
-      profile: [`https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/${profile}`],
+      profile: [`${FR_CORE_PROFILE}/${frCore}`, `${AS_PROFILE}/${profile}`],
     };
   }
 
@@ -305,16 +325,29 @@ export class SimulatedDirectory {
   }
 
   #practitionerResource(p: StoredPractitioner): Practitioner {
+    // A closed record comes back with its id and identifiers only (annuaire-sante.md: tombstones).
     const tombstone: Practitioner = {
       resourceType: 'Practitioner',
       id: p.id,
-      meta: this.#meta(p, 'as-dp-practitioner'),
+      meta: this.#meta(p, 'fr-core-practitioner', 'as-dp-practitioner'),
       identifier: this.#identifiers(p),
       active: p.active,
     };
     if (!p.active) return tombstone;
+    const registeredYear = 1985 + (Number(p.rpps.slice(-5, -1)) % 40);
     return {
-      ...tombstone,
+      resourceType: 'Practitioner',
+      id: p.id,
+      meta: tombstone.meta,
+      language: LANGUAGE,
+      extension: [
+        {
+          url: REGISTRATION_EXTENSION,
+          extension: [{ url: 'period', valuePeriod: { start: `${registeredYear}-09-01` } }],
+        },
+      ],
+      identifier: tombstone.identifier,
+      active: p.active,
       name: [{ use: 'usual', prefix: [p.civility], family: p.familyName, given: [p.givenName] }],
       qualification: [
         {
@@ -336,7 +369,8 @@ export class SimulatedDirectory {
     return {
       resourceType: 'PractitionerRole',
       id: r.id,
-      meta: this.#meta(r, 'as-dp-practitionerrole'),
+      meta: this.#meta(r, 'fr-core-practitioner-role', 'as-dp-practitionerrole'),
+      language: LANGUAGE,
       identifier: [{ system: RPPS_SYSTEM, value: r.activityId }],
       active: r.active,
       practitioner: { reference: `Practitioner/${r.practitionerId}` },
@@ -353,7 +387,8 @@ export class SimulatedDirectory {
     return {
       resourceType: 'Organization',
       id: o.id,
-      meta: { versionId: '1', lastUpdated: o.lastUpdated.toISOString(), source: SOURCE },
+      meta: this.#meta({ ...o, version: 1 }, 'fr-core-organization', 'as-dp-organization'),
+      language: LANGUAGE,
       identifier: o.finessSite ? [{ system: FINESS_SYSTEM, value: o.finessSite }] : [],
       active: true,
       name: o.name,

@@ -3,8 +3,10 @@ import { generateProfessionals } from './fixtures.ts';
 import { startAnnuaireSimulator } from './server.ts';
 
 /**
- * Runs the Annuaire Santé simulator for the demo:
+ * Runs the Annuaire Santé simulator for the demo, with the real service's limits by default (17
+ * requests/s per key, 429 without Retry-After, 504 after 30 s on heavy searches):
  *   node test/simulators/annuaire/main.ts --port 3100 --count 5000 --api-key demo-key
+ *   … --rate-limit off | --rate-limit 10 --retry-after 1 --gateway-timeout-ms 2000
  */
 const { values } = parseArgs({
   options: {
@@ -13,7 +15,9 @@ const { values } = parseArgs({
     count: { type: 'string', default: '3000' },
     seed: { type: 'string', default: '2026' },
     'api-key': { type: 'string', default: 'demo-key' },
-    'rate-limit': { type: 'string' },
+    'rate-limit': { type: 'string', default: '17' },
+    'retry-after': { type: 'string' },
+    'gateway-timeout-ms': { type: 'string', default: '30000' },
   },
 });
 
@@ -26,7 +30,9 @@ const simulator = await startAnnuaireSimulator({
   apiKey: values['api-key'],
   port: Number(values.port),
   host: values.host,
-  rateLimitPerSecond: values['rate-limit'] === undefined ? undefined : Number(values['rate-limit']),
+  rateLimitPerSecond: values['rate-limit'] === 'off' ? null : Number(values['rate-limit']),
+  quotaRetryAfterSeconds: values['retry-after'] === undefined ? null : Number(values['retry-after']),
+  gatewayTimeoutMs: Number(values['gateway-timeout-ms']),
 });
 process.stdout.write(`Annuaire Santé simulator: ${simulator.baseUrl} (${values.count} professionals)\n`);
 

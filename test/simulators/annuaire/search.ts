@@ -49,8 +49,9 @@ export const INCLUDES: Record<SearchableType, { param: '_include' | '_revinclude
 };
 
 const RESULT_PARAMS = ['_count', '_total', '_elements'];
+/** 50 by default (api-basics.md); `_count=10000` is a published example (modifying-search-results.md). */
 const DEFAULT_COUNT = 50;
-export const MAX_COUNT = 200;
+export const MAX_COUNT = 10_000;
 
 export class SearchError extends Error {}
 
@@ -61,8 +62,12 @@ export interface ParsedSearch {
   total: 'none' | 'estimate' | 'accurate' | null;
   elements: string[] | null;
   includes: string[];
-  /** `_lastUpdated` searches are deltas: limited to the 30-day horizon, never with a total. */
+  /** `_lastUpdated` searches are deltas: limited to the 30-day horizon. */
   isDelta: boolean;
+  /** Values of `identifier` and `_id` (comma-separated values each count). */
+  identifierCount: number;
+  /** Criteria with the `:contains` modifier (text searches). */
+  containsCount: number;
 }
 
 /** The [start, end) instant range a FHIR date or dateTime designates, by its precision. */
@@ -222,6 +227,8 @@ export function parseSearch(type: SearchableType, params: Iterable<[string, stri
   let total: ParsedSearch['total'] = null;
   let elements: string[] | null = null;
   let isDelta = false;
+  let identifierCount = 0;
+  let containsCount = 0;
   const specs = SEARCH_PARAMS[type];
   const include = INCLUDES[type];
   for (const [key, value] of params) {
@@ -258,6 +265,8 @@ export function parseSearch(type: SearchableType, params: Iterable<[string, stri
     if (modifier !== null && !(spec.type === 'string' && (modifier === 'exact' || modifier === 'contains')))
       throw new SearchError(`Unsupported modifier :${modifier} on ${name}`);
     if (name === '_lastUpdated') isDelta = true;
+    if (name === 'identifier' || name === '_id') identifierCount += value.split(',').length;
+    if (modifier === 'contains') containsCount++;
     predicates.push(criterion(type, spec, modifier, value));
   }
   return {
@@ -268,6 +277,8 @@ export function parseSearch(type: SearchableType, params: Iterable<[string, stri
     elements,
     includes,
     isDelta,
+    identifierCount,
+    containsCount,
   };
 }
 

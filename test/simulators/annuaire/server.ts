@@ -26,13 +26,26 @@ import {
 /**
  * A local stand-in for the Annuaire Santé FHIR API (v2): a real HTTP server with its search
  * parameters, opaque `_page?id=` paging in technical id order, tombstones, the 30-day delta horizon,
- * `OperationOutcome` errors, the `ESANTE-API-KEY` check, and faults injected on demand.
+ * `OperationOutcome` errors, the `ESANTE-API-KEY` check, the gateway's limits, and faults injected on
+ * demand. Its defaults are the real service's, from ../shared/reference/annuaire-sante.md (the
+ * "reference" below) and the ANS documentation it cites:
+ * - the quota: 17 requests per second per application (API key), then 429 (reference, "Limits";
+ *   get-api-key.md at 9f3d7d0). The throttling answer is undocumented: 429 without Retry-After by
+ *   default, with it as a setting (`quotaRetryAfterSeconds`);
+ * - searches too heavy for the back end run `gatewayTimeoutMs` (30 s: reference, "30 s timeout";
+ *   api-basics.md) and answer 504 with an empty body: more than 50 identifiers combined with
+ *   `_include`/`_revinclude` (issue #372) and multi-criteria text searches (issue #331);
+ * - `total` present by default, absent with `_total=none` and on text (`:contains`) searches
+ *   (uc-call-type.md "total": 9903, api-basics.md `total: 0`, modifying-search-results.md);
+ * - `_count` 50 by default, up to 10000 (api-basics.md, modifying-search-results.md);
+ * - resource shapes (ids `003-…`, `language`, `extension`, numeric `versionId`): see directory.ts.
  */
 
 export interface AnnuaireSimulatorOptions {
   /** Default: generateProfessionals({ count: 3000, now: now() }). */
   professionals?: Iterable<Professional>;
-  apiKey: string;
+  /** The API key, or one per application: each has its own quota. */
+  apiKey: string | readonly string[];
   /** Default 0: a free port. */
   port?: number;
   host?: string;
@@ -46,8 +59,35 @@ export interface AnnuaireSimulatorOptions {
   splitExercise?: (professional: Professional) => boolean;
   /** Lifetime of a search's page links (default 10 minutes, real time). */
   pageTtlMs?: number;
-  /** The gateway's quota: beyond this many requests in one second, 429 (default: no quota). */
-  rateLimitPerSecond?: number;
+  /**
+   * The gateway's quota per API key: beyond this many requests in any one second, 429. Default 17
+   * ("17 requests/s per application"); `null` turns it off, for tests about something else that send
+   * requests without a client's throttle.
+   */
+  rateLimitPerSecond?: number | null;
+  /**
+   * `Retry-After` (seconds) sent with the quota's 429; `null` (default): none. Undocumented ("throttling
+   * status undocumented (expect 429, with or without Retry-After)"): tests run both ways.
+   */
+  quotaRetryAfterSeconds?: number | null;
+  /** How long a search too heavy for the back end runs before the gateway answers 504 (default 30 000). */
+  gatewayTimeoutMs?: number;
+  /**
+   * More `identifier`/`_id` values than this in one search with `_include`/`_revinclude` is too heavy:
+   * 504 after `gatewayTimeoutMs` (default 50, "problems reported past about 50 identifiers", #372).
+   */
+  maxIdentifiersWithInclude?: number;
+  /**
+   * Other searches too heavy for the back end: 504 after `gatewayTimeoutMs`. Default: two or more
+   * `:contains` criteria (issue #331: `name:contains=A&name:contains=B` runs about 30 s, then 504).
+   */
+  heavySearch?: (type: SearchableType, params: URLSearchParams) => boolean;
+  /**
+   * `documented` (default): `total` in every searchset except with `_total=none` and on text searches
+   * (a `:contains` criterion) unless `_total` asks for it; `never`: no `total` at all ("`total` may
+   * be absent").
+   */
+  total?: 'documented' | 'never';
   /** Base URL written in links and fullUrls, as a gateway leaking another host would (default: its own). */
   linkBase?: string;
 }
@@ -123,6 +163,23 @@ function defaultSplit(professional: Professional): boolean {
   return professional.activities.length > 1 && Number(professional.rpps.slice(-4, -1)) % 10 === 0;
 }
 
+/** Issue #331: two or more `:contains` criteria in one search. */
+function defaultHeavySearch(_type: SearchableType, params: URLSearchParams): boolean {
+  return [...params.keys()].filter((key) => key.endsWith(':contains')).length >= 2;
+}
+
+/** The gateway's answer beyond the quota (a Gravitee-style body; the status and headers are undocumented). */
+function throttled(limit: number, retryAfterSeconds: number | null): HttpAnswer {
+  return new HttpAnswer(
+    429,
+    {
+      message: `Rate limit exceeded ! You reach the limit of ${limit} requests per 1 seconds`,
+      http_status_code: 429,
+    },
+    retryAfterSeconds === null ? {} : { 'retry-after': String(retryAfterSeconds) },
+  );
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -160,7 +217,11 @@ function capabilityStatement(baseUrl: string, now: Date) {
         mode: 'server',
         resource: [resource('Practitioner'), resource('PractitionerRole')],
         searchParam: [
-          { name: '_count', type: 'number', documentation: `Default 50, at most ${MAX_COUNT}` },
+          {
+            name: '_count',
+            type: 'number',
+            documentation: `Default 50, at most ${MAX_COUNT} (200 recommended)`,
+          },
           { name: '_total', type: 'token', documentation: 'none | estimate | accurate' },
           { name: '_elements', type: 'string', documentation: 'Top-level elements to return' },
         ],
@@ -183,7 +244,15 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
   const requests: RecordedRequest[] = [];
   const pageTtlMs = options.pageTtlMs ?? 600_000;
   const pages = new Map<string, { search: StoredSearch; offset: number }>();
-  const recentArrivals: number[] = [];
+  const apiKeys = new Set(typeof options.apiKey === 'string' ? [options.apiKey] : options.apiKey);
+  const rateLimit = options.rateLimitPerSecond === undefined ? 17 : options.rateLimitPerSecond;
+  const quotaRetryAfter = options.quotaRetryAfterSeconds ?? null;
+  const gatewayTimeoutMs = options.gatewayTimeoutMs ?? 30_000;
+  const maxIdentifiersWithInclude = options.maxIdentifiersWithInclude ?? 50;
+  const heavySearch = options.heavySearch ?? defaultHeavySearch;
+  const totalMode = options.total ?? 'documented';
+  /** Arrival times of the last second's requests, per API key. */
+  const arrivals = new Map<string, number[]>();
   let baseUrl = '';
   let linkBase = '';
 
@@ -212,10 +281,11 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
     return included;
   };
 
-  const bundlePage = (search: StoredSearch, offset: number, selfUrl: string): Bundle => {
+  /** One page; `keep` (a truncation fault) cuts its matches and drops its next link. */
+  const bundlePage = (search: StoredSearch, offset: number, selfUrl: string, keep?: number): Bundle => {
     const { parsed } = search;
     const matches = search.ids
-      .slice(offset, offset + parsed.count)
+      .slice(offset, offset + (keep ?? parsed.count))
       .map((id) => directory.read(parsed.type, id))
       .filter((r): r is AnyResource => r !== null);
     const entry = (resource: AnyResource, mode: 'match' | 'include'): BundleEntry => ({
@@ -224,12 +294,16 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
       search: { mode },
     });
     const link = [{ relation: 'self', url: selfUrl }];
-    if (offset + parsed.count < search.ids.length)
+    if (keep === undefined && offset + parsed.count < search.ids.length)
       link.push({
         relation: 'next',
         url: `${linkBase}/_page?id=${pageToken(search, offset + parsed.count)}`,
       });
-    const withTotal = !parsed.isDelta && (parsed.total === 'accurate' || parsed.total === 'estimate');
+    const withTotal =
+      totalMode === 'documented' &&
+      (parsed.total === 'accurate' ||
+        parsed.total === 'estimate' ||
+        (parsed.total === null && parsed.containsCount === 0));
     return {
       resourceType: 'Bundle',
       id: randomUUID(),
@@ -244,13 +318,20 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
     };
   };
 
-  const search = (type: SearchableType, params: URLSearchParams): HttpAnswer => {
+  const search = async (type: SearchableType, params: URLSearchParams): Promise<HttpAnswer> => {
     let parsed: ParsedSearch;
     try {
       parsed = parseSearch(type, params.entries());
     } catch (err) {
       if (err instanceof SearchError) return outcome(400, 'invalid', err.message);
       throw err;
+    }
+    const tooManyIdentifiers =
+      parsed.includes.length > 0 && parsed.identifierCount > maxIdentifiersWithInclude;
+    if (tooManyIdentifiers || heavySearch(type, params)) {
+      // The back end works until the gateway gives up: 504 with an empty body.
+      await sleep(gatewayTimeoutMs);
+      return new HttpAnswer(504, null);
     }
     const horizon = directory.horizon().getTime();
     const candidates = type === 'Practitioner' ? directory.practitioners() : directory.roles();
@@ -260,7 +341,8 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
       .map((r) => r.id);
     const selfUrl = `${linkBase}/${type}${params.size > 0 ? `?${params}` : ''}`;
     const stored: StoredSearch = { parsed, ids, createdAt: performance.now() };
-    return new HttpAnswer(200, bundlePage(stored, 0, selfUrl));
+    const keep = faults.takeTruncation(Math.min(parsed.count, ids.length));
+    return new HttpAnswer(200, bundlePage(stored, 0, selfUrl, keep));
   };
 
   const page = (token: string | null): HttpAnswer => {
@@ -337,42 +419,35 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
       res.end(text);
     };
 
-    recentArrivals.push(at);
-    while ((recentArrivals[0] ?? at) < at - 1000) recentArrivals.shift();
-    if (options.rateLimitPerSecond !== undefined && recentArrivals.length > options.rateLimitPerSecond) {
-      send(
-        new HttpAnswer(
-          429,
-          { message: 'Rate limit exceeded', http_status_code: 429 },
-          { 'retry-after': '1' },
-        ),
-      );
+    // The gateway: the key first, then the application's quota, then the back end (and its faults).
+    const key = req.headers['esante-api-key'];
+    if (typeof key !== 'string' || !apiKeys.has(key)) {
+      send(outcome(401, 'login', 'Missing or invalid ESANTE-API-KEY'));
       return;
+    }
+    if (rateLimit !== null) {
+      const recent = arrivals.get(key) ?? [];
+      recent.push(at);
+      while ((recent[0] ?? at) <= at - 1000) recent.shift();
+      arrivals.set(key, recent);
+      if (recent.length > rateLimit) {
+        send(throttled(rateLimit, quotaRetryAfter));
+        return;
+      }
     }
     if (faults.downMode === 'unavailable') {
       send(outcome(503, 'transient', 'Service unavailable'));
       return;
     }
-    const fault = faults.takeStatus(url.pathname);
+    const fault = faults.takeStatus(url.pathname, record.query);
     if (fault) {
-      if (fault.status === 429)
-        send(
-          new HttpAnswer(
-            429,
-            { message: 'Rate limit exceeded', http_status_code: 429 },
-            { 'retry-after': String(fault.retryAfterSeconds) },
-          ),
-        );
+      if (fault.status === 429) send(throttled(rateLimit ?? 17, fault.retryAfterSeconds));
       else if (fault.status === 503) send(outcome(503, 'transient', 'Service unavailable'));
       else send(new HttpAnswer(fault.status, null));
       return;
     }
     const delay = faults.takeDelay(url.pathname);
     if (delay > 0) await sleep(delay);
-    if (req.headers['esante-api-key'] !== options.apiKey) {
-      send(outcome(401, 'login', 'Missing or invalid ESANTE-API-KEY'));
-      return;
-    }
     try {
       send(await route(req, url, body));
     } catch (err) {
