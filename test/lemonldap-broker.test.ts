@@ -268,6 +268,59 @@ if (!chromiumAvailable()) {
         const id = String(session.json()._session_id);
         expect((await page.request.get(`${llng.portal}sessions/global/${id}`)).status()).toBe(403);
       });
+
+      it('logout at LemonLDAP::NG ends the Passerelle session (RP-initiated logout with id_token_hint)', async () => {
+        const page = await workstation();
+        await loginThroughLemonLdap(page);
+        const idToken = (await llngSession(page, '_oidc_id_token')).text;
+        const logsBefore = t.logs.length;
+        const visited = recordNavigations(page);
+        await page.goto(llng.logoutUri);
+        // Passerelle's end_session asks for confirmation, as for any client.
+        await page.getByRole('button', { name: fr['logout.confirm'] }).click();
+        await page.waitForURL(llng.logoutUri);
+        await page.getByText('Vous avez été déconnecté').waitFor();
+
+        const endSession = visited.find((u) => u.origin === t.issuer && u.pathname === '/session/end');
+        expect(Object.fromEntries(endSession?.searchParams ?? [])).toEqual({
+          id_token_hint: idToken,
+          post_logout_redirect_uri: llng.logoutUri,
+          client_id: CLIENT_ID,
+        });
+        expect((await llngSession(page)).status).not.toBe(200);
+        // LemonLDAP::NG asked for this logout: no back-channel logout token was sent to it.
+        expect(t.logs.slice(logsBefore).join('')).not.toContain('back-channel logout delivery failed');
+        // Passerelle's session is over: LemonLDAP::NG's portal sends the browser to Passerelle, which asks
+        // who is there.
+        await page.goto(llng.portal);
+        await page.getByLabel(fr['login.username']).waitFor();
+        expect(new URL(page.url()).origin).toBe(t.issuer);
+      });
+
+      it('logout at Passerelle does not reach LemonLDAP::NG 2.16: its back-channel URI answers 501, its session stays', async () => {
+        const page = await workstation();
+        await loginThroughLemonLdap(page);
+        const before = await llngSession(page);
+        expect(before.status).toBe(200);
+        const logsBefore = t.logs.length;
+
+        await page.goto(`${t.issuer}/session/end`);
+        await page.getByRole('button', { name: fr['logout.confirm'] }).click();
+        await page.getByText(fr['logout.done']).waitFor();
+
+        // Passerelle sent its logout token to the relying party's back-channel route of LemonLDAP::NG, which
+        // is "not implemented" in 2.16 (documented: a logout initiated by the provider is not propagated).
+        expect(t.logs.slice(logsBefore).join('')).toContain(
+          `expected 200 OK from ${llng.portal}oauth2/blogout, got: 501 Not Implemented`,
+        );
+        const after = await llngSession(page);
+        expect(after.status).toBe(200);
+        expect(after.json()._session_id).toBe(before.json()._session_id);
+        // Nor does it implement the front-channel route (which Passerelle does not offer anyway).
+        const frontChannel = await page.request.get(`${llng.portal}oauth2/flogout`);
+        expect(frontChannel.status()).toBe(501);
+        expect(await frontChannel.text()).toContain('Front Channel logout is not implemented');
+      });
     });
   }
 }

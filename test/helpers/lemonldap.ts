@@ -266,8 +266,9 @@ export async function startLemonLdap(
       '--foreground',
       '--listen',
       `127.0.0.1:${fastcgiPort}`,
+      // One worker: the portal initialises once (about a second), and no step of a test needs two at once.
       '--proc',
-      '2',
+      '1',
       '--pid',
       join(dir, 'llng-fastcgi.pid'),
       ...(asRoot ? ['--user', 'www-data', '--group', 'www-data'] : []),
@@ -297,6 +298,10 @@ export async function startLemonLdap(
   try {
     await waitForPort(fastcgiPort, 'llng-fastcgi-server', logs);
     await waitForPort(port, 'nginx', logs);
+    // The worker builds the portal on its first request (the provider's JWKS downloaded then): a logout
+    // page, which needs no session.
+    const warmUp = await fetch(urls.logoutUri, { redirect: 'manual' });
+    if (warmUp.status >= 500) throw new Error(`LemonLDAP::NG's portal answers ${warmUp.status}: ${logs()}`);
   } catch (err) {
     await close();
     throw err;
