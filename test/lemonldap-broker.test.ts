@@ -142,6 +142,46 @@ if (!chromiumAvailable()) {
         await page.waitForURL((url) => url.origin === new URL(llng.portal).origin);
       };
 
+      /**
+       * A LemonLDAP::NG portal whose OpenID Connect provider is Passerelle, registered there as `clientId` with
+       * PSC's profile and what LemonLDAP::NG 2.16 can do: client_secret_post (its default), no PKCE, RS256 ID
+       * tokens; `registration` changes that registration.
+       */
+      const startBroker = async (clientId: string, registration: Record<string, unknown> = {}) => {
+        // The administrator pastes Passerelle's discovery document as the provider's metadata (the portal of
+        // 2.16 does not fetch it) and lets LemonLDAP::NG download the JWKS from its jwks_uri.
+        const configurationUri = `${t.issuer}/.well-known/openid-configuration`;
+        const metadata = await (await fetch(configurationUri)).text();
+        return startLemonLdap(async (urls) => ({
+          opName: OP,
+          opMetadata: metadata,
+          opOptions: {
+            oidcOPMetaDataOptionsConfigurationURI: configurationUri,
+            oidcOPMetaDataOptionsClientID: clientId,
+            oidcOPMetaDataOptionsClientSecret: await registerWebClient(t, clientId, {
+              redirect_uris: [urls.redirectUri],
+              post_logout_redirect_uris: [urls.logoutUri],
+              backchannel_logout_uri: `${urls.portal}oauth2/blogout`,
+              token_endpoint_auth_method: 'client_secret_post',
+              id_token_signed_response_alg: 'RS256',
+              pkce_required: false,
+              psc_establishment: ESTABLISHMENT.finess,
+              first_party: true,
+              scope: 'openid profile',
+              ...registration,
+            }),
+            oidcOPMetaDataOptionsJWKSTimeout: 3600,
+            oidcOPMetaDataOptionsStoreIDToken: 1,
+          },
+          exportedVars: EXPORTED,
+          conf: {
+            customPlugins: 'Passerelle::IdTokenClaims',
+            restSessionServer: 1,
+            exportedAttr: `+ ${Object.keys(EXPORTED).join(' ')} _oidc_OP`,
+          },
+        }));
+      };
+
       beforeAll(async () => {
         [t, browser] = await Promise.all([
           startTestServer(kind, {
@@ -155,39 +195,7 @@ if (!chromiumAvailable()) {
           launchChromium(),
         ]);
         t.passerelle.services.host.provider.on('grant.success', onGrant);
-        // The administrator pastes Passerelle's discovery document as the provider's metadata (the portal of
-        // 2.16 does not fetch it) and lets LemonLDAP::NG download the JWKS from its jwks_uri.
-        const configurationUri = `${t.issuer}/.well-known/openid-configuration`;
-        const metadata = await (await fetch(configurationUri)).text();
-        llng = await startLemonLdap(async (urls) => ({
-          opName: OP,
-          opMetadata: metadata,
-          opOptions: {
-            oidcOPMetaDataOptionsConfigurationURI: configurationUri,
-            oidcOPMetaDataOptionsClientID: CLIENT_ID,
-            // PSC's registration at Passerelle (docs/psc.md), with what LemonLDAP::NG 2.16 can do:
-            // client_secret_post (its default), no PKCE, RS256 ID tokens.
-            oidcOPMetaDataOptionsClientSecret: await registerWebClient(t, CLIENT_ID, {
-              redirect_uris: [urls.redirectUri],
-              post_logout_redirect_uris: [urls.logoutUri],
-              backchannel_logout_uri: `${urls.portal}oauth2/blogout`,
-              token_endpoint_auth_method: 'client_secret_post',
-              id_token_signed_response_alg: 'RS256',
-              pkce_required: false,
-              psc_establishment: ESTABLISHMENT.finess,
-              first_party: true,
-              scope: 'openid profile',
-            }),
-            oidcOPMetaDataOptionsJWKSTimeout: 3600,
-            oidcOPMetaDataOptionsStoreIDToken: 1,
-          },
-          exportedVars: EXPORTED,
-          conf: {
-            customPlugins: 'Passerelle::IdTokenClaims',
-            restSessionServer: 1,
-            exportedAttr: `+ ${Object.keys(EXPORTED).join(' ')} _oidc_OP`,
-          },
-        }));
+        llng = await startBroker(CLIENT_ID);
 
         user = await createUser(t, 'cecile.sage');
         const context = await newFrenchContext(browser);
@@ -320,6 +328,43 @@ if (!chromiumAvailable()) {
         const frontChannel = await page.request.get(`${llng.portal}oauth2/flogout`);
         expect(frontChannel.status()).toBe(501);
         expect(await frontChannel.text()).toContain('Front Channel logout is not implemented');
+      });
+
+      it("registered with PKCE required (Passerelle's default), LemonLDAP::NG 2.16 is refused: it sends no code_challenge", async () => {
+        const strict = await startBroker('lemonldap-pkce', { pkce_required: undefined });
+        try {
+          const page = await workstation();
+          const visited = recordNavigations(page);
+          await page.goto(strict.portal);
+          await page.getByText("Erreur pendant l'authentification auprès du fournisseur OpenID").waitFor();
+          const callback = visited.find(
+            (u) => u.origin === new URL(strict.portal).origin && u.searchParams.has('openidconnectcallback'),
+          );
+          expect(callback?.searchParams.get('error')).toBe('invalid_request');
+          expect(callback?.searchParams.get('error_description')).toMatch(/PKCE/);
+          // Nothing was asked of the user: refused before any login page.
+          expect(visited.filter((u) => u.origin === t.issuer).map((u) => u.pathname)).toEqual(['/auth']);
+        } finally {
+          await strict.close();
+        }
+      });
+
+      it("with ES256 ID tokens (Passerelle's default), LemonLDAP::NG 2.16 refuses the login: it verifies HS* and RS* only", async () => {
+        const es256 = await startBroker('lemonldap-es256', { id_token_signed_response_alg: undefined });
+        try {
+          const page = await workstation();
+          await page.goto(es256.portal);
+          await page.getByLabel(fr['login.username']).fill(user.username);
+          await page.getByRole('button', { name: fr['login.continue'] }).click();
+          await page.getByRole('button', { name: fr['webauthn.start'] }).click();
+          await page.getByText("Erreur pendant l'authentification auprès du fournisseur OpenID").waitFor();
+          expect(es256.logs()).toContain('JWT signature verification failed');
+          expect(
+            (await page.request.get(`${es256.portal}session/my/global`, { maxRedirects: 0 })).status(),
+          ).not.toBe(200);
+        } finally {
+          await es256.close();
+        }
       });
     });
   }
