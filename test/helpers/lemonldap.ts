@@ -26,8 +26,11 @@ import { freePort, portOpen } from './net.ts';
  *   LLNG_DEFAULTCONFFILE (Lemonldap::NG::Common::Conf); that ini points to a File configuration backend,
  *   lmConf-1.json in the temporary directory. The server refuses to run as root: started by root it is
  *   given `--user www-data --group www-data` (its own options) and the directory belongs to www-data.
- * - nginx runs the package's /etc/lemonldap-ng/portal-nginx.conf with this machine's ports (the REST
- *   session and configuration routes stay denied, as shipped).
+ * - nginx runs the package's /etc/lemonldap-ng/portal-nginx.conf with this machine's ports: the REST routes
+ *   on anyone's session (`/sessions/…`) and on the configuration stay denied, as shipped; `/session/my/…`
+ *   (the caller's own session, with restSessionServer) is not.
+ * - The provider's options start from the Manager's defaults (managerProviderDefaults), as a provider
+ *   added in the Manager would.
  */
 
 const SERVER = '/usr/sbin/llng-fastcgi-server';
