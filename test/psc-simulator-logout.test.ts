@@ -631,6 +631,19 @@ for (const kind of databasesUnderTest()) {
       // the browser is away, keycloak/keycloak#45536); the PSC session is still there for the return.
       expect(psc.events.slice(events).some((e) => e.kind === 'logout-token')).toBe(false);
       expect(receiver.tokens).toHaveLength(received);
+      // The trail says so: no token sent to the client that asked for the logout.
+      const recorded = await t.passerelle.services.database.db
+        .selectFrom('audit_event')
+        .select(['outcome', 'reason', 'detail'])
+        .where('type', '=', 'logout.backchannel')
+        .where('client_id', '=', 'psc-rennes')
+        .orderBy('seq', 'desc')
+        .executeTakeFirst();
+      expect(recorded).toMatchObject({
+        outcome: 'success',
+        reason: 'client_initiated',
+        detail: { sent: false },
+      });
       // Back at PSC: it ends its session, notifies the service and returns to it.
       const atService = await agent.follow(backAtPsc, new URL(psc.issuer).origin);
       expect(atService.url.href).toBe(`${BYE}?state=after-logout`);

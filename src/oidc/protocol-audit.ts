@@ -6,6 +6,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { NationalIdentities } from '../accounts/national-identity.ts';
 import type { AuditEvent, AuditTrail } from '../audit/trail.ts';
 import type { Config } from '../config/schema.ts';
+import { pscLogoutInitiator } from '../federation/psc-logout.ts';
 import { pscEstablishmentOf, shapeForPsc } from '../federation/psc-profile.ts';
 import { REQUEST_ID_HEADER } from './host.ts';
 
@@ -18,7 +19,8 @@ export interface ProtocolAuditDeps {
 /** What the engine's events tell about one request, written once the request is handled. */
 interface RequestFacts {
   revokedGrants: string[];
-  backchannel: { clientId: string; accountId: string; sid: string; error?: string }[];
+  /** `sent: false`: the client initiated this logout and was not sent a token (src/federation/psc-logout.ts). */
+  backchannel: { clientId: string; accountId: string; sid: string; error?: string; sent?: false }[];
 }
 
 /**
@@ -93,7 +95,13 @@ export function auditProtocolEvents(provider: Provider, deps: ProtocolAuditDeps)
   events.on(
     'backchannel.success',
     (ctx: KoaContextWithOIDC, client: { clientId: string }, accountId: string, sid: string) => {
-      factsOf(ctx).backchannel.push({ clientId: client.clientId, accountId, sid });
+      const initiator = pscLogoutInitiator() === client.clientId;
+      factsOf(ctx).backchannel.push({
+        clientId: client.clientId,
+        accountId,
+        sid,
+        ...(initiator ? { sent: false as const } : {}),
+      });
     },
   );
   events.on(
@@ -253,8 +261,16 @@ export function auditProtocolEvents(provider: Provider, deps: ProtocolAuditDeps)
           type: 'logout.backchannel',
           outcome: delivery.error ? 'failure' : 'success',
           clientId: delivery.clientId,
-          reason: delivery.error ? 'delivery_failed' : undefined,
-          detail: { sid: delivery.sid, ...(delivery.error ? { error: delivery.error } : {}) },
+          reason: delivery.error
+            ? 'delivery_failed'
+            : delivery.sent === false
+              ? 'client_initiated'
+              : undefined,
+          detail: {
+            sid: delivery.sid,
+            ...(delivery.error ? { error: delivery.error } : {}),
+            ...(delivery.sent === false ? { sent: false } : {}),
+          },
         }),
       ),
     ];
