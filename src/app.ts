@@ -27,7 +27,7 @@ import { migrateToLatest } from './db/migrate.ts';
 import { demoRoutes } from './demo/relying-party.ts';
 import { DEMO_CLIENT_ID, seedDemo } from './demo/seed.ts';
 import { pscLoginRoutes, pscLogoutChain } from './federation/psc-login-routes.ts';
-import { pscInitiatedLogout } from './federation/psc-logout.ts';
+import { pscInitiatedLogout, pscServerSideLogout } from './federation/psc-logout.ts';
 import { addressMatcher, presentedCertificate } from './http/client-certificate.ts';
 import {
   auditWriteCheck,
@@ -497,6 +497,7 @@ export async function createPasserelle(
     });
   }
   app.use(pscInitiatedLogout());
+  app.use(pscServerSideLogout({ config, host, sessions, audit, logger }));
   app.use(postAsGet());
   app.use(host.handle);
 

@@ -20,6 +20,7 @@ import { type PscSimulator, startPscSimulator } from './simulators/psc/server.ts
 import {
   ALIAS,
   FI_CLIENT,
+  logoutAtPsc,
   SERVICE,
   STRONG_USER,
   serviceConfiguration,
@@ -50,29 +51,6 @@ const DMP = {
 async function verifiedServiceToken(psc: PscSimulator, token: string | undefined, audience: string) {
   const jwks = createRemoteJWKSet(new URL(`${psc.issuer}/protocol/openid-connect/certs`));
   return (await jwtVerify(token ?? '', jwks, { issuer: psc.issuer, audience, typ: 'logout+jwt' })).payload;
-}
-
-/** A service's RP-initiated logout at PSC, confirmed by the user if PSC asks: where PSC sends the browser. */
-async function logoutAtPsc(
-  psc: PscSimulator,
-  service: oidc.Configuration,
-  agent: BrowserAgent,
-  idToken: string | undefined,
-): Promise<URL> {
-  const origin = new URL(psc.issuer).origin;
-  const url = oidc.buildEndSessionUrl(service, {
-    id_token_hint: idToken ?? '',
-    post_logout_redirect_uri: BYE,
-    state: 'after-logout',
-  });
-  const step = await agent.follow(url, origin);
-  if (!step.response) return step.url;
-  const confirmed = await agent.postForm(new URL(formAction(agent.lastHtml, '/logout/confirm'), origin), {
-    xsrf: formField(agent.lastHtml, 'xsrf') ?? '',
-    logout: 'yes',
-  });
-  expect(confirmed.status).toBe(303);
-  return new URL(confirmed.headers.get('location') ?? '');
 }
 
 /**
@@ -302,7 +280,7 @@ describe('PSC simulator: logout with an establishment FI', () => {
   it("a service's logout at PSC goes through the FI's end_session endpoint with the FI's ID token, then back", async () => {
     const { agent, tokens, brokered } = await delegatedLogin();
     const received = receiver.tokens.length;
-    const toFi = await logoutAtPsc(psc, drimbox, agent, tokens.id_token);
+    const toFi = await logoutAtPsc(psc, drimbox, agent, tokens.id_token, BYE);
     expectFiEndSession(toFi, `${fi.issuer}/session/end`, psc, brokered);
     // The PSC session ends when the browser comes back (Keycloak's order).
     expect(receiver.tokens).toHaveLength(received);
@@ -349,7 +327,9 @@ describe('PSC simulator: logout with an establishment FI', () => {
   it('without a logout URL (logoutUrl empty) ends the PSC session without sending the browser to the FI', async () => {
     const { agent, tokens, brokered } = await delegatedLogin({ alias: NO_FRONT.alias });
     const calls = fi.endSessionCalls.length;
-    expect((await logoutAtPsc(psc, drimbox, agent, tokens.id_token)).href).toBe(`${BYE}?state=after-logout`);
+    expect((await logoutAtPsc(psc, drimbox, agent, tokens.id_token, BYE)).href).toBe(
+      `${BYE}?state=after-logout`,
+    );
     expect(fi.endSessionCalls).toHaveLength(calls);
     expect(psc.events.at(-1)).toMatchObject({
       kind: 'fi-logout',
@@ -394,7 +374,7 @@ describe('PSC simulator: logout with an establishment FI', () => {
   it('sendClientIdOnLogout adds client_id; sendIdTokenOnLogout false leaves id_token_hint out', async () => {
     const { agent, tokens, brokered } = await delegatedLogin();
     await withLogoutOptions({ sendClientIdOnLogout: true, sendIdTokenOnLogout: false }, async () => {
-      const toFi = await logoutAtPsc(psc, drimbox, agent, tokens.id_token);
+      const toFi = await logoutAtPsc(psc, drimbox, agent, tokens.id_token, BYE);
       expect(Object.fromEntries(toFi.searchParams)).toEqual({
         state: brokered.session,
         client_id: FI_CLIENT.clientId,
@@ -413,7 +393,7 @@ describe('PSC simulator: logout with an establishment FI', () => {
         fi.faults.endSessionStatus = status;
         const { agent, tokens, brokered } = await delegatedLogin();
         const calls = fi.endSessionCalls.length;
-        const atService = await logoutAtPsc(psc, drimbox, agent, tokens.id_token);
+        const atService = await logoutAtPsc(psc, drimbox, agent, tokens.id_token, BYE);
         expect(atService.href).toBe(`${BYE}?state=after-logout`);
         expect(fi.endSessionCalls.slice(calls)).toEqual([
           {
@@ -442,7 +422,7 @@ describe('PSC simulator: logout with an establishment FI', () => {
 
   it("shows Keycloak's error page when the FI's logout token ended the session while the browser was at the FI", async () => {
     const { agent, tokens, fiSession, brokered } = await delegatedLogin();
-    const toFi = await logoutAtPsc(psc, drimbox, agent, tokens.id_token);
+    const toFi = await logoutAtPsc(psc, drimbox, agent, tokens.id_token, BYE);
     const received = receiver.tokens.length;
     // The FI ends its session and, as Passerelle does, notifies PSC before sending the browser back.
     expect((await fi.sendLogoutToken('psc', { sid: fiSession.sid })).status).toBe(200);
@@ -615,7 +595,7 @@ for (const kind of databasesUnderTest()) {
       const { agent, tokens, brokered } = await delegatedLogin();
       const received = receiver.tokens.length;
       const events = psc.events.length;
-      const toPasserelle = await logoutAtPsc(psc, service, agent, tokens.id_token);
+      const toPasserelle = await logoutAtPsc(psc, service, agent, tokens.id_token, BYE);
       expectFiEndSession(toPasserelle, `${t.issuer}/session/end`, psc, brokered);
       // Passerelle accepts the request (PSC's ID token, its registered return URI) and asks for confirmation.
       await agent.follow(toPasserelle, t.issuer);

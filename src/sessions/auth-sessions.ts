@@ -199,6 +199,26 @@ export class AuthSessions {
   }
 
   /**
+   * The session in which `clientId` was given the session id `sid` (the engine's per-client `sid`):
+   * its auth_session row deleted, named for the engine's session to be ended apart (end-sessions.ts).
+   */
+  async endByClientSid(clientId: string, sid: string): Promise<{ sessionUid: string; accountId: string }[]> {
+    const engine = await this.#db
+      .selectFrom('oidc_payload')
+      .select(['uid', sql<string>`payload->>'accountId'`.as('account_id')])
+      .where('model', '=', 'Session')
+      .where(sql<string>`payload->'authorizations'->${clientId}->>'sid'`, '=', sid)
+      .execute();
+    const ended: { sessionUid: string; accountId: string }[] = [];
+    for (const { uid, account_id } of engine) {
+      if (!uid || !account_id) continue;
+      await this.#db.deleteFrom('auth_session').where('session_uid', '=', uid).execute();
+      ended.push({ sessionUid: uid, accountId: account_id });
+    }
+    return ended;
+  }
+
+  /**
    * Why the session of that account has expired (idle or absolute lifetime), for the first caller only:
    * the session is marked so that its expiry is recorded once, even when several requests find it
    * expired. Undefined for a live session, another account's, or an expiry already claimed.

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { text } from 'node:stream/consumers';
 import * as oidc from 'openid-client';
 import { expect } from 'vitest';
-import { BrowserAgent, formAction } from '../../helpers/browser-agent.ts';
+import { BrowserAgent, formAction, formField } from '../../helpers/browser-agent.ts';
 import { authorizationRequest, type PendingAuthorization } from '../../helpers/clients.ts';
 import type { ScriptedFi, ScriptedUser } from './scripted-fi.ts';
 import type { PscSimulator } from './server.ts';
@@ -115,4 +115,28 @@ export async function submit(
   const location = posted.headers.get('location');
   if (!location) throw new Error(`form ${action} rejected (${posted.status}): ${await posted.text()}`);
   return step.agent.follow(new URL(location, origin), origin);
+}
+
+/** A service's RP-initiated logout at PSC, confirmed by the user if PSC asks: where PSC sends the browser. */
+export async function logoutAtPsc(
+  psc: PscSimulator,
+  service: oidc.Configuration,
+  agent: BrowserAgent,
+  idToken: string | undefined,
+  postLogoutRedirectUri: string,
+): Promise<URL> {
+  const origin = new URL(psc.issuer).origin;
+  const url = oidc.buildEndSessionUrl(service, {
+    id_token_hint: idToken ?? '',
+    post_logout_redirect_uri: postLogoutRedirectUri,
+    state: 'after-logout',
+  });
+  const step = await agent.follow(url, origin);
+  if (!step.response) return step.url;
+  const confirmed = await agent.postForm(new URL(formAction(agent.lastHtml, '/logout/confirm'), origin), {
+    xsrf: formField(agent.lastHtml, 'xsrf') ?? '',
+    logout: 'yes',
+  });
+  expect(confirmed.status).toBe(303);
+  return new URL(confirmed.headers.get('location') ?? '');
 }
