@@ -1,5 +1,5 @@
 import type { Professional } from '../annuaire/fixtures.ts';
-import { identityLabel } from './claims.ts';
+import { identityLabel, type PsiIdentity, psiIdentityLabel } from './claims.ts';
 import type { RefusalReason } from './federation.ts';
 
 /** The simulator's pages, in French like PSC's. Every interpolated value is escaped. */
@@ -37,9 +37,15 @@ ${body}
 </html>`;
 }
 
-function identitySelect(professionals: readonly Professional[]): string {
-  const options = professionals
-    .map((p) => `<option value="${escapeHtml(p.idNatPs)}">${escapeHtml(identityLabel(p))}</option>`)
+function identitySelect(
+  professionals: readonly Professional[],
+  psiOnly: readonly PsiIdentity[] = [],
+): string {
+  const options = [
+    ...professionals.map((p) => ({ value: p.idNatPs, label: identityLabel(p) })),
+    ...psiOnly.map((i) => ({ value: i.psiId, label: psiIdentityLabel(i) })),
+  ]
+    .map((o) => `<option value="${escapeHtml(o.value)}">${escapeHtml(o.label)}</option>`)
     .join('');
   return `<label for="idNatPs">Identité nationale (simulée)</label>
 <select id="idNatPs" name="idNatPs" required>${options}</select>`;
@@ -50,11 +56,15 @@ export interface EstablishmentLink {
   url: string;
 }
 
-/** Without `kc_idp_hint`: the establishments ("Délégation") and the direct CPS / e-CPS login. */
+/**
+ * Without `kc_idp_hint`: the establishments ("Délégation") and the direct CPS / e-CPS login, which offers
+ * the RPPS professionals and the identities known to Pro Santé Identité only.
+ */
 export function choicePage(
   establishments: readonly EstablishmentLink[],
   directAction: string,
   professionals: readonly Professional[],
+  psiOnly: readonly PsiIdentity[] = [],
 ): string {
   const links = establishments.length
     ? `<ul>${establishments.map((e) => `<li><a href="${escapeHtml(e.url)}">${escapeHtml(e.name)}</a></li>`).join('')}</ul>`
@@ -69,7 +79,7 @@ ${links}
 <section>
 <h2>Carte CPS ou e-CPS</h2>
 <form method="post" action="${escapeHtml(directAction)}">
-${identitySelect(professionals)}
+${identitySelect(professionals, psiOnly)}
 <fieldset><legend>Moyen d'identification</legend>
 <label><input type="radio" name="authMode" value="MOBILE" checked> e-CPS (application mobile)</label>
 <label><input type="radio" name="authMode" value="CARD"> Carte CPS</label>
