@@ -66,6 +66,8 @@ export const messages = {
     'method.webauthn': 'Clé de sécurité FIDO2',
     'method.smartcard': 'Carte CPS',
     'method.psc': 'Pro Santé Connect (e-CPS, carte CPS)',
+    'identity.registry.rpps': 'RPPS',
+    'identity.registry.psi': 'Pro Santé Identité',
     'psc.login.lead':
       'Vous allez être dirigé vers Pro Santé Connect, le service national d’identification des professionnels de santé, pour vous identifier avec votre e-CPS ou votre carte CPS.',
     'psc.login.link':
@@ -223,6 +225,8 @@ export const messages = {
     'method.webauthn': 'FIDO2 security key',
     'method.smartcard': 'CPS card',
     'method.psc': 'Pro Santé Connect (e-CPS, CPS card)',
+    'identity.registry.rpps': 'RPPS',
+    'identity.registry.psi': 'Pro Santé Identité',
     'psc.login.lead':
       'You will be sent to Pro Santé Connect, the national identification service for health professionals, to identify yourself with your e-CPS or CPS card.',
     'psc.login.link':
