@@ -95,8 +95,11 @@ export interface PscSimulatorOptions {
    * origin.
    */
   walletOrigin?: boolean;
-  /** The `acr` of PSC's logins (ID token and userinfo). Default `eidas1`, as PSC's samples; null: none. */
-  acr?: string | null;
+  /**
+   * The `acr` of PSC's logins (ID token and userinfo), or a function of the login's `authMode` (asked at
+   * each login). Default `eidas1`, as in PSC's samples; null: none.
+   */
+  acr?: string | null | ((authMode: string) => string | null);
   /** Identities enrolled in Pro Santé Identité (EXI PSC 18, Référentiel PSC v2.1). Default: none. */
   psi?: {
     identities: PsiIdentity[];
@@ -149,9 +152,10 @@ export interface PscSimulator {
   close(): Promise<void>;
 }
 
-/** How the user authenticated for a PSC login, released as `authMode`. */
+/** How the user authenticated for a PSC login, released as `authMode`, and its `acr`. */
 interface LoginRecord {
   authMode: string;
+  acr?: string | null;
 }
 
 const INTERACTION_TTL_SECONDS = 3600;
@@ -172,7 +176,12 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
   const psiOnly = psiIdentities.filter((i) => !i.idNatPs);
   const psiBySubject = new Map(psiOnly.map((i) => [pscSubject(i.psiId), i]));
   const psiById = new Map(psiOnly.map((i) => [i.psiId, i]));
-  const acr = options.acr === undefined ? 'eidas1' : options.acr;
+  const acrOf = (authMode: string): string | null =>
+    typeof options.acr === 'function'
+      ? options.acr(authMode)
+      : options.acr === undefined
+        ? 'eidas1'
+        : options.acr;
   /** Every claim of a subject (RPPS professional or PSI identity) for a login by `authMode`. */
   const subjectClaims = (sub: string, authMode: string) => {
     const professional = bySubject.get(sub);
@@ -245,6 +254,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
           // For userinfo; in ID tokens the engine sets acr and sid from the session.
           const sid = token && 'sid' in token ? token.sid : undefined;
           const claims = subjectClaims(sub, record?.authMode ?? 'CARD') ?? { sub };
+          const acr = record ? record.acr : acrOf('CARD');
           return { ...claims, ...(acr ? { acr } : {}), sid };
         },
       };
@@ -376,6 +386,8 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     const grant = new provider.Grant({ accountId, clientId });
     grant.addOIDCScope(scope);
     const grantId = await grant.save();
+    const acr = acrOf(login.authMode);
+    login = { ...login, acr };
     loginsByGrant.set(grantId, login);
     latestLoginByAccount.set(accountId, login);
     const location = await provider.interactionResult(
