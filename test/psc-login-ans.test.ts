@@ -215,6 +215,11 @@ describe('reading PSC’s answers (no server)', () => {
         pscIdentityOf({ SubjectNameID: subjectNameId, PSISubjectNameID: 'PSI-1' }, {}, psi),
       ).toMatchObject({ idNat: 'PSI-1', origin: 'psi', psiId: 'PSI-1' });
     }
+    // The PSI id copied into SubjectNameID stays a PSI identity, even shaped like an idNatPS.
+    expect(pscIdentityOf({ SubjectNameID: rpps, PSISubjectNameID: rpps }, {}, psi)).toMatchObject({
+      idNat: rpps,
+      origin: 'psi',
+    });
     // From the ID token when userinfo lacks it; digits only are a PSI id too when PSC says so.
     expect(pscIdentityOf({ sub: 'x' }, { PSISubjectNameID: '00000042' }, psi)).toMatchObject({
       idNat: '00000042',

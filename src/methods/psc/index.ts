@@ -56,8 +56,8 @@ const random = () => randomBytes(32).toString('base64url');
  * The PSC identity in the claims, or why not. EXI PSC 18 (Référentiel PSC v2.1): the unique id is
  * `SubjectNameID` and/or `PSISubjectNameID`. An idNatPS in `SubjectNameID` (else `preferred_username`,
  * when PSC sent no PSI id) makes an RPPS identity, with the PSI id beside it if any; otherwise a PSI id
- * matching `psiPattern` makes a Pro Santé Identité identity (`SubjectNameID` may then be absent or
- * hold anything that is not an idNatPS: what PSC sends there is not published).
+ * matching `psiPattern` makes a Pro Santé Identité identity (`SubjectNameID` may then be absent, hold
+ * the PSI id itself or anything that is not an idNatPS: what PSC sends there is not published).
  */
 export function pscIdentityOf(
   userinfo: Record<string, unknown>,
@@ -71,7 +71,8 @@ export function pscIdentityOf(
   const psiRaw = claim('PSISubjectNameID');
   const psiId = psiRaw !== undefined && psiPattern.test(psiRaw) ? psiRaw : undefined;
   const raw = claim('SubjectNameID') ?? (psiRaw === undefined ? claim('preferred_username') : undefined);
-  const idNat = raw === undefined ? null : normaliseIdNat(raw);
+  // The PSI id copied into SubjectNameID is a PSI identity, whatever it looks like.
+  const idNat = raw === undefined || raw === psiRaw ? null : normaliseIdNat(raw);
   const authMode = claim('authMode');
   const session = { authMode, sid: typeof idToken.sid === 'string' ? idToken.sid : undefined };
   if (idNat) return { idNat, origin: 'rpps', psiId, ...session };
