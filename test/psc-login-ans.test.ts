@@ -650,6 +650,20 @@ for (const kind of databasesUnderTest()) {
         origin: 'rpps',
         status: 'verified',
       });
+      // Another one accepted: the account's link becomes the PSI identity (no RPPS number).
+      const marc = await createUser(t, 'marc.accepted');
+      await identities.set(marc.id, professional(6).idNatPs, 'manual', 'verified');
+      const proof = await identities.recordProven(marc.id, 'PSI-accepted-01', 'psc-login', { origin: 'psi' });
+      expect(proof.kind).toBe('conflict');
+      if (proof.kind !== 'conflict') return;
+      expect((await identities.decide(proof.reviewId, 'accept', 'test')).origin).toBe('psi');
+      expect(await identities.findByAccount(marc.id)).toMatchObject({
+        idNat: 'PSI-accepted-01',
+        origin: 'psi',
+        rpps: null,
+        status: 'verified',
+        source: 'psc-login',
+      });
     });
 
     it('an establishment that takes RPPS identities only refuses a PSI identity with a French page', async () => {
