@@ -9,6 +9,7 @@ import * as m0007 from './0007_psc.ts';
 import * as m0008 from './0008_audit_chain.ts';
 import * as m0009 from './0009_audit_keys.ts';
 import * as m0010 from './0010_console.ts';
+import * as m0011 from './0011_psi.ts';
 
 /** Every migration, in order. Names are stable: they are recorded in the database. */
 export const migrations: Record<string, Migration> = {
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '0008_audit_chain': m0008,
   '0009_audit_keys': m0009,
   '0010_console': m0010,
+  '0011_psi': m0011,
 };

@@ -487,7 +487,7 @@ for (const kind of databasesUnderTest()) {
           national_id: IDNAT.cps,
           tid: RENNES.tid,
           establishment: RENNES.finess,
-          detail: { oid: cecile.id, grantType: 'authorization_code' },
+          detail: { oid: cecile.id, grantType: 'authorization_code', nationalIdOrigin: 'rpps' },
         },
       ]);
       expect(rows[0]?.amr).toEqual(['hwk', 'mfa', 'pin', 'sc']);

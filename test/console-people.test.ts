@@ -144,7 +144,9 @@ if (!chromiumAvailable()) {
         expect(main).toContain(fr['console.account.password.set']);
         expect(main).toContain('CHU de Rennes (FINESS 350005179, inscrit)');
         expect(main).toContain(fr['console.account.roles.readonly']);
-        expect(main).toContain('idNatPS 810001234567 — statut verified, source directory-attribute');
+        expect(main).toContain(
+          'Référentiel RPPS, identifiant 810001234567 — statut verified, source directory-attribute',
+        );
         await page.getByRole('button', { name: fr['console.account.enroll.issue'] }).click();
         const shown = (await page.locator('#enrollment-code').textContent()) ?? '';
         const code = /([A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4})/.exec(shown)?.[1] ?? '';

@@ -273,10 +273,11 @@ if (!chromiumAvailable()) {
         );
         expect(await page.getByText(fr['portal.security.keys.none']).count()).toBe(1);
         const identity = await page.locator('dl.identity dd').allTextContents();
-        expect(identity.slice(0, 3)).toEqual([
+        expect(identity.slice(0, 4)).toEqual([
           '810001234567',
           fr['portal.security.identity.status.verified'],
           fr['portal.security.identity.source.manual'],
+          fr['identity.registry.rpps'],
         ]);
         const signIns = await page
           .locator('table.signins tbody tr')

@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import * as oidc from 'openid-client';
+import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CardCertificates } from '../src/accounts/card-certificates.ts';
 import { ConfigError, loadConfig } from '../src/config/load.ts';
@@ -130,7 +130,7 @@ for (const kind of databasesUnderTest()) {
         // ID tokens expire after 2 s: the one PSC keeps is expired when it comes back at logout.
         tokens: { idTokenTtl: 2 },
         clients: ALIASES.map((alias) => {
-          const { client } = REGISTRATIONS[alias];
+          const { client }: Registration = REGISTRATIONS[alias];
           const jwt = client.tokenEndpointAuthMethod === 'private_key_jwt';
           return {
             clientId: clientIdOf(alias),
@@ -161,7 +161,10 @@ for (const kind of databasesUnderTest()) {
       }
       service = await serviceConfiguration(psc);
       cecile = await createUser(t, 'cecile.sage');
-      await new CardCertificates(t.passerelle.services.database.db).register(cecile.id, nodeCert(pki.cards.cps));
+      await new CardCertificates(t.passerelle.services.database.db).register(
+        cecile.id,
+        nodeCert(pki.cards.cps),
+      );
       t.passerelle.services.host.provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
         const params = ctx.oidc.params ?? {};
         const assertion = typeof params.client_assertion === 'string' ? params.client_assertion : undefined;
@@ -170,7 +173,9 @@ for (const kind of databasesUnderTest()) {
           basic: /^Basic /.test(ctx.get('authorization')),
           secretInBody: typeof params.client_secret === 'string',
           assertion: assertion ? decodeJwt(assertion) : undefined,
-          assertionAlg: assertion ? (JSON.parse(atob(assertion.split('.')[0] ?? '')) as { alg: string }).alg : undefined,
+          assertionAlg: assertion
+            ? (JSON.parse(atob(assertion.split('.')[0] ?? '')) as { alg: string }).alg
+            : undefined,
           codeVerifier: typeof params.code_verifier === 'string',
         });
       });
@@ -194,15 +199,22 @@ for (const kind of databasesUnderTest()) {
       return (await presentCard(agent, t.issuer, pki.cards.cps, pki.serverCa.pem)).url;
     };
     /** PSC's page after Passerelle's answer; pairs the first time, confirms afterwards; the service's tokens. */
-    const finishAtPsc = async (agent: BrowserAgent, back: URL, login: Awaited<ReturnType<typeof toPasserelle>>['login']) => {
+    const finishAtPsc = async (
+      agent: BrowserAgent,
+      back: URL,
+      login: Awaited<ReturnType<typeof toPasserelle>>['login'],
+    ) => {
       await agent.follow(back, pscOrigin());
       const pairing = agent.lastHtml.includes('/pairing"');
-      const fields = pairing ? { idNatPs: psc.professionals[3]?.idNatPs ?? '' } : {};
+      const fields: Record<string, string> = pairing ? { idNatPs: psc.professionals[3]?.idNatPs ?? '' } : {};
       const posted = await agent.postForm(
         new URL(formAction(agent.lastHtml, pairing ? '/pairing' : '/confirm'), pscOrigin()),
         fields,
       );
-      const atService = await agent.follow(new URL(posted.headers.get('location') ?? '', pscOrigin()), pscOrigin());
+      const atService = await agent.follow(
+        new URL(posted.headers.get('location') ?? '', pscOrigin()),
+        pscOrigin(),
+      );
       return redeemCode(service, login, atService.url);
     };
     /** A full delegated login in a new browser: the card at Passerelle, then PSC. */
@@ -232,7 +244,11 @@ for (const kind of databasesUnderTest()) {
       expect(params.state?.length).toBeGreaterThan(100);
       expect(back.searchParams.get('state')).toBe(params.state);
       expect(back.searchParams.get('iss')).toBe(t.issuer);
-      expect(lastTokenCall('defaults')).toMatchObject({ basic: false, secretInBody: true, codeVerifier: false });
+      expect(lastTokenCall('defaults')).toMatchObject({
+        basic: false,
+        secretInBody: true,
+        codeVerifier: false,
+      });
       expect(accepted(before)).toMatchObject({ kind: 'accepted', login: { oid: cecile.id, acr: 'eidas1' } });
       expect(tokens.claims()?.SubjectNameID).toBe(psc.professionals[3]?.idNatPs);
     });
@@ -251,7 +267,9 @@ for (const kind of databasesUnderTest()) {
         const call = lastTokenCall(alias);
         expect(call?.assertionAlg, alias).toBe('RS256');
         expect(call?.assertion, alias).toMatchObject({ iss: clientIdOf(alias), sub: clientIdOf(alias) });
-        expect(call?.assertion?.aud, alias).toBe(alias === 'private-key-jwt' ? `${t.issuer}/token` : t.issuer);
+        expect(call?.assertion?.aud, alias).toBe(
+          alias === 'private-key-jwt' ? `${t.issuer}/token` : t.issuer,
+        );
         expect(call?.secretInBody, alias).toBe(false);
         expect(accepted(before), alias).toMatchObject({ kind: 'accepted' });
       }
@@ -304,7 +322,10 @@ for (const kind of databasesUnderTest()) {
 
     it('forwarded login_hint, ui_locales and max_age (loginHint, uiLocales, passMaxAge) are honoured', async () => {
       const agent = new BrowserAgent();
-      const { request } = await toPasserelle(agent, 'forwarding', { login_hint: cecile.username, max_age: '3600' });
+      const { request } = await toPasserelle(agent, 'forwarding', {
+        login_hint: cecile.username,
+        max_age: '3600',
+      });
       expect(Object.fromEntries(request.searchParams)).toMatchObject({
         login_hint: cecile.username,
         ui_locales: 'fr',
@@ -336,7 +357,9 @@ for (const kind of databasesUnderTest()) {
       expect(answer.url.searchParams.get('error')).toBe('login_required');
       const before = psc.events.length;
       const atService = await anonymous.follow(answer.url, pscOrigin());
-      expect(psc.events.slice(before)).toMatchObject([{ kind: 'fi-error', error: 'login_required', handling: 'service' }]);
+      expect(psc.events.slice(before)).toMatchObject([
+        { kind: 'fi-error', error: 'login_required', handling: 'service' },
+      ]);
       expect(atService.url.searchParams.get('error')).toBe('login_required');
 
       // With one: the code at once, no page.
@@ -379,15 +402,20 @@ for (const kind of databasesUnderTest()) {
       expect(params.client_id).toBeUndefined();
       expect((decodeJwt(params.id_token_hint ?? '').exp ?? 0) * 1000).toBeLessThan(Date.now());
       await agent.follow(toPasserelle, t.issuer);
-      const confirmed = await agent.postForm(new URL(formAction(agent.lastHtml, '/session/end/confirm'), t.issuer), {
-        xsrf: formField(agent.lastHtml, 'xsrf') ?? '',
-        logout: 'yes',
-      });
+      const confirmed = await agent.postForm(
+        new URL(formAction(agent.lastHtml, '/session/end/confirm'), t.issuer),
+        {
+          xsrf: formField(agent.lastHtml, 'xsrf') ?? '',
+          logout: 'yes',
+        },
+      );
       const backAtPsc = new URL(confirmed.headers.get('location') ?? '');
       expect(backAtPsc.searchParams.get('state')).toBe(params.state);
       const atService = await agent.follow(backAtPsc, pscOrigin());
       expect(atService.url.href).toBe(`${BYE}?state=after-logout`);
-      expect(await t.passerelle.services.sessions.active(session?.sessionUid ?? '', cecile.id)).toBeUndefined();
+      expect(
+        await t.passerelle.services.sessions.active(session?.sessionUid ?? '', cecile.id),
+      ).toBeUndefined();
     });
 
     it('logout with client_id (sendClientIdOnLogout) and with the back-channel GET (backchannelSupported, no cookies)', async () => {
@@ -407,7 +435,9 @@ for (const kind of databasesUnderTest()) {
       expect(psc.events.slice(before)).toContainEqual(
         expect.objectContaining({ kind: 'fi-logout', alias: 'backchannel-logout' }),
       );
-      expect(await t.passerelle.services.sessions.active(session?.sessionUid ?? '', cecile.id)).toBeUndefined();
+      expect(
+        await t.passerelle.services.sessions.active(session?.sessionUid ?? '', cecile.id),
+      ).toBeUndefined();
       const ended = await t.passerelle.services.database.db
         .selectFrom('audit_event')
         .select(['reason'])

@@ -3,6 +3,7 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { AuditTrail } from '../audit/trail.ts';
 import type {
   Database,
+  NationalIdentityOrigin,
   NationalIdentitySource,
   NationalIdentityStatus,
   NationalIdentityTable,
@@ -15,7 +16,8 @@ import { rppsOf } from '../rpps/identifiers.ts';
 /**
  * The national identity link of an account (idNatPS ↔ account), how it was proven, and the review queue
  * of candidates and conflicts. This module alone writes `national_identity` and `rpps_review`, and audits
- * every change in the same transaction.
+ * every change in the same transaction. An identity comes from the RPPS (an idNatPS) or, proven through
+ * Pro Santé Connect, from Pro Santé Identité (a PSI identifier): an identifier is a key within its origin.
  */
 
 /** What the Annuaire Santé (or its open-data extract) says of the professional. */
@@ -30,8 +32,10 @@ export interface NationalRecord {
 
 export interface NationalIdentity {
   accountId: string;
+  /** The idNatPS, or the Pro Santé Identité identifier (origin `psi`). */
   idNat: string;
-  /** idNat without its leading `8` when it is an RPPS-based identifier. */
+  origin: NationalIdentityOrigin;
+  /** idNat without its leading `8` when it is an RPPS-based identifier (null for a PSI identity). */
   rpps: string | null;
   source: NationalIdentitySource;
   status: NationalIdentityStatus;
@@ -68,9 +72,22 @@ export const USABLE_STATUSES: readonly NationalIdentityStatus[] = ['verified', '
 /** A proof younger than this is not rewritten at each login. */
 const REFRESH_AFTER_MS = 3600_000;
 
+/** A national identifier and where it comes from. */
+export interface NationalKey {
+  idNat: string;
+  origin: NationalIdentityOrigin;
+}
+
 export interface LinkProposal {
   accountId: string;
   idNat: string;
+  /** Default `rpps`. */
+  origin?: NationalIdentityOrigin;
+  /**
+   * The account's link that this proof replaces without a conflict: PSC proved the account's Pro Santé
+   * Identité identifier together with this RPPS one (the professional entered the RPPS since).
+   */
+  supersedes?: NationalKey;
   source: NationalIdentitySource;
   /** Established: proven by the card or PSC, or confirmed active by the Annuaire Santé. */
   verified: boolean;
@@ -97,6 +114,7 @@ export interface ReviewItem {
   accountId: string;
   kind: RppsReviewKind;
   idNat: string;
+  origin: NationalIdentityOrigin;
   source: NationalIdentitySource;
   otherAccountId: string | null;
   evidence: Record<string, unknown>;
@@ -119,6 +137,7 @@ function toIdentity(row: Selectable<NationalIdentityTable>): NationalIdentity {
   return {
     accountId: row.account_id,
     idNat: row.id_nat,
+    origin: row.origin,
     rpps: row.rpps,
     source: row.source,
     status: row.status,
@@ -140,6 +159,7 @@ function toReview(row: Selectable<RppsReviewTable>): ReviewItem {
     accountId: row.account_id,
     kind: row.kind,
     idNat: row.id_nat,
+    origin: row.origin,
     source: row.source,
     otherAccountId: row.other_account_id,
     evidence: row.evidence,
@@ -161,11 +181,19 @@ function nationalColumns(national: NationalRecord | undefined) {
   };
 }
 
+/** The RPPS number of an identifier of that origin (none for Pro Santé Identité). */
+function rppsColumn(idNat: string, origin: NationalIdentityOrigin): string | null {
+  return origin === 'rpps' ? rppsOf(idNat) : null;
+}
+
+const sameKey = (a: NationalKey, b: NationalKey) => a.idNat === b.idNat && a.origin === b.origin;
+
 /** The link as stored, for evidence and for restoring it when a conflict is rejected. */
 function snapshot(link: NationalIdentity | undefined) {
   if (!link) return null;
   return {
     idNat: link.idNat,
+    origin: link.origin,
     source: link.source,
     status: link.status,
     statusReason: link.statusReason,
@@ -189,12 +217,16 @@ export class NationalIdentities {
     this.#audit = audit;
   }
 
-  /** The link that owns the identifier (a verified one if any). */
-  async findByIdNat(idNat: string): Promise<NationalIdentity | undefined> {
+  /** The link that owns the identifier of that origin (a verified one if any). */
+  async findByIdNat(
+    idNat: string,
+    origin: NationalIdentityOrigin = 'rpps',
+  ): Promise<NationalIdentity | undefined> {
     const rows = await this.#db
       .selectFrom('national_identity')
       .selectAll()
       .where('id_nat', '=', idNat)
+      .where('origin', '=', origin)
       .execute();
     const links = rows.map(toIdentity);
     for (const status of OWNERSHIP) {
@@ -269,10 +301,12 @@ export class NationalIdentities {
     idNat: string,
     source: NationalIdentitySource,
     status: NationalIdentityStatus,
+    origin: NationalIdentityOrigin = 'rpps',
   ): Promise<void> {
     const values = {
       id_nat: idNat,
-      rpps: rppsOf(idNat),
+      origin,
+      rpps: rppsColumn(idNat, origin),
       source,
       status,
       verified_at: status === 'verified' ? new Date() : null,
@@ -293,17 +327,28 @@ export class NationalIdentities {
     accountId: string,
     idNat: string,
     source: 'cps-certificate' | 'psc-login' = 'cps-certificate',
-    now = new Date(),
+    options: { now?: Date; origin?: NationalIdentityOrigin; supersedes?: NationalKey } = {},
   ): Promise<LinkOutcome> {
+    const { now = new Date(), origin = 'rpps', supersedes } = options;
     const own = await this.findByAccount(accountId);
     const fresh =
       own?.idNat === idNat &&
+      own.origin === origin &&
       own.status === 'verified' &&
       own.source === source &&
       own.verifiedAt !== null &&
       now.getTime() - own.verifiedAt.getTime() < REFRESH_AFTER_MS;
     if (fresh) return { kind: 'unchanged' };
-    return this.propose({ accountId, idNat, source, verified: true, actor: 'login', now });
+    return this.propose({
+      accountId,
+      idNat,
+      origin,
+      supersedes,
+      source,
+      verified: true,
+      actor: 'login',
+      now,
+    });
   }
 
   /**
@@ -325,21 +370,31 @@ export class NationalIdentities {
   }
 
   async #propose(trx: Transaction<Database>, p: LinkProposal, now: Date): Promise<LinkOutcome> {
+    const origin = p.origin ?? 'rpps';
+    const key: NationalKey = { idNat: p.idNat, origin };
     const rows = await trx
       .selectFrom('national_identity')
       .selectAll()
-      .where((eb) => eb.or([eb('account_id', '=', p.accountId), eb('id_nat', '=', p.idNat)]))
+      .where((eb) =>
+        eb.or([
+          eb('account_id', '=', p.accountId),
+          eb.and([eb('id_nat', '=', p.idNat), eb('origin', '=', origin)]),
+        ]),
+      )
       .forUpdate()
       .execute();
     const links = rows.map(toIdentity);
     const own = links.find((l) => l.accountId === p.accountId);
     const holders = links.filter((l) => l.accountId !== p.accountId);
+    /** The account's own link is this identity. */
+    const ownIsKey = own !== undefined && sameKey(own, key);
 
     const reviews = await trx
       .selectFrom('rpps_review')
       .selectAll()
       .where('account_id', '=', p.accountId)
       .where('id_nat', '=', p.idNat)
+      .where('origin', '=', origin)
       .where('state', 'in', ['open', 'rejected'])
       .execute();
     if (reviews.some((r) => r.state === 'rejected' && r.source === p.source)) return { kind: 'rejected' };
@@ -356,20 +411,23 @@ export class NationalIdentities {
           accountId: p.accountId,
           nationalId: p.idNat,
           reason: outcome === 'failure' ? type.split('.').pop() : undefined,
-          detail: { idNat: p.idNat, source: p.source, actor: p.actor, ...detail },
+          detail: { idNat: p.idNat, origin, source: p.source, actor: p.actor, ...detail },
         },
         trx,
       );
 
-    // Conflicts: another account holds the identifier, or the account's own link says otherwise.
+    // Conflicts: another account holds the identifier, or the account's own link says otherwise (unless
+    // the proof names that link as the one it supersedes: the same person, proven by both registries).
+    const superseded = own !== undefined && p.supersedes !== undefined && sameKey(own, p.supersedes);
     const contradicted =
-      own && own.idNat !== p.idNat && !(own.status === 'candidate' && (p.verified || isCandidate(own)));
+      own && !ownIsKey && !superseded && !(own.status === 'candidate' && (p.verified || isCandidate(own)));
     if (blocking || contradicted || own?.status === 'conflict') {
       const reason = blocking ? 'held_by_another_account' : 'contradicts_existing_link';
       const reviewId = await this.#openReview(trx, {
         accountId: p.accountId,
         kind: 'conflict',
         idNat: p.idNat,
+        origin,
         source: p.source,
         otherAccountId: blocking?.accountId ?? null,
         evidence: {
@@ -393,7 +451,8 @@ export class NationalIdentities {
           .values({
             account_id: p.accountId,
             id_nat: p.idNat,
-            rpps: rppsOf(p.idNat),
+            origin,
+            rpps: rppsColumn(p.idNat, origin),
             source: p.source,
             status: 'conflict',
             status_reason: reason,
@@ -411,7 +470,7 @@ export class NationalIdentities {
       return { kind: 'conflict', reviewId, existing: blocking ?? own };
     }
 
-    if (own?.idNat === p.idNat && own.status === 'inactive') return { kind: 'inactive', existing: own };
+    if (ownIsKey && own.status === 'inactive') return { kind: 'inactive', existing: own };
 
     // Name-match candidates of other accounts give way to a stronger claim.
     for (const candidate of holders) {
@@ -419,7 +478,7 @@ export class NationalIdentities {
       await this.#closeReviews(
         trx,
         candidate.accountId,
-        p.idNat,
+        key,
         'rejected',
         `system:superseded-by:${p.source}`,
         now,
@@ -431,7 +490,7 @@ export class NationalIdentities {
           accountId: candidate.accountId,
           nationalId: p.idNat,
           reason: 'superseded',
-          detail: { idNat: p.idNat, previous: snapshot(candidate), supersededBy: p.accountId },
+          detail: { idNat: p.idNat, origin, previous: snapshot(candidate), supersededBy: p.accountId },
         },
         trx,
       );
@@ -439,21 +498,21 @@ export class NationalIdentities {
 
     // An unverified claim never refreshes a verified link, nor a candidate from an equal or stronger source.
     const weaker = own && SOURCE_STRENGTH.indexOf(p.source) >= SOURCE_STRENGTH.indexOf(own.source);
-    if (own?.idNat === p.idNat && !p.verified && (own.status === 'verified' || weaker)) {
+    if (ownIsKey && !p.verified && (own.status === 'verified' || weaker)) {
       return { kind: 'unchanged' };
     }
 
     const status = p.verified ? 'verified' : 'candidate';
-    const source =
-      own?.idNat === p.idNat && own.status === 'verified' ? stronger(own.source, p.source) : p.source;
+    const source = ownIsKey && own.status === 'verified' ? stronger(own.source, p.source) : p.source;
     const values = {
       id_nat: p.idNat,
-      rpps: rppsOf(p.idNat),
+      origin,
+      rpps: rppsColumn(p.idNat, origin),
       source,
       status,
       status_reason: null,
       verified_at: p.verified ? now : null,
-      checked_at: p.national ? now : own?.idNat === p.idNat ? own.checkedAt : null,
+      checked_at: p.national ? now : ownIsKey ? own.checkedAt : null,
       updated_at: now,
       ...nationalColumns(p.national),
     } as const;
@@ -462,23 +521,17 @@ export class NationalIdentities {
       .values({ account_id: p.accountId, ...values })
       .onConflict((oc) => oc.column('account_id').doUpdateSet(values))
       .execute();
-    if (own && own.idNat !== p.idNat) {
-      await this.#closeReviews(
-        trx,
-        p.accountId,
-        own.idNat,
-        'rejected',
-        `system:superseded-by:${p.source}`,
-        now,
-      );
+    if (own && !ownIsKey) {
+      await this.#closeReviews(trx, p.accountId, own, 'rejected', `system:superseded-by:${p.source}`, now);
     }
     if (status === 'verified') {
-      await this.#closeReviews(trx, p.accountId, p.idNat, 'accepted', `system:proven-by:${p.source}`, now);
+      await this.#closeReviews(trx, p.accountId, key, 'accepted', `system:proven-by:${p.source}`, now);
     } else if (p.source === 'name-match') {
       await this.#openReview(trx, {
         accountId: p.accountId,
         kind: 'candidate',
         idNat: p.idNat,
+        origin,
         source: p.source,
         otherAccountId: null,
         evidence: { proposal: p.evidence ?? {}, national: p.national ?? null },
@@ -495,7 +548,10 @@ export class NationalIdentities {
 
   async #openReview(
     trx: Transaction<Database>,
-    item: Pick<ReviewItem, 'accountId' | 'kind' | 'idNat' | 'source' | 'otherAccountId' | 'evidence'> & {
+    item: Pick<
+      ReviewItem,
+      'accountId' | 'kind' | 'idNat' | 'origin' | 'source' | 'otherAccountId' | 'evidence'
+    > & {
       now: Date;
     },
   ): Promise<string> {
@@ -515,6 +571,7 @@ export class NationalIdentities {
         account_id: item.accountId,
         kind: item.kind,
         id_nat: item.idNat,
+        origin: item.origin,
         source: item.source,
         other_account_id: item.otherAccountId,
         evidence: JSON.stringify(item.evidence),
@@ -528,7 +585,7 @@ export class NationalIdentities {
   async #closeReviews(
     trx: Transaction<Database>,
     accountId: string,
-    idNat: string,
+    key: NationalKey,
     state: 'accepted' | 'rejected',
     by: string,
     now: Date,
@@ -537,7 +594,8 @@ export class NationalIdentities {
       .updateTable('rpps_review')
       .set({ state, decided_at: now, decided_by: by })
       .where('account_id', '=', accountId)
-      .where('id_nat', '=', idNat)
+      .where('id_nat', '=', key.idNat)
+      .where('origin', '=', key.origin)
       .where('state', '=', 'open')
       .execute();
   }
@@ -585,7 +643,12 @@ export class NationalIdentities {
         await trx
           .selectFrom('national_identity')
           .selectAll()
-          .where((eb) => eb.or([eb('account_id', '=', item.accountId), eb('id_nat', '=', item.idNat)]))
+          .where((eb) =>
+            eb.or([
+              eb('account_id', '=', item.accountId),
+              eb.and([eb('id_nat', '=', item.idNat), eb('origin', '=', item.origin)]),
+            ]),
+          )
           .forUpdate()
           .execute()
       ).map(toIdentity);
@@ -595,7 +658,7 @@ export class NationalIdentities {
       if (decision === 'accept') {
         for (const other of links.filter((l) => l.accountId !== item.accountId)) {
           await trx.deleteFrom('national_identity').where('account_id', '=', other.accountId).execute();
-          await this.#closeReviews(trx, other.accountId, item.idNat, 'rejected', `system:review:${id}`, now);
+          await this.#closeReviews(trx, other.accountId, item, 'rejected', `system:review:${id}`, now);
           removed.push(snapshot(other) as LinkSnapshot);
           await this.#audit.record(
             {
@@ -604,7 +667,7 @@ export class NationalIdentities {
               accountId: other.accountId,
               nationalId: other.idNat,
               reason: 'review_accepted_for_another_account',
-              detail: { reviewId: id, previous: snapshot(other), actor },
+              detail: { reviewId: id, origin: other.origin, previous: snapshot(other), actor },
             },
             trx,
           );
@@ -612,7 +675,8 @@ export class NationalIdentities {
         const national = item.evidence.national as NationalRecord | null | undefined;
         const values = {
           id_nat: item.idNat,
-          rpps: rppsOf(item.idNat),
+          origin: item.origin,
+          rpps: rppsColumn(item.idNat, item.origin),
           source: item.source,
           status: 'verified' as const,
           status_reason: null,
@@ -627,12 +691,15 @@ export class NationalIdentities {
           .execute();
       } else {
         const before = item.evidence.ownLinkBefore as LinkSnapshot | null | undefined;
-        if (before && before.idNat !== item.idNat) {
+        // Snapshots taken before Pro Santé Identité have no origin: the RPPS then.
+        const beforeOrigin = before?.origin ?? 'rpps';
+        if (before && !sameKey({ idNat: before.idNat, origin: beforeOrigin }, item)) {
           await trx
             .updateTable('national_identity')
             .set({
               id_nat: before.idNat,
-              rpps: rppsOf(before.idNat),
+              origin: beforeOrigin,
+              rpps: rppsColumn(before.idNat, beforeOrigin),
               source: before.source,
               status: before.status,
               status_reason: before.statusReason,
@@ -647,7 +714,7 @@ export class NationalIdentities {
             .set({ status: before.status, status_reason: before.statusReason, updated_at: now })
             .where('account_id', '=', item.accountId)
             .execute();
-        } else if (own?.idNat === item.idNat) {
+        } else if (own && sameKey(own, item)) {
           await trx.deleteFrom('national_identity').where('account_id', '=', item.accountId).execute();
         }
       }
@@ -668,6 +735,7 @@ export class NationalIdentities {
             reviewId: id,
             kind: item.kind,
             idNat: item.idNat,
+            origin: item.origin,
             source: item.source,
             otherAccountId: item.otherAccountId,
             previous: snapshot(own),
@@ -710,7 +778,7 @@ export class NationalIdentities {
             .where('account_id', '=', link.accountId)
             .execute();
           if (change.verify) {
-            await this.#closeReviews(trx, link.accountId, link.idNat, 'accepted', `system:${actor}`, now);
+            await this.#closeReviews(trx, link.accountId, link, 'accepted', `system:${actor}`, now);
           }
           break;
         case 'inactive':
@@ -744,6 +812,7 @@ export class NationalIdentities {
             accountId: link.accountId,
             kind: 'conflict',
             idNat: link.idNat,
+            origin: link.origin,
             source: link.source,
             otherAccountId: null,
             evidence: {

@@ -138,6 +138,7 @@ export function accountRoutes(deps: AccountPagesDeps, gate: ConsoleGate): Router
       code: extra.code ? { code: extra.code.code, expires: date.format(extra.code.expiresAt) } : undefined,
       identity: identity
         ? t('console.account.identity.link', {
+            registry: t(`identity.registry.${identity.origin}`),
             idNat: identity.idNat,
             status: identity.status,
             source: identity.source,

@@ -37,6 +37,8 @@ export function rppsRoutes(deps: RecordsDeps): Router {
       id: item.id,
       kind: item.kind,
       idNat: item.idNat,
+      /** RPPS or Pro Santé Identité (`identity.registry.<origin>`). */
+      origin: item.origin,
       source: item.source,
       createdAt: item.createdAt,
       reason: typeof item.evidence.reason === 'string' ? item.evidence.reason : undefined,
@@ -45,7 +47,15 @@ export function rppsRoutes(deps: RecordsDeps): Router {
         givenName: account?.givenName ?? undefined,
         familyName: account?.familyName ?? undefined,
         createdAt: account?.createdAt,
-        linkBefore: before ? `${before.idNat} (${before.status}, ${before.source})` : undefined,
+        // A snapshot from before Pro Santé Identité has no origin: the RPPS.
+        linkBefore: before
+          ? {
+              idNat: String(before.idNat),
+              origin: before.origin === 'psi' ? 'psi' : 'rpps',
+              status: String(before.status),
+              source: String(before.source),
+            }
+          : undefined,
       },
       national: person(item.evidence.national as Record<string, unknown> | null | undefined),
       heldBy: other

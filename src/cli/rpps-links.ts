@@ -14,10 +14,13 @@ import { CliError, out, ProgressLine } from './context.ts';
 const EXIT_HALTED = 3;
 const EXIT_BUSY = 75;
 
+/** Where an identity comes from, for people: the RPPS or Pro Santé Identité. */
+const REGISTRY = { rpps: 'RPPS', psi: 'Pro Santé Identité' } as const;
+
 function describeLink(link: NationalIdentity): string {
   const names = [link.nationalGivenName, link.nationalFamilyName].filter(Boolean).join(' ');
   return [
-    `${link.idNat} (RPPS ${link.rpps ?? '-'})`,
+    link.origin === 'psi' ? `${link.idNat} (${REGISTRY.psi})` : `${link.idNat} (RPPS ${link.rpps ?? '-'})`,
     `status ${link.status}${link.statusReason ? ` (${link.statusReason})` : ''}`,
     `source ${link.source}`,
     `verified ${link.verifiedAt?.toISOString() ?? 'never'}`,
@@ -63,7 +66,7 @@ async function describeReview(services: Services, item: ReviewItem): Promise<str
   const lines = [
     `${item.id}  ${item.kind}  ${item.createdAt.toISOString()}`,
     `  account      ${account?.username ?? item.accountId}: ${account?.givenName ?? ''} ${account?.familyName ?? ''}`.trimEnd(),
-    `  proposed     ${item.idNat} from ${item.source}`,
+    `  proposed     ${item.idNat} (${REGISTRY[item.origin]}) from ${item.source}`,
   ];
   if (national) {
     lines.push(
@@ -71,7 +74,10 @@ async function describeReview(services: Services, item: ReviewItem): Promise<str
     );
   }
   const before = item.evidence.ownLinkBefore as Record<string, unknown> | null | undefined;
-  if (before) lines.push(`  own link     ${before.idNat} (${before.status}, ${before.source})`);
+  if (before) {
+    const registry = REGISTRY[before.origin === 'psi' ? 'psi' : 'rpps'];
+    lines.push(`  own link     ${before.idNat} (${registry}, ${before.status}, ${before.source})`);
+  }
   if (other)
     lines.push(
       `  held by      ${other.username}: ${other.givenName ?? ''} ${other.familyName ?? ''}`.trimEnd(),
@@ -128,6 +134,8 @@ export function addRppsLinkCommands(rpps: Command, program: Command): void {
           counts.set(`${l.status}/${l.source}`, (counts.get(`${l.status}/${l.source}`) ?? 0) + 1);
         out(`links: ${links.length}`);
         for (const [key, n] of [...counts].sort()) out(`  ${key}: ${n}`);
+        const psi = links.filter((l) => l.origin === 'psi').length;
+        if (psi) out(`  from Pro Santé Identité (not checked against the RPPS): ${psi}`);
         out(`open reviews: ${(await services.identities.openReviews()).length}`);
         out(`open alerts: ${(await alerts.open()).length}`);
         const [last] = await sync.runs(1);

@@ -303,10 +303,25 @@ const webOrigin = z.url().refine((v) => {
   return url.origin === v && (url.protocol === 'https:' || isLoopback(v));
 }, 'must be an origin (https://host[:port], no path or trailing slash; http:// on loopback only)');
 
+/** PSC's levels as its tokens name them (`acr`), weakest first: the scopes PSC publishes (eidas1, eidas2). */
+const PSC_ACR_LEVELS = ['eidas1', 'eidas2'];
+
 const pscLoginSchema = z
   .strictObject({
-    /** PSC's issuer (realm URL); its discovery document is read from it. */
+    /** PSC's issuer (realm URL): the discovery document must name it, and so must its tokens. */
     issuer: z.url(),
+    /**
+     * PSC's discovery document. Default `<issuer>/.well-known/wallet-openid-configuration`, the one the
+     * ANS names (ansforge/keycloak-prosanteconnect, psc.properties); Keycloak's own
+     * `<issuer>/.well-known/openid-configuration` is served too.
+     */
+    discoveryUrl: z.url().optional(),
+    /**
+     * Overrides the discovery's `authorization_endpoint`. Production authorizes on another host than the
+     * realm (`https://wallet.esw.esante.gouv.fr/auth`); whether each discovery document names it is not
+     * published.
+     */
+    authorizationEndpoint: z.url().optional(),
     clientId: z.string().min(1),
     tokenEndpointAuthMethod: z
       .enum(['client_secret_basic', 'client_secret_post', 'none'])
@@ -315,6 +330,24 @@ const pscLoginSchema = z
     scope: z.string().default('openid scope_all'),
     /** Sent as `acr_values` (PSC's levels: eidas1, ...). Empty = not sent. */
     acrValues: z.string().default('eidas1'),
+    /**
+     * PSC's levels (the ID token's `acr`), weakest first. A login whose `acr` is missing, not listed or
+     * listed before `minimumAcr` is refused, as the ANS connector refuses an acr other than eidas1.
+     */
+    acrLevels: z.array(z.string().min(1)).min(1).default(PSC_ACR_LEVELS),
+    minimumAcr: z.string().min(1).default('eidas1'),
+    /**
+     * Identities of Pro Santé Identité (PSC's `PSISubjectNameID`, Référentiel PSC v2.1, EXI PSC 18/19).
+     * Their format is not published: any identifier matching `identifierPattern` is taken as it is.
+     */
+    psi: z
+      .strictObject({
+        /** Sign in and link accounts with a PSI identity (false: only RPPS identities, cf. EXI PSC 45). */
+        accept: z.boolean().default(true),
+        /** Regular expression a PSI identifier must match: by default 1 to 128 visible ASCII characters. */
+        identifierPattern: z.string().min(1).default('^[!-~]{1,128}$'),
+      })
+      .prefault({}),
     /**
      * RFC 8176 amr of a login through PSC, by PSC's `authMode` claim (CARD: CPS card; MOBILE: e-CPS);
      * `default` for any other or a missing authMode.
@@ -345,6 +378,30 @@ const pscLoginSchema = z
     }
     if (!value.amrByAuthMode.default) {
       ctx.addIssue({ code: 'custom', path: ['amrByAuthMode', 'default'], message: 'is required' });
+    }
+    if (!value.acrLevels.includes(value.minimumAcr)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['minimumAcr'],
+        message: `must be one of acrLevels (${value.acrLevels.join(', ')})`,
+      });
+    }
+    if (value.discoveryUrl && !new URL(value.discoveryUrl).pathname.includes('/.well-known/')) {
+      ctx.addIssue({ code: 'custom', path: ['discoveryUrl'], message: 'must be a /.well-known/ URL' });
+    }
+    for (const key of ['discoveryUrl', 'authorizationEndpoint'] as const) {
+      if (value[key]?.startsWith('http:') && !value.allowInsecureHttp) {
+        ctx.addIssue({ code: 'custom', path: [key], message: 'must be https' });
+      }
+    }
+    try {
+      new RegExp(value.psi.identifierPattern, 'u');
+    } catch {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['psi', 'identifierPattern'],
+        message: 'is not a regular expression',
+      });
     }
   });
 

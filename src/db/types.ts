@@ -204,10 +204,18 @@ export type NationalIdentitySource =
   | 'manual'
   | 'name-match';
 export type NationalIdentityStatus = 'verified' | 'candidate' | 'conflict' | 'inactive';
+/**
+ * Where a national identity comes from: the RPPS (an idNatPS, PSC's `SubjectNameID`) or Pro Santé
+ * Identité (PSC's `PSISubjectNameID`, an identifier of its own). Identifiers are unique within an origin.
+ */
+export type NationalIdentityOrigin = 'rpps' | 'psi';
 
 export interface NationalIdentityTable {
   account_id: string;
+  /** The idNatPS (origin `rpps`) or the Pro Santé Identité identifier (origin `psi`). */
   id_nat: string;
+  origin: ColumnType<NationalIdentityOrigin, NationalIdentityOrigin | undefined, NationalIdentityOrigin>;
+  /** Null for a PSI identity. */
   rpps: string | null;
   source: NationalIdentitySource;
   status: NationalIdentityStatus;
@@ -236,6 +244,7 @@ export interface RppsReviewTable {
   kind: RppsReviewKind;
   /** The proposed identifier. */
   id_nat: string;
+  origin: ColumnType<NationalIdentityOrigin, NationalIdentityOrigin | undefined, NationalIdentityOrigin>;
   /** The proposed source (NationalIdentitySource). */
   source: NationalIdentitySource;
   /** The account that already holds or claims that identifier, for conflicts between accounts. */

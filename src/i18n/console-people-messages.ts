@@ -54,8 +54,9 @@ export const consolePeopleMessages = {
       'Code d’enrôlement : {code}. Valable une seule fois, jusqu’au {date}. Il ne sera plus affiché.',
     'console.account.enroll.unavailable': 'Les clés de sécurité ne sont pas activées.',
     'console.account.identity': 'Identité nationale',
-    'console.account.identity.none': 'Aucun lien avec le RPPS.',
-    'console.account.identity.link': 'idNatPS {idNat} — statut {status}, source {source}',
+    'console.account.identity.none': 'Aucune identité nationale liée.',
+    'console.account.identity.link':
+      'Référentiel {registry}, identifiant {idNat} — statut {status}, source {source}',
     'console.account.establishments': 'Établissements',
     'console.account.establishments.none': 'Aucun établissement.',
     'console.account.establishment.basis.all': 'tous les comptes',
@@ -191,8 +192,9 @@ export const consolePeopleMessages = {
       'Enrollment code: {code}. Valid once, until {date}. It will not be shown again.',
     'console.account.enroll.unavailable': 'Security keys are not enabled.',
     'console.account.identity': 'National identity',
-    'console.account.identity.none': 'No RPPS link.',
-    'console.account.identity.link': 'idNatPS {idNat} — status {status}, source {source}',
+    'console.account.identity.none': 'No national identity linked.',
+    'console.account.identity.link':
+      'Registry {registry}, identifier {idNat} — status {status}, source {source}',
     'console.account.establishments': 'Establishments',
     'console.account.establishments.none': 'No establishment.',
     'console.account.establishment.basis.all': 'every account',

@@ -63,6 +63,10 @@ export const messages = {
       'Pro Santé Connect vous a identifié, mais votre identité nationale n’est liée à aucun compte de l’établissement. Pour la lier une fois pour toutes : connectez-vous ci-dessous avec votre identifiant, puis Passerelle vous renverra vers Pro Santé Connect. En cas de difficulté, contactez l’équipe informatique.',
     'error.national_id_conflict':
       'L’identité nationale prouvée par Pro Santé Connect ne correspond pas à celle de votre compte, ou appartient à un autre compte. Le lien n’a pas été modifié ; l’équipe informatique doit le vérifier.',
+    'error.psc_level_too_low':
+      'Pro Santé Connect vous a identifié avec un niveau de garantie inférieur à celui qu’exige l’établissement. Reconnectez-vous avec votre carte CPS ou votre e-CPS ; si le refus se répète, contactez l’équipe informatique.',
+    'error.psc_identity_not_accepted':
+      'Pro Santé Connect vous a identifié par Pro Santé Identité ; l’établissement n’accepte pour cette connexion que les identités inscrites au RPPS. Connectez-vous avec un autre moyen ou contactez l’équipe informatique.',
     'error.no_method':
       'Aucun moyen de connexion disponible ne permet d’atteindre le niveau de sécurité demandé par cette application. Contactez le support informatique.',
     'login.other_ways_lead': 'Ou connectez-vous sans saisir d’identifiant :',
@@ -71,11 +75,15 @@ export const messages = {
     'method.webauthn': 'Clé de sécurité FIDO2',
     'method.smartcard': 'Carte CPS',
     'method.psc': 'Pro Santé Connect (e-CPS, carte CPS)',
+    'identity.registry.rpps': 'RPPS',
+    'identity.registry.psi': 'Pro Santé Identité',
     'psc.login.lead':
       'Vous allez être dirigé vers Pro Santé Connect, le service national d’identification des professionnels de santé, pour vous identifier avec votre e-CPS ou votre carte CPS.',
     'psc.login.link':
       'Dernière étape : identifiez-vous avec Pro Santé Connect pour lier votre identité nationale à votre compte.',
     'psc.login.submit': 'Se connecter avec Pro Santé Connect',
+    'psc.login.unavailable':
+      'Pro Santé Connect ne répond pas pour le moment. Réessayez dans quelques minutes ou connectez-vous avec un autre moyen.',
     'smartcard.lead':
       'Insérez votre carte CPS (ou CPE) dans le lecteur, puis cliquez sur « Se connecter avec la carte ».',
     'smartcard.pin':
@@ -224,6 +232,10 @@ export const messages = {
       'Pro Santé Connect identified you, but your national identity is not linked to any account of the establishment. To link it once and for all: sign in below with your username, then Passerelle will send you back to Pro Santé Connect. If in doubt, contact the IT team.',
     'error.national_id_conflict':
       'The national identity proven by Pro Santé Connect does not match your account’s, or belongs to another account. The link was not changed; the IT team must check it.',
+    'error.psc_level_too_low':
+      'Pro Santé Connect identified you with a lower assurance level than the establishment requires. Sign in again with your CPS card or e-CPS; if this happens again, contact the IT team.',
+    'error.psc_identity_not_accepted':
+      'Pro Santé Connect identified you through Pro Santé Identité; for this sign-in the establishment accepts only identities registered in the RPPS. Use another sign-in method or contact the IT team.',
     'error.no_method':
       'No available sign-in means reaches the security level this application needs. Contact the IT support.',
     'login.other_ways_lead': 'Or sign in without typing a username:',
@@ -232,11 +244,15 @@ export const messages = {
     'method.webauthn': 'FIDO2 security key',
     'method.smartcard': 'CPS card',
     'method.psc': 'Pro Santé Connect (e-CPS, CPS card)',
+    'identity.registry.rpps': 'RPPS',
+    'identity.registry.psi': 'Pro Santé Identité',
     'psc.login.lead':
       'You will be sent to Pro Santé Connect, the national identification service for health professionals, to identify yourself with your e-CPS or CPS card.',
     'psc.login.link':
       'Last step: identify yourself with Pro Santé Connect to link your national identity to your account.',
     'psc.login.submit': 'Sign in with Pro Santé Connect',
+    'psc.login.unavailable':
+      'Pro Santé Connect is not answering at the moment. Try again in a few minutes or use another sign-in method.',
     'smartcard.lead': 'Insert your CPS (or CPE) card in the reader, then click “Sign in with the card”.',
     'smartcard.pin':
       'Your browser will ask you to choose the certificate of your card, then the PIN of the card.',

@@ -108,6 +108,8 @@ export async function attemptMethod(
             outcome: 'failure',
             accountId: outcome.accountId,
             reason: outcome.reason,
+            ...(typeof outcome.detail?.idNat === 'string' ? { nationalId: outcome.detail.idNat } : {}),
+            ...(outcome.detail ? { detail: withoutNationalId(outcome.detail) } : {}),
           },
     );
     if (locked)

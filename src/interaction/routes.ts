@@ -62,6 +62,8 @@ const FAILURE_STATUS: Record<AuthFailureCode, number> = {
   upstream_failed: 401,
   psc_not_linked: 403,
   national_id_conflict: 403,
+  psc_level_too_low: 403,
+  psc_identity_not_accepted: 403,
 };
 
 type Details = Awaited<ReturnType<ProviderHost['provider']['interactionDetails']>>;

@@ -33,11 +33,17 @@ export type AuthFailureCode =
   /** PSC proved a national identity linked to no account (or a link flagged inactive/conflict). */
   | 'psc_not_linked'
   /** PSC proved a national identity that contradicts the account's link, or is another account's. */
-  | 'national_id_conflict';
+  | 'national_id_conflict'
+  /** PSC's level (`acr`) is below the establishment's minimum, or missing or unknown. */
+  | 'psc_level_too_low'
+  /** PSC proved an identity from Pro Santé Identité and the establishment accepts RPPS identities only. */
+  | 'psc_identity_not_accepted';
 
 /** A national identifier proven by the method (CPS card, PSC), recorded as an RPPS link proof. */
 export interface ProvenNationalId {
   idNat: string;
+  /** The RPPS (idNatPS) unless said otherwise; Pro Santé Identité through PSC. */
+  origin?: 'rpps' | 'psi';
   source: 'cps-certificate' | 'psc-login';
 }
 
@@ -63,6 +69,8 @@ export type AuthOutcome =
       /** The account concerned, when known (audit only, never shown). */
       accountId?: string;
       retryAfterSeconds?: number;
+      /** Internal detail for the audit trail (e.g. the identity PSC proved, its acr); never shown. */
+      detail?: Record<string, string | number | boolean>;
     };
 
 /** A client certificate as received: from this process's own TLS listener or from a trusted proxy. */

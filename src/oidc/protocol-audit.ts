@@ -186,7 +186,11 @@ export function auditProtocolEvents(provider: Provider, deps: ProtocolAuditDeps)
         amr: Array.isArray(sent.amr) ? sent.amr.map(String) : [],
         acr: typeof sent.acr === 'string' ? sent.acr : undefined,
         nationalId: link?.status === 'verified' ? link.idNat : undefined,
-        detail: { oid: access.accountId, grantType },
+        detail: {
+          oid: access.accountId,
+          grantType,
+          ...(link?.status === 'verified' ? { nationalIdOrigin: link.origin } : {}),
+        },
       },
     ];
   };

@@ -124,8 +124,9 @@ export function buildProvider(deps: ProviderDeps): Provider {
             /\brpps\b/.test(scope) || (establishment !== undefined && config.psc.releaseIdNat);
           // Only a verified link is ever released (never a candidate, conflict or inactive one).
           const link = releaseIdNat ? await identities.findByAccount(account.id) : undefined;
+          // An idNatPS only: a Pro Santé Identité identifier is not one (no claim of its own yet).
           const national =
-            link?.status === 'verified'
+            link?.status === 'verified' && link.origin === 'rpps'
               ? {
                   idnat_ps: link.idNat,
                   rpps: link.rpps ?? undefined,

@@ -118,6 +118,7 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
       })),
       identity: link && {
         idNat: link.idNat,
+        registry: t(`identity.registry.${link.origin}`),
         status: t(`portal.security.identity.status.${link.status}`),
         source: t(`portal.security.identity.source.${link.source}`),
         verifiedAt: link.verifiedAt ? time.full(link.verifiedAt) : undefined,

@@ -304,7 +304,8 @@ export class RppsSync {
     };
 
     try {
-      const links = await identities.list();
+      // Identities from Pro Santé Identité are not in the Annuaire Santé: the RPPS says nothing of them.
+      const links = (await identities.list()).filter((l) => l.origin === 'rpps');
       summary.links = links.length;
       const linkedIdNats = new Set(links.map((l) => l.idNat));
       const linkOf = new Map(links.map((l) => [l.accountId, l]));

@@ -75,16 +75,59 @@ function activityClaims(activity: Activity) {
   };
 }
 
-/** Every claim PSC releases about the professional (userinfo with `scope_all`), `sub` included. */
+/**
+ * A professional enrolled in Pro Santé Identité (PSI), the ANS's identity base opened in 2026 beside the
+ * RPPS (Référentiel PSC v2.1, EXI PSC 18: a service uses `SubjectNameID` and/or `PSISubjectNameID`).
+ */
+export interface PsiIdentity {
+  /** PSI's identifier, released as `PSISubjectNameID`. Its format is not published: any string. */
+  psiId: string;
+  givenName: string;
+  familyName: string;
+  /** The idNatPS when the professional is in the RPPS too (one of `professionals`): both ids are sent. */
+  idNatPs?: string;
+}
+
+/** What `SubjectNameID` holds for an identity outside the RPPS (not published): nothing, or the PSI id. */
+export type PsiSubjectNameId = 'absent' | 'psi';
+
+/**
+ * The claims of an identity known to PSI only. Guessed: no RPPS data (`SubjectRefPro`, `SubjectRole`,
+ * `otherIds`…); `preferred_username` is the PSI id (Keycloak's username); the session claims as for others.
+ */
+export function psiClaims(
+  identity: PsiIdentity,
+  subjectNameId: PsiSubjectNameId,
+  authMode: string,
+): { sub: string; [claim: string]: unknown } {
+  return {
+    sub: pscSubject(identity.psiId),
+    ...(subjectNameId === 'psi' ? { SubjectNameID: identity.psiId } : {}),
+    PSISubjectNameID: identity.psiId,
+    preferred_username: identity.psiId,
+    given_name: identity.givenName,
+    family_name: identity.familyName,
+    email_verified: false,
+    Palier_Authentification: AUTHENTICATION_LEVEL,
+    authMode,
+  };
+}
+
+/**
+ * Every claim PSC releases about the professional (userinfo with `scope_all`), `sub` included;
+ * `PSISubjectNameID` too when the professional is also enrolled in PSI.
+ */
 export function professionalClaims(
   professional: Professional,
   authMode: string,
+  psiId?: string,
 ): { sub: string; [claim: string]: unknown } {
   const activities = professional.activities.filter((a) => a.active);
   const main = activities[0];
   return {
     sub: pscSubject(professional.idNatPs),
     SubjectNameID: professional.idNatPs,
+    ...(psiId ? { PSISubjectNameID: psiId } : {}),
     preferred_username: professional.idNatPs,
     given_name: professional.givenName,
     family_name: professional.familyName,
@@ -119,7 +162,14 @@ export function professionalClaims(
 }
 
 /** Names of the claims above, per scope (the scope → claims mapping of real PSC is not published). */
-const IDENTITY = ['SubjectNameID', 'preferred_username', 'given_name', 'family_name', 'otherIds'];
+const IDENTITY = [
+  'SubjectNameID',
+  'PSISubjectNameID',
+  'preferred_username',
+  'given_name',
+  'family_name',
+  'otherIds',
+];
 const PRACTICE = ['SubjectRefPro', 'SubjectOrganization', 'SubjectOrganizationID', 'SubjectRole'];
 const SESSION = ['authMode', 'Palier_Authentification'];
 export const CLAIMS_BY_SCOPE: Record<string, string[]> = {
@@ -145,4 +195,8 @@ export const SCOPES_WITHOUT_CLAIMS = ['eidas1', 'eidas2', 'offline_access'];
 
 export function identityLabel(professional: Professional): string {
   return `${professional.givenName} ${professional.familyName} — ${professional.profession.label} (${professional.idNatPs})`;
+}
+
+export function psiIdentityLabel(identity: PsiIdentity): string {
+  return `${identity.givenName} ${identity.familyName} — Pro Santé Identité (${identity.psiId})`;
 }

@@ -1,5 +1,5 @@
 import type { Professional } from '../annuaire/fixtures.ts';
-import { identityLabel } from './claims.ts';
+import { identityLabel, type PsiIdentity, psiIdentityLabel } from './claims.ts';
 import { PSC_CHECKS, type RefusalReason } from './federation.ts';
 
 /** The simulator's pages, in French like PSC's. Every interpolated value is escaped. */
@@ -37,9 +37,15 @@ ${body}
 </html>`;
 }
 
-function identitySelect(professionals: readonly Professional[]): string {
-  const options = professionals
-    .map((p) => `<option value="${escapeHtml(p.idNatPs)}">${escapeHtml(identityLabel(p))}</option>`)
+function identitySelect(
+  professionals: readonly Professional[],
+  psiOnly: readonly PsiIdentity[] = [],
+): string {
+  const options = [
+    ...professionals.map((p) => ({ value: p.idNatPs, label: identityLabel(p) })),
+    ...psiOnly.map((i) => ({ value: i.psiId, label: psiIdentityLabel(i) })),
+  ]
+    .map((o) => `<option value="${escapeHtml(o.value)}">${escapeHtml(o.label)}</option>`)
     .join('');
   return `<label for="idNatPs">Identité nationale (simulée)</label>
 <select id="idNatPs" name="idNatPs" required>${options}</select>`;
@@ -60,13 +66,14 @@ export const LOGIN_MESSAGES = {
 
 /**
  * Without `kc_idp_hint` (or after an FI error): the establishments ("Délégation") and the direct CPS / e-CPS
- * login, with a message, and a way back to the service (guessed: Keycloak themes vary).
+ * login (the RPPS professionals and the identities known to Pro Santé Identité only), with a message,
+ * and a way back to the service (guessed: Keycloak themes vary).
  */
 export function choicePage(
   establishments: readonly EstablishmentLink[],
   directAction: string,
   professionals: readonly Professional[],
-  options: { message?: string; abortAction?: string } = {},
+  options: { message?: string; abortAction?: string; psiOnly?: readonly PsiIdentity[] } = {},
 ): string {
   const alert = options.message
     ? `<section class="error" role="alert"><p>${escapeHtml(options.message)}</p></section>\n`
@@ -84,7 +91,7 @@ ${links}
 <section>
 <h2>Carte CPS ou e-CPS</h2>
 <form method="post" action="${escapeHtml(directAction)}">
-${identitySelect(professionals)}
+${identitySelect(professionals, options.psiOnly)}
 <fieldset><legend>Moyen d'identification</legend>
 <label><input type="radio" name="authMode" value="MOBILE" checked> e-CPS (application mobile)</label>
 <label><input type="radio" name="authMode" value="CARD"> Carte CPS</label>

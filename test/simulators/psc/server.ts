@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Router } from '@koa/router';
 import Koa, { type Context } from 'koa';
@@ -10,8 +10,11 @@ import { type Delegation, type LogoutEvent, setUpBrokeredLogout } from './broker
 import {
   CLAIMS_BY_SCOPE,
   type DirectAuthMode,
+  type PsiIdentity,
+  type PsiSubjectNameId,
   professionalClaims,
   pscSubject,
+  psiClaims,
   SCOPES_WITHOUT_CLAIMS,
 } from './claims.ts';
 import {
@@ -71,6 +74,12 @@ export interface PscClientOptions {
   postLogoutRedirectUris?: string[];
   /** Receives a logout token when the PSC session ends. */
   backchannelLogoutUri?: string;
+  /**
+   * Userinfo answered as a signed JWT (`application/jwt`) with this algorithm; unset: JSON. A per-client
+   * setting in Keycloak ("User info signed response algorithm"); which one PSC uses for a service is not
+   * published, and the ANS connector accepts both.
+   */
+  userinfoSignedResponseAlg?: SigningAlg;
 }
 
 export interface PscSimulatorOptions {
@@ -98,6 +107,25 @@ export interface PscSimulatorOptions {
    * that an FI's `forwardParameters` can copy them. Default: those named by `fis` at start.
    */
   extraParams?: string[];
+  /**
+   * Production's split (ANS connector's psc.properties): authorization requests at
+   * `https://wallet.esw.esante.gouv.fr/auth`, on another origin than the realm, which keeps the token,
+   * userinfo, JWKS and logout endpoints (`https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet/…`).
+   * When set, a second origin answers `GET /auth` and `wallet-openid-configuration` names it. Default: one
+   * origin.
+   */
+  walletOrigin?: boolean;
+  /**
+   * The `acr` of PSC's logins (ID token and userinfo), or a function of the login's `authMode` (asked at
+   * each login). Default `eidas1`, as in PSC's samples; null: none.
+   */
+  acr?: string | null | ((authMode: string) => string | null);
+  /** Identities enrolled in Pro Santé Identité (EXI PSC 18, Référentiel PSC v2.1). Default: none. */
+  psi?: {
+    identities: PsiIdentity[];
+    /** `SubjectNameID` of an identity outside the RPPS (not published). Default: absent. */
+    subjectNameId?: PsiSubjectNameId;
+  };
 }
 
 interface EventBase {
@@ -132,13 +160,17 @@ export type PscEvent = EventBase &
     | { kind: 'accepted'; login: FederatedLogin }
     | { kind: 'paired'; alias: string; tid: string; oid: string; idNatPs: string }
     | { kind: 'confirmed'; alias: string; tid: string; oid: string; idNatPs: string }
-    | { kind: 'direct-login'; idNatPs: string; authMode: DirectAuthMode }
+    | { kind: 'direct-login'; idNatPs: string; psiId?: string; authMode: DirectAuthMode }
     | LogoutEvent
   );
 
 export interface PscSimulator {
   /** `http://host:port/auth/realms/esante-wallet` */
   issuer: string;
+  /** The authorization endpoint `wallet-openid-configuration` names (on the wallet origin if any). */
+  authorizationEndpoint: string;
+  /** The wallet origin (option `walletOrigin`). */
+  walletOrigin?: string;
   /** The redirect URI PSC uses at the FI `alias` (Keycloak's broker endpoint): register it there. */
   brokerRedirectUri(alias: string): string;
   /** PSC's `post_logout_redirect_uri` at the FI `alias`: register it there. */
@@ -155,14 +187,18 @@ export interface PscSimulator {
   close(): Promise<void>;
 }
 
-/** How the user authenticated for a PSC login, released as `authMode`. */
+/** How the user authenticated for a PSC login, released as `authMode`, and its `acr`. */
 interface LoginRecord {
   authMode: string;
+  acr?: string | null;
 }
 
 const INTERACTION_TTL_SECONDS = 3600;
 /** Marks a service's `prompt=none` that PSC forwards to an FI (see `promptNoneForwarded`). */
 const PROMPT_NONE_PARAM = 'psc_simulator_prompt_none';
+/** The authorization endpoint on the wallet origin (production: `https://wallet.esw.esante.gouv.fr/auth`). */
+const WALLET_AUTHORIZE_PATH = '/auth';
+const WALLET_DISCOVERY = '/.well-known/wallet-openid-configuration';
 const COOKIE_NAMES = { session: 'psc_session', interaction: 'psc_interaction', resume: 'psc_resume' };
 /** The cookies of a browser's PSC session (signed: with their signature cookie). */
 export const PSC_SESSION_COOKIES = [COOKIE_NAMES.session, `${COOKIE_NAMES.session}.sig`] as const;
@@ -172,6 +208,26 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
   const professionals = options.professionals ?? [...generateProfessionals({ count: 200, inactiveShare: 0 })];
   const bySubject = new Map(professionals.map((p) => [pscSubject(p.idNatPs), p]));
   const byIdNat = new Map(professionals.map((p) => [p.idNatPs, p]));
+  // Pro Santé Identité: the PSI id of RPPS professionals enrolled there too, and the identities outside
+  // the RPPS (subjects of their own).
+  const psiIdentities = options.psi?.identities ?? [];
+  const psiIdOf = new Map(psiIdentities.flatMap((i) => (i.idNatPs ? [[i.idNatPs, i.psiId] as const] : [])));
+  const psiOnly = psiIdentities.filter((i) => !i.idNatPs);
+  const psiBySubject = new Map(psiOnly.map((i) => [pscSubject(i.psiId), i]));
+  const psiById = new Map(psiOnly.map((i) => [i.psiId, i]));
+  const acrOf = (authMode: string): string | null =>
+    typeof options.acr === 'function'
+      ? options.acr(authMode)
+      : options.acr === undefined
+        ? 'eidas1'
+        : options.acr;
+  /** Every claim of a subject (RPPS professional or PSI identity) for a login by `authMode`. */
+  const subjectClaims = (sub: string, authMode: string) => {
+    const professional = bySubject.get(sub);
+    if (professional) return professionalClaims(professional, authMode, psiIdOf.get(professional.idNatPs));
+    const identity = psiBySubject.get(sub);
+    return identity && psiClaims(identity, options.psi?.subjectNameId ?? 'absent', authMode);
+  };
   const pairings = new Pairings(options.pairingTtlSeconds, now);
   const events: PscEvent[] = [];
   /** Login records by grant (what tokens and userinfo release), and the latest per account. */
@@ -188,6 +244,13 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
   const { port } = server.address() as AddressInfo;
   const origin = `http://${options.host ?? '127.0.0.1'}:${port}`;
   const issuer = `${origin}${REALM_PATH}`;
+  const nativeAuthorize = `${issuer}${PROTOCOL}/auth`;
+  // The wallet origin only takes authorization requests, and hands them to the realm's endpoint: how the
+  // real wallet front does it is not published; a redirect keeps PSC's cookies on the realm's origin.
+  const wallet = options.walletOrigin
+    ? await startWallet(options.host ?? '127.0.0.1', nativeAuthorize)
+    : undefined;
+  const authorizationEndpoint = wallet ? `${wallet.origin}${WALLET_AUTHORIZE_PATH}` : nativeAuthorize;
   const brokerRedirectUri = (alias: string) => pscBrokerRedirectUri(issuer, alias);
   // PSC's realm keys: they sign its tokens and its client assertions at the FIs (private_key_jwt).
   const realmKeys = { rsa: privateSigningJwk('RS256'), ec: privateSigningJwk('ES256') };
@@ -214,6 +277,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       ...(c.backchannelLogoutUri
         ? { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: true }
         : {}),
+      ...(c.userinfoSignedResponseAlg ? { userinfo_signed_response_alg: c.userinfoSignedResponseAlg } : {}),
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       // Keycloak puts auth_time in every ID token.
@@ -229,8 +293,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
     async findAccount(_ctx, sub, token) {
-      const professional = bySubject.get(sub);
-      if (!professional) return undefined;
+      if (!bySubject.has(sub) && !psiBySubject.has(sub)) return undefined;
       return {
         accountId: sub,
         async claims() {
@@ -238,7 +301,9 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
             (token?.grantId && loginsByGrant.get(token.grantId)) || latestLoginByAccount.get(sub);
           // For userinfo; in ID tokens the engine sets acr and sid from the session.
           const sid = token && 'sid' in token ? token.sid : undefined;
-          return { ...professionalClaims(professional, record?.authMode ?? 'CARD'), acr: 'eidas1', sid };
+          const claims = subjectClaims(sub, record?.authMode ?? 'CARD') ?? { sub };
+          const acr = record ? record.acr : acrOf('CARD');
+          return { ...claims, ...(acr ? { acr } : {}), sid };
         },
       };
     },
@@ -285,6 +350,8 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       },
       revocation: { enabled: true },
       userinfo: { enabled: true },
+      // Userinfo as a signed JWT for clients registered so (Keycloak: per client).
+      jwtUserinfo: { enabled: true },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
@@ -303,10 +370,10 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     // Introspection answers with the professional's claims, as Keycloak's does.
     async extraTokenClaims(_ctx, token) {
       if (!('accountId' in token) || !token.accountId) return undefined;
-      const professional = bySubject.get(token.accountId);
-      if (!professional) return undefined;
       const record = (token.grantId && loginsByGrant.get(token.grantId)) || undefined;
-      const { sub: _sub, ...claims } = professionalClaims(professional, record?.authMode ?? 'CARD');
+      const all = subjectClaims(token.accountId, record?.authMode ?? 'CARD');
+      if (!all) return undefined;
+      const { sub: _sub, ...claims } = all;
       return claims;
     },
     // Back-channel logout tokens go to services on loopback addresses too.
@@ -353,16 +420,28 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     professional: Professional,
     login: LoginRecord,
   ) {
-    const accountId = pscSubject(professional.idNatPs);
+    await finishLoginOf(ctx, clientId, scope, pscSubject(professional.idNatPs), login);
+  }
+
+  /** Ends the interaction with a login for the subject `accountId` (RPPS professional or PSI identity). */
+  async function finishLoginOf(
+    ctx: Context,
+    clientId: string,
+    scope: string,
+    accountId: string,
+    login: LoginRecord,
+  ) {
     const grant = new provider.Grant({ accountId, clientId });
     grant.addOIDCScope(scope);
     const grantId = await grant.save();
+    const acr = acrOf(login.authMode);
+    login = { ...login, acr };
     loginsByGrant.set(grantId, login);
     latestLoginByAccount.set(accountId, login);
     const location = await provider.interactionResult(
       ctx.req,
       ctx.res,
-      { login: { accountId, acr: 'eidas1' }, consent: { grantId } },
+      { login: { accountId, ...(acr ? { acr } : {}) }, consent: { grantId } },
       { mergeWithLastSubmission: false },
     );
     ctx.status = 303;
@@ -467,10 +546,9 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     const scope = String(details.params.scope ?? 'openid');
     if (details.prompt.name === 'consent' && details.session?.accountId) {
       // Single sign-on: an existing PSC session, a service not yet granted.
-      const professional = bySubject.get(details.session.accountId);
       const login = latestLoginByAccount.get(details.session.accountId);
-      if (professional && login) {
-        await finishLogin(ctx, clientId, scope, professional, login);
+      if (login && subjectClaims(details.session.accountId, login.authMode)) {
+        await finishLoginOf(ctx, clientId, scope, details.session.accountId, login);
         return;
       }
     }
@@ -522,6 +600,7 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     ctx.body = choicePage(establishments, interactionPath(details.uid, '/cps'), professionals, {
       message: after?.message,
       abortAction: interactionPath(details.uid, '/abort'),
+      psiOnly,
     });
   });
 
@@ -593,12 +672,27 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
 
   router.post('/interaction/:uid/cps', async (ctx) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
-    const chosen = await chosenProfessional(ctx);
-    if (!chosen) return;
-    const authMode: DirectAuthMode = chosen.form.authMode === 'CARD' ? 'CARD' : 'MOBILE';
+    const form = await readForm(ctx, 4096);
+    // An RPPS professional (idNatPS) or an identity known to Pro Santé Identité only (its PSI id).
+    const professional = byIdNat.get(form.idNatPs ?? '');
+    const psiIdentity = psiById.get(form.idNatPs ?? '');
+    if (!professional && !psiIdentity) {
+      badRequest(ctx, 'Identité inconnue', "Cette identité nationale n'est pas proposée par le simulateur.");
+      return;
+    }
+    const authMode: DirectAuthMode = form.authMode === 'CARD' ? 'CARD' : 'MOBILE';
     const clientId = String(details.params.client_id);
-    record({ at: now(), clientId, kind: 'direct-login', idNatPs: chosen.professional.idNatPs, authMode });
-    await finishLogin(ctx, clientId, String(details.params.scope), chosen.professional, { authMode });
+    const psiId = professional ? psiIdOf.get(professional.idNatPs) : psiIdentity?.psiId;
+    record({
+      at: now(),
+      clientId,
+      kind: 'direct-login',
+      idNatPs: professional?.idNatPs ?? '',
+      ...(psiId ? { psiId } : {}),
+      authMode,
+    });
+    const subject = professional ? pscSubject(professional.idNatPs) : pscSubject(psiId ?? '');
+    await finishLoginOf(ctx, clientId, String(details.params.scope), subject, { authMode });
   });
 
   /** The delegated login waiting at this interaction, or a 400 page. */
@@ -724,6 +818,10 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
       void hostCallback(req, res);
       return;
     }
+    if (wallet && innerPath === WALLET_DISCOVERY) {
+      void walletDiscovery(res);
+      return;
+    }
     // PSC publishes its discovery document under a name of its own too.
     req.url = promptNoneForwarded(
       inner.replace(/^\/\.well-known\/wallet-openid-configuration/, '/.well-known/openid-configuration'),
@@ -733,8 +831,21 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     void providerCallback(req, res);
   });
 
+  /** PSC's own discovery document, naming the wallet's authorization endpoint. */
+  async function walletDiscovery(res: ServerResponse) {
+    try {
+      const metadata = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
+      const body = JSON.stringify({ ...metadata, authorization_endpoint: authorizationEndpoint });
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(body);
+    } catch {
+      res.writeHead(500).end();
+    }
+  }
+
   return {
     issuer,
+    authorizationEndpoint,
+    ...(wallet ? { walletOrigin: wallet.origin } : {}),
     brokerRedirectUri,
     brokerLogoutResponseUri: (alias) => pscBrokerLogoutResponseUri(issuer, alias),
     backchannelLogoutUri: pscBackchannelLogoutUri(issuer),
@@ -743,10 +854,33 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
     professionals,
     pairings,
     events,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
+    close: async () => {
+      await wallet?.close();
+      await new Promise<void>((resolve, reject) => {
         server.closeAllConnections();
         server.close((err) => (err ? reject(err) : resolve()));
+      });
+    },
+  };
+}
+
+/** The wallet origin: `GET /auth?…` goes on to the realm's authorization endpoint, with the same query. */
+async function startWallet(host: string, realmAuthorize: string) {
+  const wallet = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://wallet');
+    if (req.method !== 'GET' || url.pathname !== WALLET_AUTHORIZE_PATH) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(302, { location: `${realmAuthorize}${url.search}`, 'cache-control': 'no-store' }).end();
+  });
+  await new Promise<void>((resolve) => wallet.listen(0, host, resolve));
+  return {
+    origin: `http://${host}:${(wallet.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        wallet.closeAllConnections();
+        wallet.close((err) => (err ? reject(err) : resolve()));
       }),
   };
 }
