@@ -4,7 +4,7 @@ import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CardCertificates } from '../src/accounts/card-certificates.ts';
 import { ConfigError, loadConfig } from '../src/config/load.ts';
-import { rotateSigningKeys } from '../src/oidc/keys.ts';
+import { retiredKeyLifetime, rotateSigningKeys } from '../src/oidc/keys.ts';
 import { BrowserAgent, formAction, formField } from './helpers/browser-agent.ts';
 import { presentCard } from './helpers/card-client.ts';
 import { nodeCert, startWithCards } from './helpers/card-server.ts';
@@ -108,7 +108,7 @@ describe('configuration of a PSC client', () => {
   it('a public client cannot waive PKCE: the error names the key', () => {
     expect(() => load({ tokenEndpointAuthMethod: 'none', pkceRequired: false })).toThrow(ConfigError);
     expect(() => load({ tokenEndpointAuthMethod: 'none', pkceRequired: false })).toThrow(
-      /clients\.0\.pkceRequired \(from command line\): cannot be false for a public client/,
+      /clients\.0\.pkceRequired.*cannot be false for a public client/,
     );
   });
 });
@@ -226,6 +226,13 @@ for (const kind of databasesUnderTest()) {
       expect(back.href.startsWith(psc.brokerRedirectUri(alias)), `${alias}: ${back.href}`).toBe(true);
       const tokens = await finishAtPsc(agent, back, login);
       return { agent, request, back, tokens };
+    };
+    /** The Passerelle session (uid) of the agent's session cookie. */
+    const sessionUidOf = async (agent: BrowserAgent) => {
+      const id = /(?:^|; )_session=([^;]+)/.exec(agent.cookieHeader())?.[1] ?? '';
+      const session = await t.passerelle.services.host.provider.Session.find(id);
+      if (!session?.uid) throw new Error('no Passerelle session in this browser');
+      return session.uid;
     };
     const accepted = (since: number) => psc.events.slice(since).find((e) => e.kind === 'accepted');
     const lastTokenCall = (alias: Alias) => tokenCalls.filter((c) => c.clientId === clientIdOf(alias)).at(-1);
@@ -385,15 +392,44 @@ for (const kind of databasesUnderTest()) {
       expect(back.searchParams.get('state')).toBe(request.searchParams.get('state'));
     });
 
+    it('logout with client_id (sendClientIdOnLogout) and with the back-channel GET (backchannelSupported, no cookies)', async () => {
+      const front = await delegatedLogin('forwarding');
+      const toPasserelle = await logoutAtPsc(psc, service, front.agent, front.tokens.id_token, BYE);
+      expect(toPasserelle.searchParams.get('client_id')).toBe(clientIdOf('forwarding'));
+      await front.agent.follow(toPasserelle, t.issuer);
+      expect(front.agent.lastHtml).toContain('/session/end/confirm');
+
+      const back = await delegatedLogin('backchannel-logout');
+      const sessionUid = await sessionUidOf(back.agent);
+      expect(await t.passerelle.services.sessions.active(sessionUid, cecile.id)).toBeDefined();
+      const before = psc.events.length;
+      const atService = await logoutAtPsc(psc, service, back.agent, back.tokens.id_token, BYE);
+      // PSC called Passerelle server to server and went on: Passerelle's session of that login ended.
+      expect(atService.href).toBe(`${BYE}?state=after-logout`);
+      expect(psc.events.slice(before)).toContainEqual(
+        expect.objectContaining({ kind: 'fi-logout', alias: 'backchannel-logout' }),
+      );
+      expect(await t.passerelle.services.sessions.active(sessionUid, cecile.id)).toBeUndefined();
+      const ended = await t.passerelle.services.database.db
+        .selectFrom('audit_event')
+        .select(['reason'])
+        .where('type', '=', 'session.ended')
+        .where('session_id', '=', sessionUid)
+        .execute();
+      expect(ended).toEqual([{ reason: 'psc_server_side_logout' }]);
+    });
+    // Last: after the rotation, PSC's cached keys lack the new one for up to 10 s (Keycloak's re-fetch limit).
     it('logout as Keycloak does it: the stored ID token, expired and signed by a key rotated since, as hint; state returned', async () => {
       const { agent, tokens } = await delegatedLogin('defaults');
-      const [session] = await t.passerelle.services.sessions.listForAccount(cecile.id);
+      const sessionUid = await sessionUidOf(agent);
       // The ID token PSC kept expires (2 s), and Passerelle's signing keys are rotated meanwhile.
       await new Promise((resolve) => setTimeout(resolve, 2500));
+      // As `passerelle keys rotate` does it: the retired key verifies hints for as long as sessions last.
+      expect(retiredKeyLifetime(t.config)).toBeGreaterThan(t.config.sessions.absoluteSeconds);
       await rotateSigningKeys(
         t.passerelle.services.database.db,
         t.passerelle.services.sealer,
-        t.config.sessions.absoluteSeconds,
+        retiredKeyLifetime(t.config),
       );
       await t.passerelle.services.host.reloadIfChanged();
       const toPasserelle = await logoutAtPsc(psc, service, agent, tokens.id_token, BYE);
@@ -413,38 +449,8 @@ for (const kind of databasesUnderTest()) {
       expect(backAtPsc.searchParams.get('state')).toBe(params.state);
       const atService = await agent.follow(backAtPsc, pscOrigin());
       expect(atService.url.href).toBe(`${BYE}?state=after-logout`);
-      expect(
-        await t.passerelle.services.sessions.active(session?.sessionUid ?? '', cecile.id),
-      ).toBeUndefined();
-    });
-
-    it('logout with client_id (sendClientIdOnLogout) and with the back-channel GET (backchannelSupported, no cookies)', async () => {
-      const front = await delegatedLogin('forwarding');
-      const toPasserelle = await logoutAtPsc(psc, service, front.agent, front.tokens.id_token, BYE);
-      expect(toPasserelle.searchParams.get('client_id')).toBe(clientIdOf('forwarding'));
-      await front.agent.follow(toPasserelle, t.issuer);
-      expect(front.agent.lastHtml).toContain('/session/end/confirm');
-
-      const back = await delegatedLogin('backchannel-logout');
-      const [session] = (await t.passerelle.services.sessions.listForAccount(cecile.id)).slice(0, 1);
-      expect(session).toBeDefined();
-      const before = psc.events.length;
-      const atService = await logoutAtPsc(psc, service, back.agent, back.tokens.id_token, BYE);
-      // PSC called Passerelle server to server and went on: Passerelle's session of that login ended.
-      expect(atService.href).toBe(`${BYE}?state=after-logout`);
-      expect(psc.events.slice(before)).toContainEqual(
-        expect.objectContaining({ kind: 'fi-logout', alias: 'backchannel-logout' }),
-      );
-      expect(
-        await t.passerelle.services.sessions.active(session?.sessionUid ?? '', cecile.id),
-      ).toBeUndefined();
-      const ended = await t.passerelle.services.database.db
-        .selectFrom('audit_event')
-        .select(['reason'])
-        .where('type', '=', 'session.ended')
-        .where('session_id', '=', session?.sessionUid ?? '')
-        .execute();
-      expect(ended).toEqual([{ reason: 'psc_server_side_logout' }]);
+      // Passerelle's session is gone (listing ended sessions as such is issue 14's).
+      expect(await t.passerelle.services.host.provider.Session.findByUid(sessionUid)).toBeUndefined();
     });
   });
 }

@@ -19,7 +19,7 @@ import { migrateDown, migrateToLatest, migrationStatus } from '../db/migrate.ts'
 import { webauthnSettings } from '../methods/webauthn/settings.ts';
 import { CredentialStore } from '../methods/webauthn/store.ts';
 import { type ClientMetadata, toClientMetadata } from '../oidc/clients.ts';
-import { listSigningKeys, rotateSigningKeys } from '../oidc/keys.ts';
+import { listSigningKeys, retiredKeyLifetime, rotateSigningKeys } from '../oidc/keys.ts';
 import {
   CliError,
   type GlobalOptions,
@@ -104,13 +104,7 @@ export function registerKeys(program: Command): void {
     .action(async (_opts, command: Command) => {
       await withServices(command, async (services) => {
         const { database, sealer, config } = services;
-        const t = config.tokens;
-        // An ID token serves as id_token_hint at logout for as long as its session lasts, expired or not
-        // (Keycloak's broker, PSC, sends the one it stored at login): its key must still verify it.
-        const longest =
-          Math.max(t.accessTokenTtl, t.idTokenTtl, t.authorizationCodeTtl, config.sessions.absoluteSeconds) +
-          60;
-        const kids = await rotateSigningKeys(database.db, sealer, longest);
+        const kids = await rotateSigningKeys(database.db, sealer, retiredKeyLifetime(config));
         await recordAdmin(services, { type: 'admin.keys.rotated', detail: { kids } });
         for (const kid of kids) out(`new key ${kid}`);
         out(`running instances pick the new keys up within ${config.keys.reloadIntervalSeconds} s`);

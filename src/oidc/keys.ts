@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { type Kysely, sql } from 'kysely';
 import type { AuditTrail } from '../audit/trail.ts';
+import type { Config } from '../config/schema.ts';
 import type { Sealer } from '../crypto/sealer.ts';
 import type { Database, SigningKeyTable } from '../db/types.ts';
 
@@ -74,6 +75,23 @@ export async function ensureSigningKeys(
     });
   }
   return created;
+}
+
+/**
+ * How long a retired key stays published: until the tokens it signed have expired, and the sessions
+ * they were issued in have ended, since an ID token serves as id_token_hint at logout for as long as
+ * its session lasts, expired or not (Keycloak's broker, PSC, sends the one it stored at login).
+ */
+export function retiredKeyLifetime(config: Pick<Config, 'tokens' | 'sessions'>): number {
+  const { tokens, sessions } = config;
+  return (
+    Math.max(
+      tokens.accessTokenTtl,
+      tokens.idTokenTtl,
+      tokens.authorizationCodeTtl,
+      sessions.absoluteSeconds,
+    ) + 60
+  );
 }
 
 /**
