@@ -89,6 +89,8 @@ export function passerelleOverrides(
         postLogoutRedirectUris: [pscBrokerLogoutResponseUri(urls.pscIssuer, DEMO_ESTABLISHMENT.pscAlias)],
         backchannelLogoutUri: pscBackchannelLogoutUri(urls.pscIssuer),
         pscEstablishment: DEMO_ESTABLISHMENT.finess,
+        // PSC's broker with Keycloak's defaults (client_secret_post, the PSC client's default, and no PKCE).
+        pkceRequired: false,
         firstParty: true,
         scope: 'openid',
       },

@@ -649,6 +649,55 @@ if (!chromiumAvailable()) {
         await pscLoginRefusedHere(page);
       });
 
+      it('POST at /auth and /session/end from another site: single sign-on kept, and the real session ended', async () => {
+        const page = await freshTab();
+        await page.goto(dpi.loginUrl());
+        await page.getByLabel(fr['login.username']).fill(cecile.username);
+        await page.getByRole('button', { name: fr['login.continue'] }).click();
+        await page.locator('input[type="password"]').fill('correct horse battery staple');
+        await page.getByRole('button', { name: fr['login.signin'] }).click();
+        expect(signedIn(await outcomeAt(page, dpi)).claims.sub).toBe(cecile.id);
+        /** A self-submitting form on another site, POSTing `fields` to Passerelle's `path`. */
+        const postFromAnotherSite = async (path: string, fields: Record<string, string>) => {
+          const inputs = Object.entries(fields)
+            .map(([name, value]) => `<input type="hidden" name="${name}" value="${value}">`)
+            .join('');
+          await page.route('http://service.test/post', (route) =>
+            route.fulfill({
+              contentType: 'text/html',
+              body: `<form method="post" action="${t.issuer}${path}">${inputs}</form><script>document.forms[0].submit()</script>`,
+            }),
+          );
+          await page.goto('http://service.test/post');
+        };
+        // The authorization request as a form POST: the Lax session cookie comes along after the 303,
+        // so the session answers at once (no login page).
+        const visited = recordNavigations(page);
+        await postFromAnotherSite('/auth', {
+          client_id: 'dpi',
+          redirect_uri: dpi.redirectUri,
+          response_type: 'code',
+          scope: 'openid',
+          state: 'etat-post',
+          nonce: 'nonce-post',
+          code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+          code_challenge_method: 'S256',
+        });
+        await page.waitForURL((url) => url.origin === dpi.origin);
+        const callback = visited.find((u) => u.origin === dpi.origin);
+        expect(callback?.searchParams.get('code')).toBeTruthy();
+        expect(callback?.searchParams.get('state')).toBe('etat-post');
+        expect(pathsAt(visited, t.issuer)).toEqual(['/auth', '/auth']);
+
+        // The logout as a form POST: the page names the real session, whose end is confirmed.
+        await postFromAnotherSite('/session/end', { client_id: 'dpi' });
+        await page.getByRole('button', { name: fr['logout.confirm'] }).click();
+        await page.getByText(fr['logout.done']).waitFor();
+        await page.goto(dpi.loginUrl());
+        await page.getByLabel(fr['login.username']).waitFor();
+        expect(new URL(page.url()).origin).toBe(t.issuer);
+      });
+
       // Last: the replay revokes PSC's grant (the next login then needs a new one).
       it('a replayed code is refused (invalid_grant) and the tokens issued from it are revoked', async () => {
         const provider = t.passerelle.services.host.provider;

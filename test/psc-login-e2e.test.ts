@@ -173,7 +173,7 @@ if (!chromiumAvailable()) {
         const outcome = await dpiOutcome(later);
         expect(outcome).toMatchObject({ kind: 'signed-in', claims: { sub: alice.id } });
         if (outcome?.kind !== 'signed-in') throw new Error('not signed in');
-        expect([...(outcome.claims.amr as string[])].sort()).toEqual(['mfa', 'pin', 'swk']);
+        expect([...(outcome.claims.amr as string[])].sort()).toEqual(['fed', 'mfa', 'pin', 'swk']);
         await later.context().close();
       });
 
