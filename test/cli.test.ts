@@ -171,6 +171,44 @@ describe('passerelle CLI administration on an embedded PGlite data directory', {
     });
   });
 
+  it("clients add --no-pkce: Keycloak's broker (PSC) without PKCE; never a public client", async () => {
+    // The GHT's establishments (written by the establishments test above).
+    const file = join(dataDir, 'ght.yaml');
+    const added = await cli([
+      '--config',
+      file,
+      'clients',
+      'add',
+      'psc-vannes',
+      '--redirect-uri',
+      'https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet/broker/ch-vannes/endpoint',
+      '--psc-establishment',
+      '560008799',
+      '--no-pkce',
+    ]);
+    expect(added.code, added.stderr).toBe(0);
+    expect(JSON.parse((await cli(['--config', file, 'clients', 'show', 'psc-vannes'])).stdout)).toMatchObject(
+      {
+        token_endpoint_auth_method: 'client_secret_post',
+        pkce_required: false,
+        psc_establishment: '560008799',
+      },
+    );
+    const refused = await cli([
+      'clients',
+      'add',
+      'pub',
+      '--redirect-uri',
+      'https://pub.example/cb',
+      '--auth-method',
+      'none',
+      '--no-pkce',
+    ]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('pkceRequired: cannot be false for a public client');
+    await cli(['--config', file, 'clients', 'remove', 'psc-vannes']);
+  });
+
   it('clients rotate-secret prints a new secret once', async () => {
     const result = await cli(['clients', 'rotate-secret', 'app']);
     expect(result.code, result.stderr).toBe(0);

@@ -417,6 +417,24 @@ if (!chromiumAvailable()) {
             detail: { via: 'console', actor: operator.username },
           },
         ]);
+
+        // PKCE waived for this confidential application (as Keycloak's broker, PSC, needs): stored and
+        // shown; an application without authentication (public) cannot waive it.
+        await page.goto(`${t.issuer}/admin/clients/labo`);
+        expect(await page.getByLabel(fr['console.client.field.pkce_required']).isChecked()).toBe(true);
+        await page.getByLabel(fr['console.client.field.pkce_required']).uncheck();
+        await page.getByRole('button', { name: fr['console.client.save'] }).click();
+        await page.getByRole('status').waitFor();
+        expect((await t.passerelle.services.clients.show('labo'))?.pkce_required).toBe(false);
+        expect(await page.getByLabel(fr['console.client.field.pkce_required']).isChecked()).toBe(false);
+        await page.getByLabel(fr['console.clients.auth_method']).selectOption('none');
+        await page.getByRole('button', { name: fr['console.client.save'] }).click();
+        await page.getByRole('alert').waitFor();
+        expect(await page.getByRole('alert').textContent()).toContain('pkceRequired');
+        expect((await t.passerelle.services.clients.show('labo'))?.token_endpoint_auth_method).toBe(
+          'client_secret_basic',
+        );
+        expect(await seriousAccessibilityViolations(page)).toEqual([]);
       });
 
       it('applications: edit, remove; Passerelle’s own are read-only; without CSRF nothing happens', async () => {
