@@ -602,6 +602,7 @@ for (const kind of databasesUnderTest()) {
               authMethod: 'client_secret_basic',
               redirectUris: [REDIRECT],
               grantTypes: ['authorization_code', 'refresh_token'],
+              pkceRequired: true,
             },
           ],
           ['admin.client.secret_rotated', 'success', null, 'lab', { via: 'cli', actor }],

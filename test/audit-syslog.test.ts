@@ -133,8 +133,10 @@ class Collector {
   }
 }
 
+/** Waits for `condition`, polling; the bound is generous: a loaded CI machine may stall for seconds. */
 async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
+  const deadline = Date.now() + 45_000;
+  while (Date.now() < deadline) {
     if (await condition()) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }

@@ -244,8 +244,21 @@ for (const kind of databasesUnderTest()) {
       expect(params).toMatchObject({ response_type: 'code', scope: 'openid', acr_values: 'eidas1' });
       expect(params.code_challenge).toBeUndefined();
       expect(params.nonce).toMatch(/^[\w-]{22}$/);
-      for (const absent of ['prompt', 'login_hint', 'max_age', 'ui_locales', 'kc_idp_hint', 'response_mode'])
-        expect(params[absent], absent).toBeUndefined();
+      const absent = [
+        'prompt',
+        'login_hint',
+        'max_age',
+        'ui_locales',
+        'kc_idp_hint',
+        'response_mode',
+        'claims',
+      ];
+      for (const name of [...absent, 'request', 'request_uri', 'id_token_hint'])
+        expect(params[name], name).toBeUndefined();
+      // Keycloak picks keys by kid and alg among those with use=sig.
+      const jwks = (await (await fetch(`${t.issuer}/jwks`)).json()) as { keys: Record<string, unknown>[] };
+      for (const key of jwks.keys)
+        expect(key, String(key.kid)).toMatchObject({ kid: expect.any(String), use: 'sig' });
       // <code>.<tab>.<client>.<clientData>: long, with dots, returned unchanged.
       expect(params.state?.split('.')).toHaveLength(4);
       expect(params.state?.length).toBeGreaterThan(100);

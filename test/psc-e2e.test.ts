@@ -20,6 +20,7 @@ import {
   missingChromiumSuite,
   newFrenchContext,
   passwordLogin,
+  signInWithPassword,
   type VirtualCredential,
   VirtualKey,
 } from './helpers/webauthn-browser.ts';
@@ -373,10 +374,7 @@ if (!chromiumAvailable()) {
       it('a password-only session is stepped up for PSC: the key page (no identifier page), then PSC', async () => {
         const page = await freshTab();
         await page.goto(dpi.loginUrl());
-        await page.getByLabel(fr['login.username']).fill(cecile.username);
-        await page.getByRole('button', { name: fr['login.continue'] }).click();
-        await page.locator('input[type="password"]').fill('correct horse battery staple');
-        await page.getByRole('button', { name: fr['login.signin'] }).click();
+        await signInWithPassword(page, cecile.username);
         expect(signedIn(await outcomeAt(page, dpi)).claims).toMatchObject({ sub: cecile.id, amr: ['pwd'] });
 
         const visited = recordNavigations(page);
@@ -652,10 +650,7 @@ if (!chromiumAvailable()) {
       it('POST at /auth and /session/end from another site: single sign-on kept, and the real session ended', async () => {
         const page = await freshTab();
         await page.goto(dpi.loginUrl());
-        await page.getByLabel(fr['login.username']).fill(cecile.username);
-        await page.getByRole('button', { name: fr['login.continue'] }).click();
-        await page.locator('input[type="password"]').fill('correct horse battery staple');
-        await page.getByRole('button', { name: fr['login.signin'] }).click();
+        await signInWithPassword(page, cecile.username);
         expect(signedIn(await outcomeAt(page, dpi)).claims.sub).toBe(cecile.id);
         /** A self-submitting form on another site, POSTing `fields` to Passerelle's `path`. */
         const postFromAnotherSite = async (path: string, fields: Record<string, string>) => {

@@ -116,6 +116,24 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     return client?.clientName ?? clientId;
   };
 
+  /** A page of a prompt other than login (consent, account choice), with its form's CSRF token. */
+  const promptPage = async (
+    ctx: Context,
+    details: Details,
+    locale: Locale,
+    view: string,
+    data: Record<string, unknown>,
+  ) => {
+    ctx.type = 'html';
+    ctx.set('cache-control', 'no-store');
+    ctx.body = views.render(view, page(ctx, locale), {
+      uid: details.uid,
+      csrf: csrf.issue(details.uid),
+      clientName: await clientName(String(details.params.client_id)),
+      ...data,
+    });
+  };
+
   /** Parses the form and checks its CSRF token; renders the error and returns undefined when invalid. */
   const form = async (
     ctx: Context,
@@ -389,30 +407,18 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         : String(details.params.scope ?? '')
             .split(' ')
             .filter(Boolean);
-      ctx.type = 'html';
-      ctx.set('cache-control', 'no-store');
-      ctx.body = views.render('consent', page(ctx, locale), {
-        uid: details.uid,
-        csrf: csrf.issue(details.uid),
-        clientName: await clientName(String(details.params.client_id)),
+      return promptPage(ctx, details, locale, 'consent', {
         scopes: shown.map((name) => {
           const message = scopeMessage(name);
           return { name, label: message ? t(message) : name };
         }),
       });
-      return;
     }
     if (details.prompt.name === SELECT_ACCOUNT_PROMPT && details.session?.accountId) {
       const account = await deps.accounts.findById(details.session.accountId);
-      ctx.type = 'html';
-      ctx.set('cache-control', 'no-store');
-      ctx.body = views.render('select-account', page(ctx, locale), {
-        uid: details.uid,
-        csrf: csrf.issue(details.uid),
-        clientName: await clientName(String(details.params.client_id)),
+      return promptPage(ctx, details, locale, 'select-account', {
         name: account?.displayName ?? account?.username ?? '',
       });
-      return;
     }
     if (details.prompt.name === PSC_ELIGIBILITY_PROMPT) {
       const refusal = (details.prompt.details as { psc_refusal?: PscRefusal }).psc_refusal ?? 'link_conflict';
