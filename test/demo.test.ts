@@ -120,8 +120,16 @@ if (!chromiumAvailable()) {
 
     beforeAll(async () => {
       idNatPs = (await demoProfessional(new Date())).idNatPs;
-      basePort = await freeBasePort();
-      demo = await startDemoProcess(basePort);
+      // The demo is told its ports: when one was taken meanwhile, it says so and exits; another base then.
+      for (let attempt = 1; ; attempt++) {
+        basePort = await freeBasePort();
+        try {
+          demo = await startDemoProcess(basePort);
+          break;
+        } catch (err) {
+          if (attempt >= 5 || !/ is in use/.test(String(err))) throw err;
+        }
+      }
       browser = await launchChromium();
       context = await newFrenchContext(browser);
       page = await context.newPage();
