@@ -24,6 +24,16 @@ import { createServer, type Server, Socket } from 'node:net';
  * - The same port again (a server restarted in a test): `samePortAgain(() => start(port))` retries while
  *   the port is still held.
  * - A URL that must refuse connections: port `REFUSED_PORT`.
+ *
+ * What replaced `freePort()` (removed), case by case:
+ *   const port = await freePort(); server.listen(port)   →  const port = await listenLocal(server)
+ *   a Passerelle's smart card listener                   →  startTestServer's config function gets
+ *                                                           `(issuer, { card })`: listener.port = card
+ *   PSC's simulator whose issuer Passerelle needs first  →  const psc = await openHttpServer();
+ *                                                           issuer `${psc.origin}${REALM_PATH}`, then
+ *                                                           startPscSimulator({ server: psc.server, … })
+ *   a daemon (`-h ldap://127.0.0.1:${port}`, nginx…)     →  withPorts(n, (ports) => startDaemon({ …, ports }))
+ *   `http://127.0.0.1:${await freePort()}` as a dead URL  →  REFUSED_PORT
  */
 
 /** A port no server can listen on: connecting to it is refused (ECONNREFUSED) at once. */
