@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { installationExportMaterial } from '../audit/range-verifier.ts';
+import { DatabaseStartError } from '../db/errors.ts';
 import { registerClients, registerKeys, registerMigrate, registerUsers, registerWebauthn } from './admin.ts';
 import { registerAudit } from './audit.ts';
 import { registerAuditOutputs } from './audit-outputs.ts';
@@ -39,6 +40,10 @@ try {
 } catch (err) {
   if (err instanceof CliError) {
     process.stderr.write(`${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  if (err instanceof DatabaseStartError) {
+    process.stderr.write(`passerelle: ${err.message}\n`);
     process.exit(err.exitCode);
   }
   process.stderr.write(`passerelle: ${(err as Error).message}\n`);
