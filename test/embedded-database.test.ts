@@ -52,7 +52,7 @@ interface Started {
 }
 
 /** `passerelle serve` in a child process; resolves once it serves, or once it has exited. */
-async function serve(env: Record<string, string>, deadlineMs = 60_000): Promise<Started> {
+async function serve(env: Record<string, string>, deadlineMs: number): Promise<Started> {
   const child = spawn(process.execPath, ['src/cli/main.ts', 'serve'], {
     cwd: REPO_ROOT,
     env,
@@ -96,15 +96,19 @@ async function ownedDatabase(dataDir: string) {
 const count = async (handle: DatabaseHandle) =>
   Number((await sql<{ n: number }>`select count(*)::int as n from t`.execute(handle.db)).rows[0]?.n);
 
+// Generous deadlines: a first start on a new directory (initdb, migrations) takes a minute on a loaded machine.
 describe('the command line beside a server on an embedded (PGlite) data directory', {
-  timeout: 120_000,
+  timeout: 300_000,
 }, () => {
+  // One directory, created by the first test's server and started again by the second's (no second initdb).
+  const dataDir = freshDataDir();
+  const encryptionKey = randomBytes(32).toString('base64');
+
   it('a command run while the server runs writes through it: seen at once, kept after the stop, chain verified', async () => {
-    const dataDir = freshDataDir();
     const server = await startTestServer('pglite', {
       database: { url: undefined, dataDir, drop: async () => {} },
+      config: { keys: { encryptionKey, reloadIntervalSeconds: 1 } },
     });
-    const encryptionKey = server.config.keys.encryptionKey ?? '';
     try {
       const added = await runCli(['clients', 'add', 'x', '--redirect-uri', REDIRECT], {
         env: envFor(dataDir, encryptionKey),
@@ -158,12 +162,10 @@ describe('the command line beside a server on an embedded (PGlite) data director
   });
 
   it('a second server on the directory fails at once with a clear message; kill -9 of the first frees it', async () => {
-    const dataDir = freshDataDir();
-    const encryptionKey = randomBytes(32).toString('base64');
-    const first = await serve(envFor(dataDir, encryptionKey, await freePort()));
+    const first = await serve(envFor(dataDir, encryptionKey, await freePort()), 180_000);
     try {
       expect(first.output()).toContain('Passerelle is serving');
-      const second = await serve(envFor(dataDir, encryptionKey, await freePort()), 20_000);
+      const second = await serve(envFor(dataDir, encryptionKey, await freePort()), 120_000);
       if (second.child.exitCode === null) second.child.kill('SIGKILL');
       const code = await second.exited;
       expect(code, second.output()).toBe(75);
@@ -194,7 +196,7 @@ describe('the command line beside a server on an embedded (PGlite) data director
   });
 });
 
-describe('the relay of an embedded database', { timeout: 60_000 }, () => {
+describe('the relay of an embedded database', { timeout: 180_000 }, () => {
   it('serialises a relayed transaction with the owner: the owner waits, then sees it whole', async () => {
     const dataDir = freshDataDir();
     const owner = await ownedDatabase(dataDir);
