@@ -140,6 +140,8 @@ export const messages = {
     'webauthn.keys.login_required':
       'Connectez-vous d’abord à une application de l’établissement avec Passerelle, puis revenez sur cette page.',
     'error.invalid_form': 'Le formulaire est incomplet ou invalide.',
+    'error.invalid_characters':
+      'La requête contient des caractères non valides (caractère nul ou encodage incorrect). Vérifiez le lien ou recommencez depuis l’application.',
     'error.csrf': 'La page a expiré ou la requête ne provient pas de Passerelle. Recommencez la connexion.',
     'psc.refused.link_inactive':
       'Pro Santé Connect ne peut pas vous identifier : votre inscription au RPPS n’est plus active. Contactez le service des ressources humaines ou l’équipe informatique de l’établissement.',
@@ -308,6 +310,8 @@ export const messages = {
     'webauthn.keys.login_required':
       'First sign in to an application of the establishment through Passerelle, then come back to this page.',
     'error.invalid_form': 'The form is incomplete or invalid.',
+    'error.invalid_characters':
+      'The request contains invalid characters (a NUL character or an invalid encoding). Check the link or start again from the application.',
     'error.csrf': 'The page expired or the request did not come from Passerelle. Start signing in again.',
     'psc.refused.link_inactive':
       'Pro Santé Connect cannot identify you: your RPPS registration is no longer active. Contact the human resources department or the IT team of the establishment.',

@@ -21,6 +21,20 @@ import { REQUEST_ID_HEADER } from './host.ts';
 import type { KeySet } from './keys.ts';
 import { auditProtocolEvents } from './protocol-audit.ts';
 
+/** The engine's endpoints (its default routes) that answer in JSON: token, introspection, revocation, PAR, JWKS. */
+export const ENGINE_JSON_PATHS = [
+  '/token',
+  '/token/introspection',
+  '/token/revocation',
+  '/request',
+  '/jwks',
+  '/.well-known/openid-configuration',
+] as const;
+/** The engine's userinfo endpoint, a protected resource (RFC 6750 errors). */
+export const ENGINE_USERINFO_PATH = '/me';
+/** The engine's browser endpoints (authorization, logout), answering with a page. */
+export const ENGINE_PAGE_PATHS = ['/auth', '/session/end'] as const;
+
 /** Events carrying the errors of client-authenticating endpoints. */
 const CLIENT_AUTH_ERROR_EVENTS = [
   'grant.error',
