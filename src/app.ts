@@ -418,13 +418,14 @@ export async function createPasserelle(
   app.use(requestContext(logger, config.http.trustProxy));
   app.use(securityHeaders(config));
   app.use(
-    errorBoundary(logger, (ctx) =>
-      views.render(
+    errorBoundary(logger, (ctx) => {
+      const locale = negotiateLocale(undefined, ctx.get('accept-language'), config.ui.defaultLocale);
+      return views.render(
         'error',
-        { locale: config.ui.defaultLocale, demo: config.demo, requestId: ctx.state.requestId },
-        { message: translator(config.ui.defaultLocale)('error.service_unavailable') },
-      ),
-    ),
+        { locale, demo: config.demo, requestId: ctx.state.requestId },
+        { message: translator(locale)('error.service_unavailable') },
+      );
+    }),
   );
   app.use(bodyLimit(config.http.bodyLimitBytes));
   app.use(

@@ -1,6 +1,7 @@
 import { consoleMessages } from './console-messages.ts';
 import { consolePeopleMessages } from './console-people-messages.ts';
 import { consoleRecordsMessages } from './console-records-messages.ts';
+import { errorMessages } from './error-messages.ts';
 import { portalMessages } from './portal-messages.ts';
 import { portalSecurityMessages } from './portal-security-messages.ts';
 
@@ -179,6 +180,7 @@ export const messages = {
     ...portalSecurityMessages.fr,
     ...consolePeopleMessages.fr,
     ...consoleRecordsMessages.fr,
+    ...errorMessages.fr,
   },
   en: {
     'app.name': 'Passerelle',
@@ -346,6 +348,7 @@ export const messages = {
     ...portalSecurityMessages.en,
     ...consolePeopleMessages.en,
     ...consoleRecordsMessages.en,
+    ...errorMessages.en,
   },
 } as const;
 

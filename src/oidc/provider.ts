@@ -13,6 +13,7 @@ import { PSC_LOGOUT_COOKIE } from '../federation/psc-login-routes.ts';
 import { PSC_INITIATED_LOGOUT_COOKIE, pscLogoutInitiator } from '../federation/psc-logout.ts';
 import { pscAccountClaims, pscEstablishmentOf, shapeForPsc } from '../federation/psc-profile.ts';
 import { forwardedCertificatePem } from '../http/client-certificate.ts';
+import { engineErrorPage, respondNotFound } from '../http/error-pages.ts';
 import type { Views } from '../http/views.ts';
 import { negotiateLocale, translator } from '../i18n/messages.ts';
 import type { AuthSessions } from '../sessions/auth-sessions.ts';
@@ -372,20 +373,24 @@ export function buildProvider(deps: ProviderDeps): Provider {
     },
     async renderError(ctx, out, error) {
       const status = (error as { statusCode?: number }).statusCode ?? 500;
+      const p = page(ctx);
+      const t = translator(p.locale);
       ctx.type = 'html';
       if (status >= 500) {
         // An outage (or a bug) inside the engine, logged by the server_error listener below, e.g.
         // /authorize while the database is down: the same 503 "temporarily unavailable" page as the last-resort handler, not the engine's English
         // "oops! something went wrong" with a 500.
-        const p = page(ctx);
         ctx.status = 503;
-        ctx.body = views.render('error', p, { message: translator(p.locale)('error.service_unavailable') });
+        ctx.body = views.render('error', p, { message: t('error.service_unavailable') });
         return;
       }
-      ctx.body = views.render('error', page(ctx), {
-        message: out.error_description ?? out.error,
-        code: out.error,
-      });
+      // The engine's words go to the log, found by the reference the page shows; the user reads ours.
+      deps.logger.info(
+        { requestId: p.requestId, path: ctx.path, error: out.error, description: out.error_description },
+        'protocol error page',
+      );
+      const text = engineErrorPage(out.error, error instanceof errors.SessionNotFound);
+      ctx.body = views.render('error', p, { message: t(text.message), advice: t(text.advice) });
     },
   };
 
@@ -427,6 +432,11 @@ export function buildProvider(deps: ProviderDeps): Provider {
     if (sid && body && typeof body === 'object') body.session_state = sid;
   });
   auditProtocolEvents(provider, { audit: deps.audit, config, identities });
+  // Whatever no route answered: our 404 page (or JSON / plain text), not koa's bare "Not Found".
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 404 && ctx.body == null) respondNotFound(ctx, views, page(ctx as KoaContextWithOIDC));
+  });
   provider.proxy = config.http.trustProxy;
   provider.maxIpsCount = 1;
   provider.on('server_error', (ctx, err) => {
