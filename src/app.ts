@@ -238,7 +238,8 @@ export async function createPasserelle(
   logger: Logger,
   options: ConnectOptions = {},
 ): Promise<Passerelle> {
-  const services = await openServices(config, logger, options);
+  // The server owns an embedded database and serves the command line through its relay.
+  const services = await openServices(config, logger, { ...options, owner: true });
   const { database, accounts, clients, host, views, cookieKeys, sessions, audit, throttle } = services;
   const db = database.db;
 
