@@ -106,7 +106,10 @@ export async function openServices(
   logger: Logger,
   options: ConnectOptions = {},
 ): Promise<Services> {
-  const database = await connectDatabase(config, options);
+  const database = await connectDatabase(config, {
+    onWait: (message) => logger.warn(message),
+    ...options,
+  });
   try {
     for (const line of await migrateToLatest(database.db)) logger.info(line);
     const sealer = new Sealer(config.keys.encryptionKey);

@@ -469,9 +469,18 @@ export const configSchema = z
     database: z
       .strictObject({
         /** postgres://… to use a PostgreSQL server; absent = embedded PGlite under dataDir. */
-        url: z.string().startsWith('postgres', 'must be a postgres:// or postgresql:// URL').optional(),
+        url: z
+          .string()
+          .startsWith('postgres', 'must be a postgres:// or postgresql:// URL')
+          .refine(
+            (url) => !url.startsWith('postgres') || URL.canParse(url),
+            'is not a valid URL (postgres://user:password@host:port/database)',
+          )
+          .optional(),
         dataDir: z.string().default('./data/pglite'),
         poolSize: z.number().int().min(1).max(200).default(10),
+        /** How long a start waits for an unreachable PostgreSQL server before it gives up (exit code 69). */
+        connectTimeoutSeconds: seconds.max(3600).default(30),
       })
       .prefault({}),
     keys: z

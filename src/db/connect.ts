@@ -5,7 +5,7 @@ import { Kysely, type LogEvent, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config/schema.ts';
 import { lockDataDir } from './data-dir-lock.ts';
-import { DatabaseStartError, EX_TEMPFAIL } from './errors.ts';
+import { DatabaseStartError, EX_CONFIG, EX_TEMPFAIL, EX_UNAVAILABLE } from './errors.ts';
 import { PGliteDialect } from './pglite-dialect.ts';
 import { RelayDialect } from './relay-dialect.ts';
 import { relaySocketPath } from './relay-frames.ts';
@@ -40,15 +40,23 @@ export interface ConnectOptions {
    * process, and serves the `passerelle` commands run beside it through a relay socket in the directory.
    */
   owner?: boolean;
+  /** Told once when PostgreSQL does not answer at first and the start waits for it. */
+  onWait?: (message: string) => void;
 }
 
+/** The database settings; the wait for PostgreSQL defaults to the configuration's default (30 s). */
+export type DatabaseSettings = Omit<Config['database'], 'connectTimeoutSeconds'> & {
+  connectTimeoutSeconds?: number;
+};
+
 export async function connectDatabase(
-  config: Pick<Config, 'database'>,
+  config: { database: DatabaseSettings },
   options: ConnectOptions = {},
 ): Promise<DatabaseHandle> {
-  const { url, dataDir, poolSize } = config.database;
+  const { url, dataDir, poolSize, connectTimeoutSeconds = 30 } = config.database;
   const log = options.onQuery ? { log: options.onQuery } : {};
   if (url) {
+    await reachPostgres(url, connectTimeoutSeconds, options.onWait);
     const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'passerelle' });
     // An idle client losing its server must not crash the process; the next query reports the outage.
     pool.on('error', () => {});
@@ -61,6 +69,76 @@ export async function connectDatabase(
   }
   mkdirSync(dataDir, { recursive: true });
   return options.owner ? openOwned(dataDir, log) : openShared(dataDir, log);
+}
+
+/** Where a PostgreSQL URL points: host and port (a `host` parameter wins, as in libpq). */
+function serverOf(url: string): string {
+  const parsed = new URL(url);
+  const host = parsed.searchParams.get('host') ?? (decodeURIComponent(parsed.hostname) || 'localhost');
+  const port = parsed.searchParams.get('port') ?? (parsed.port || '5432');
+  return host.startsWith('/') ? `${host} (Unix socket, port ${port})` : `${host}:${port}`;
+}
+
+/** Errors that waiting does not cure: wrong credentials (SQLSTATE class 28), unknown database (3D000). */
+function refusedForGood(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('28') || code === '3D000');
+}
+
+/**
+ * Waits (up to `timeoutSeconds`) for the PostgreSQL server to accept a connection, so that an outage at
+ * start is reported as such, naming the server, instead of failing in the first statement.
+ */
+async function reachPostgres(
+  url: string,
+  timeoutSeconds: number,
+  onWait: ((message: string) => void) | undefined,
+): Promise<void> {
+  const server = serverOf(url);
+  const named = `database.url / DATABASE_URL ${redactUrl(url)}`;
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  let told = false;
+  for (;;) {
+    const remaining = deadline - Date.now();
+    const client = new pg.Client({
+      connectionString: url,
+      connectionTimeoutMillis: Math.max(remaining, 1),
+      application_name: 'passerelle',
+    });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.end();
+      return;
+    } catch (err) {
+      await client.end().catch(() => {});
+      const cause = (err as Error).message;
+      if (refusedForGood(err)) {
+        throw new DatabaseStartError(
+          `the PostgreSQL server at ${server} refused the connection (${named}): ${cause}`,
+          EX_CONFIG,
+          {
+            cause: err,
+          },
+        );
+      }
+      if (Date.now() >= deadline) {
+        throw new DatabaseStartError(
+          `cannot reach the PostgreSQL server at ${server} (${named}) within ${timeoutSeconds} s: ${cause}. ` +
+            'Check that it runs and that this host may connect to it; database.connectTimeoutSeconds sets the wait.',
+          EX_UNAVAILABLE,
+          { cause: err },
+        );
+      }
+      if (!told) {
+        told = true;
+        onWait?.(`PostgreSQL at ${server} does not answer (${cause}): waiting up to ${timeoutSeconds} s`);
+      }
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.min(1_000, Math.max(deadline - Date.now(), 0))),
+      );
+    }
+  }
 }
 
 type LogOption = { log?: (event: LogEvent) => void };
