@@ -511,7 +511,17 @@ export const configSchema = z
     log: z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
       .prefault({}),
-    ui: z.strictObject({ defaultLocale: z.enum(['fr', 'en']).default('fr') }).prefault({}),
+    ui: z
+      .strictObject({
+        defaultLocale: z.enum(['fr', 'en']).default('fr'),
+        /**
+         * Whom a person is told to call when only the IT team can help (a blocked security key), as it
+         * reads after « Contactez » / "Contact", e.g. « le centre de services au 01 23 45 67 89 ».
+         * Default: « votre service informatique » ("your IT service desk").
+         */
+        supportContact: z.string().trim().min(1).max(200).optional(),
+      })
+      .prefault({}),
     /** The administration console (docs/console.md). */
     console: z
       .strictObject({
