@@ -32,10 +32,12 @@ import { addressMatcher, presentedCertificate } from './http/client-certificate.
 import {
   auditWriteCheck,
   databaseCheck,
+  HEALTH_PATHS,
   healthRoutes,
   migrationsCheck,
   type ReadinessCheck,
 } from './http/health.ts';
+import { hostCheck } from './http/host-check.ts';
 import { inputCheck } from './http/input-check.ts';
 import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
 import { staticAssets, Views } from './http/views.ts';
@@ -432,6 +434,7 @@ export async function createPasserelle(
     }),
   );
   app.use(bodyLimit(config.http.bodyLimitBytes));
+  app.use(hostCheck(config, logger, HEALTH_PATHS));
   app.use(
     inputCheck({
       logger,

@@ -395,6 +395,14 @@ export function buildProvider(deps: ProviderDeps): Provider {
   };
 
   const provider = new Provider(config.issuer, configuration);
+  // Every URL the engine publishes or redirects to (discovery, interactions, logout forms, the audiences
+  // of client assertions) derives from the issuer, never from the request's Host or X-Forwarded-Host.
+  const context = (
+    provider as unknown as {
+      OIDCContext: { prototype: { urlFor(name: string, opt?: Record<string, unknown>): string } };
+    }
+  ).OIDCContext.prototype;
+  context.urlFor = (name, opt) => provider.urlFor(name, opt);
   // PSC accepts only the amr and acr values the ANS publishes: ID tokens issued to a PSC client are
   // shaped after the engine has computed them from the login.
   const idToken = provider.IdToken.prototype as unknown as {
