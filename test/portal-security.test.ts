@@ -17,6 +17,7 @@ import { screenshot, seriousAccessibilityViolations } from './helpers/page-check
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   chromiumAvailable,
+  confirmAct,
   enrollVirtualKey,
   launchChromium,
   missingChromiumSuite,
@@ -316,6 +317,7 @@ if (!chromiumAvailable()) {
 
         await page.goto(`${t.issuer}/portal/security`);
         await page.getByRole('button', { name: 'Révoquer la clé « Clé de Léa »' }).click();
+        await confirmAct(page);
         await page.getByRole('status').filter({ hasText: fr['portal.security.done.revoked'] }).waitFor();
         expect(await page.locator('table.keys').count()).toBe(0);
         expect((await new CredentialStore(db()).find(ownId))?.revokedAt).toBeInstanceOf(Date);
@@ -340,6 +342,7 @@ if (!chromiumAvailable()) {
         const before = app.tokens.length;
 
         await page.getByRole('button', { name: fr['portal.security.sessions.end_all'] }).click();
+        await confirmAct(page);
         await page.getByRole('heading', { name: fr['portal.security.ended.title'] }).waitFor();
         expect(await page.getByRole('status').textContent()).toBe('Toutes vos sessions ont été fermées (2).');
         expect(await liveSessions(user.id)).toBe(0);
