@@ -108,7 +108,10 @@ export async function openServices(
   logger: Logger,
   options: ConnectOptions = {},
 ): Promise<Services> {
-  const database = await connectDatabase(config, options);
+  const database = await connectDatabase(config, {
+    onWait: (message) => logger.warn(message),
+    ...options,
+  });
   try {
     for (const line of await migrateToLatest(database.db)) logger.info(line);
     const sealer = new Sealer(config.keys.encryptionKey);
@@ -240,7 +243,8 @@ export async function createPasserelle(
   logger: Logger,
   options: ConnectOptions = {},
 ): Promise<Passerelle> {
-  const services = await openServices(config, logger, options);
+  // The server owns an embedded database and serves the command line through its relay.
+  const services = await openServices(config, logger, { ...options, owner: true });
   const { database, accounts, clients, host, views, cookieKeys, sessions, audit, throttle } = services;
   const db = database.db;
 

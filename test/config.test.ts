@@ -42,7 +42,7 @@ describe('loadConfig', () => {
       shutdownGraceSeconds: 10,
       outboundAllowPrivateAddresses: true,
     });
-    expect(config.database).toEqual({ dataDir: './data/pglite', poolSize: 10 });
+    expect(config.database).toEqual({ dataDir: './data/pglite', poolSize: 10, connectTimeoutSeconds: 30 });
     expect(config.keys.reloadIntervalSeconds).toBe(10);
     // The public demo key-encryption key: 32 bytes, never required from the operator in demo mode.
     expect(Buffer.from(config.keys.encryptionKey, 'base64')).toHaveLength(32);

@@ -1,10 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
-import { connectDatabase } from '../src/db/connect.ts';
+import { chainRows } from '../src/audit/chain.ts';
+import { listCheckpoints } from '../src/audit/checkpoints.ts';
+import { installationKeyring } from '../src/audit/keyring.ts';
+import { verifyChain } from '../src/audit/verify.ts';
+import { connectDatabase, type DatabaseHandle } from '../src/db/connect.ts';
 import { cleanEnv, REPO_ROOT, runCli } from './helpers/cli.ts';
 import { freePort } from './helpers/net.ts';
 import { startTestServer } from './helpers/server.ts';
@@ -74,8 +79,23 @@ async function serve(env: Record<string, string>, deadlineMs = 60_000): Promise<
   return { child, output: () => output, exited };
 }
 
-describe('one process owns an embedded (PGlite) data directory', { timeout: 120_000 }, () => {
-  it('a command run while the server runs is refused at once, names the directory and writes nothing', async () => {
+/** An embedded database with one table, owned by this process as a server owns it. */
+async function ownedDatabase(dataDir: string) {
+  const owner = await connectDatabase(
+    { database: { url: undefined, dataDir, poolSize: 1 } },
+    { owner: true },
+  );
+  await sql`create table t (n int primary key)`.execute(owner.db);
+  return owner;
+}
+
+const count = async (handle: DatabaseHandle) =>
+  Number((await sql<{ n: number }>`select count(*)::int as n from t`.execute(handle.db)).rows[0]?.n);
+
+describe('the command line beside a server on an embedded (PGlite) data directory', {
+  timeout: 120_000,
+}, () => {
+  it('a command run while the server runs writes through it: seen at once, kept after the stop, chain verified', async () => {
     const dataDir = freshDataDir();
     const server = await startTestServer('pglite', {
       database: { url: undefined, dataDir, drop: async () => {} },
@@ -85,22 +105,49 @@ describe('one process owns an embedded (PGlite) data directory', { timeout: 120_
       const added = await runCli(['clients', 'add', 'x', '--redirect-uri', REDIRECT], {
         env: envFor(dataDir, encryptionKey),
       });
-      expect(added.code, added.stdout + added.stderr).toBe(75);
-      expect(added.stdout).toBe('');
-      expect(added.stderr).toContain(resolve(dataDir));
-      expect(added.stderr).toMatch(/in use by a running Passerelle server/);
-      expect(added.stderr).not.toMatch(/\n\s+at /);
+      expect(added.code, added.stdout + added.stderr).toBe(0);
+      expect(added.stdout).toContain('client x registered');
+
+      // The running server knows the client at once: its authorization endpoint takes it.
+      const auth = new URL('/auth', server.issuer);
+      auth.search = new URLSearchParams({
+        client_id: 'x',
+        response_type: 'code',
+        scope: 'openid',
+        redirect_uri: REDIRECT,
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge_method: 'S256',
+      }).toString();
+      const answer = await fetch(auth, { redirect: 'manual' });
+      expect(answer.status, await answer.text()).toBe(303);
+      expect(answer.headers.get('location')).toMatch(/^\/interaction\//);
     } finally {
       await server.close();
     }
+
     const reopened = await connectDatabase({ database: { url: undefined, dataDir, poolSize: 1 } });
     try {
-      const client = await reopened.db
+      expect(reopened.location).toBe(`pglite:${dataDir}`);
+      const db = reopened.db;
+      const client = await db
         .selectFrom('oidc_client')
         .select('client_id')
         .where('client_id', '=', 'x')
         .executeTakeFirst();
-      expect(client).toBeUndefined();
+      expect(client?.client_id).toBe('x');
+      const record = await db
+        .selectFrom('audit_event')
+        .select(['type', 'detail'])
+        .where('client_id', '=', 'x')
+        .executeTakeFirst();
+      expect(record?.type).toBe('admin.client.added');
+      expect(record?.detail).toMatchObject({ via: 'cli' });
+      const verified = await verifyChain(
+        chainRows(db),
+        await listCheckpoints(db),
+        await installationKeyring(db),
+      );
+      expect(verified.kind, JSON.stringify(verified)).toBe('ok');
     } finally {
       await reopened.close();
     }
@@ -124,7 +171,8 @@ describe('one process owns an embedded (PGlite) data directory', { timeout: 120_
       first.child.kill('SIGKILL');
       await first.exited;
     }
-    // The kernel released the lock with the killed process: the next start works.
+    // The kernel released the lock with the killed process (its relay socket is left behind): the next start works.
+    expect(existsSync(join(dataDir, 'passerelle.sock'))).toBe(true);
     const next = await startTestServer('pglite', {
       database: { url: undefined, dataDir, drop: async () => {} },
       config: { keys: { encryptionKey, reloadIntervalSeconds: 1 } },
@@ -132,8 +180,69 @@ describe('one process owns an embedded (PGlite) data directory', { timeout: 120_
     try {
       const ready = await fetch(new URL('/readyz', next.issuer));
       expect(ready.status).toBe(200);
+      // Its relay took the dead one's place.
+      const shared = await connectDatabase({ database: { url: undefined, dataDir, poolSize: 1 } });
+      expect(shared.location).toContain('through the running server');
+      await shared.close();
     } finally {
       await next.close();
+    }
+  });
+});
+
+describe('the relay of an embedded database', { timeout: 60_000 }, () => {
+  it('serialises a relayed transaction with the owner: the owner waits, then sees it whole', async () => {
+    const dataDir = freshDataDir();
+    const owner = await ownedDatabase(dataDir);
+    const shared = await connectDatabase({ database: { url: undefined, dataDir, poolSize: 1 } });
+    try {
+      expect(shared.location).toBe(`pglite:${dataDir} (through the running server)`);
+      expect((statSync(join(dataDir, 'passerelle.sock')).mode & 0o777).toString(8)).toBe('600');
+      let ownerSaw: number | undefined;
+      let ownerCount: Promise<number> | undefined;
+      await shared.db.transaction().execute(async (trx) => {
+        await sql`insert into t values (1)`.execute(trx);
+        ownerCount = count(owner).then((n) => {
+          ownerSaw = n;
+          return n;
+        });
+        // A full round trip through the relay: the owner's statement, queued before it, has not run.
+        await sql`insert into t values (2)`.execute(trx);
+        expect(ownerSaw).toBeUndefined();
+      });
+      expect(await ownerCount).toBe(2);
+      // A database error keeps its SQLSTATE through the relay (callers test 23505).
+      const duplicate = await sql`insert into t values (1)`.execute(shared.db).catch((err: unknown) => err);
+      expect((duplicate as { code?: string }).code).toBe('23505');
+    } finally {
+      await shared.close();
+      await owner.close();
+    }
+  });
+
+  it('rolls back what a client left open when it disconnects, and frees the directory when the owner closes', async () => {
+    const dataDir = freshDataDir();
+    const owner = await ownedDatabase(dataDir);
+    const shared = await connectDatabase({ database: { url: undefined, dataDir, poolSize: 1 } });
+    const left = await shared.db
+      .transaction()
+      .execute(async (trx) => {
+        await sql`insert into t values (3)`.execute(trx);
+        // The command dies mid-transaction: its connection to the server goes.
+        await shared.close();
+        await sql`insert into t values (4)`.execute(trx);
+      })
+      .catch((err: unknown) => err);
+    expect(String(left)).toMatch(/lost|closed/);
+    expect(await count(owner)).toBe(0);
+    await owner.close();
+    expect(existsSync(join(dataDir, 'passerelle.sock'))).toBe(false);
+    const alone = await connectDatabase({ database: { url: undefined, dataDir, poolSize: 1 } });
+    try {
+      expect(alone.location).toBe(`pglite:${dataDir}`);
+      expect(await count(alone)).toBe(0);
+    } finally {
+      await alone.close();
     }
   });
 });

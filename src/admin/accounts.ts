@@ -132,6 +132,7 @@ export function accountRoutes(deps: AccountPagesDeps, gate: ConsoleGate): Router
         name: k.name,
         created: date.format(k.createdAt),
         lastUsed: k.lastUsedAt ? date.format(k.lastUsedAt) : t('console.account.key.never'),
+        blocked: k.flaggedAt !== null,
       })),
       cards: cardList.map((c) => ({ subject: c.subject, notAfter: date.format(c.notAfter) })),
       enrollment: webauthnSettings(deps.config) !== undefined,

@@ -470,9 +470,18 @@ export const configSchema = z
     database: z
       .strictObject({
         /** postgres://… to use a PostgreSQL server; absent = embedded PGlite under dataDir. */
-        url: z.string().startsWith('postgres', 'must be a postgres:// or postgresql:// URL').optional(),
+        url: z
+          .string()
+          .startsWith('postgres', 'must be a postgres:// or postgresql:// URL')
+          .refine(
+            (url) => !url.startsWith('postgres') || URL.canParse(url),
+            'is not a valid URL (postgres://user:password@host:port/database)',
+          )
+          .optional(),
         dataDir: z.string().default('./data/pglite'),
         poolSize: z.number().int().min(1).max(200).default(10),
+        /** How long a start waits for an unreachable PostgreSQL server before it gives up (exit code 69). */
+        connectTimeoutSeconds: seconds.max(3600).default(30),
       })
       .prefault({}),
     keys: z
@@ -503,7 +512,17 @@ export const configSchema = z
     log: z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
       .prefault({}),
-    ui: z.strictObject({ defaultLocale: z.enum(['fr', 'en']).default('fr') }).prefault({}),
+    ui: z
+      .strictObject({
+        defaultLocale: z.enum(['fr', 'en']).default('fr'),
+        /**
+         * Whom a person is told to call when only the IT team can help (a blocked security key), as it
+         * reads after « Contactez » / "Contact", e.g. « le centre de services au 01 23 45 67 89 ».
+         * Default: « votre service informatique » ("your IT service desk").
+         */
+        supportContact: z.string().trim().min(1).max(200).optional(),
+      })
+      .prefault({}),
     /** The administration console (docs/console.md). */
     console: z
       .strictObject({

@@ -42,6 +42,8 @@ export const consolePeopleMessages = {
     'console.account.key.action': 'Action',
     'console.account.key.revoke': 'Révoquer',
     'console.account.key.revoke_label': 'Révoquer la clé « {name} »',
+    'console.account.key.blocked_lead':
+      'Une clé bloquée ne permet plus de se connecter : son compteur de signatures a reculé, elle a peut-être été copiée. Révoquez-la, puis remettez un code d’enregistrement pour une nouvelle clé.',
     'console.account.cards': 'Cartes CPS',
     'console.account.cards.none': 'Aucune carte enregistrée.',
     'console.account.card.subject': 'Titulaire du certificat',
@@ -180,6 +182,8 @@ export const consolePeopleMessages = {
     'console.account.key.action': 'Action',
     'console.account.key.revoke': 'Revoke',
     'console.account.key.revoke_label': 'Revoke the key “{name}”',
+    'console.account.key.blocked_lead':
+      'A blocked key can no longer sign in: its signature counter went back, it may have been copied. Revoke it, then hand out an enrollment code for a new key.',
     'console.account.cards': 'CPS cards',
     'console.account.cards.none': 'No registered card.',
     'console.account.card.subject': 'Certificate subject',

@@ -7,7 +7,7 @@ import { recentForAccount } from '../audit/recent.ts';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { Database } from '../db/types.ts';
 import { requestPscLink } from '../federation/psc-login-routes.ts';
-import { type MessageId, messages, translator } from '../i18n/messages.ts';
+import { type MessageId, messages, supportContact, translator } from '../i18n/messages.ts';
 import { type CsrfTokens, FormError, readForm } from '../interaction/form.ts';
 import { revokeOwnKey } from '../methods/webauthn/routes.ts';
 import type { CredentialStore } from '../methods/webauthn/store.ts';
@@ -115,7 +115,9 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
         name: k.name,
         created: time.full(k.createdAt),
         lastUsed: k.lastUsedAt ? time.full(k.lastUsedAt) : t('portal.security.keys.never'),
+        blocked: k.flaggedAt !== null,
       })),
+      support: supportContact(config.ui.supportContact, frame.locale),
       identity: link && {
         idNat: link.idNat,
         registry: t(`identity.registry.${link.origin}`),

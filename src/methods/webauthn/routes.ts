@@ -8,7 +8,7 @@ import type { AuditTrail } from '../../audit/trail.ts';
 import type { Config } from '../../config/schema.ts';
 import type { Database } from '../../db/types.ts';
 import type { Views } from '../../http/views.ts';
-import { type MessageId, negotiateLocale, translator } from '../../i18n/messages.ts';
+import { type MessageId, negotiateLocale, supportContact, translator } from '../../i18n/messages.ts';
 import { type CsrfTokens, FormError, readForm } from '../../interaction/form.ts';
 import { readSsoSession, type SsoSession } from '../../interaction/sso-session.ts';
 import type { ProviderHost } from '../../oidc/host.ts';
@@ -161,8 +161,9 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
         name: k.name,
         created: format.format(k.createdAt),
         lastUsed: k.lastUsedAt ? format.format(k.lastUsedAt) : t('webauthn.keys.never'),
-        flagged: k.flaggedAt !== null,
+        blocked: k.flaggedAt !== null,
       })),
+      support: supportContact(config.ui.supportContact, p.locale),
       selfEnrollment: await selfEnrollment(session, account.id),
       defaultName: extra.name ?? t('webauthn.keys.add.default_name'),
       notice: done ? t(`webauthn.keys.done.${done}`) : undefined,
