@@ -449,7 +449,8 @@ export const configSchema = z
     issuer: z.url().optional(),
     http: z
       .strictObject({
-        host: z.string().default('0.0.0.0'),
+        /** Address to listen on. Default 0.0.0.0; in demo mode 127.0.0.1 (public demo secrets). */
+        host: z.string().min(1).optional(),
         port: port.default(3000),
         /** Trust X-Forwarded-* from the reverse proxy in front of Passerelle. */
         trustProxy: z.boolean().default(false),
@@ -873,8 +874,9 @@ export const configSchema = z
 export type RawConfig = z.infer<typeof configSchema>;
 
 export type Config = Readonly<
-  Omit<RawConfig, 'issuer' | 'keys'> & {
+  Omit<RawConfig, 'issuer' | 'keys' | 'http'> & {
     issuer: string;
     keys: RawConfig['keys'] & { encryptionKey: string };
+    http: RawConfig['http'] & { host: string };
   }
 >;
