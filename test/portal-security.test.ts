@@ -12,7 +12,7 @@ import { parisTime } from '../src/portal/time.ts';
 import { BrowserAgent, formAction, formField } from './helpers/browser-agent.ts';
 import { authUrl, createUser, registerWebClient, S256_CHALLENGE, TEST_PASSWORD } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
-import { freePort } from './helpers/net.ts';
+import { openHttpServer } from './helpers/net.ts';
 import { screenshot, seriousAccessibilityViolations } from './helpers/page-checks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
@@ -69,11 +69,11 @@ for (const kind of databasesUnderTest()) {
     let t: TestServer;
     let psc: PscSimulator;
     beforeAll(async () => {
-      const pscPort = await freePort();
+      const pscServer = await openHttpServer();
       t = await startTestServer(kind, {
         config: {
           pscLogin: {
-            issuer: `http://127.0.0.1:${pscPort}${REALM_PATH}`,
+            issuer: `${pscServer.origin}${REALM_PATH}`,
             ...PSC_CLIENT,
             allowInsecureHttp: true,
           },
@@ -81,7 +81,7 @@ for (const kind of databasesUnderTest()) {
         },
       });
       psc = await startPscSimulator({
-        port: pscPort,
+        server: pscServer.server,
         clients: [{ ...PSC_CLIENT, redirectUris: [`${t.issuer}${PSC_CALLBACK_PATH}`] }],
       });
     });
