@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isTimeZone } from '../i18n/time.ts';
 
 /** http issuers are tolerated only on this machine (development, tests). */
 function isLoopback(url: string): boolean {
@@ -502,7 +503,16 @@ export const configSchema = z
     log: z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
       .prefault({}),
-    ui: z.strictObject({ defaultLocale: z.enum(['fr', 'en']).default('fr') }).prefault({}),
+    ui: z
+      .strictObject({
+        defaultLocale: z.enum(['fr', 'en']).default('fr'),
+        /** The establishment's time zone (IANA): every date and time pages and the command line show. */
+        timeZone: z
+          .string()
+          .refine(isTimeZone, 'an IANA time zone, for example Europe/Paris or Indian/Reunion')
+          .default('Europe/Paris'),
+      })
+      .prefault({}),
     /** The administration console (docs/console.md). */
     console: z
       .strictObject({
