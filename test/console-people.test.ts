@@ -9,6 +9,7 @@ import { screenshot, seriousAccessibilityViolations } from './helpers/page-check
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   chromiumAvailable,
+  confirmAct,
   enrollVirtualKey,
   launchChromium,
   missingChromiumSuite,
@@ -191,6 +192,7 @@ if (!chromiumAvailable()) {
         expect((await t.passerelle.services.accounts.findById(target.id))?.disabledAt).toBeNull();
 
         await page.getByRole('button', { name: fr['console.account.disable'] }).click();
+        await confirmAct(page);
         await page.getByRole('status').filter({ hasText: fr['console.account.done.disabled'] }).waitFor();
         const other = await newFrenchContext(browser, { bypassCSP: true });
         try {
@@ -216,6 +218,7 @@ if (!chromiumAvailable()) {
               .count(),
           ).toBe(1);
           await page.getByRole('button', { name: fr['console.account.sessions.end'] }).click();
+          await confirmAct(page);
           await page
             .getByRole('status')
             .filter({ hasText: fr['console.account.done.sessions_ended'] })
@@ -284,6 +287,7 @@ if (!chromiumAvailable()) {
         expect(await throttle.accountState(target.username)).toMatchObject({ state: 'open', failures: 0 });
 
         await page.getByRole('button', { name: 'Révoquer la clé « Clé de Paul »' }).click();
+        await confirmAct(page);
         await page.getByRole('status').filter({ hasText: fr['console.account.done.key_revoked'] }).waitFor();
         expect(await new CredentialStore(db()).countActive(target.id)).toBe(0);
         expect(await page.locator('main').textContent()).toContain(fr['console.account.keys.none']);
@@ -318,6 +322,7 @@ if (!chromiumAvailable()) {
         await page.getByRole('status').filter({ hasText: fr['console.account.done.role_granted'] }).waitFor();
         expect(await roles().of(target.id)).toEqual(['auditor']);
         await page.getByRole('button', { name: 'Retirer le rôle auditeur' }).click();
+        await confirmAct(page);
         await page.getByRole('status').filter({ hasText: fr['console.account.done.role_revoked'] }).waitFor();
         expect(await roles().of(target.id)).toEqual([]);
         const changes = await db()
@@ -392,6 +397,7 @@ if (!chromiumAvailable()) {
         await page.goto(`${t.issuer}/admin/clients/labo`);
         expect(await page.locator('#client-secret').count()).toBe(0);
         await page.getByRole('button', { name: fr['console.client.rotate'] }).click();
+        await confirmAct(page);
         const rotated =
           ((await page.locator('#client-secret').textContent()) ?? '').split(' : ').at(-1) ?? '';
         expect(rotated).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -454,6 +460,7 @@ if (!chromiumAvailable()) {
         expect(refused.status()).toBe(403);
         expect(await t.passerelle.services.clients.findMetadata('dpi')).toBeDefined();
         await page.getByRole('button', { name: fr['console.client.remove'] }).click();
+        await confirmAct(page);
         await page.getByRole('status').filter({ hasText: fr['console.client.done.removed'] }).waitFor();
         expect(await t.passerelle.services.clients.findMetadata('dpi')).toBeUndefined();
 

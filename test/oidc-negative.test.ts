@@ -310,7 +310,7 @@ for (const kind of databasesUnderTest()) {
       expect(big.status).toBe(413);
       expect(big.json?.error).toBe('invalid_request');
 
-      // Without Content-Length (chunked), the engine's own streaming cap (56 KiB) refuses the body.
+      // Without Content-Length (chunked), the same limit applies while the body is read.
       const chunk = new TextEncoder().encode(`grant_type=authorization_code&code=${'a'.repeat(limit)}`);
       const streamed = await fetch(new URL('/token', t.issuer), {
         method: 'POST',
@@ -323,7 +323,7 @@ for (const kind of databasesUnderTest()) {
         }),
         duplex: 'half',
       } as RequestInit);
-      expect(streamed.status).toBe(400);
+      expect(streamed.status).toBe(413);
       expect(await streamed.json()).toMatchObject({ error: 'invalid_request' });
 
       const json = await rawPost(

@@ -13,11 +13,12 @@ import { CredentialStore } from '../src/methods/webauthn/store.ts';
 import { BrowserAgent, formAction, formField } from './helpers/browser-agent.ts';
 import { authUrl, createUser, registerWebClient, S256_CHALLENGE, TEST_PASSWORD } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
-import { freePort } from './helpers/net.ts';
+import { openHttpServer } from './helpers/net.ts';
 import { screenshot, seriousAccessibilityViolations } from './helpers/page-checks.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   chromiumAvailable,
+  confirmAct,
   enrollVirtualKey,
   launchChromium,
   missingChromiumSuite,
@@ -69,11 +70,11 @@ for (const kind of databasesUnderTest()) {
     let t: TestServer;
     let psc: PscSimulator;
     beforeAll(async () => {
-      const pscPort = await freePort();
+      const pscServer = await openHttpServer();
       t = await startTestServer(kind, {
         config: {
           pscLogin: {
-            issuer: `http://127.0.0.1:${pscPort}${REALM_PATH}`,
+            issuer: `${pscServer.origin}${REALM_PATH}`,
             ...PSC_CLIENT,
             allowInsecureHttp: true,
           },
@@ -81,7 +82,7 @@ for (const kind of databasesUnderTest()) {
         },
       });
       psc = await startPscSimulator({
-        port: pscPort,
+        server: pscServer.server,
         clients: [{ ...PSC_CLIENT, redirectUris: [`${t.issuer}${PSC_CALLBACK_PATH}`] }],
       });
     });
@@ -317,6 +318,7 @@ if (!chromiumAvailable()) {
 
         await page.goto(`${t.issuer}/portal/security`);
         await page.getByRole('button', { name: 'Révoquer la clé « Clé de Léa »' }).click();
+        await confirmAct(page);
         await page.getByRole('status').filter({ hasText: fr['portal.security.done.revoked'] }).waitFor();
         expect(await page.locator('table.keys').count()).toBe(0);
         expect((await new CredentialStore(db()).find(ownId))?.revokedAt).toBeInstanceOf(Date);
@@ -341,6 +343,7 @@ if (!chromiumAvailable()) {
         const before = app.tokens.length;
 
         await page.getByRole('button', { name: fr['portal.security.sessions.end_all'] }).click();
+        await confirmAct(page);
         await page.getByRole('heading', { name: fr['portal.security.ended.title'] }).waitFor();
         expect(await page.getByRole('status').textContent()).toBe('Toutes vos sessions ont été fermées (2).');
         expect(await liveSessions(user.id)).toBe(0);

@@ -9,6 +9,7 @@ import {
   type MetadataValidator,
   toClientMetadata,
 } from '../oidc/clients.ts';
+import { confirmed, renderConfirmation } from '../portal/confirm.ts';
 import { renderPage } from '../portal/routes.ts';
 import { type ClientFormProblem, clientFormError } from './client-form-errors.ts';
 import type { ConsoleGate, ConsoleUser } from './console.ts';
@@ -298,17 +299,41 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
     await renderForm(ctx, user, { clientId, values: valuesOf(updated), secret: generatedSecret });
   });
 
-  change('/:id/rotate-secret', async (ctx, user, { clientId, metadata }) => {
+  /** A destructive change asks first (its confirmation page posts the same form with `confirm=yes`). */
+  const confirmedOr = async (
+    ctx: Context,
+    user: ConsoleUser,
+    clientId: string,
+    body: FormValues,
+    act: 'remove_client' | 'rotate_secret',
+    confirmLabel: 'console.client.remove' | 'console.client.rotate',
+  ): Promise<boolean> => {
+    if (confirmed(body)) return true;
+    const f = await forms.frame(ctx, user);
+    const t = translator(f.locale);
+    renderConfirmation(views, ctx, { ...f, section: 'clients' }, body, {
+      question: t(`console.confirm.${act}`, { client: clientId }),
+      consequence: t(`console.confirm.${act}.consequence`),
+      confirmLabel: t(confirmLabel),
+      cancelUrl: `${PREFIX}/${encodeURIComponent(clientId)}`,
+      csrf: forms.token(user),
+    });
+    return false;
+  };
+
+  change('/:id/rotate-secret', async (ctx, user, { clientId, metadata }, body) => {
     const values = valuesOf(metadata);
     if (!['client_secret_basic', 'client_secret_post'].includes(values.auth_method ?? '')) {
       return renderForm(ctx, user, { clientId, values, status: 409, errorId: 'console.client.no_secret' });
     }
+    if (!(await confirmedOr(ctx, user, clientId, body, 'rotate_secret', 'console.client.rotate'))) return;
     const secret = await clients.rotateSecret(clientId);
     await record(ctx, user, 'admin.client.secret_rotated', clientId);
     await renderForm(ctx, user, { clientId, values, secret });
   });
 
-  change('/:id/remove', async (ctx, user, { clientId }) => {
+  change('/:id/remove', async (ctx, user, { clientId }, body) => {
+    if (!(await confirmedOr(ctx, user, clientId, body, 'remove_client', 'console.client.remove'))) return;
     await clients.remove(clientId);
     await record(ctx, user, 'admin.client.removed', clientId);
     seeOther(ctx, PREFIX, 'removed');

@@ -450,7 +450,8 @@ export const configSchema = z
     issuer: z.url().optional(),
     http: z
       .strictObject({
-        host: z.string().default('0.0.0.0'),
+        /** Address to listen on. Default 0.0.0.0; in demo mode 127.0.0.1 (public demo secrets). */
+        host: z.string().min(1).optional(),
         port: port.default(3000),
         /** Trust X-Forwarded-* from the reverse proxy in front of Passerelle. */
         trustProxy: z.boolean().default(false),
@@ -470,9 +471,18 @@ export const configSchema = z
     database: z
       .strictObject({
         /** postgres://… to use a PostgreSQL server; absent = embedded PGlite under dataDir. */
-        url: z.string().startsWith('postgres', 'must be a postgres:// or postgresql:// URL').optional(),
+        url: z
+          .string()
+          .startsWith('postgres', 'must be a postgres:// or postgresql:// URL')
+          .refine(
+            (url) => !url.startsWith('postgres') || URL.canParse(url),
+            'is not a valid URL (postgres://user:password@host:port/database)',
+          )
+          .optional(),
         dataDir: z.string().default('./data/pglite'),
         poolSize: z.number().int().min(1).max(200).default(10),
+        /** How long a start waits for an unreachable PostgreSQL server before it gives up (exit code 69). */
+        connectTimeoutSeconds: seconds.max(3600).default(30),
       })
       .prefault({}),
     keys: z
@@ -511,6 +521,12 @@ export const configSchema = z
           .string()
           .refine(isTimeZone, 'an IANA time zone, for example Europe/Paris or Indian/Reunion')
           .default('Europe/Paris'),
+        /**
+         * Whom a person is told to call when only the IT team can help (a blocked security key), as it
+         * reads after « Contactez » / "Contact", e.g. « le centre de services au 01 23 45 67 89 ».
+         * Default: « votre service informatique » ("your IT service desk").
+         */
+        supportContact: z.string().trim().min(1).max(200).optional(),
       })
       .prefault({}),
     /** The administration console (docs/console.md). */
@@ -864,8 +880,9 @@ export const configSchema = z
 export type RawConfig = z.infer<typeof configSchema>;
 
 export type Config = Readonly<
-  Omit<RawConfig, 'issuer' | 'keys'> & {
+  Omit<RawConfig, 'issuer' | 'keys' | 'http'> & {
     issuer: string;
     keys: RawConfig['keys'] & { encryptionKey: string };
+    http: RawConfig['http'] & { host: string };
   }
 >;

@@ -47,6 +47,9 @@ export const messages = {
       'Ce modèle de clé de sécurité n’est pas autorisé par l’établissement. Utilisez une clé fournie par le support informatique.',
     'error.ceremony_failed':
       'La clé de sécurité n’a pas pu être vérifiée. Réessayez en saisissant le code PIN de la clé.',
+    'error.credential_blocked':
+      'Cette clé de sécurité est bloquée : elle a peut-être été copiée (clonage possible) et ne permet plus de se connecter. Contactez {support} pour la remplacer.',
+    'support.default': 'votre service informatique',
     'error.certificate_rejected':
       'Le certificat de votre carte n’est pas accepté (carte expirée, révoquée ou non reconnue). Contactez le support informatique.',
     'error.certificate_missing':
@@ -103,7 +106,9 @@ export const messages = {
     'webauthn.keys.created': 'Ajoutée le',
     'webauthn.keys.last_used': 'Dernière utilisation',
     'webauthn.keys.never': 'jamais',
-    'webauthn.keys.flagged': 'bloquée (anomalie détectée : contactez le support informatique)',
+    'webauthn.keys.blocked': 'Bloquée — clonage possible',
+    'webauthn.keys.blocked_lead':
+      'Une clé bloquée ne permet plus de vous connecter : son compteur de signatures a reculé, elle a peut-être été copiée. Révoquez-la et contactez {support}.',
     'webauthn.keys.rename': 'Renommer',
     'webauthn.keys.new_name': 'Nouveau nom de la clé {name}',
     'webauthn.keys.revoke': 'Révoquer',
@@ -133,6 +138,8 @@ export const messages = {
     'webauthn.keys.login_required':
       'Connectez-vous d’abord à une application de l’établissement avec Passerelle, puis revenez sur cette page.',
     'error.invalid_form': 'Le formulaire est incomplet ou invalide.',
+    'error.invalid_characters':
+      'La requête contient des caractères non valides (caractère nul ou encodage incorrect). Vérifiez le lien ou recommencez depuis l’application.',
     'error.csrf': 'La page a expiré ou la requête ne provient pas de Passerelle. Recommencez la connexion.',
     'psc.refused.link_inactive':
       'Pro Santé Connect ne peut pas vous identifier : votre inscription au RPPS n’est plus active. Contactez le service des ressources humaines ou l’équipe informatique de l’établissement.',
@@ -210,6 +217,9 @@ export const messages = {
       'This security key model is not allowed by the establishment. Use a key provided by the IT support.',
     'error.ceremony_failed':
       'The security key could not be verified. Try again and enter the PIN of the key.',
+    'error.credential_blocked':
+      'This security key is blocked: it may have been copied (possible cloning) and can no longer be used to sign in. Contact {support} to replace it.',
+    'support.default': 'your IT service desk',
     'error.certificate_rejected':
       'The certificate of your card is not accepted (expired, revoked or unknown card). Contact the IT support.',
     'error.certificate_missing': 'No card was detected. Insert your CPS card in the reader and try again.',
@@ -264,7 +274,9 @@ export const messages = {
     'webauthn.keys.created': 'Added on',
     'webauthn.keys.last_used': 'Last used',
     'webauthn.keys.never': 'never',
-    'webauthn.keys.flagged': 'blocked (anomaly detected: contact the IT helpdesk)',
+    'webauthn.keys.blocked': 'Blocked — possible cloning',
+    'webauthn.keys.blocked_lead':
+      'A blocked key can no longer sign you in: its signature counter went back, it may have been copied. Revoke it and contact {support}.',
     'webauthn.keys.rename': 'Rename',
     'webauthn.keys.new_name': 'New name of key {name}',
     'webauthn.keys.revoke': 'Revoke',
@@ -294,6 +306,8 @@ export const messages = {
     'webauthn.keys.login_required':
       'First sign in to an application of the establishment through Passerelle, then come back to this page.',
     'error.invalid_form': 'The form is incomplete or invalid.',
+    'error.invalid_characters':
+      'The request contains invalid characters (a NUL character or an invalid encoding). Check the link or start again from the application.',
     'error.csrf': 'The page expired or the request did not come from Passerelle. Start signing in again.',
     'psc.refused.link_inactive':
       'Pro Santé Connect cannot identify you: your RPPS registration is no longer active. Contact the human resources department or the IT team of the establishment.',
@@ -336,6 +350,11 @@ export const messages = {
 export type Locale = keyof typeof messages;
 export type MessageId = keyof (typeof messages)['fr'];
 export const LOCALES: readonly Locale[] = ['fr', 'en'];
+
+/** Whom to call, as it reads after « Contactez » / "Contact": the configured `ui.supportContact`, or a default. */
+export function supportContact(configured: string | undefined, locale: Locale): string {
+  return configured ?? messages[locale]['support.default'];
+}
 
 export type Translate = (id: MessageId, params?: Record<string, string | number>) => string;
 

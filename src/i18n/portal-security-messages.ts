@@ -53,6 +53,14 @@ export const portalSecurityMessages = {
     'portal.security.sessions.profile.shared': 'partagé (service de soins)',
     'portal.security.sessions.this_device': 'cet appareil',
     'portal.security.sessions.end_all': 'Se déconnecter partout',
+    'confirm.cancel': 'Annuler',
+    'confirm.revoke_key': 'Révoquer la clé « {name} » ?',
+    'confirm.revoke_key.consequence':
+      'Elle ne permettra plus de vous connecter ; c’est définitif. Pour utiliser de nouveau cette clé, il faudra l’enregistrer comme une nouvelle clé.',
+    'confirm.revoke_key.submit': 'Révoquer la clé',
+    'confirm.end_all': 'Se déconnecter partout ?',
+    'confirm.end_all.consequence':
+      'Toutes vos sessions se terminent, celle de cet appareil aussi, et les applications ouvertes par elles en sont informées. Vous devrez vous reconnecter.',
     'portal.security.sessions.end_all_lead':
       'Ferme toutes vos sessions, y compris celle-ci ; les applications qui le permettent sont prévenues.',
     'portal.security.ended.title': 'Déconnecté partout',
@@ -112,6 +120,14 @@ export const portalSecurityMessages = {
     'portal.security.sessions.profile.shared': 'shared (ward)',
     'portal.security.sessions.this_device': 'this device',
     'portal.security.sessions.end_all': 'Sign out everywhere',
+    'confirm.cancel': 'Cancel',
+    'confirm.revoke_key': 'Revoke the key “{name}”?',
+    'confirm.revoke_key.consequence':
+      'It will no longer sign you in; this cannot be undone. To use this key again, it must be registered as a new key.',
+    'confirm.revoke_key.submit': 'Revoke the key',
+    'confirm.end_all': 'Sign out everywhere?',
+    'confirm.end_all.consequence':
+      'All your sessions end, this device’s included, and the applications they opened are told. You will have to sign in again.',
     'portal.security.sessions.end_all_lead':
       'Closes all your sessions, this one included; the applications that allow it are told.',
     'portal.security.ended.title': 'Signed out everywhere',

@@ -22,6 +22,20 @@ import { REQUEST_ID_HEADER } from './host.ts';
 import type { KeySet } from './keys.ts';
 import { auditProtocolEvents } from './protocol-audit.ts';
 
+/** The engine's endpoints (its default routes) that answer in JSON: token, introspection, revocation, PAR, JWKS. */
+export const ENGINE_JSON_PATHS = [
+  '/token',
+  '/token/introspection',
+  '/token/revocation',
+  '/request',
+  '/jwks',
+  '/.well-known/openid-configuration',
+] as const;
+/** The engine's userinfo endpoint, a protected resource (RFC 6750 errors). */
+export const ENGINE_USERINFO_PATH = '/me';
+/** The engine's browser endpoints (authorization, logout), answering with a page. */
+export const ENGINE_PAGE_PATHS = ['/auth', '/session/end'] as const;
+
 /** Events carrying the errors of client-authenticating endpoints. */
 const CLIENT_AUTH_ERROR_EVENTS = [
   'grant.error',
@@ -381,6 +395,14 @@ export function buildProvider(deps: ProviderDeps): Provider {
   };
 
   const provider = new Provider(config.issuer, configuration);
+  // Every URL the engine publishes or redirects to (discovery, interactions, logout forms, the audiences
+  // of client assertions) derives from the issuer, never from the request's Host or X-Forwarded-Host.
+  const context = (
+    provider as unknown as {
+      OIDCContext: { prototype: { urlFor(name: string, opt?: Record<string, unknown>): string } };
+    }
+  ).OIDCContext.prototype;
+  context.urlFor = (name, opt) => provider.urlFor(name, opt);
   // PSC accepts only the amr and acr values the ANS publishes: ID tokens issued to a PSC client are
   // shaped after the engine has computed them from the login.
   const idToken = provider.IdToken.prototype as unknown as {
