@@ -1,5 +1,6 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LABELS } from '../src/i18n/labels.ts';
 import { messages } from '../src/i18n/messages.ts';
 import { CredentialStore, EnrollmentCodes } from '../src/methods/webauthn/store.ts';
 import { createUser, registerWebClient } from './helpers/clients.ts';
@@ -146,7 +147,7 @@ if (!chromiumAvailable()) {
         expect(main).toContain('CHU de Rennes (FINESS 350005179, inscrit)');
         expect(main).toContain(fr['console.account.roles.readonly']);
         expect(main).toContain(
-          'Référentiel RPPS, identifiant 810001234567 — statut verified, source directory-attribute',
+          `Référentiel RPPS, identifiant 810001234567 — identité ${LABELS.linkStatus.verified.fr}, origine : ${LABELS.linkSource['directory-attribute'].fr}`,
         );
         await page.getByRole('button', { name: fr['console.account.enroll.issue'] }).click();
         const shown = (await page.locator('#enrollment-code').textContent()) ?? '';
@@ -367,8 +368,8 @@ if (!chromiumAvailable()) {
         await page.getByLabel(fr['console.clients.auth_method']).selectOption('private_key_jwt');
         await page.getByRole('button', { name: fr['console.client.create'] }).click();
         await page.getByRole('alert').waitFor();
-        expect(await page.getByRole('alert').textContent()).toMatch(
-          /^Déclaration refusée : client labo: .*jwks/,
+        expect(await page.getByRole('alert').textContent()).toBe(
+          `Déclaration refusée : ${fr['console.client.error.engine_field'].replace('{field}', LABELS.clientField.jwksUri.fr)}`,
         );
         expect(await t.passerelle.services.clients.findMetadata('labo')).toBeUndefined();
         expect(await seriousAccessibilityViolations(page)).toEqual([]);
@@ -436,7 +437,9 @@ if (!chromiumAvailable()) {
         await page.getByLabel(fr['console.clients.auth_method']).selectOption('none');
         await page.getByRole('button', { name: fr['console.client.save'] }).click();
         await page.getByRole('alert').waitFor();
-        expect(await page.getByRole('alert').textContent()).toContain('pkceRequired');
+        expect(await page.getByRole('alert').textContent()).toBe(
+          `Déclaration refusée : ${fr['console.client.error.pkce_public'].replace('{field}', LABELS.clientField.pkceRequired.fr)}`,
+        );
         expect((await t.passerelle.services.clients.show('labo'))?.token_endpoint_auth_method).toBe(
           'client_secret_basic',
         );

@@ -11,6 +11,7 @@ import { CONSOLE_ROLES, isConsoleRole } from '../accounts/roles.ts';
 import type { Account, AccountStore } from '../accounts/store.ts';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { Database } from '../db/types.ts';
+import { label } from '../i18n/labels.ts';
 import { type MessageId, translator } from '../i18n/messages.ts';
 import { webauthnSettings } from '../methods/webauthn/settings.ts';
 import { CredentialStore } from '../methods/webauthn/store.ts';
@@ -142,8 +143,8 @@ export function accountRoutes(deps: AccountPagesDeps, gate: ConsoleGate): Router
         ? t('console.account.identity.link', {
             registry: t(`identity.registry.${identity.origin}`),
             idNat: identity.idNat,
-            status: identity.status,
-            source: identity.source,
+            status: label(f.locale, 'linkStatus', identity.status),
+            source: label(f.locale, 'linkSource', identity.source),
           })
         : undefined,
       establishments: memberships.map((m) => ({

@@ -78,7 +78,7 @@ export const consolePeopleMessages = {
     'console.account.identity': 'Identité nationale',
     'console.account.identity.none': 'Aucune identité nationale liée.',
     'console.account.identity.link':
-      'Référentiel {registry}, identifiant {idNat} — statut {status}, source {source}',
+      'Référentiel {registry}, identifiant {idNat} — identité {status}, origine : {source}',
     'console.account.establishments': 'Établissements',
     'console.account.establishments.none': 'Aucun établissement.',
     'console.account.establishment.basis.all': 'tous les comptes',
@@ -238,7 +238,7 @@ export const consolePeopleMessages = {
     'console.account.identity': 'National identity',
     'console.account.identity.none': 'No national identity linked.',
     'console.account.identity.link':
-      'Registry {registry}, identifier {idNat} — status {status}, source {source}',
+      'Registry {registry}, identifier {idNat} — identity {status}, source: {source}',
     'console.account.establishments': 'Establishments',
     'console.account.establishments.none': 'No establishment.',
     'console.account.establishment.basis.all': 'every account',

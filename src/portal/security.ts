@@ -7,7 +7,9 @@ import { recentForAccount } from '../audit/recent.ts';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { Database } from '../db/types.ts';
 import { requestPscLink } from '../federation/psc-login-routes.ts';
-import { type MessageId, messages, supportContact, translator } from '../i18n/messages.ts';
+import { labeller } from '../i18n/labels.ts';
+import { type MessageId, supportContact, translator } from '../i18n/messages.ts';
+import { timeFormat } from '../i18n/time.ts';
 import { type CsrfTokens, FormError, readForm } from '../interaction/form.ts';
 import { revokeOwnKey } from '../methods/webauthn/routes.ts';
 import type { CredentialStore } from '../methods/webauthn/store.ts';
@@ -17,7 +19,6 @@ import { endSessions } from '../sessions/end-sessions.ts';
 import { type Confirmation, confirmed, renderConfirmation } from './confirm.ts';
 import { type PortalDeps, pageFrame, renderPage } from './routes.ts';
 import type { SignedIn } from './sign-in.ts';
-import { parisTime } from './time.ts';
 
 export const PORTAL_SECURITY_PATH = '/portal/security';
 /** Sign-in records shown. */
@@ -101,7 +102,8 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
     if (!who) return flow.redirectToSignIn(ctx, 'portal', PORTAL_SECURITY_PATH);
     const frame = await pageFrame(frameDeps, ctx, who);
     const t = translator(frame.locale);
-    const time = parisTime(frame.locale);
+    const time = timeFormat(frame.locale, config.ui.timeZone);
+    const label = labeller(frame.locale);
     const accountId = who.account.id;
     const [keys, link, signIns, sessions, clients] = await Promise.all([
       deps.credentials?.listForAccount(accountId),
@@ -111,10 +113,7 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
       deps.clients.listMetadata(),
     ]);
     const clientName = new Map(clients.map((c) => [c.client_id, String(c.client_name ?? c.client_id)]));
-    const method = (id: string | null) => {
-      const key = `method.${id}`;
-      return id === null ? '' : key in messages.fr ? t(key as MessageId) : id;
-    };
+    const method = (id: string | null) => (id === null ? '' : label('method', id));
     renderPage(views, ctx, 200, 'portal-security', {
       ...frame,
       csrf: csrf.issue(binding(who)),
@@ -137,8 +136,8 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
       identity: link && {
         idNat: link.idNat,
         registry: t(`identity.registry.${link.origin}`),
-        status: t(`portal.security.identity.status.${link.status}`),
-        source: t(`portal.security.identity.source.${link.source}`),
+        status: label('linkStatus', link.status),
+        source: label('linkSource', link.source),
         verifiedAt: link.verifiedAt ? time.full(link.verifiedAt) : undefined,
         checkedAt: link.checkedAt ? time.full(link.checkedAt) : undefined,
         updatedAt: time.full(link.updatedAt),

@@ -10,6 +10,7 @@ import type { Config } from '../../config/schema.ts';
 import type { Database } from '../../db/types.ts';
 import type { Views } from '../../http/views.ts';
 import { type MessageId, negotiateLocale, supportContact, translator } from '../../i18n/messages.ts';
+import { timeFormat } from '../../i18n/time.ts';
 import { type CsrfTokens, FormError, readForm } from '../../interaction/form.ts';
 import { readSsoSession, type SsoSession } from '../../interaction/sso-session.ts';
 import type { ProviderHost } from '../../oidc/host.ts';
@@ -155,11 +156,7 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
     const t = translator(p.locale);
     const keys = await credentials.listForAccount(account.id);
     const done = DONE.find((d) => d === ctx.query.done);
-    const format = new Intl.DateTimeFormat(p.locale === 'fr' ? 'fr-FR' : 'en-GB', {
-      dateStyle: 'medium',
-      timeStyle: 'short',
-      timeZone: 'Europe/Paris',
-    });
+    const format = { format: timeFormat(p.locale, config.ui.timeZone).full };
     renderPage(views, ctx, extra.status ?? 200, 'webauthn-keys', {
       ...p,
       csrf: csrf.issue(binding(session)),
