@@ -34,7 +34,7 @@ describe('loadConfig', () => {
     expect(config.demo).toBe(true);
     expect(config.issuer).toBe('http://localhost:3000');
     expect(config.http).toEqual({
-      host: '0.0.0.0',
+      host: '127.0.0.1',
       port: 3000,
       trustProxy: false,
       clientCertVerifyHeader: 'x-ssl-client-verify',

@@ -15,7 +15,7 @@ import { PGliteDialect } from '../src/db/pglite-dialect.ts';
 import { RelayDialect } from '../src/db/relay-dialect.ts';
 import { startRelay } from '../src/db/relay-server.ts';
 import { cleanEnv, REPO_ROOT, runCli } from './helpers/cli.ts';
-import { freePort } from './helpers/net.ts';
+import { AddressInUseError, withPorts } from './helpers/net.ts';
 import { startTestServer } from './helpers/server.ts';
 
 // One process at a time owns an embedded (PGlite) data directory: PGlite itself has no guard, and two
@@ -162,10 +162,15 @@ describe('the command line beside a server on an embedded (PGlite) data director
   });
 
   it('a second server on the directory fails at once with a clear message; kill -9 of the first frees it', async () => {
-    const first = await serve(envFor(dataDir, encryptionKey, await freePort()), 180_000);
+    const { first, port } = await withPorts(1, async ([port = 0]) => {
+      const first = await serve(envFor(dataDir, encryptionKey, port), 180_000);
+      if (first.child.exitCode !== null && /EADDRINUSE/.test(first.output())) throw new AddressInUseError();
+      return { first, port };
+    });
     try {
       expect(first.output()).toContain('Passerelle is serving');
-      const second = await serve(envFor(dataDir, encryptionKey, await freePort()), 120_000);
+      // The same port: the second must stop at the directory's lock, before it would listen.
+      const second = await serve(envFor(dataDir, encryptionKey, port), 120_000);
       if (second.child.exitCode === null) second.child.kill('SIGKILL');
       const code = await second.exited;
       expect(code, second.output()).toBe(75);

@@ -548,7 +548,7 @@ export function registerUserKeys(users: Command): void {
           const state = k.revokedAt
             ? `revoked ${k.revokedAt.toISOString()}`
             : k.flaggedAt
-              ? `flagged ${k.flagReason ?? ''} ${k.flaggedAt.toISOString()}`
+              ? `blocked (possible cloning: ${k.flagReason ?? 'flagged'}) since ${k.flaggedAt.toISOString()}`
               : 'active';
           const lastUse = k.lastUsedAt ? k.lastUsedAt.toISOString() : 'never used';
           out(`${k.id}\t${k.name}\t${k.aaguid}\t${k.createdAt.toISOString()}\t${lastUse}\t${state}`);

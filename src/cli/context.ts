@@ -5,6 +5,17 @@ import { createLogger } from '../http/logger.ts';
 export interface GlobalOptions {
   config?: string;
   demo?: boolean;
+  /** `serve --host`: the address to listen on (http.host). */
+  host?: string;
+}
+
+/** The configuration given on the command line (applied over the file and the environment). */
+export function cliOverrides(options: GlobalOptions): Record<string, unknown> | undefined {
+  const overrides = {
+    ...(options.demo ? { demo: true } : {}),
+    ...(options.host ? { http: { host: options.host } } : {}),
+  };
+  return Object.keys(overrides).length ? overrides : undefined;
 }
 
 export class CliError extends Error {
@@ -25,7 +36,7 @@ export function loadCliConfig(
     loaded = loadConfig({
       env: process.env,
       file: options.config,
-      overrides: options.demo ? { demo: true } : undefined,
+      overrides: cliOverrides(options),
     });
   } catch (err) {
     if (err instanceof ConfigError) throw new CliError(`passerelle: ${err.message}`, CONFIG_EXIT_CODE);

@@ -18,8 +18,9 @@ program
   .command('serve')
   .description('run the identity provider')
   .option('--demo', 'demo mode: demo account, demo client, public demo secrets')
+  .option('--host <address>', 'address to listen on (http.host; default 0.0.0.0, or 127.0.0.1 in demo mode)')
   .action(async (opts, command: Command) => {
-    await serve({ ...command.optsWithGlobals(), demo: opts.demo });
+    await serve({ ...command.optsWithGlobals(), demo: opts.demo, host: opts.host });
   });
 registerMigrate(program);
 registerKeys(program);

@@ -1,16 +1,29 @@
-import { createServer } from 'node:http';
-import { createPasserelle } from '../app.ts';
+import { createServer, type Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Logger } from 'pino';
+import { createPasserelle, type Passerelle } from '../app.ts';
+import type { Config } from '../config/schema.ts';
 import { linkDemoAccount, startDemoAnnuaire } from '../demo/annuaire.ts';
 import { cardListenerOptions, startCardListener } from '../http/card-listener.ts';
 import { type GlobalOptions, loadCliConfig } from './context.ts';
 
-export async function serve(options: GlobalOptions): Promise<void> {
-  const { loaded, logger } = loadCliConfig(options);
+export interface Serving {
+  /** The configuration served (in demo mode, with the simulated Annuaire Santé). */
+  config: Config;
+  passerelle: Passerelle;
+  server: Server;
+  cardServer: HttpsServer | undefined;
+  /** Stops the servers, background work and the demo's simulator. */
+  stop(): Promise<void>;
+}
+
+/** Starts Passerelle's listeners and background work for `config` (what `passerelle serve` runs). */
+export async function startServing(loadedConfig: Config, logger: Logger): Promise<Serving> {
   const demoAnnuaire =
-    loaded.config.demo && !loaded.config.rpps.api.apiKey
-      ? await startDemoAnnuaire(loaded.config, logger)
+    loadedConfig.demo && !loadedConfig.rpps.api.apiKey
+      ? await startDemoAnnuaire(loadedConfig, logger)
       : undefined;
-  const config = demoAnnuaire?.config ?? loaded.config;
+  const config = demoAnnuaire?.config ?? loadedConfig;
   const passerelle = await createPasserelle(config, logger);
   if (demoAnnuaire) await linkDemoAccount(passerelle);
   const server = createServer({ requestTimeout: 30_000, headersTimeout: 15_000 }, passerelle.app.callback());
@@ -29,17 +42,36 @@ export async function serve(options: GlobalOptions): Promise<void> {
   }
   passerelle.start();
   logger.info(
-    { issuer: config.issuer, database: passerelle.services.database.location, port: config.http.port },
+    {
+      issuer: config.issuer,
+      database: passerelle.services.database.location,
+      host: config.http.host,
+      port: config.http.port,
+    },
     `Passerelle is serving ${config.issuer}/.well-known/openid-configuration`,
   );
+  return {
+    config,
+    passerelle,
+    server,
+    cardServer,
+    async stop() {
+      await passerelle.stop(...[server, cardServer].filter((s) => s !== undefined));
+      await demoAnnuaire?.close();
+    },
+  };
+}
+
+export async function serve(options: GlobalOptions): Promise<void> {
+  const { loaded, logger } = loadCliConfig(options);
+  const serving = await startServing(loaded.config, logger);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    passerelle
-      .stop(...[server, cardServer].filter((s) => s !== undefined))
-      .then(() => demoAnnuaire?.close())
+    serving
+      .stop()
       .then(() => process.exit(0))
       .catch((err: unknown) => {
         logger.error({ err }, 'unclean shutdown');

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isTimeZone } from '../i18n/time.ts';
 
 /** http issuers are tolerated only on this machine (development, tests). */
 function isLoopback(url: string): boolean {
@@ -449,7 +450,8 @@ export const configSchema = z
     issuer: z.url().optional(),
     http: z
       .strictObject({
-        host: z.string().default('0.0.0.0'),
+        /** Address to listen on. Default 0.0.0.0; in demo mode 127.0.0.1 (public demo secrets). */
+        host: z.string().min(1).optional(),
         port: port.default(3000),
         /** Trust X-Forwarded-* from the reverse proxy in front of Passerelle. */
         trustProxy: z.boolean().default(false),
@@ -511,7 +513,22 @@ export const configSchema = z
     log: z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
       .prefault({}),
-    ui: z.strictObject({ defaultLocale: z.enum(['fr', 'en']).default('fr') }).prefault({}),
+    ui: z
+      .strictObject({
+        defaultLocale: z.enum(['fr', 'en']).default('fr'),
+        /** The establishment's time zone (IANA): every date and time pages and the command line show. */
+        timeZone: z
+          .string()
+          .refine(isTimeZone, 'an IANA time zone, for example Europe/Paris or Indian/Reunion')
+          .default('Europe/Paris'),
+        /**
+         * Whom a person is told to call when only the IT team can help (a blocked security key), as it
+         * reads after « Contactez » / "Contact", e.g. « le centre de services au 01 23 45 67 89 ».
+         * Default: « votre service informatique » ("your IT service desk").
+         */
+        supportContact: z.string().trim().min(1).max(200).optional(),
+      })
+      .prefault({}),
     /** The administration console (docs/console.md). */
     console: z
       .strictObject({
@@ -863,8 +880,9 @@ export const configSchema = z
 export type RawConfig = z.infer<typeof configSchema>;
 
 export type Config = Readonly<
-  Omit<RawConfig, 'issuer' | 'keys'> & {
+  Omit<RawConfig, 'issuer' | 'keys' | 'http'> & {
     issuer: string;
     keys: RawConfig['keys'] & { encryptionKey: string };
+    http: RawConfig['http'] & { host: string };
   }
 >;
