@@ -9,6 +9,7 @@ import {
   type MetadataValidator,
   toClientMetadata,
 } from '../oidc/clients.ts';
+import type { RedirectUriProblem } from '../oidc/redirect-uris.ts';
 import { renderPage } from '../portal/routes.ts';
 import type { ConsoleGate, ConsoleUser } from './console.ts';
 import { type ConsoleFormDeps, consoleForms, seeOther } from './people-form.ts';
@@ -28,6 +29,7 @@ const READ_ONLY = new Set(['config', 'internal']);
 const FORM_KEYS = [
   'client_name',
   'redirect_uris',
+  'application_type',
   'token_endpoint_auth_method',
   'pkce_required',
   'first_party',
@@ -42,8 +44,17 @@ type FormValues = Record<string, string>;
 
 const text = (v: string | undefined) => (v?.trim() ? v.trim() : undefined);
 
+/** A redirect URI the form gives that cannot be registered (src/oidc/redirect-uris.ts). */
+interface UriProblem {
+  uri: string;
+  problem: RedirectUriProblem;
+}
+
 /** The form's fields, checked like the command line's, as registration metadata. */
-function metadataOf(clientId: string, body: FormValues): { metadata: ClientMetadata } | { error: string } {
+function metadataOf(
+  clientId: string,
+  body: FormValues,
+): { metadata: ClientMetadata } | { error: string } | { uriProblem: UriProblem } {
   const parsed = clientSchema.safeParse({
     clientId,
     clientName: text(body.name),
@@ -56,8 +67,16 @@ function metadataOf(clientId: string, body: FormValues): { metadata: ClientMetad
     firstParty: body.first_party === 'on',
     requiredAcr: text(body.required_acr),
     pscEstablishment: text(body.psc_establishment),
+    applicationType: body.native === 'on' ? 'native' : 'web',
   });
   if (!parsed.success) {
+    // Named in French with the rule it breaks.
+    for (const issue of parsed.error.issues) {
+      const params = (issue as { params?: { redirectUri?: string; problem?: RedirectUriProblem } }).params;
+      if (params?.redirectUri && params.problem) {
+        return { uriProblem: { uri: params.redirectUri, problem: params.problem } };
+      }
+    }
     return { error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };
   }
   const metadata: ClientMetadata = {
@@ -77,6 +96,7 @@ function valuesOf(m: ClientMetadata): FormValues {
     client_id: m.client_id,
     name: s(m.client_name),
     redirect_uris: ((m.redirect_uris as string[] | undefined) ?? []).join('\n'),
+    native: m.application_type === 'native' ? 'on' : '',
     auth_method: s(m.token_endpoint_auth_method) || 'client_secret_basic',
     pkce_required: m.pkce_required === false ? '' : 'on',
     first_party: m.first_party === true ? 'on' : '',
@@ -149,6 +169,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
       status?: number;
       error?: string;
       errorId?: MessageId;
+      uriProblem?: UriProblem;
       secret?: string;
     },
   ) => {
@@ -167,9 +188,13 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
       notice: done ? t(`console.client.done.${done}`) : undefined,
       error: view.errorId
         ? t(view.errorId)
-        : view.error
-          ? t('console.client.invalid', { reason: view.error })
-          : undefined,
+        : view.uriProblem
+          ? t('console.client.invalid', {
+              reason: t(`redirect_uri.problem.${view.uriProblem.problem}`, { uri: view.uriProblem.uri }),
+            })
+          : view.error
+            ? t('console.client.invalid', { reason: view.error })
+            : undefined,
       authMethods: clientAuthMethods,
       levels: config.policy.levels.map((l) => l.acr),
       establishments: config.establishments.map((e) => ({ finess: e.finess, name: e.name })),
@@ -190,7 +215,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
     const clientId = (body.client_id ?? '').trim();
     const values = { ...body, client_id: clientId };
     const checked = metadataOf(clientId, body);
-    if ('error' in checked) return renderForm(ctx, user, { values, status: 400, error: checked.error });
+    if (!('metadata' in checked)) return renderForm(ctx, user, { values, status: 400, ...checked });
     if (await clients.findMetadata(clientId)) {
       return renderForm(ctx, user, { values, status: 409, errorId: 'console.client.exists' });
     }
@@ -266,8 +291,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
   change('/:id', async (ctx, user, { clientId, metadata }, body) => {
     const values = { ...body, client_id: clientId };
     const checked = metadataOf(clientId, body);
-    if ('error' in checked)
-      return renderForm(ctx, user, { clientId, values, status: 400, error: checked.error });
+    if (!('metadata' in checked)) return renderForm(ctx, user, { clientId, values, status: 400, ...checked });
     const updated: ClientMetadata = { ...metadata };
     for (const key of FORM_KEYS) {
       if (checked.metadata[key] === undefined) delete updated[key];
