@@ -25,7 +25,6 @@ import { cardRequest } from '../test/helpers/card-client.ts';
 import { authorizationRequest, discover, TEST_PASSWORD } from '../test/helpers/clients.ts';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/databases.ts';
 import { createIgcSantePki, type IgcSantePki } from '../test/helpers/igc-sante-pki.ts';
-import { freePort } from '../test/helpers/net.ts';
 import { BASE_DN, openldapConfig, type Slapd, slapdAvailable, startSlapd } from '../test/helpers/slapd.ts';
 import { percentile } from './load.ts';
 import { cpuByName, cpuDelta, machineInfo, processCpuSeconds } from './proc.ts';
@@ -330,13 +329,18 @@ async function main(): Promise<void> {
     }
     if (only.includes('smartcard')) {
       pki = await createIgcSantePki();
-      const port = await freePort();
+      // bench/server.ts puts the port its card listener got in place of "{cardPort}".
       config.smartcard = {
         trustAnchors: [pki.files.rootFort, pki.files.rootStandard],
         intermediates: [pki.files.intermediates],
         crl: { files: [pki.files.crlFort, pki.files.crlStandard] },
-        listener: { host: '127.0.0.1', port, certFile: pki.files.serverCert, keyFile: pki.files.serverKey },
-        formOrigin: `https://127.0.0.1:${port}`,
+        listener: {
+          host: '127.0.0.1',
+          port: '{cardPort}',
+          certFile: pki.files.serverCert,
+          keyFile: pki.files.serverKey,
+        },
+        formOrigin: 'https://127.0.0.1:{cardPort}',
       };
     }
     log(`starting the server on ${kind}…`);

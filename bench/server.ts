@@ -15,7 +15,8 @@ const url = process.env.BENCH_SERVER_DATABASE_URL || undefined;
 const poolSize = Number(process.env.BENCH_SERVER_POOL_SIZE || 10);
 const counter = new QueryCounter();
 // Extra configuration sections from the driver (bench/login-methods.ts): JSON in which every string
-// "{issuer}" is replaced by the issuer URL once the port is known; BENCH_SERVER_ISSUER_HOST: its host name.
+// "{issuer}" is replaced by the issuer URL once the port is known, and "{cardPort}" by the port of the smart
+// card listener (a number where it is a whole string); BENCH_SERVER_ISSUER_HOST: the issuer's host name.
 const extraConfig = process.env.BENCH_SERVER_CONFIG || '{}';
 const issuerHost = process.env.BENCH_SERVER_ISSUER_HOST || undefined;
 
@@ -25,13 +26,18 @@ const t = await startTestServer(url ? 'postgres' : 'pglite', {
   logLevel: 'warn',
   onQuery: counter.record,
   issuerHost,
-  config: (issuer) => ({
+  config: (issuer, ports) => ({
     demo: false,
     log: { level: 'warn' },
     database: { url, dataDir: 'memory://', poolSize },
     // Production-like: key reload poll every 10 s (the tests use 1 s).
     keys: { encryptionKey: randomBytes(32).toString('base64'), reloadIntervalSeconds: 10 },
-    ...(JSON.parse(extraConfig.replaceAll('{issuer}', issuer)) as Record<string, unknown>),
+    ...(JSON.parse(
+      extraConfig
+        .replaceAll('{issuer}', issuer)
+        .replaceAll('"{cardPort}"', String(ports.card))
+        .replaceAll('{cardPort}', String(ports.card)),
+    ) as Record<string, unknown>),
   }),
 });
 // As `passerelle serve` does: keep-alive connections of the load generator outlive pauses between scenarios.

@@ -394,6 +394,8 @@ export async function createPasserelle(
       audit,
       sessions,
       logger,
+      roles: services.roles,
+      securityUrl: PORTAL_SECURITY_PATH,
     });
     purgers.push(
       () => challenges.purgeExpired(),

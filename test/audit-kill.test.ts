@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +12,7 @@ import { BrowserAgent, followThroughConsent, formAction, formField } from './hel
 import { cleanEnv, REPO_ROOT, runCli } from './helpers/cli.ts';
 import { authorizationRequest, REDIRECT, TEST_PASSWORD } from './helpers/clients.ts';
 import { createTestDatabase, databasesUnderTest, type TestDatabase } from './helpers/databases.ts';
-import { freePort } from './helpers/net.ts';
+import { type Daemon, samePortAgain, startDaemon, withPorts } from './helpers/net.ts';
 
 const USERS = ['nina', 'omar', 'paul'];
 const WORKERS = 6;
@@ -29,27 +28,23 @@ interface Flow {
   accessToken?: string;
 }
 
-async function startServer(env: Record<string, string>, issuer: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['src/cli/main.ts', 'serve'], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
+/** `passerelle serve` on `port` (the issuer's), ready once /readyz answers 200. */
+function startServer(env: Record<string, string>, port: number): Promise<Daemon> {
+  return startDaemon({
+    name: 'passerelle serve',
+    command: process.execPath,
+    args: ['src/cli/main.ts', 'serve'],
+    spawn: {
+      cwd: REPO_ROOT,
+      env: { ...env, PASSERELLE_ISSUER: `http://127.0.0.1:${port}`, PORT: String(port) },
+    },
+    ports: [port],
+    ready: () =>
+      fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      ),
   });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  for (let i = 0; i < 600; i++) {
-    if (child.exitCode !== null) throw new Error(`serve exited (${child.exitCode}): ${stderr}`);
-    const ready = await fetch(new URL('/readyz', issuer)).then(
-      (r) => r.status === 200,
-      () => false,
-    );
-    if (ready) return child;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`serve not ready after 60 s: ${stderr}`);
 }
 
 /** One login of `username` through the forms, then the code redeemed; records each step reached. */
@@ -94,23 +89,21 @@ for (const kind of databasesUnderTest()) {
     let dataDir: string;
     let env: Record<string, string>;
     let issuer: string;
-    let server: ChildProcess | undefined;
+    let server: Daemon | undefined;
 
     beforeAll(async () => {
       database = await createTestDatabase(kind);
       dataDir = mkdtempSync(join(tmpdir(), 'passerelle-kill-'));
-      const port = await freePort();
-      issuer = `http://127.0.0.1:${port}`;
+      // The commands before the server runs need an issuer: the server's is known once it listens.
       env = cleanEnv({
-        PASSERELLE_ISSUER: issuer,
-        PORT: String(port),
+        PASSERELLE_ISSUER: 'http://127.0.0.1:3999',
         PASSERELLE_HTTP__HOST: '127.0.0.1',
         PASSERELLE_KEYS__ENCRYPTION_KEY: randomBytes(32).toString('base64'),
         ...(database.url ? { DATABASE_URL: database.url } : { PASSERELLE_DATABASE__DATA_DIR: dataDir }),
       });
     });
     afterAll(async () => {
-      server?.kill('SIGKILL');
+      server?.child.kill('SIGKILL');
       if (dataDir) rmSync(dataDir, { recursive: true, force: true });
       await database?.drop();
     });
@@ -130,14 +123,17 @@ for (const kind of databasesUnderTest()) {
       const secret = /shown once, store it now\): (\S+)/.exec(added.stdout)?.[1] ?? '';
       expect(secret).not.toBe('');
 
-      server = await startServer(env, issuer);
+      server = await withPorts(1, ([port]) => startServer(env, port as number));
+      const port = server.ports[0] as number;
+      issuer = `http://127.0.0.1:${port}`;
+      env.PASSERELLE_ISSUER = issuer;
       const client = await oidc.discovery(new URL(issuer), 'dpi', undefined, oidc.ClientSecretBasic(secret), {
         execute: [oidc.allowInsecureRequests],
       });
       const flows: Flow[] = [];
       let completed = 0;
       let killed = false;
-      const victim = server;
+      const victim = server.child;
       // Once every worker has logged in a few times, a password sent while another login is past its
       // password is the moment: the process dies with that request in flight and the other past it.
       const passwordSent = () => {
@@ -214,13 +210,13 @@ for (const kind of databasesUnderTest()) {
       const verified = await runCli(['audit', 'verify'], { env });
       expect(verified.code, verified.stdout + verified.stderr).toBe(0);
 
-      // A new process takes over: its logins chain after the dead one's records.
-      server = await startServer(env, issuer);
+      // A new process takes over, on the same port (the client's issuer): its logins chain after the dead
+      // one's records.
+      server = await samePortAgain(() => startServer(env, port));
       const flow: Flow = {};
       await login(client, issuer, 'nina', flow);
       expect(flow.accessToken).toBeTruthy();
-      server.kill('SIGTERM');
-      await once(server, 'exit');
+      await server.stop();
       server = undefined;
       expect((await runCli(['audit', 'verify'], { env })).code).toBe(0);
     }, 180_000);

@@ -25,6 +25,7 @@ import {
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
 import { createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts';
+import { listenOn, samePortAgain, withPorts } from './helpers/net.ts';
 import { startTestServer } from './helpers/server.ts';
 
 interface Parsed {
@@ -113,13 +114,8 @@ class Collector {
     this.#server = tls ? createTlsServer(tls, onConnection) : createServer(onConnection);
   }
 
-  listen(port = 0): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.listen(port, '127.0.0.1', () => {
-        this.port = (this.#server.address() as { port: number }).port;
-        resolve();
-      });
-    });
+  async listen(port = 0): Promise<void> {
+    this.port = await listenOn(this.#server, port);
   }
 
   /** The collector goes down: no new connection, the open ones are cut. */
@@ -217,8 +213,8 @@ for (const kind of databasesUnderTest()) {
       pki?.remove();
     });
 
-    async function forwardThroughOutage(collector: Collector, config: Omit<SyslogConfig, 'port'>) {
-      // The trail is append-only: the forwarder starts after the records of earlier tests.
+    /** The trail is append-only: the forwarder starts after the records of earlier tests. */
+    async function cursorAtEnd() {
       const last = await env.db
         .selectFrom('audit_event')
         .select((eb) => eb.fn.max('seq').as('seq'))
@@ -228,7 +224,13 @@ for (const kind of databasesUnderTest()) {
         .insertInto('audit_forward_cursor')
         .values({ name: 'syslog', last_seq: String(last?.seq ?? 0) })
         .execute();
-      await collector.listen();
+    }
+
+    async function forwardThroughOutage(collector: Collector, config: Omit<SyslogConfig, 'port'>) {
+      await cursorAtEnd();
+      // Outside the ephemeral range (withPorts): while the collector is down, no outgoing connection can
+      // take its port as source port, and it comes back on it.
+      await withPorts(1, ([port]) => collector.listen(port));
       const log = warnings();
       const forwarder = new SyslogForwarder(env.db, { ...config, port: collector.port }, log.logger, {
         pollIntervalMs: 20,
@@ -241,7 +243,7 @@ for (const kind of databasesUnderTest()) {
         await collector.close();
         const during = await appendEvents(env.db, env.trail, events(7, 10));
         await until(() => log.count() >= 2, 'two failed attempts while the collector is down');
-        await collector.listen(collector.port);
+        await samePortAgain(() => collector.listen(collector.port));
         await until(() => collector.messages.length >= 17, 'the records written during the outage');
         const after = await appendEvents(env.db, env.trail, events(3, 17));
         await until(() => collector.messages.length >= 20, 'the records written after the outage');
@@ -332,6 +334,43 @@ for (const kind of databasesUnderTest()) {
         expect(collector.messages).toEqual([]);
         const cursor = await env.db.selectFrom('audit_forward_cursor').selectAll().executeTakeFirstOrThrow();
         expect(String(cursor.last_seq)).toBe('0');
+      } finally {
+        await forwarder.stop();
+        await collector.close();
+      }
+    });
+
+    it('a batch after the collector closed the connection stays queued, not counted as sent', async () => {
+      await cursorAtEnd();
+      const collector = new Collector();
+      await withPorts(1, ([port]) => collector.listen(port));
+      const forwarder = new SyslogForwarder(
+        env.db,
+        {
+          host: '127.0.0.1',
+          port: collector.port,
+          tls: false,
+          facility: 'auth',
+          batchSize: 100,
+          retrySeconds: 1,
+        },
+        pino({ level: 'silent' }),
+      );
+      try {
+        const before = await appendEvents(env.db, env.trail, events(2, 0));
+        expect((await forwarder.forwardOnce()).kind).toBe('sent');
+        await until(() => collector.messages.length === 2, 'the first records');
+        // The collector goes down; the forwarder's next batch comes before any other turn of the event loop
+        // (PGlite answers without I/O): it must notice the closed connection, not write into it.
+        await collector.close();
+        const during = await appendEvents(env.db, env.trail, events(3, 2));
+        await expect(forwarder.forwardOnce()).rejects.toThrow(/ECONNREFUSED/);
+        const cursor = await env.db.selectFrom('audit_forward_cursor').selectAll().executeTakeFirstOrThrow();
+        expect(String(cursor.last_seq)).toBe(before.at(-1));
+        await samePortAgain(() => collector.listen(collector.port));
+        expect(await forwarder.forwardOnce()).toMatchObject({ kind: 'sent', count: 3 });
+        await until(() => collector.messages.length === 5, 'the queued records');
+        expect(collector.seqs()).toEqual([...before, ...during]);
       } finally {
         await forwarder.stop();
         await collector.close();

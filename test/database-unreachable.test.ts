@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/load.ts';
 import { cleanEnv, runCli } from './helpers/cli.ts';
-import { freePort } from './helpers/net.ts';
+import { REFUSED_PORT } from './helpers/net.ts';
 
 // A PostgreSQL server that cannot be reached at start is named (host, port, the URL without its password),
 // after a bounded wait, with its own exit code: not « migration (unknown) failed ».
@@ -18,8 +18,8 @@ function configProblems(env: Record<string, string>): string[] {
 
 describe('a database that cannot be reached at start', { timeout: 60_000 }, () => {
   it('names the host, the port and DATABASE_URL (without the password) and exits 69 after the bounded wait', async () => {
-    // Nothing listens there: the port was free a moment ago and nothing binds it here.
-    const port = await freePort();
+    // Nothing can listen there: connecting is refused at once.
+    const port = REFUSED_PORT;
     const url = `postgres://passerelle:Tr3s-secret@127.0.0.1:${port}/passerelle`;
     const started = Date.now();
     const result = await runCli(['serve'], {
@@ -27,7 +27,6 @@ describe('a database that cannot be reached at start', { timeout: 60_000 }, () =
         PASSERELLE_DEMO: 'true',
         DATABASE_URL: url,
         PASSERELLE_DATABASE__CONNECT_TIMEOUT_SECONDS: '2',
-        PORT: String(await freePort()),
       }),
       timeoutMs: 45_000,
     });

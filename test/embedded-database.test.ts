@@ -3,15 +3,19 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { sql } from 'kysely';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { chainRows } from '../src/audit/chain.ts';
 import { listCheckpoints } from '../src/audit/checkpoints.ts';
 import { installationKeyring } from '../src/audit/keyring.ts';
 import { verifyChain } from '../src/audit/verify.ts';
 import { connectDatabase, type DatabaseHandle } from '../src/db/connect.ts';
+import { PGliteDialect } from '../src/db/pglite-dialect.ts';
+import { RelayDialect } from '../src/db/relay-dialect.ts';
+import { startRelay } from '../src/db/relay-server.ts';
 import { cleanEnv, REPO_ROOT, runCli } from './helpers/cli.ts';
-import { freePort } from './helpers/net.ts';
+import { AddressInUseError, withPorts } from './helpers/net.ts';
 import { startTestServer } from './helpers/server.ts';
 
 // One process at a time owns an embedded (PGlite) data directory: PGlite itself has no guard, and two
@@ -156,10 +160,15 @@ describe('the command line beside a server on an embedded (PGlite) data director
   it('a second server on the directory fails at once with a clear message; kill -9 of the first frees it', async () => {
     const dataDir = freshDataDir();
     const encryptionKey = randomBytes(32).toString('base64');
-    const first = await serve(envFor(dataDir, encryptionKey, await freePort()));
+    const { first, port } = await withPorts(1, async ([port = 0]) => {
+      const first = await serve(envFor(dataDir, encryptionKey, port));
+      if (first.child.exitCode !== null && /EADDRINUSE/.test(first.output())) throw new AddressInUseError();
+      return { first, port };
+    });
     try {
       expect(first.output()).toContain('Passerelle is serving');
-      const second = await serve(envFor(dataDir, encryptionKey, await freePort()), 20_000);
+      // The same port: the second must stop at the directory's lock, before it would listen.
+      const second = await serve(envFor(dataDir, encryptionKey, port), 20_000);
       if (second.child.exitCode === null) second.child.kill('SIGKILL');
       const code = await second.exited;
       expect(code, second.output()).toBe(75);
@@ -243,6 +252,45 @@ describe('the relay of an embedded database', { timeout: 60_000 }, () => {
       expect(await count(alone)).toBe(0);
     } finally {
       await alone.close();
+    }
+  });
+  it('cuts off a client that holds the database and says nothing, rolling back its transaction', async () => {
+    const owner = new Kysely<{ t: { n: number } }>({ dialect: new PGliteDialect(new PGlite('memory://')) });
+    await sql`create table t (n int primary key)`.execute(owner);
+    const socketPath = join(freshDataDir(), 'relay.sock');
+    const relay = await startRelay(owner as Kysely<unknown>, socketPath, { idleHoldMs: 300 });
+    const dialect = await RelayDialect.connect(socketPath);
+    const client = new Kysely<{ t: { n: number } }>({ dialect });
+    try {
+      let stalled!: () => void;
+      const stall = new Promise<void>((resolve) => {
+        stalled = resolve;
+      });
+      let resume!: () => void;
+      const resumed = new Promise<void>((resolve) => {
+        resume = resolve;
+      });
+      const left = client
+        .transaction()
+        .execute(async (trx) => {
+          await sql`insert into t values (5)`.execute(trx);
+          stalled();
+          // Stopped (Ctrl+Z, a hung prompt): its connection goes quiet while the transaction is open.
+          await resumed;
+          await sql`insert into t values (6)`.execute(trx);
+        })
+        .catch((err: unknown) => err);
+      await stall;
+      // The owner waits for the held database, then goes on once the silent client is cut off.
+      const seen = await sql<{ n: number }>`select count(*)::int as n from t`.execute(owner);
+      expect(seen.rows[0]?.n).toBe(0);
+      resume();
+      expect(String(await left)).toMatch(/lost/);
+      expect((await sql<{ n: number }>`select count(*)::int as n from t`.execute(owner)).rows[0]?.n).toBe(0);
+    } finally {
+      await dialect.close();
+      await relay.close();
+      await owner.destroy();
     }
   });
 });

@@ -5,7 +5,7 @@ import type { LdapConfig } from '../src/config/schema.ts';
 import { DirectoryUnavailableError } from '../src/methods/ldap/client.ts';
 import { LdapDirectory } from '../src/methods/ldap/directory.ts';
 import { ldapReadinessCheck } from '../src/methods/ldap/health.ts';
-import { freePort } from './helpers/net.ts';
+import { REFUSED_PORT } from './helpers/net.ts';
 import {
   GENERATED_PASSWORD,
   GROUPS_DN,
@@ -176,8 +176,8 @@ describe.skipIf(!available)('LDAP directory against OpenLDAP slapd', () => {
   });
 
   it('fails over in order: a refused first URL, then a hung one, are skipped', async () => {
-    const deadPort = await freePort();
-    const refused = directory({ urls: [`ldaps://127.0.0.1:${deadPort}`, slapd.ldapsUrl] });
+    // Port 0: nothing can listen there, the connection is refused.
+    const refused = directory({ urls: [`ldaps://127.0.0.1:${REFUSED_PORT}`, slapd.ldapsUrl] });
     expect((await refused.checkPassword('alice', ALICE.password)).ok).toBe(true);
 
     const silent = await silentServer();

@@ -7,6 +7,7 @@ import { PortalAgent } from './helpers/portal-agent.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   chromiumAvailable,
+  confirmAct,
   enrollVirtualKey,
   launchChromium,
   missingChromiumSuite,
@@ -156,10 +157,7 @@ if (!chromiumAvailable()) {
         await signedIn(user.username);
         expect(await consoleSessionRows(user.id)).toBe(2);
         await page.getByRole('button', { name: fr['console.account.sessions.end'] }).click();
-        // A confirmation page, when there is one, is confirmed.
-        await page.waitForLoadState();
-        const confirm = page.getByRole('button', { name: /^Confirmer/ });
-        if (await confirm.count()) await confirm.click();
+        await confirmAct(page);
         await page
           .getByRole('status')
           .filter({ hasText: fr['console.account.done.sessions_ended'] })

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -8,7 +7,7 @@ import { messages } from '../src/i18n/messages.ts';
 import { REPO_ROOT } from './helpers/cli.ts';
 import { missingComponentSuite } from './helpers/components.ts';
 import { createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts';
-import { freePort, portOpen } from './helpers/net.ts';
+import { type Daemon, startDaemon, withPorts } from './helpers/net.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const NGINX = '/usr/sbin/nginx';
@@ -52,14 +51,12 @@ if (!existsSync(NGINX)) {
   describe('deploy/nginx/passerelle-internet.conf with nginx', () => {
     let t: TestServer;
     let pki: IgcSantePki;
-    let nginx: ChildProcess;
+    let nginx: Daemon | undefined;
     let port: number;
     let dir: string;
-    let stderr = '';
 
     beforeAll(async () => {
       pki = await createIgcSantePki();
-      port = await freePort();
       dir = mkdtempSync(join(tmpdir(), 'passerelle-nginx-'));
       mkdirSync(join(dir, 'logs'));
       t = await startTestServer('pglite', {
@@ -67,32 +64,33 @@ if (!existsSync(NGINX)) {
         config: { http: { trustProxy: true } },
       });
       const upstreamPort = new URL(t.issuer).port;
-      // The sample as shipped, with this machine's ports, files and host name.
-      const site = readFileSync(SAMPLE, 'utf8')
-        .replace('server 127.0.0.1:3000;', `server 127.0.0.1:${upstreamPort};`)
-        .replace('listen 443 ssl http2;', `listen 127.0.0.1:${port} ssl;`)
-        .replace('listen [::]:443 ssl http2;', '')
-        .replaceAll('passerelle.hopital.example;', 'localhost;')
-        .replace(/ssl_certificate \S+;/, `ssl_certificate ${pki.files.serverCert};`)
-        .replace(/ssl_certificate_key \S+;/, `ssl_certificate_key ${pki.files.serverKey};`)
-        .replaceAll('/var/log/nginx/', `${dir}/logs/`);
-      expect(site).not.toContain('hopital.example');
-      writeFileSync(join(dir, 'site.conf'), site);
-      writeFileSync(
-        join(dir, 'nginx.conf'),
-        `daemon off;\npid ${dir}/nginx.pid;\nerror_log stderr warn;\nevents {}\nhttp {\n  client_body_temp_path ${dir}/body;\n  proxy_temp_path ${dir}/proxy;\n  access_log off;\n  include ${dir}/site.conf;\n}\n`,
-      );
-      nginx = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf')], {
-        stdio: ['ignore', 'ignore', 'pipe'],
+      nginx = await withPorts(1, ([listen]) => {
+        // The sample as shipped, with this machine's ports, files and host name.
+        const site = readFileSync(SAMPLE, 'utf8')
+          .replace('server 127.0.0.1:3000;', `server 127.0.0.1:${upstreamPort};`)
+          .replace('listen 443 ssl http2;', `listen 127.0.0.1:${listen} ssl;`)
+          .replace('listen [::]:443 ssl http2;', '')
+          .replaceAll('passerelle.hopital.example;', 'localhost;')
+          .replace(/ssl_certificate \S+;/, `ssl_certificate ${pki.files.serverCert};`)
+          .replace(/ssl_certificate_key \S+;/, `ssl_certificate_key ${pki.files.serverKey};`)
+          .replaceAll('/var/log/nginx/', `${dir}/logs/`);
+        expect(site).not.toContain('hopital.example');
+        writeFileSync(join(dir, 'site.conf'), site);
+        writeFileSync(
+          join(dir, 'nginx.conf'),
+          `daemon off;\npid ${dir}/nginx.pid;\nerror_log stderr warn;\nevents {}\nhttp {\n  client_body_temp_path ${dir}/body;\n  proxy_temp_path ${dir}/proxy;\n  access_log off;\n  include ${dir}/site.conf;\n}\n`,
+        );
+        return startDaemon({
+          name: 'nginx',
+          command: NGINX,
+          args: ['-p', dir, '-c', join(dir, 'nginx.conf')],
+          ports: [listen as number],
+        });
       });
-      nginx.stderr?.on('data', (chunk) => {
-        stderr += chunk;
-      });
-      for (let i = 0; i < 100 && !(await portOpen(port)); i++) await new Promise((r) => setTimeout(r, 100));
-      if (!(await portOpen(port))) throw new Error(`nginx did not start: ${stderr}`);
+      port = nginx.ports[0] as number;
     });
     afterAll(async () => {
-      nginx?.kill('SIGTERM');
+      await nginx?.stop();
       await t?.close();
       pki?.remove();
       if (dir) rmSync(dir, { recursive: true, force: true });
@@ -100,7 +98,7 @@ if (!existsSync(NGINX)) {
 
     it('serves what PSC needs: discovery (with the issuer, not the proxy), JWKS, token, userinfo', async () => {
       const discovery = await viaNginx(port, '/.well-known/openid-configuration', pki.serverCa.pem);
-      expect(discovery.status, stderr).toBe(200);
+      expect(discovery.status, nginx?.output()).toBe(200);
       const metadata = JSON.parse(discovery.body) as Record<string, string>;
       expect(metadata.issuer).toBe(t.issuer);
       const jwks = await viaNginx(port, '/jwks', pki.serverCa.pem);

@@ -8,7 +8,7 @@ import { PSC_CALLBACK_PATH } from '../src/methods/psc/index.ts';
 import { EnrollmentCodes } from '../src/methods/webauthn/store.ts';
 import { createUser, discover, rawPost, registerWebClient } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
-import { freePort } from './helpers/net.ts';
+import { openHttpServer } from './helpers/net.ts';
 import { type RelyingParty, startRelyingParty } from './helpers/relying-party.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
@@ -251,12 +251,12 @@ if (!chromiumAvailable()) {
       };
 
       beforeAll(async () => {
-        const pscPort = await freePort();
+        const pscServer = await openHttpServer();
         [t, browser, dpi, service] = await Promise.all([
           // Passerelle is also a client of the same PSC (login through PSC): the loop must stay open.
           startPasserelle(kind, {
             pscLogin: {
-              issuer: `http://127.0.0.1:${pscPort}${REALM_PATH}`,
+              issuer: `${pscServer.origin}${REALM_PATH}`,
               ...PSC_LOGIN_CLIENT,
               allowInsecureHttp: true,
             },
@@ -266,7 +266,7 @@ if (!chromiumAvailable()) {
           startRelyingParty({ name: 'service' }),
         ]);
         psc = await startPscSimulator({
-          port: pscPort,
+          server: pscServer.server,
           clients: [
             { clientId: 'drimbox', clientSecret: 'drimbox-secret', redirectUris: [service.redirectUri] },
             { ...PSC_LOGIN_CLIENT, redirectUris: [`${t.issuer}${PSC_CALLBACK_PATH}`] },

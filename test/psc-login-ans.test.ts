@@ -27,7 +27,7 @@ import {
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
-import { freePort } from './helpers/net.ts';
+import { openHttpServer } from './helpers/net.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { generateProfessionals } from './simulators/annuaire/fixtures.ts';
 import { type PscSimulator, REALM_PATH, startPscSimulator } from './simulators/psc/server.ts';
@@ -315,8 +315,8 @@ for (const kind of databasesUnderTest()) {
     let pscAcr: string | null = 'eidas1';
 
     beforeAll(async () => {
-      const pscPort = await freePort();
-      const pscIssuer = `http://127.0.0.1:${pscPort}${REALM_PATH}`;
+      const pscServer = await openHttpServer();
+      const pscIssuer = `${pscServer.origin}${REALM_PATH}`;
       const pscLogin = { issuer: pscIssuer, ...PSC_CLIENT, allowInsecureHttp: true };
       t = await startTestServer(kind, { config: { pscLogin } });
       network = await startHostileNetwork(pscIssuer);
@@ -331,7 +331,7 @@ for (const kind of databasesUnderTest()) {
         },
       });
       psc = await startPscSimulator({
-        port: pscPort,
+        server: pscServer.server,
         professionals: PROFESSIONALS,
         walletOrigin: true,
         acr: () => pscAcr,

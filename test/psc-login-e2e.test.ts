@@ -5,7 +5,7 @@ import { messages } from '../src/i18n/messages.ts';
 import { PSC_BACKCHANNEL_LOGOUT_PATH, PSC_CALLBACK_PATH } from '../src/methods/psc/index.ts';
 import { createUser, registerWebClient, TEST_PASSWORD } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
-import { freePort } from './helpers/net.ts';
+import { openHttpServer } from './helpers/net.ts';
 import { seriousAccessibilityViolations } from './helpers/page-checks.ts';
 import { type RelyingParty, startRelyingParty } from './helpers/relying-party.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -48,7 +48,7 @@ if (!chromiumAvailable()) {
       let consolePage: Page;
 
       beforeAll(async () => {
-        const pscPort = await freePort();
+        const pscServer = await openHttpServer();
         [t, browser, dpi] = await Promise.all([
           startTestServer(kind, {
             // WebAuthn (the console) needs a host name.
@@ -56,7 +56,7 @@ if (!chromiumAvailable()) {
             config: (issuer) => ({
               webauthn: { rpId: 'localhost', origins: [issuer] },
               pscLogin: {
-                issuer: `http://127.0.0.1:${pscPort}${REALM_PATH}`,
+                issuer: `${pscServer.origin}${REALM_PATH}`,
                 ...PSC_CLIENT,
                 allowInsecureHttp: true,
               },
@@ -66,7 +66,7 @@ if (!chromiumAvailable()) {
           startRelyingParty({ name: 'dpi' }),
         ]);
         psc = await startPscSimulator({
-          port: pscPort,
+          server: pscServer.server,
           walletOrigin: true,
           acr: () => pscAcr,
           psi: { identities: [PSI] },

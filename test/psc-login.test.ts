@@ -19,7 +19,7 @@ import {
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
-import { freePort } from './helpers/net.ts';
+import { openHttpServer, REFUSED_PORT } from './helpers/net.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { type PscSimulator, REALM_PATH, startPscSimulator } from './simulators/psc/server.ts';
 
@@ -39,8 +39,8 @@ for (const kind of databasesUnderTest()) {
     let bruno: { id: string; username: string };
 
     beforeAll(async () => {
-      const pscPort = await freePort();
-      const pscIssuer = `http://127.0.0.1:${pscPort}${REALM_PATH}`;
+      const pscServer = await openHttpServer();
+      const pscIssuer = `${pscServer.origin}${REALM_PATH}`;
       t = await startTestServer(kind, {
         config: {
           pscLogin: { issuer: pscIssuer, ...PSC_CLIENT, allowInsecureHttp: true },
@@ -48,7 +48,7 @@ for (const kind of databasesUnderTest()) {
         },
       });
       psc = await startPscSimulator({
-        port: pscPort,
+        server: pscServer.server,
         clients: [
           {
             ...PSC_CLIENT,
@@ -144,7 +144,8 @@ for (const kind of databasesUnderTest()) {
         ok: false,
         detail: 'discovery names another issuer',
       });
-      const nowhere = `http://127.0.0.1:${await freePort()}${REALM_PATH}`;
+      // Port 0: nothing can listen there, the connection is refused.
+      const nowhere = `http://127.0.0.1:${REFUSED_PORT}${REALM_PATH}`;
       await expect(pscDiscoveryCheck({ issuer: nowhere }).run()).rejects.toThrow();
     });
 

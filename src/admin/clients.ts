@@ -9,8 +9,9 @@ import {
   type MetadataValidator,
   toClientMetadata,
 } from '../oidc/clients.ts';
-import type { RedirectUriProblem } from '../oidc/redirect-uris.ts';
+import { confirmed, renderConfirmation } from '../portal/confirm.ts';
 import { renderPage } from '../portal/routes.ts';
+import { type ClientFormProblem, clientFormError } from './client-form-errors.ts';
 import type { ConsoleGate, ConsoleUser } from './console.ts';
 import { type ConsoleFormDeps, consoleForms, seeOther } from './people-form.ts';
 import { sectionRoles } from './sections.ts';
@@ -44,24 +45,19 @@ type FormValues = Record<string, string>;
 
 const text = (v: string | undefined) => (v?.trim() ? v.trim() : undefined);
 
-/** A redirect URI the form gives that cannot be registered (src/oidc/redirect-uris.ts). */
-interface UriProblem {
-  uri: string;
-  problem: RedirectUriProblem;
-}
-
 /** The form's fields, checked like the command line's, as registration metadata. */
 function metadataOf(
   clientId: string,
   body: FormValues,
-): { metadata: ClientMetadata } | { error: string } | { uriProblem: UriProblem } {
+): { metadata: ClientMetadata } | { error: ClientFormProblem } {
+  const redirectUris = (body.redirect_uris ?? '')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
   const parsed = clientSchema.safeParse({
     clientId,
     clientName: text(body.name),
-    redirectUris: (body.redirect_uris ?? '')
-      .split(/\r?\n/)
-      .map((l) => l.trim())
-      .filter(Boolean),
+    redirectUris,
     tokenEndpointAuthMethod: body.auth_method,
     pkceRequired: body.pkce_required === 'on',
     firstParty: body.first_party === 'on',
@@ -70,14 +66,7 @@ function metadataOf(
     applicationType: body.native === 'on' ? 'native' : 'web',
   });
   if (!parsed.success) {
-    // Named in French with the rule it breaks.
-    for (const issue of parsed.error.issues) {
-      const params = (issue as { params?: { redirectUri?: string; problem?: RedirectUriProblem } }).params;
-      if (params?.redirectUri && params.problem) {
-        return { uriProblem: { uri: params.redirectUri, problem: params.problem } };
-      }
-    }
-    return { error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };
+    return { error: { kind: 'form', issues: parsed.error.issues, redirectUris } };
   }
   const metadata: ClientMetadata = {
     ...toClientMetadata(parsed.data),
@@ -88,6 +77,11 @@ function metadataOf(
   for (const key of Object.keys(metadata)) if (metadata[key] === undefined) delete metadata[key];
   return { metadata };
 }
+
+const engineRefusal = (err: unknown): ClientFormProblem => ({
+  kind: 'engine',
+  message: (err as Error).message,
+});
 
 /** The form's values from a stored registration. */
 function valuesOf(m: ClientMetadata): FormValues {
@@ -167,9 +161,8 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
       values: FormValues;
       readOnly?: 'config' | 'internal';
       status?: number;
-      error?: string;
+      error?: ClientFormProblem;
       errorId?: MessageId;
-      uriProblem?: UriProblem;
       secret?: string;
     },
   ) => {
@@ -188,13 +181,9 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
       notice: done ? t(`console.client.done.${done}`) : undefined,
       error: view.errorId
         ? t(view.errorId)
-        : view.uriProblem
-          ? t('console.client.invalid', {
-              reason: t(`redirect_uri.problem.${view.uriProblem.problem}`, { uri: view.uriProblem.uri }),
-            })
-          : view.error
-            ? t('console.client.invalid', { reason: view.error })
-            : undefined,
+        : view.error
+          ? t('console.client.invalid', { reason: clientFormError(f.locale, view.error) })
+          : undefined,
       authMethods: clientAuthMethods,
       levels: config.policy.levels.map((l) => l.acr),
       establishments: config.establishments.map((e) => ({ finess: e.finess, name: e.name })),
@@ -223,7 +212,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
     try {
       ({ generatedSecret } = await clients.save(checked.metadata, 'cli', validateClient));
     } catch (err) {
-      return renderForm(ctx, user, { values, status: 400, error: (err as Error).message });
+      return renderForm(ctx, user, { values, status: 400, error: engineRefusal(err) });
     }
     await record(ctx, user, 'admin.client.added', clientId, {
       authMethod: checked.metadata.token_endpoint_auth_method,
@@ -301,7 +290,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
     try {
       ({ generatedSecret } = await clients.save(updated, 'cli', validateClient));
     } catch (err) {
-      return renderForm(ctx, user, { clientId, values, status: 400, error: (err as Error).message });
+      return renderForm(ctx, user, { clientId, values, status: 400, error: engineRefusal(err) });
     }
     await record(ctx, user, 'admin.client.updated', clientId, {
       authMethod: updated.token_endpoint_auth_method,
@@ -312,17 +301,41 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
     await renderForm(ctx, user, { clientId, values: valuesOf(updated), secret: generatedSecret });
   });
 
-  change('/:id/rotate-secret', async (ctx, user, { clientId, metadata }) => {
+  /** A destructive change asks first (its confirmation page posts the same form with `confirm=yes`). */
+  const confirmedOr = async (
+    ctx: Context,
+    user: ConsoleUser,
+    clientId: string,
+    body: FormValues,
+    act: 'remove_client' | 'rotate_secret',
+    confirmLabel: 'console.client.remove' | 'console.client.rotate',
+  ): Promise<boolean> => {
+    if (confirmed(body)) return true;
+    const f = await forms.frame(ctx, user);
+    const t = translator(f.locale);
+    renderConfirmation(views, ctx, { ...f, section: 'clients' }, body, {
+      question: t(`console.confirm.${act}`, { client: clientId }),
+      consequence: t(`console.confirm.${act}.consequence`),
+      confirmLabel: t(confirmLabel),
+      cancelUrl: `${PREFIX}/${encodeURIComponent(clientId)}`,
+      csrf: forms.token(user),
+    });
+    return false;
+  };
+
+  change('/:id/rotate-secret', async (ctx, user, { clientId, metadata }, body) => {
     const values = valuesOf(metadata);
     if (!['client_secret_basic', 'client_secret_post'].includes(values.auth_method ?? '')) {
       return renderForm(ctx, user, { clientId, values, status: 409, errorId: 'console.client.no_secret' });
     }
+    if (!(await confirmedOr(ctx, user, clientId, body, 'rotate_secret', 'console.client.rotate'))) return;
     const secret = await clients.rotateSecret(clientId);
     await record(ctx, user, 'admin.client.secret_rotated', clientId);
     await renderForm(ctx, user, { clientId, values, secret });
   });
 
-  change('/:id/remove', async (ctx, user, { clientId }) => {
+  change('/:id/remove', async (ctx, user, { clientId }, body) => {
+    if (!(await confirmedOr(ctx, user, clientId, body, 'remove_client', 'console.client.remove'))) return;
     await clients.remove(clientId);
     await record(ctx, user, 'admin.client.removed', clientId);
     seeOther(ctx, PREFIX, 'removed');

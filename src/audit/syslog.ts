@@ -241,6 +241,9 @@ export class SyslogForwarder {
   }
 
   async #send(payload: string): Promise<void> {
+    // A connection the collector closed is still writable until its end is read: the bytes would be
+    // taken and lost. One turn of the event loop reads what arrived (the 'end' forgets the socket).
+    if (this.#socket) await new Promise((resolve) => setImmediate(resolve));
     const socket = this.#socket ?? (await this.#connect());
     await new Promise<void>((resolve, reject) => {
       const onClose = () => reject(new Error('connection closed by the collector'));

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isTimeZone } from '../i18n/time.ts';
 import { APPLICATION_TYPES, redirectUriIssues, redirectUriMessage } from '../oidc/redirect-uris.ts';
 
 /** http issuers are tolerated only on this machine (development, tests). */
@@ -541,6 +542,11 @@ export const configSchema = z
     ui: z
       .strictObject({
         defaultLocale: z.enum(['fr', 'en']).default('fr'),
+        /** The establishment's time zone (IANA): every date and time pages and the command line show. */
+        timeZone: z
+          .string()
+          .refine(isTimeZone, 'an IANA time zone, for example Europe/Paris or Indian/Reunion')
+          .default('Europe/Paris'),
         /**
          * Whom a person is told to call when only the IT team can help (a blocked security key), as it
          * reads after « Contactez » / "Contact", e.g. « le centre de services au 01 23 45 67 89 ».

@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { DatabaseStartError, EX_CONFIG, EX_TEMPFAIL, EX_UNAVAILABLE } from './errors.ts';
 import { PGliteDialect } from './pglite-dialect.ts';
-import { RelayDialect } from './relay-dialect.ts';
+import { RelayDialect, relayAnswers } from './relay-dialect.ts';
 import { relaySocketPath } from './relay-frames.ts';
 import { startRelay } from './relay-server.ts';
 import type { Database } from './types.ts';
@@ -215,7 +215,10 @@ async function openShared(dataDir: string, log: LogOption): Promise<DatabaseHand
         db,
         kind: 'pglite',
         location: `pglite:${dataDir} (through the running server)`,
-        close: () => db.destroy(),
+        async close() {
+          await db.destroy();
+          await relay.close();
+        },
       };
     }
     // Held by another command (or a server still starting): wait a little for it.
@@ -227,11 +230,7 @@ async function openShared(dataDir: string, log: LogOption): Promise<DatabaseHand
 /** Whether a server answers on the directory's relay: it says who holds the directory. */
 async function serverRunning(dataDir: string): Promise<boolean> {
   const socketPath = relaySocketPath(dataDir);
-  if (!socketPath) return false;
-  const relay = await RelayDialect.connect(socketPath).catch(() => undefined);
-  if (!relay) return false;
-  await new Kysely<Database>({ dialect: relay }).destroy();
-  return true;
+  return socketPath ? relayAnswers(socketPath) : false;
 }
 
 async function dataDirInUse(dataDir: string): Promise<DatabaseStartError> {

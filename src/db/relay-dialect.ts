@@ -191,6 +191,11 @@ export class RelayDialect implements Dialect {
     return new RelayDialect(await RelayChannel.open(path));
   }
 
+  /** Closes the socket (Kysely's destroy reaches the driver only once a statement has run). */
+  close(): Promise<void> {
+    return this.#channel.close();
+  }
+
   createAdapter() {
     return new PostgresAdapter();
   }
@@ -203,4 +208,11 @@ export class RelayDialect implements Dialect {
   createQueryCompiler() {
     return new PostgresQueryCompiler();
   }
+}
+
+/** Whether a relay answers at `path` (a server owns the directory). */
+export async function relayAnswers(path: string): Promise<boolean> {
+  const channel = await RelayChannel.open(path).catch(() => undefined);
+  await channel?.close();
+  return channel !== undefined;
 }

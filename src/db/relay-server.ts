@@ -9,6 +9,11 @@ import { errorFields, FrameReader, frame, type RelayRequest, type RelayResponse 
  */
 const IDLE_HOLD_MS = 30_000;
 
+export interface RelayOptions {
+  /** How long a client holding the database may stay silent (default 30 s). */
+  idleHoldMs?: number;
+}
+
 export interface Relay {
   close(): Promise<void>;
 }
@@ -26,14 +31,19 @@ interface Held {
  * connection (for a transaction) holds the database alone until it releases it, or until its socket closes,
  * which rolls back what it left open.
  */
-export async function startRelay(db: Kysely<unknown>, socketPath: string): Promise<Relay> {
+export async function startRelay(
+  db: Kysely<unknown>,
+  socketPath: string,
+  options: RelayOptions = {},
+): Promise<Relay> {
+  const idleHoldMs = options.idleHoldMs ?? IDLE_HOLD_MS;
   // The lock is ours: a socket file left here is a dead owner's.
   rmSync(socketPath, { force: true });
   const clients = new Set<Promise<void>>();
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
-    const ended = serveClient(db, socket);
+    const ended = serveClient(db, socket, idleHoldMs);
     clients.add(ended);
     void ended.finally(() => {
       clients.delete(ended);
@@ -82,7 +92,7 @@ function hold(db: Kysely<unknown>): Promise<Held> {
   });
 }
 
-function serveClient(db: Kysely<unknown>, socket: Socket): Promise<void> {
+function serveClient(db: Kysely<unknown>, socket: Socket, idleHoldMs: number): Promise<void> {
   const reader = new FrameReader();
   let held: Held | undefined;
   let closed = false;
@@ -141,7 +151,7 @@ function serveClient(db: Kysely<unknown>, socket: Socket): Promise<void> {
   };
 
   return new Promise<void>((resolve) => {
-    socket.setTimeout(IDLE_HOLD_MS, () => {
+    socket.setTimeout(idleHoldMs, () => {
       if (held && !busy) socket.destroy();
     });
     socket.on('data', (chunk: Buffer) => {

@@ -20,6 +20,26 @@ export const consolePeopleMessages = {
     'console.account.disabled_since': 'Désactivé depuis le {date}.',
     'console.account.enabled': 'Actif.',
     'console.account.disable': 'Désactiver le compte',
+    'console.confirm.disable': 'Désactiver le compte {username} ?',
+    'console.confirm.disable.consequence':
+      'Cette personne ne pourra plus se connecter, par aucun moyen, tant que le compte ne sera pas réactivé.',
+    'console.confirm.revoke_key': 'Révoquer la clé « {name} » du compte {username} ?',
+    'console.confirm.revoke_key.consequence':
+      'Elle ne permettra plus de se connecter ; c’est définitif. Une nouvelle clé s’enregistre avec un code d’enregistrement.',
+    'console.confirm.revoke_key.submit': 'Révoquer la clé',
+    'console.confirm.end_sessions': 'Fermer toutes les sessions du compte {username} ?',
+    'console.confirm.end_sessions.consequence':
+      'Cette personne est déconnectée partout et devra se reconnecter ; les applications ouvertes par ses sessions en sont informées.',
+    'console.confirm.revoke_role': 'Retirer le rôle {role} au compte {username} ?',
+    'console.confirm.revoke_role.consequence':
+      'Ce compte n’aura plus accès aux pages de la console que donne ce rôle.',
+    'console.confirm.revoke_role.submit': 'Retirer le rôle',
+    'console.confirm.remove_client': 'Supprimer l’application {client} ?',
+    'console.confirm.remove_client.consequence':
+      'Elle ne pourra plus connecter personne ni utiliser ses jetons ; c’est définitif. Il faudrait la déclarer de nouveau, avec un nouveau secret.',
+    'console.confirm.rotate_secret': 'Remplacer le secret de l’application {client} ?',
+    'console.confirm.rotate_secret.consequence':
+      'L’ancien secret cesse de fonctionner aussitôt : l’application ne pourra plus obtenir de jetons tant que le nouveau secret n’y aura pas été installé.',
     'console.account.enable': 'Réactiver le compte',
     'console.account.lock': 'Verrouillage',
     'console.account.lock.open': 'Aucun blocage ({failures} échec(s) récent(s)).',
@@ -58,7 +78,7 @@ export const consolePeopleMessages = {
     'console.account.identity': 'Identité nationale',
     'console.account.identity.none': 'Aucune identité nationale liée.',
     'console.account.identity.link':
-      'Référentiel {registry}, identifiant {idNat} — statut {status}, source {source}',
+      'Référentiel {registry}, identifiant {idNat} — identité {status}, origine : {source}',
     'console.account.establishments': 'Établissements',
     'console.account.establishments.none': 'Aucun établissement.',
     'console.account.establishment.basis.all': 'tous les comptes',
@@ -178,6 +198,26 @@ export const consolePeopleMessages = {
     'console.account.disabled_since': 'Disabled since {date}.',
     'console.account.enabled': 'Active.',
     'console.account.disable': 'Disable the account',
+    'console.confirm.disable': 'Disable the account {username}?',
+    'console.confirm.disable.consequence':
+      'This person will no longer be able to sign in, by any means, until the account is enabled again.',
+    'console.confirm.revoke_key': 'Revoke the key “{name}” of the account {username}?',
+    'console.confirm.revoke_key.consequence':
+      'It will no longer sign in; this cannot be undone. A new key is registered with an enrollment code.',
+    'console.confirm.revoke_key.submit': 'Revoke the key',
+    'console.confirm.end_sessions': 'End every session of the account {username}?',
+    'console.confirm.end_sessions.consequence':
+      'This person is signed out everywhere and must sign in again; the applications their sessions opened are told.',
+    'console.confirm.revoke_role': 'Revoke the role {role} from the account {username}?',
+    'console.confirm.revoke_role.consequence':
+      'This account will no longer reach the console pages this role gives.',
+    'console.confirm.revoke_role.submit': 'Revoke the role',
+    'console.confirm.remove_client': 'Remove the application {client}?',
+    'console.confirm.remove_client.consequence':
+      'It will no longer sign anyone in nor use its tokens; this cannot be undone. It would have to be registered again, with a new secret.',
+    'console.confirm.rotate_secret': 'Replace the secret of the application {client}?',
+    'console.confirm.rotate_secret.consequence':
+      'The old secret stops working at once: the application cannot get tokens until the new secret is installed there.',
     'console.account.enable': 'Enable the account',
     'console.account.lock': 'Lock',
     'console.account.lock.open': 'Not blocked ({failures} recent failure(s)).',
@@ -216,7 +256,7 @@ export const consolePeopleMessages = {
     'console.account.identity': 'National identity',
     'console.account.identity.none': 'No national identity linked.',
     'console.account.identity.link':
-      'Registry {registry}, identifier {idNat} — status {status}, source {source}',
+      'Registry {registry}, identifier {idNat} — identity {status}, source: {source}',
     'console.account.establishments': 'Establishments',
     'console.account.establishments.none': 'No establishment.',
     'console.account.establishment.basis.all': 'every account',

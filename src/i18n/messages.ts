@@ -2,6 +2,7 @@ import { consoleMessages } from './console-messages.ts';
 import { consolePeopleMessages } from './console-people-messages.ts';
 import { consoleRecordsMessages } from './console-records-messages.ts';
 import { errorMessages } from './error-messages.ts';
+import { asMessages, LABELS } from './labels.ts';
 import { portalMessages } from './portal-messages.ts';
 import { portalSecurityMessages } from './portal-security-messages.ts';
 
@@ -32,10 +33,6 @@ export const messages = {
     'consent.lead': '{client} demande l’accès aux informations suivantes :',
     'consent.allow': 'Autoriser',
     'consent.deny': 'Refuser',
-    'scope.openid': 'Votre identifiant de connexion',
-    'scope.profile': 'Votre nom et votre identifiant',
-    'scope.email': 'Votre adresse électronique',
-    'scope.offline_access': 'Un accès prolongé, même après votre déconnexion de cette page',
     'error.invalid_credentials': 'Identifiant ou mot de passe incorrect.',
     'error.rate_limited': 'Trop de tentatives. Réessayez dans {minutes} minute(s).',
     'error.account_disabled':
@@ -74,11 +71,6 @@ export const messages = {
     'error.no_method':
       'Aucun moyen de connexion disponible ne permet d’atteindre le niveau de sécurité demandé par cette application. Contactez le support informatique.',
     'login.other_ways_lead': 'Ou connectez-vous sans saisir d’identifiant :',
-    'method.password': 'Mot de passe local',
-    'method.ldap': 'Mot de passe de l’établissement',
-    'method.webauthn': 'Clé de sécurité FIDO2',
-    'method.smartcard': 'Carte CPS',
-    'method.psc': 'Pro Santé Connect (e-CPS, carte CPS)',
     'identity.registry.rpps': 'RPPS',
     'identity.registry.psi': 'Pro Santé Identité',
     'psc.login.lead':
@@ -186,6 +178,7 @@ export const messages = {
     ...consolePeopleMessages.fr,
     ...consoleRecordsMessages.fr,
     ...errorMessages.fr,
+    ...asMessages('method', LABELS.method, 'fr'),
   },
   en: {
     'app.name': 'Passerelle',
@@ -211,10 +204,6 @@ export const messages = {
     'consent.lead': '{client} asks for access to:',
     'consent.allow': 'Allow',
     'consent.deny': 'Deny',
-    'scope.openid': 'Your sign-in identifier',
-    'scope.profile': 'Your name and username',
-    'scope.email': 'Your e-mail address',
-    'scope.offline_access': 'Long-lived access, even after you leave this page',
     'error.invalid_credentials': 'Incorrect username or password.',
     'error.rate_limited': 'Too many attempts. Try again in {minutes} minute(s).',
     'error.account_disabled': 'This account is disabled. Contact the IT support of the establishment.',
@@ -251,11 +240,6 @@ export const messages = {
     'error.no_method':
       'No available sign-in means reaches the security level this application needs. Contact the IT support.',
     'login.other_ways_lead': 'Or sign in without typing a username:',
-    'method.password': 'Local password',
-    'method.ldap': 'Establishment password',
-    'method.webauthn': 'FIDO2 security key',
-    'method.smartcard': 'CPS card',
-    'method.psc': 'Pro Santé Connect (e-CPS, CPS card)',
     'identity.registry.rpps': 'RPPS',
     'identity.registry.psi': 'Pro Santé Identité',
     'psc.login.lead':
@@ -359,6 +343,7 @@ export const messages = {
     ...consolePeopleMessages.en,
     ...consoleRecordsMessages.en,
     ...errorMessages.en,
+    ...asMessages('method', LABELS.method, 'en'),
   },
 } as const;
 
@@ -369,12 +354,6 @@ export const LOCALES: readonly Locale[] = ['fr', 'en'];
 /** Whom to call, as it reads after « Contactez » / "Contact": the configured `ui.supportContact`, or a default. */
 export function supportContact(configured: string | undefined, locale: Locale): string {
   return configured ?? messages[locale]['support.default'];
-}
-
-/** Message id of a scope's description, when there is one. */
-export function scopeMessage(scope: string): MessageId | undefined {
-  const id = `scope.${scope}`;
-  return id in messages.fr ? (id as MessageId) : undefined;
 }
 
 export type Translate = (id: MessageId, params?: Record<string, string | number>) => string;

@@ -10,11 +10,11 @@ import { PSC_ELIGIBILITY_PROMPT, type PscRefusal } from '../federation/psc-eligi
 import { pscLinkRequested } from '../federation/psc-login-routes.ts';
 import { pscEstablishmentOf } from '../federation/psc-profile.ts';
 import type { Views } from '../http/views.ts';
+import { label } from '../i18n/labels.ts';
 import {
   type Locale,
   type MessageId,
   negotiateLocale,
-  scopeMessage,
   supportContact,
   translator,
 } from '../i18n/messages.ts';
@@ -411,7 +411,6 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (details.prompt.name === 'login') return proceed(ctx, details, await readyState(ctx, details));
     const locale = detailsLocale(ctx, details);
     if (details.prompt.name === 'consent') {
-      const t = translator(locale);
       // What is not yet granted; asked again (prompt=consent, e.g. forwarded by PSC's broker): all of it.
       const missing = (details.prompt.details.missingOIDCScope as string[] | undefined) ?? [];
       const shown = missing.length
@@ -420,10 +419,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
             .split(' ')
             .filter(Boolean);
       return promptPage(ctx, details, locale, 'consent', {
-        scopes: shown.map((name) => {
-          const message = scopeMessage(name);
-          return { name, label: message ? t(message) : name };
-        }),
+        scopes: shown.map((name) => ({ name, label: label(locale, 'scope', name) })),
       });
     }
     if (details.prompt.name === SELECT_ACCOUNT_PROMPT && details.session?.accountId) {

@@ -1,6 +1,5 @@
 import { X509Certificate } from 'node:crypto';
 import type { Card, IgcSantePki } from './igc-sante-pki.ts';
-import { freePort } from './net.ts';
 import { startTestServer, type TestServer } from './server.ts';
 
 export const CERT_HEADER = 'x-ssl-client-cert';
@@ -17,9 +16,8 @@ export async function startWithCards(
   pki: IgcSantePki,
   config: Record<string, unknown> = {},
 ): Promise<TestServer> {
-  const port = await freePort();
   return startTestServer(kind, {
-    config: {
+    config: (_issuer, { card: port }) => ({
       http: { trustProxy: true, clientCertHeader: CERT_HEADER, clientCertVerifyHeader: VERIFY_HEADER },
       smartcard: {
         trustAnchors: [pki.files.rootFort, pki.files.rootStandard],
@@ -30,6 +28,6 @@ export async function startWithCards(
         formOrigin: `https://127.0.0.1:${port}`,
       },
       ...config,
-    },
+    }),
   });
 }

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   chownSync,
   cpSync,
@@ -14,7 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './cli.ts';
-import { freePort, portOpen } from './net.ts';
+import { type Daemon, startDaemon, withPorts } from './net.ts';
 
 /**
  * A LemonLDAP::NG 2.16 portal (Debian packages lemonldap-ng, lemonldap-ng-fastcgi-server) run for one test
@@ -102,32 +102,6 @@ function chownTree(path: string, uid: number, gid: number): void {
     for (const entry of readdirSync(path)) chownTree(join(path, entry), uid, gid);
 }
 
-async function waitForPort(port: number, what: string, logs: () => string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await portOpen(port)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what} did not listen on ${port}: ${logs()}`);
-}
-
-/** Ends a process started detached (its own group: the FastCGI server's workers too) and waits for it. */
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  try {
-    process.kill(-child.pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const timer = setTimeout(() => {
-    try {
-      if (child.pid) process.kill(-child.pid, 'SIGKILL');
-    } catch {}
-  }, 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
 /** The portal's URLs, known before it starts (to register it at the provider first). */
 export interface LemonLdapUrls {
   /** http://localhost:<port>/ (the `portal` setting). */
@@ -142,15 +116,125 @@ export interface LemonLdapUrls {
 export async function startLemonLdap(
   configure: (urls: LemonLdapUrls) => Promise<LemonLdapOptions> | LemonLdapOptions,
 ): Promise<LemonLdap> {
-  const [port, fastcgiPort] = [await freePort(), await freePort()];
-  const portal = `http://localhost:${port}/`;
-  const urls = { portal, redirectUri: `${portal}?openidconnectcallback=1`, logoutUri: `${portal}?logout=1` };
-  const options = await configure(urls);
-  const defaults = managerProviderDefaults();
   const dir = mkdtempSync(join(tmpdir(), 'passerelle-lemonldap-'));
   for (const sub of ['conf', 'sessions/lock', 'psessions/lock', 'cache', 'notifications', 'nginx', 'perl']) {
     mkdirSync(join(dir, sub), { recursive: true });
   }
+  const host = 'localhost';
+  const asRoot = process.getuid?.() === 0;
+  // The FastCGI server listens on a Unix socket of the instance, as the package's does: only nginx has a
+  // port.
+  const socket = join(dir, 'llng-fastcgi.sock');
+  let fastcgi: Daemon | undefined;
+  let nginx: Daemon | undefined;
+  const logs = () => `${fastcgi?.output() ?? ''}${nginx?.output() ?? ''}`;
+  const close = async () => {
+    await Promise.all([nginx?.stop(), fastcgi?.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    // nginx first: the portal's URL (its port) goes in the provider's registration (`configure`).
+    nginx = await withPorts(1, ([port]) => startNginx(dir, port as number, host, socket, asRoot));
+    const portal = `http://${host}:${nginx.ports[0]}/`;
+    const urls = {
+      portal,
+      redirectUri: `${portal}?openidconnectcallback=1`,
+      logoutUri: `${portal}?logout=1`,
+    };
+    const options = await configure(urls);
+    writeInstance(dir, portal, host, options);
+    if (asRoot) {
+      const { uid, gid } = systemUser('www-data');
+      chownTree(dir, uid, gid);
+    }
+    fastcgi = await startDaemon({
+      name: 'llng-fastcgi-server',
+      command: SERVER,
+      args: [
+        '--foreground',
+        '--listen',
+        socket,
+        // One worker: the portal initialises once (about a second), and no step of a test needs two at once.
+        '--proc',
+        '1',
+        '--pid',
+        join(dir, 'llng-fastcgi.pid'),
+        ...(asRoot ? ['--user', 'www-data', '--group', 'www-data'] : []),
+      ],
+      spawn: {
+        env: {
+          PATH: process.env.PATH,
+          LLNG_DEFAULTCONFFILE: join(dir, 'lemonldap-ng.ini'),
+          LLNG_DEFAULTLOGGER: 'Lemonldap::NG::Common::Logger::Std',
+          PERL5LIB: join(dir, 'perl'),
+        },
+      },
+      ports: [],
+      ready: async () => existsSync(socket),
+    });
+    // The worker builds the portal on its first request (the provider's JWKS downloaded then): a logout
+    // page, which needs no session.
+    const warmUp = await fetch(urls.logoutUri, { redirect: 'manual' });
+    if (warmUp.status >= 500) throw new Error(`LemonLDAP::NG's portal answers ${warmUp.status}: ${logs()}`);
+    return { ...urls, logs, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** nginx serving the package's portal site on 127.0.0.1:`port`, passing to the FastCGI server's socket. */
+function startNginx(
+  dir: string,
+  port: number,
+  host: string,
+  socket: string,
+  asRoot: boolean,
+): Promise<Daemon> {
+  const site = readFileSync(PORTAL_SITE, 'utf8')
+    .replace(/server unix:\S+;/, `server unix:${socket};`)
+    .replace('listen 80;', `listen 127.0.0.1:${port};`)
+    .replace('listen [::]:80;', '')
+    .replace('server_name auth.example.com;', `server_name ${host};`);
+  if (
+    site.includes('example.com') ||
+    !site.includes(`server unix:${socket};`) ||
+    !site.includes(`:${port};`)
+  ) {
+    throw new Error(`${PORTAL_SITE} no longer has the expected shape`);
+  }
+  writeFileSync(join(dir, 'nginx', 'site.conf'), site);
+  writeFileSync(
+    join(dir, 'nginx', 'nginx.conf'),
+    [
+      // Started by root, its workers run as the FastCGI server's user, which owns the socket.
+      ...(asRoot ? ['user www-data;'] : []),
+      'daemon off;',
+      `pid ${dir}/nginx/nginx.pid;`,
+      'error_log stderr warn;',
+      'events {}',
+      'http {',
+      '  include /etc/nginx/mime.types;',
+      `  client_body_temp_path ${dir}/nginx/body;`,
+      `  fastcgi_temp_path ${dir}/nginx/fastcgi;`,
+      `  proxy_temp_path ${dir}/nginx/proxy;`,
+      '  access_log off;',
+      `  include ${dir}/nginx/site.conf;`,
+      '}',
+      '',
+    ].join('\n'),
+  );
+  return startDaemon({
+    name: 'nginx',
+    command: NGINX,
+    args: ['-p', join(dir, 'nginx'), '-c', join(dir, 'nginx', 'nginx.conf')],
+    ports: [port],
+  });
+}
+
+/** The portal's lemonldap-ng.ini, lmConf-1.json and Perl library directory. */
+function writeInstance(dir: string, portal: string, host: string, options: LemonLdapOptions): void {
+  const defaults = managerProviderDefaults();
   // The plugin as shipped, in a Perl library directory of the instance (readable by www-data).
   cpSync(PLUGIN_DIR, join(dir, 'perl'), { recursive: true });
 
@@ -178,7 +262,6 @@ export async function startLemonLdap(
     LockDirectory: `${dir}/${sub}/lock`,
     generateModule: 'Lemonldap::NG::Common::Apache::Session::Generate::SHA256',
   });
-  const host = 'localhost';
   const conf = {
     cfgNum: 1,
     cfgAuthor: 'Passerelle test',
@@ -219,99 +302,4 @@ export async function startLemonLdap(
     ...options.conf,
   };
   writeFileSync(join(dir, 'conf', 'lmConf-1.json'), JSON.stringify(conf, null, 2));
-
-  const site = readFileSync(PORTAL_SITE, 'utf8')
-    .replace(/server unix:\S+;/, `server 127.0.0.1:${fastcgiPort};`)
-    .replace('listen 80;', `listen 127.0.0.1:${port};`)
-    .replace('listen [::]:80;', '')
-    .replace('server_name auth.example.com;', `server_name ${host};`);
-  if (site.includes('example.com') || !site.includes(`127.0.0.1:${fastcgiPort}`)) {
-    throw new Error(`${PORTAL_SITE} no longer has the expected shape`);
-  }
-  writeFileSync(join(dir, 'nginx', 'site.conf'), site);
-  writeFileSync(
-    join(dir, 'nginx', 'nginx.conf'),
-    [
-      'daemon off;',
-      `pid ${dir}/nginx/nginx.pid;`,
-      'error_log stderr warn;',
-      'events {}',
-      'http {',
-      '  include /etc/nginx/mime.types;',
-      `  client_body_temp_path ${dir}/nginx/body;`,
-      `  fastcgi_temp_path ${dir}/nginx/fastcgi;`,
-      `  proxy_temp_path ${dir}/nginx/proxy;`,
-      '  access_log off;',
-      `  include ${dir}/nginx/site.conf;`,
-      '}',
-      '',
-    ].join('\n'),
-  );
-
-  const asRoot = process.getuid?.() === 0;
-  if (asRoot) {
-    const { uid, gid } = systemUser('www-data');
-    chownTree(dir, uid, gid);
-  }
-
-  let output = '';
-  const collect = (child: ChildProcess) => {
-    child.stdout?.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr?.on('data', (chunk) => {
-      output += chunk;
-    });
-  };
-  const fastcgi = spawn(
-    SERVER,
-    [
-      '--foreground',
-      '--listen',
-      `127.0.0.1:${fastcgiPort}`,
-      // One worker: the portal initialises once (about a second), and no step of a test needs two at once.
-      '--proc',
-      '1',
-      '--pid',
-      join(dir, 'llng-fastcgi.pid'),
-      ...(asRoot ? ['--user', 'www-data', '--group', 'www-data'] : []),
-    ],
-    {
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        PATH: process.env.PATH,
-        LLNG_DEFAULTCONFFILE: join(dir, 'lemonldap-ng.ini'),
-        LLNG_DEFAULTLOGGER: 'Lemonldap::NG::Common::Logger::Std',
-        PERL5LIB: join(dir, 'perl'),
-      },
-    },
-  );
-  collect(fastcgi);
-  const nginx = spawn(NGINX, ['-p', join(dir, 'nginx'), '-c', join(dir, 'nginx', 'nginx.conf')], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  collect(nginx);
-  const logs = () => output;
-  const close = async () => {
-    await Promise.all([stop(nginx), stop(fastcgi)]);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitForPort(fastcgiPort, 'llng-fastcgi-server', logs);
-    await waitForPort(port, 'nginx', logs);
-    // The worker builds the portal on its first request (the provider's JWKS downloaded then): a logout
-    // page, which needs no session.
-    const warmUp = await fetch(urls.logoutUri, { redirect: 'manual' });
-    if (warmUp.status >= 500) throw new Error(`LemonLDAP::NG's portal answers ${warmUp.status}: ${logs()}`);
-  } catch (err) {
-    await close();
-    throw err;
-  }
-  return {
-    ...urls,
-    logs,
-    close,
-  };
 }

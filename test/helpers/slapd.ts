@@ -1,10 +1,10 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LDAP_DEFAULT_FILTERS, type LdapConfig } from '../../src/config/schema.ts';
-import { freePort, portOpen } from './net.ts';
+import { type Daemon, samePortAgain, startDaemon, withPorts } from './net.ts';
 
 export const SLAPD = '/usr/sbin/slapd';
 const SLAPADD = '/usr/sbin/slapadd';
@@ -26,15 +26,6 @@ export function slapdAvailable(): boolean {
   if (!present)
     console.warn(`skipping OpenLDAP tests: ${SLAPD} not installed (Debian packages slapd, ldap-utils)`);
   return present;
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await portOpen(port)) return;
-    if (Date.now() > deadline) throw new Error(`slapd did not listen on ${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 function openssl(args: string[], cwd: string): void {
@@ -199,11 +190,13 @@ export interface SlapdOptions {
   users?: NamedUser[];
   /** Groups: name → member uids (under ou=people). */
   groups?: Record<string, string[]>;
+  /** [ldap, ldaps] ports to try before free ones (see `withPorts`). */
+  tryPortsFirst?: number[][];
 }
 
 /**
  * A real OpenLDAP slapd in a temporary directory: mdb backend, generated slapd.conf, LDAP with StartTLS
- * and LDAPS on free ports, a test CA, a low size limit, and a few thousand entries loaded with slapadd.
+ * and LDAPS on ports it reports, a test CA, a low size limit, and a few thousand entries loaded with slapadd.
  */
 export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
   const dir = mkdtempSync(join(tmpdir(), 'passerelle-slapd-'));
@@ -212,7 +205,6 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
   const otherCa = makePki(dir, 'other');
   const servicePassword = randomBytes(12).toString('hex');
   const rootPassword = randomBytes(12).toString('hex');
-  const [ldapPort, ldapsPort] = [await freePort(), await freePort()];
   const dataDir = join(dir, 'data');
   execFileSync('mkdir', ['-p', dataDir]);
 
@@ -302,40 +294,34 @@ index entryUUID eq
   writeFileSync(ldifFile, ldif);
   execFileSync(SLAPADD, ['-q', '-f', confFile, '-l', ldifFile], { stdio: 'pipe' });
 
-  let child: ChildProcess | undefined;
-  let stderr = '';
-  const start = async () => {
-    const proc = spawn(
-      SLAPD,
-      ['-f', confFile, '-h', `ldap://127.0.0.1:${ldapPort}/ ldaps://127.0.0.1:${ldapsPort}/`, '-d', '0'],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    proc.stderr?.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-4000);
+  let daemon: Daemon | undefined;
+  // -d none: in the foreground, printing only what it always logs (a port in use, a failed start).
+  const launch = async ([ldap, ldaps]: number[]) => {
+    daemon = await startDaemon({
+      name: 'slapd',
+      command: SLAPD,
+      args: ['-f', confFile, '-h', `ldap://127.0.0.1:${ldap}/ ldaps://127.0.0.1:${ldaps}/`, '-d', 'none'],
+      ports: [ldap as number, ldaps as number],
     });
-    child = proc;
-    try {
-      await Promise.race([
-        Promise.all([waitForPort(ldapPort, 10_000), waitForPort(ldapsPort, 10_000)]),
-        new Promise((_, reject) =>
-          proc.once('exit', (code) => reject(new Error(`slapd exited with ${code}: ${stderr}`))),
-        ),
-      ]);
-    } catch (err) {
-      proc.kill('SIGKILL');
-      throw err;
-    }
   };
+  const [ldapPort, ldapsPort] = await withPorts(
+    2,
+    async (ports) => {
+      await launch(ports);
+      return ports;
+    },
+    { first: options.tryPortsFirst },
+  ).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
+  /** Restarted on its ports (its URLs are in the clients' configurations). */
+  const start = () => samePortAgain(() => launch([ldapPort as number, ldapsPort as number]));
   const stop = async () => {
-    const proc = child;
-    child = undefined;
-    if (!proc || proc.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      proc.once('exit', () => resolve());
-      proc.kill('SIGTERM');
-    });
+    const running = daemon;
+    daemon = undefined;
+    await running?.stop();
   };
-  await start();
   return {
     url: `ldap://127.0.0.1:${ldapPort}`,
     ldapsUrl: `ldaps://127.0.0.1:${ldapsPort}`,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Router } from '@koa/router';
 import Koa, { type Context } from 'koa';
@@ -87,6 +87,12 @@ export interface PscSimulatorOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
+  /**
+   * An HTTP server already listening, with no request handler (`openHttpServer()` of test/helpers/net.ts),
+   * to serve on instead of `port` and `host`: its issuer can be configured elsewhere before the simulator
+   * starts. `close()` closes it.
+   */
+  server?: Server;
   /** National identities offered at pairing and at the CPS / e-CPS login. Default: 200 active fixtures. */
   professionals?: Professional[];
   clients: PscClientOptions[];
@@ -237,19 +243,19 @@ export async function startPscSimulator(options: PscSimulatorOptions): Promise<P
   const pendingByState = new Map<string, PendingBrokering>();
   const delegatedByInteraction = new Map<string, Delegation>();
 
-  const server = createServer();
-  await new Promise<void>((resolve) =>
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve),
-  );
-  const { port } = server.address() as AddressInfo;
-  const origin = `http://${options.host ?? '127.0.0.1'}:${port}`;
+  const server = options.server ?? createServer();
+  if (!options.server)
+    await new Promise<void>((resolve) =>
+      server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve),
+    );
+  const { port, address } = server.address() as AddressInfo;
+  const listenHost = options.server ? address : (options.host ?? '127.0.0.1');
+  const origin = `http://${listenHost}:${port}`;
   const issuer = `${origin}${REALM_PATH}`;
   const nativeAuthorize = `${issuer}${PROTOCOL}/auth`;
   // The wallet origin only takes authorization requests, and hands them to the realm's endpoint: how the
   // real wallet front does it is not published; a redirect keeps PSC's cookies on the realm's origin.
-  const wallet = options.walletOrigin
-    ? await startWallet(options.host ?? '127.0.0.1', nativeAuthorize)
-    : undefined;
+  const wallet = options.walletOrigin ? await startWallet(listenHost, nativeAuthorize) : undefined;
   const authorizationEndpoint = wallet ? `${wallet.origin}${WALLET_AUTHORIZE_PATH}` : nativeAuthorize;
   const brokerRedirectUri = (alias: string) => pscBrokerRedirectUri(issuer, alias);
   // PSC's realm keys: they sign its tokens and its client assertions at the FIs (private_key_jwt).
