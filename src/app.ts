@@ -70,6 +70,7 @@ import {
   ENGINE_PAGE_PATHS,
   ENGINE_USERINFO_PATH,
 } from './oidc/provider.ts';
+import { redirectUriIssues, redirectUriMessage } from './oidc/redirect-uris.ts';
 import { portalRoutes } from './portal/routes.ts';
 import { PORTAL_SECURITY_PATH, portalSecurityRoutes } from './portal/security.ts';
 import { internalClients, signInFlow } from './portal/sign-in.ts';
@@ -154,6 +155,17 @@ export async function openServices(
       logger,
     });
     const validateClient: MetadataValidator = async (metadata: ClientMetadata) => {
+      // The same rules as the configuration, the command line and the console, for every registration.
+      const [uriIssue] = redirectUriIssues(
+        metadata.application_type === 'native' ? 'native' : 'web',
+        (metadata.redirect_uris as string[] | undefined) ?? [],
+        (metadata.post_logout_redirect_uris as string[] | undefined) ?? [],
+      );
+      if (uriIssue) {
+        throw new Error(
+          `client ${metadata.client_id}: ${redirectUriMessage(uriIssue.uri, uriIssue.problem, uriIssue.kind)}`,
+        );
+      }
       try {
         await host.provider.Client.validate(metadata);
       } catch (err) {

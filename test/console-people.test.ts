@@ -477,6 +477,35 @@ if (!chromiumAvailable()) {
         expect(await t.passerelle.services.clients.findMetadata('passerelle-portal')).toBeDefined();
         expect(await seriousAccessibilityViolations(page)).toEqual([]);
       });
+
+      it('applications: a redirect URI outside RFC 8252 and RFC 9700 is refused and named in French; a native application registers its private-use scheme', async () => {
+        await asOnly('administrator');
+        await page.goto(`${t.issuer}/admin/clients/new`);
+        await page.getByLabel(fr['console.clients.id']).fill('poste');
+        const refused = async (uri: string, problem: keyof typeof fr) => {
+          await page.getByLabel(fr['console.client.field.redirect_uris']).fill(uri);
+          await page.getByRole('button', { name: fr['console.client.create'] }).click();
+          await page.getByRole('alert').waitFor();
+          expect(await page.getByRole('alert').textContent()).toBe(
+            fr['console.client.invalid'].replace('{reason}', fr[problem].replace('{uri}', uri)),
+          );
+          expect(await t.passerelle.services.clients.findMetadata('poste')).toBeUndefined();
+        };
+        await refused('http://poste.hopital.test/retour', 'redirect_uri.problem.http_not_loopback');
+        await refused('https://*.hopital.test/retour', 'redirect_uri.problem.wildcard');
+        await refused('fr.hopital.poste:/retour', 'redirect_uri.problem.private_scheme_not_native');
+        await checked('console-client-redirect-uri-refused');
+
+        await page.getByLabel(fr['console.client.field.native']).check();
+        await page.getByLabel(fr['console.clients.auth_method']).selectOption('none');
+        await page.getByRole('button', { name: fr['console.client.create'] }).click();
+        await page.getByRole('status').filter({ hasText: fr['console.client.done.created'] }).waitFor();
+        expect(await t.passerelle.services.clients.show('poste')).toMatchObject({
+          application_type: 'native',
+          redirect_uris: ['fr.hopital.poste:/retour'],
+        });
+        expect(await page.getByLabel(fr['console.client.field.native']).isChecked()).toBe(true);
+      });
     });
   }
 }

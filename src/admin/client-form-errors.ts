@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { label } from '../i18n/labels.ts';
 import { type Locale, type MessageId, translator } from '../i18n/messages.ts';
+import type { RedirectUriProblem } from '../oidc/redirect-uris.ts';
 
 /** Why a registration was refused: the form's checks (zod issues), or the engine's own validation. */
 export type ClientFormProblem =
@@ -51,6 +52,11 @@ export function clientFormError(locale: Locale, problem: ClientFormProblem): str
       : t('console.client.error.engine');
   }
   const sentences = problem.issues.map((issue) => {
+    // A redirect URI refused by src/oidc/redirect-uris.ts: the rule it breaks, naming it.
+    const refused = (issue as { params?: { redirectUri?: string; problem?: RedirectUriProblem } }).params;
+    if (refused?.redirectUri && refused.problem) {
+      return t(`redirect_uri.problem.${refused.problem}`, { uri: refused.redirectUri });
+    }
     const field = String(issue.path[0] ?? '');
     const index = typeof issue.path[1] === 'number' ? issue.path[1] : undefined;
     return t(issueMessage(field, issue), {

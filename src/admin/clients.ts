@@ -30,6 +30,7 @@ const READ_ONLY = new Set(['config', 'internal']);
 const FORM_KEYS = [
   'client_name',
   'redirect_uris',
+  'application_type',
   'token_endpoint_auth_method',
   'pkce_required',
   'first_party',
@@ -62,6 +63,7 @@ function metadataOf(
     firstParty: body.first_party === 'on',
     requiredAcr: text(body.required_acr),
     pscEstablishment: text(body.psc_establishment),
+    applicationType: body.native === 'on' ? 'native' : 'web',
   });
   if (!parsed.success) {
     return { error: { kind: 'form', issues: parsed.error.issues, redirectUris } };
@@ -88,6 +90,7 @@ function valuesOf(m: ClientMetadata): FormValues {
     client_id: m.client_id,
     name: s(m.client_name),
     redirect_uris: ((m.redirect_uris as string[] | undefined) ?? []).join('\n'),
+    native: m.application_type === 'native' ? 'on' : '',
     auth_method: s(m.token_endpoint_auth_method) || 'client_secret_basic',
     pkce_required: m.pkce_required === false ? '' : 'on',
     first_party: m.first_party === true ? 'on' : '',
@@ -201,7 +204,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
     const clientId = (body.client_id ?? '').trim();
     const values = { ...body, client_id: clientId };
     const checked = metadataOf(clientId, body);
-    if ('error' in checked) return renderForm(ctx, user, { values, status: 400, error: checked.error });
+    if (!('metadata' in checked)) return renderForm(ctx, user, { values, status: 400, ...checked });
     if (await clients.findMetadata(clientId)) {
       return renderForm(ctx, user, { values, status: 409, errorId: 'console.client.exists' });
     }
@@ -277,8 +280,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
   change('/:id', async (ctx, user, { clientId, metadata }, body) => {
     const values = { ...body, client_id: clientId };
     const checked = metadataOf(clientId, body);
-    if ('error' in checked)
-      return renderForm(ctx, user, { clientId, values, status: 400, error: checked.error });
+    if (!('metadata' in checked)) return renderForm(ctx, user, { clientId, values, status: 400, ...checked });
     const updated: ClientMetadata = { ...metadata };
     for (const key of FORM_KEYS) {
       if (checked.metadata[key] === undefined) delete updated[key];

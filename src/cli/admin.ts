@@ -116,6 +116,12 @@ function list(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/** The options of `clients add` that carry URIs: their problems name the option (and the URI). */
+const URI_FLAGS: Record<string, string> = {
+  redirectUris: '--redirect-uri',
+  postLogoutRedirectUris: '--post-logout-redirect-uri',
+};
+
 export function registerClients(program: Command): void {
   const clients = program.command('clients').description('relying parties (applications)');
   clients
@@ -147,6 +153,11 @@ export function registerClients(program: Command): void {
       "do not require PKCE of this confidential client (Pro Santé Connect's Keycloak broker sends none by default)",
     )
     .option('--psc-establishment <finess>', 'Pro Santé Connect as client, for this establishment (FINESS)')
+    .option(
+      '--native',
+      'native application (workstation or phone, RFC 8252): private-use scheme redirect URIs such as fr.hopital.app:/callback',
+      false,
+    )
     .action(async (clientId: string, opts, command: Command) => {
       const jwks = opts.jwksFile ? JSON.parse(await readFile(opts.jwksFile, 'utf8')) : undefined;
       // The registry generates the secret of secret-based clients and prints it once.
@@ -167,9 +178,14 @@ export function registerClients(program: Command): void {
         resourceServer: opts.resourceServer,
         pkceRequired: opts.pkce,
         pscEstablishment: opts.pscEstablishment,
+        applicationType: opts.native ? 'native' : 'web',
       });
       if (!parsed.success) {
-        throw new CliError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'));
+        throw new CliError(
+          parsed.error.issues
+            .map((i) => `${URI_FLAGS[String(i.path[0])] ?? i.path.join('.')}: ${i.message}`)
+            .join('\n'),
+        );
       }
       const metadata: ClientMetadata = toClientMetadata(parsed.data);
       await withServices(command, async (services) => {

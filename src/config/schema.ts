@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isTimeZone } from '../i18n/time.ts';
+import { APPLICATION_TYPES, redirectUriIssues, redirectUriMessage } from '../oidc/redirect-uris.ts';
 
 /** http issuers are tolerated only on this machine (development, tests). */
 function isLoopback(url: string): boolean {
@@ -43,8 +44,11 @@ export const clientDescriptionSchema = z.strictObject({
   clientId: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'letters, digits and . _ ~ - only (max 128)'),
   clientName: z.string().max(200).optional(),
   clientSecret: z.string().min(32, 'must be at least 32 characters').optional(),
-  redirectUris: z.array(z.url()).min(1),
-  postLogoutRedirectUris: z.array(z.url()).default([]),
+  /** Exact URIs (src/oidc/redirect-uris.ts: https, http on loopback, private-use scheme if native). */
+  redirectUris: z.array(z.string()).min(1),
+  postLogoutRedirectUris: z.array(z.string()).default([]),
+  /** `native`: an application installed on the workstation or a phone (RFC 8252); default `web`. */
+  applicationType: z.enum(APPLICATION_TYPES).default('web'),
   grantTypes: z
     .array(z.enum(['authorization_code', 'refresh_token', 'client_credentials']))
     .default(['authorization_code', 'refresh_token']),
@@ -106,8 +110,30 @@ function checkPkce(
 
 export type ClientAuthMethod = (typeof clientAuthMethods)[number];
 
+/** Each redirect and post-logout redirect URI is one a client may register, named when it is not. */
+function checkRedirectUris(
+  client: { applicationType: 'web' | 'native'; redirectUris: string[]; postLogoutRedirectUris: string[] },
+  ctx: z.RefinementCtx,
+) {
+  for (const issue of redirectUriIssues(
+    client.applicationType,
+    client.redirectUris,
+    client.postLogoutRedirectUris,
+  )) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [issue.kind === 'redirect' ? 'redirectUris' : 'postLogoutRedirectUris', issue.index],
+      message: redirectUriMessage(issue.uri, issue.problem, issue.kind),
+      params: { redirectUri: issue.uri, problem: issue.problem, kind: issue.kind },
+    });
+  }
+}
+
 /** A client described on the command line or in the console (a secret is generated when needed). */
-export const clientSchema = clientDescriptionSchema.transform(withDefaultAuthMethod).superRefine(checkPkce);
+export const clientSchema = clientDescriptionSchema
+  .transform(withDefaultAuthMethod)
+  .superRefine(checkPkce)
+  .superRefine(checkRedirectUris);
 export type ClientDescription = z.infer<typeof clientSchema>;
 
 /** A client declared in the configuration file: the file is its only source, so it carries its secret. */
