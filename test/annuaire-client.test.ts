@@ -379,11 +379,12 @@ describe('Annuaire Santé client against the simulator', () => {
   it('retries 429 (honouring Retry-After), 502, 504 with an empty body and timeouts, then succeeds', async () => {
     const p = professionals[20] as Professional;
     const { sleeps, sleep } = recordingSleep();
-    const c = client({ timeoutMs: 100, maxRetries: 4 }, { random: () => 1, sleep });
+    const c = client({ maxRetries: 4 }, { random: () => 1, sleep });
     simulator.faults.queue(429, { retryAfterSeconds: 3 });
     simulator.faults.queue(502);
     simulator.faults.queue(504);
-    simulator.faults.delay(400, { times: 1 });
+    // Far past the client's timeout (2 s), which the other answers meet even on a loaded machine.
+    simulator.faults.delay(30_000, { times: 1 });
     const requests = since();
     const found = await c.findByIdentifiers([p.idNatPs]);
     expect(found.get(p.idNatPs)?.familyName).toBe(p.familyName);
@@ -437,22 +438,29 @@ describe('Annuaire Santé client against the simulator', () => {
   });
 
   it('opens the circuit breaker after consecutive failures, fails fast, then closes after a good trial', async () => {
-    const c = client({ maxRetries: 0, breakerFailureThreshold: 3, breakerResetSeconds: 0.2 });
+    // The breaker's clock moves only here: how long the machine takes between calls does not matter.
+    let clockMs = 0;
+    const c = client(
+      { maxRetries: 0, breakerFailureThreshold: 3, breakerResetSeconds: 0.2 },
+      { breakerClock: () => clockMs },
+    );
     simulator.faults.down('reset');
     for (let i = 0; i < 3; i++)
       await expect(c.capabilities()).rejects.toMatchObject({ reason: 'retries-exhausted', status: null });
     const requests = since();
     await expect(c.capabilities()).rejects.toMatchObject({ kind: 'unavailable', reason: 'breaker-open' });
+    clockMs += 199;
+    await expect(c.capabilities()).rejects.toMatchObject({ kind: 'unavailable', reason: 'breaker-open' });
     expect(requests()).toEqual([]);
 
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    clockMs += 1;
     await expect(c.capabilities()).rejects.toMatchObject({ reason: 'retries-exhausted' });
     expect(requests()).toHaveLength(1);
     await expect(c.capabilities()).rejects.toMatchObject({ reason: 'breaker-open' });
     expect(requests()).toHaveLength(1);
 
     simulator.faults.up();
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    clockMs += 200;
     expect((await c.capabilities()).fhirVersion).toBe('4.0.1');
     expect((await c.capabilities()).fhirVersion).toBe('4.0.1');
     expect(requests()).toHaveLength(3);
@@ -525,6 +533,9 @@ describe('Annuaire Santé client against the simulator', () => {
   });
 
   it('two instances sharing one key over its quota recover from the 429s, with or without Retry-After', async () => {
+    // The gateway's clock moves only when a client waits (by what it waits): every request arrives in the
+    // same second until one waits, however slow the machine is. The clients' own throttle keeps real time.
+    let gatewayMs = 0;
     // The throttling answer is undocumented: one simulator sends Retry-After, the other does not.
     const variants = await Promise.all(
       [null, 1].map((retryAfter) =>
@@ -533,38 +544,46 @@ describe('Annuaire Santé client against the simulator', () => {
           apiKey: API_KEY,
           now: () => START,
           quotaRetryAfterSeconds: retryAfter,
+          gatewayClock: () => gatewayMs,
         }),
       ),
     );
     try {
       const wanted = professionals.filter((p) => p.active).slice(800, 820);
       const halves = [wanted.slice(0, 10), wanted.slice(10)];
-      await Promise.all(
-        variants.map(async (shared) => {
-          // Two clients at the default rate: 30 requests/s together against a quota of 17.
-          const instances = halves.map(() => {
-            const recorded = recordingSleep(5000);
-            const c = new AnnuaireClient({
-              api: api({ baseUrl: shared.baseUrl, batchSize: 1, maxRetries: 6 }),
-              logger: createLogger('silent'),
-              now: () => START,
-              ...recorded,
-            });
-            return { c, sleeps: recorded.sleeps };
+      for (const shared of variants) {
+        // Two clients at the default rate: 30 requests/s together against a quota of 17.
+        const instances = halves.map(() => {
+          const recorded = recordingSleep(5000);
+          const sleep = (ms: number) => {
+            gatewayMs += ms;
+            return recorded.sleep(ms);
+          };
+          const c = new AnnuaireClient({
+            api: api({ baseUrl: shared.baseUrl, batchSize: 1, maxRetries: 6 }),
+            logger: createLogger('silent'),
+            now: () => START,
+            random: () => 0,
+            sleep,
           });
-          const found = await Promise.all(
-            instances.map(({ c }, i) =>
-              c.findByIdentifiers((halves[i] as Professional[]).map((p) => p.idNatPs)),
-            ),
-          );
-          for (const [i, f] of found.entries()) expect(f.size).toBe(halves[i]?.length);
-          const throttled = shared.requests.filter((r) => r.status === 429).length;
-          expect(throttled).toBeGreaterThan(0);
-          expect(instances.reduce((n, { c }) => n + c.stats.rateLimited, 0)).toBe(throttled);
-          for (const { sleeps } of instances)
-            for (const ms of sleeps) expect(ms).toBeGreaterThanOrEqual(1000);
-        }),
-      );
+          return { c, sleeps: recorded.sleeps };
+        });
+        const found = await Promise.all(
+          instances.map(({ c }, i) =>
+            c.findByIdentifiers((halves[i] as Professional[]).map((p) => p.idNatPs)),
+          ),
+        );
+        for (const [i, f] of found.entries()) expect(f.size).toBe(halves[i]?.length);
+        // No wait before the 18th request of the gateway's second: at least that one gets 429; each 429 is
+        // sent again after a wait, and every request ends answered.
+        const statuses = shared.requests.map((r) => r.status);
+        const throttled = statuses.filter((s) => s === 429).length;
+        expect(throttled).toBeGreaterThan(0);
+        expect(statuses.filter((s) => s === 200)).toHaveLength(20);
+        expect(statuses).toHaveLength(20 + throttled);
+        expect(instances.reduce((n, { c }) => n + c.stats.rateLimited, 0)).toBe(throttled);
+        for (const { sleeps } of instances) for (const ms of sleeps) expect(ms).toBeGreaterThanOrEqual(1000);
+      }
     } finally {
       await Promise.all(variants.map((v) => v.close()));
     }

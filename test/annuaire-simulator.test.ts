@@ -541,8 +541,8 @@ describe('Annuaire Santé simulator', () => {
       signal: AbortSignal.timeout(50),
     }).catch((err: Error) => err);
     expect((slow as Error).name).toBe('TimeoutError');
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    expect(simulator.requests.at(-1)?.status).toBe(499);
+    // Answered once its delay is over, to a client gone meanwhile.
+    await expect.poll(() => simulator.requests.at(-1)?.status, { timeout: 30_000 }).toBe(499);
 
     simulator.faults.down();
     expect((await call(`${base}/metadata`)).status).toBe(503);
@@ -658,7 +658,14 @@ describe('Annuaire Santé simulator: the gateway quota', () => {
     );
 
   it('is on by default: 17 requests per second per API key, then 429 (without Retry-After unless set)', async () => {
-    const sim = await startAnnuaireSimulator({ professionals, apiKey: API_KEY });
+    // The gateway's clock moves only when the test says: the burst is within one second however slow the
+    // machine is.
+    let gatewayMs = 0;
+    const sim = await startAnnuaireSimulator({
+      professionals,
+      apiKey: API_KEY,
+      gatewayClock: () => gatewayMs,
+    });
     try {
       const answers = await burst(`${sim.baseUrl}/metadata`, 20);
       expect(answers.filter((a) => a.status === 200)).toHaveLength(17);
@@ -668,8 +675,10 @@ describe('Annuaire Santé simulator: the gateway quota', () => {
       // A refused key is not counted against the application's quota, and gets 401.
       const wrong = await burst(`${sim.baseUrl}/metadata`, 2, 'some-other-key');
       expect(wrong.map((a) => a.status)).toEqual([401, 401]);
-      // One second later, the window is clear.
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // Just under a second later, still full; one second later, the window is clear.
+      gatewayMs += 999;
+      expect((await burst(`${sim.baseUrl}/metadata`, 1))[0]?.status).toBe(429);
+      gatewayMs += 1000;
       expect((await burst(`${sim.baseUrl}/metadata`, 1))[0]?.status).toBe(200);
     } finally {
       await sim.close();
@@ -683,6 +692,8 @@ describe('Annuaire Santé simulator: the gateway quota', () => {
       apiKey: keys,
       rateLimitPerSecond: 5,
       quotaRetryAfterSeconds: 1,
+      // Every request in the same second of the gateway, however slow the machine is.
+      gatewayClock: () => 0,
     });
     const open = await startAnnuaireSimulator({ professionals, apiKey: API_KEY, rateLimitPerSecond: null });
     try {

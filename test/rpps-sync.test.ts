@@ -13,7 +13,11 @@ import { databasesUnderTest } from './helpers/databases.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { generateProfessionals, type Professional } from './simulators/annuaire/fixtures.ts';
 import { writeOpenDataFile } from './simulators/annuaire/open-data-file.ts';
-import { type AnnuaireSimulator, startAnnuaireSimulator } from './simulators/annuaire/server.ts';
+import {
+  type AnnuaireSimulator,
+  type RecordedRequest,
+  startAnnuaireSimulator,
+} from './simulators/annuaire/server.ts';
 
 const API_KEY = 'test-annuaire-key-0123456789';
 const FIXTURE_NOW = new Date('2026-10-01T00:00:00Z');
@@ -206,8 +210,13 @@ for (const kind of databasesUnderTest()) {
         changed: { inactive: 0, reactivated: 0, conflict: 0 },
         api: { retries: 2, rateLimited: 1, gatewayTimeouts: 1, otherFailures: 0 },
       });
-      // The pause after the 429 lasted one quota window (a second) at least.
-      expect(summary.api.throttledMs).toBeGreaterThanOrEqual(900);
+      // The pause after the 429 lasted one quota window (a second) at least: the request came back that late.
+      const sent = sim.requests.slice(-summary.apiRequests);
+      const limited = sent.find((r) => r.status === 429) as RecordedRequest;
+      const again = sent.find(
+        (r) => r.at > limited.at && r.path === limited.path && r.query === limited.query,
+      );
+      expect((again?.at ?? 0) - limited.at).toBeGreaterThanOrEqual(990);
       const [run] = await t.passerelle.rpps.sync.runs(1);
       expect(run?.summary).toMatchObject({ api: { rateLimited: 1, gatewayTimeouts: 1 } });
       const audited = await db()

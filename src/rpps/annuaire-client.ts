@@ -34,6 +34,8 @@ export interface AnnuaireClientOptions {
   random?: () => number;
   /** Calendar clock for the 30-day delta horizon. */
   now?: () => Date;
+  /** Monotonic clock (ms) of the circuit breaker (default performance.now; tests move it themselves). */
+  breakerClock?: () => number;
   /** Identifier batches searched at once by findByIdentifiers (default 4); the throttle spaces them all. */
   concurrency?: number;
   /** Full restarts of one query whose page link failed (default 3). */
@@ -161,15 +163,18 @@ class CircuitBreaker {
   #openedAt: number | null = null;
   #trialInFlight = false;
 
-  constructor(threshold: number, resetMs: number) {
+  readonly #clock: () => number;
+
+  constructor(threshold: number, resetMs: number, clock: () => number) {
     this.#threshold = threshold;
     this.#resetMs = resetMs;
+    this.#clock = clock;
   }
 
   /** Whether a request may go now (a trial one when the breaker was open long enough). */
   admit(): boolean {
     if (this.#openedAt === null) return true;
-    if (this.#trialInFlight || performance.now() - this.#openedAt < this.#resetMs) return false;
+    if (this.#trialInFlight || this.#clock() - this.#openedAt < this.#resetMs) return false;
     this.#trialInFlight = true;
     return true;
   }
@@ -187,7 +192,7 @@ class CircuitBreaker {
     this.#failures++;
     if (this.#trialInFlight || this.#failures >= this.#threshold) {
       this.#trialInFlight = false;
-      this.#openedAt = performance.now();
+      this.#openedAt = this.#clock();
       return !wasOpen;
     }
     return false;
@@ -269,6 +274,7 @@ export class AnnuaireClient {
     this.#breaker = new CircuitBreaker(
       options.api.breakerFailureThreshold,
       options.api.breakerResetSeconds * 1000,
+      options.breakerClock ?? (() => performance.now()),
     );
   }
 

@@ -66,6 +66,12 @@ export interface AnnuaireSimulatorOptions {
    */
   rateLimitPerSecond?: number | null;
   /**
+   * Milliseconds of the gateway's clock: the requests' arrival times (`at`), which the quota counts.
+   * Default: real time (ms since the epoch). A test clock that moves only when the clients wait makes
+   * the quota's answers independent of the machine's speed.
+   */
+  gatewayClock?: () => number;
+  /**
    * `Retry-After` (seconds) sent with the quota's 429; `null` (default): none. Undocumented ("throttling
    * status undocumented (expect 429, with or without Retry-After)"): tests run both ways.
    */
@@ -99,7 +105,7 @@ export interface RecordedRequest {
   query: string;
   /** Status sent; 0 when the connection was destroyed, 499 when the client had gone before the answer. */
   status: number;
-  /** Arrival time, ms since the epoch with sub-millisecond precision. */
+  /** Arrival time, ms since the epoch with sub-millisecond precision (or on `gatewayClock`). */
   at: number;
 }
 
@@ -247,6 +253,7 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
   const apiKeys = new Set(typeof options.apiKey === 'string' ? [options.apiKey] : options.apiKey);
   const rateLimit = options.rateLimitPerSecond === undefined ? 17 : options.rateLimitPerSecond;
   const quotaRetryAfter = options.quotaRetryAfterSeconds ?? null;
+  const gatewayClock = options.gatewayClock ?? (() => performance.timeOrigin + performance.now());
   const gatewayTimeoutMs = options.gatewayTimeoutMs ?? 30_000;
   const maxIdentifiersWithInclude = options.maxIdentifiersWithInclude ?? 50;
   const heavySearch = options.heavySearch ?? defaultHeavySearch;
@@ -389,7 +396,7 @@ export async function startAnnuaireSimulator(options: AnnuaireSimulatorOptions):
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const at = performance.timeOrigin + performance.now();
+    const at = gatewayClock();
     const url = new URL(req.url ?? '/', 'http://simulator');
     const body = req.method === 'POST' ? await readBody(req) : '';
     const record: RecordedRequest = {
