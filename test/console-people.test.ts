@@ -487,7 +487,13 @@ if (!chromiumAvailable()) {
           await page.getByRole('button', { name: fr['console.client.create'] }).click();
           await page.getByRole('alert').waitFor();
           expect(await page.getByRole('alert').textContent()).toBe(
-            fr['console.client.invalid'].replace('{reason}', fr[problem].replace('{uri}', uri)),
+            fr['console.client.invalid'].replace(
+              '{reason}',
+              fr[problem]
+                .replace('{field}', LABELS.clientField.redirectUris.fr)
+                .replace('{line}', '1')
+                .replace('{uri}', uri),
+            ),
           );
           expect(await t.passerelle.services.clients.findMetadata('poste')).toBeUndefined();
         };

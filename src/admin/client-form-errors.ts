@@ -52,13 +52,17 @@ export function clientFormError(locale: Locale, problem: ClientFormProblem): str
       : t('console.client.error.engine');
   }
   const sentences = problem.issues.map((issue) => {
-    // A redirect URI refused by src/oidc/redirect-uris.ts: the rule it breaks, naming it.
-    const refused = (issue as { params?: { redirectUri?: string; problem?: RedirectUriProblem } }).params;
-    if (refused?.redirectUri && refused.problem) {
-      return t(`redirect_uri.problem.${refused.problem}`, { uri: refused.redirectUri });
-    }
     const field = String(issue.path[0] ?? '');
     const index = typeof issue.path[1] === 'number' ? issue.path[1] : undefined;
+    // A redirect URI refused by src/oidc/redirect-uris.ts: the rule it breaks, naming the URI.
+    const refused = (issue as { params?: { redirectUri?: string; problem?: RedirectUriProblem } }).params;
+    if (refused?.redirectUri && refused.problem) {
+      return t(`redirect_uri.problem.${refused.problem}`, {
+        field: label(locale, 'clientField', field),
+        line: (index ?? 0) + 1,
+        uri: refused.redirectUri,
+      });
+    }
     return t(issueMessage(field, issue), {
       field: label(locale, 'clientField', field),
       line: index === undefined ? '' : index + 1,

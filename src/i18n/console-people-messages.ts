@@ -147,20 +147,21 @@ export const consolePeopleMessages = {
     'console.client.field.native.help':
       'Ses adresses de retour peuvent utiliser un schéma privé au nom de domaine inversé (fr.hopital.appli:/retour) ou http sur 127.0.0.1.',
     'redirect_uri.problem.not_absolute':
-      'L’adresse de retour {uri} n’est pas une adresse complète (https://…).',
+      '{field}, ligne {line} : « {uri} » n’est pas une adresse complète (par exemple https://application.hopital.fr/callback).',
     'redirect_uri.problem.wildcard':
-      'L’adresse de retour {uri} contient un joker (*) : déclarez chaque adresse exactement.',
-    'redirect_uri.problem.fragment': 'L’adresse de retour {uri} ne doit pas contenir de fragment (#).',
+      '{field}, ligne {line} : « {uri} » contient un caractère générique (*) : déclarez chaque adresse exactement.',
+    'redirect_uri.problem.fragment':
+      '{field}, ligne {line} : « {uri} » ne doit pas contenir de fragment (#).',
     'redirect_uri.problem.credentials':
-      'L’adresse de retour {uri} ne doit contenir ni identifiant ni mot de passe.',
+      '{field}, ligne {line} : « {uri} » ne doit contenir ni identifiant ni mot de passe.',
     'redirect_uri.problem.http_not_loopback':
-      'L’adresse de retour {uri} est en http : utilisez https (http n’est admis que sur 127.0.0.1, [::1] ou localhost).',
+      '{field}, ligne {line} : « {uri} » est en http : utilisez https (http n’est admis que sur 127.0.0.1, [::1] ou localhost).',
     'redirect_uri.problem.private_scheme_not_native':
-      'L’adresse de retour {uri} utilise un schéma privé, réservé aux applications natives : cochez « Application native » ou utilisez https.',
+      '{field}, ligne {line} : « {uri} » utilise un schéma privé, réservé aux applications natives : cochez « Application native » ou utilisez https.',
     'redirect_uri.problem.private_scheme_not_reverse_dns':
-      'Le schéma privé de l’adresse de retour {uri} doit être un nom de domaine inversé contenant un point, par exemple fr.hopital.appli:/retour.',
+      '{field}, ligne {line} : le schéma privé de « {uri} » doit être un nom de domaine inversé contenant un point, par exemple fr.hopital.appli:/retour.',
     'redirect_uri.problem.native_https_loopback':
-      'L’adresse de retour {uri} : une application native utilise http, et non https, sur 127.0.0.1, [::1] ou localhost.',
+      '{field}, ligne {line} : « {uri} » : une application native utilise http, et non https, sur 127.0.0.1, [::1] ou localhost.',
     'console.client.field.optional': '(facultatif)',
     'console.client.create': 'Déclarer',
     'console.client.save': 'Enregistrer',
@@ -324,19 +325,21 @@ export const consolePeopleMessages = {
     'console.client.field.native': 'Native application (installed on the workstation or the phone)',
     'console.client.field.native.help':
       'Its redirect URIs may use a private-use scheme named after a reverse domain name (fr.hopital.app:/callback) or http on 127.0.0.1.',
-    'redirect_uri.problem.not_absolute': 'The redirect URI {uri} is not an absolute URI (https://…).',
+    'redirect_uri.problem.not_absolute':
+      '{field}, line {line}: “{uri}” is not an absolute URI (for example https://application.hopital.fr/callback).',
     'redirect_uri.problem.wildcard':
-      'The redirect URI {uri} contains a wildcard (*): register each URI exactly.',
-    'redirect_uri.problem.fragment': 'The redirect URI {uri} must not contain a fragment (#).',
-    'redirect_uri.problem.credentials': 'The redirect URI {uri} must not contain a user name or password.',
+      '{field}, line {line}: “{uri}” contains a wildcard (*): register each URI exactly.',
+    'redirect_uri.problem.fragment': '{field}, line {line}: “{uri}” must not contain a fragment (#).',
+    'redirect_uri.problem.credentials':
+      '{field}, line {line}: “{uri}” must not contain a user name or password.',
     'redirect_uri.problem.http_not_loopback':
-      'The redirect URI {uri} uses http: use https (http is allowed on 127.0.0.1, [::1] or localhost only).',
+      '{field}, line {line}: “{uri}” uses http: use https (http is allowed on 127.0.0.1, [::1] or localhost only).',
     'redirect_uri.problem.private_scheme_not_native':
-      'The redirect URI {uri} uses a private-use scheme, for native applications only: tick “Native application” or use https.',
+      '{field}, line {line}: “{uri}” uses a private-use scheme, for native applications only: tick “Native application” or use https.',
     'redirect_uri.problem.private_scheme_not_reverse_dns':
-      'The private-use scheme of the redirect URI {uri} must be a reverse domain name with a dot, such as fr.hopital.app:/callback.',
+      '{field}, line {line}: the private-use scheme of “{uri}” must be a reverse domain name with a dot, such as fr.hopital.app:/callback.',
     'redirect_uri.problem.native_https_loopback':
-      'The redirect URI {uri}: a native application uses http, not https, on 127.0.0.1, [::1] or localhost.',
+      '{field}, line {line}: “{uri}”: a native application uses http, not https, on 127.0.0.1, [::1] or localhost.',
     'console.client.field.optional': '(optional)',
     'console.client.create': 'Register',
     'console.client.save': 'Save',
