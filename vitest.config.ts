@@ -3,8 +3,11 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
+    // Timeouts stop a hung test, nothing else: far above what a test takes on a loaded machine (beside
+    // other jobs, CI runs many times slower). A test sets its own only when it does much more (several
+    // processes spawned in turn). What a test waits for, it waits for as a condition with a deadline.
+    testTimeout: 300_000,
+    hookTimeout: 600_000,
     pool: 'forks',
     maxWorkers: 2,
     reporters: ['default'],

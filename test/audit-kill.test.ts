@@ -39,6 +39,8 @@ function startServer(env: Record<string, string>, port: number): Promise<Daemon>
       env: { ...env, PASSERELLE_ISSUER: `http://127.0.0.1:${port}`, PORT: String(port) },
     },
     ports: [port],
+    // Migrations first: a minute or more on a loaded machine.
+    timeoutMs: 240_000,
     ready: () =>
       fetch(`http://127.0.0.1:${port}/readyz`).then(
         (r) => r.status === 200,
@@ -219,6 +221,7 @@ for (const kind of databasesUnderTest()) {
       await server.stop();
       server = undefined;
       expect((await runCli(['audit', 'verify'], { env })).code).toBe(0);
-    }, 180_000);
+      // Six commands and two server starts, each up to a minute on a loaded machine.
+    }, 900_000);
   });
 }

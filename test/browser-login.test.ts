@@ -33,7 +33,8 @@ const EXPECTED_STATUS_ERRORS = [
 /** A fresh browser profile (no cookies) in French, recording what the console reports. */
 async function openPage(browser: Browser): Promise<Watched> {
   const context = await browser.newContext({ locale: 'fr-FR', viewport: { width: 1024, height: 768 } });
-  context.setDefaultTimeout(15_000);
+  // What a page waits for (an element, a navigation), with a deadline a loaded machine meets.
+  context.setDefaultTimeout(60_000);
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('console', (message) => {

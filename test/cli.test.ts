@@ -26,7 +26,7 @@ function keyLines(stdout: string): { kid: string; family: string; state: string 
     });
 }
 
-describe('passerelle CLI help', { timeout: 120_000 }, () => {
+describe('passerelle CLI help', () => {
   const commands: [string[], string][] = [
     [[], 'Usage: passerelle [options] [command]'],
     [['serve'], 'Usage: passerelle serve [options]'],
@@ -77,7 +77,7 @@ describe('passerelle CLI help', { timeout: 120_000 }, () => {
 });
 
 // Each command starts the embedded database (1–3 s, more on a loaded machine): generous timeouts.
-describe('passerelle CLI administration on an embedded PGlite data directory', { timeout: 120_000 }, () => {
+describe('passerelle CLI administration on an embedded PGlite data directory', () => {
   const { cli, remove, dataDir } = embeddedCli('passerelle-cli-');
   afterAll(remove);
 
@@ -274,7 +274,7 @@ describe('passerelle CLI administration on an embedded PGlite data directory', {
 });
 
 if (databasesUnderTest().includes('postgres')) {
-  describe('passerelle CLI administration on PostgreSQL (DATABASE_URL)', { timeout: 120_000 }, () => {
+  describe('passerelle CLI administration on PostgreSQL (DATABASE_URL)', () => {
     let database: TestDatabase;
     const unusedDataDir = join(tmpdir(), `passerelle-cli-unused-${randomBytes(6).toString('hex')}`);
     beforeAll(async () => {

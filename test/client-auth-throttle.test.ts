@@ -50,7 +50,7 @@ for (const kind of databasesUnderTest()) {
         expect(wrong.json?.error).toBe('invalid_client');
       }
       // Failures are counted just after each response: wait until the third one is recorded.
-      await expect.poll(async () => (await token(attacker, secret)).status, { timeout: 10_000 }).toBe(401);
+      await expect.poll(async () => (await token(attacker, secret)).status, { timeout: 60_000 }).toBe(401);
       const blocked = await token(attacker, secret);
       expect(blocked.json?.error).toBe('invalid_client');
       const introspection = await rawPost(

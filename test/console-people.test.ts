@@ -48,7 +48,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('console accounts and applications in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`console accounts and applications in Chromium [${kind}]`, { timeout: 120_000 }, () => {
+    describe(`console accounts and applications in Chromium [${kind}]`, () => {
       let t: TestServer;
       let browser: Browser;
       let context: BrowserContext;

@@ -48,9 +48,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('console RPPS, establishments, audit and health in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`console RPPS, establishments, audit and health in Chromium [${kind}]`, {
-      timeout: 120_000,
-    }, () => {
+    describe(`console RPPS, establishments, audit and health in Chromium [${kind}]`, () => {
       let t: TestServer;
       let browser: Browser;
       let context: BrowserContext;

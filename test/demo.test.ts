@@ -106,9 +106,7 @@ async function shownJson(page: Page, idOrSelector: string): Promise<Record<strin
 if (!chromiumAvailable()) {
   missingChromiumSuite('npm run demo in a real browser');
 } else {
-  describe('npm run demo: DPI with a FIDO2 key, DRIMBOX through PSC delegating to Passerelle, the walkthrough', {
-    timeout: 60_000,
-  }, () => {
+  describe('npm run demo: DPI with a FIDO2 key, DRIMBOX through PSC delegating to Passerelle, the walkthrough', () => {
     let basePort: number;
     let demo: RunningDemo;
     let browser: Browser;

@@ -127,7 +127,7 @@ for (const kind of databasesUnderTest()) {
 
         await restore();
         restore = undefined;
-        await expect.poll(async () => (await readyz(t)).status, { timeout: 10_000, interval: 250 }).toBe(200);
+        await expect.poll(async () => (await readyz(t)).status, { timeout: 60_000, interval: 250 }).toBe(200);
         // The interaction started before the outage is still there.
         const again = await agent.request(loginPage);
         expect(again.status).toBe(200);

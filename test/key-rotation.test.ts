@@ -92,7 +92,7 @@ for (const kind of databasesUnderTest()) {
 
       // The running instance notices the new fingerprint (reloadIntervalSeconds is 1 in tests).
       await expect
-        .poll(() => publishedKids(t), { timeout: 10_000, interval: 200 })
+        .poll(() => publishedKids(t), { timeout: 60_000, interval: 200 })
         .toEqual([oldEc, oldRsa, newEc, newRsa].sort());
       for (const key of await publishedKeys(t)) {
         // Public parts only.
@@ -186,8 +186,8 @@ if (databasesUnderTest().includes('postgres')) {
 
       const created = await rotate(first);
       const expected = [...initial, ...created].sort();
-      await expect.poll(() => publishedKids(second), { timeout: 10_000, interval: 200 }).toEqual(expected);
-      await expect.poll(() => publishedKids(first), { timeout: 10_000, interval: 200 }).toEqual(expected);
+      await expect.poll(() => publishedKids(second), { timeout: 60_000, interval: 200 }).toEqual(expected);
+      await expect.poll(() => publishedKids(first), { timeout: 60_000, interval: 200 }).toEqual(expected);
 
       const newEc = await activeKid(second, 'EC-P256');
       expect(created).toContain(newEc);

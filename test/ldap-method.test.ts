@@ -75,7 +75,7 @@ for (const kind of databasesUnderTest()) {
       method = ldapMethod({ directory, accounts: links, audit: new AuditTrail(handle.db, logger), logger });
       root = new Client({ url: slapd.ldapsUrl, tlsOptions: { ca: slapd.pki.caPem } });
       await root.bind(ROOT_DN, slapd.rootPassword);
-    }, 60_000);
+    });
     afterAll(async () => {
       await root?.unbind();
       await directory?.close();

@@ -82,9 +82,7 @@ if (!chromiumAvailable()) {
   missingComponentSuite('LemonLDAP::NG as a broker of Passerelle', 'LemonLDAP::NG', LEMONLDAP_MISSING);
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`LemonLDAP::NG 2.16 as an OpenID Connect broker of Passerelle [${kind}]`, {
-      timeout: 60_000,
-    }, () => {
+    describe(`LemonLDAP::NG 2.16 as an OpenID Connect broker of Passerelle [${kind}]`, () => {
       let t: TestServer;
       let browser: Browser;
       let llng: LemonLdap;

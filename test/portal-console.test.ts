@@ -28,7 +28,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('staff portal and console door in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`staff portal and console door in Chromium [${kind}]`, { timeout: 90_000 }, () => {
+    describe(`staff portal and console door in Chromium [${kind}]`, () => {
       let t: TestServer;
       let browser: Browser;
       let context: BrowserContext;

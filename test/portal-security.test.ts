@@ -181,7 +181,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('the portal security page in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`portal security page in Chromium [${kind}]`, { timeout: 120_000 }, () => {
+    describe(`portal security page in Chromium [${kind}]`, () => {
       let t: TestServer;
       let app: Awaited<ReturnType<typeof startApplication>>;
       let browser: Browser;

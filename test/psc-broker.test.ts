@@ -123,7 +123,12 @@ for (const kind of databasesUnderTest()) {
     const pscOrigin = () => new URL(psc.issuer).origin;
 
     beforeAll(async () => {
-      psc = await startPscSimulator({ clients: [{ ...SERVICE, postLogoutRedirectUris: [BYE] }] });
+      psc = await startPscSimulator({
+        // PSC checks Passerelle's 2-second ID tokens with its clock a minute behind: valid at each login
+        // however slow the machine is (they expire for real before the logout that needs them expired).
+        now: () => new Date(Date.now() - 60_000),
+        clients: [{ ...SERVICE, postLogoutRedirectUris: [BYE] }],
+      });
       const certs = `${psc.issuer}/protocol/openid-connect/certs`;
       t = await startWithCards(kind, pki, {
         establishments: [RENNES],

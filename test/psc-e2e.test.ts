@@ -177,9 +177,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('PSC federation end to end in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`PSC federation in Chromium: DPI, external service, PSC simulator, Passerelle [${kind}]`, {
-      timeout: 60_000,
-    }, () => {
+    describe(`PSC federation in Chromium: DPI, external service, PSC simulator, Passerelle [${kind}]`, () => {
       let t: TestServer;
       let psc: PscSimulator;
       let browser: Browser;

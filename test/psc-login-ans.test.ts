@@ -302,7 +302,7 @@ describe('PSC’s discovery: which document, which authorization endpoint (simul
 });
 
 for (const kind of databasesUnderTest()) {
-  describe(`login through PSC as the ANS connector does it [${kind}]`, { timeout: 60_000 }, () => {
+  describe(`login through PSC as the ANS connector does it [${kind}]`, () => {
     /** Passerelle with the defaults. */
     let t: TestServer;
     /** A second instance (its own database): minimum eidas2, RPPS identities only, behind a hostile network. */

@@ -37,7 +37,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('login through Pro Santé Connect in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`login through Pro Santé Connect in Chromium [${kind}]`, { timeout: 60_000 }, () => {
+    describe(`login through Pro Santé Connect in Chromium [${kind}]`, () => {
       let t: TestServer;
       let psc: PscSimulator;
       let browser: Browser;

@@ -79,6 +79,8 @@ describe('PSC simulator: logout with an establishment FI', () => {
   let receiver: Awaited<ReturnType<typeof startLogoutReceiver>>;
   let failingReceiver: Awaited<ReturnType<typeof startLogoutReceiver>>;
   let logins = 0;
+  /** How far PSC's clock is behind (a test that needs a short-lived token valid during a slow login). */
+  let pscLagMs = 0;
   /** The FI entries' settings: Keycloak's defaults. */
   const common = () => ({
     discoveryUrl: fi.issuer,
@@ -91,6 +93,7 @@ describe('PSC simulator: logout with an establishment FI', () => {
     receiver = await startLogoutReceiver();
     failingReceiver = await startLogoutReceiver(500);
     psc = await startPscSimulator({
+      now: () => new Date(Date.now() - pscLagMs),
       clients: [
         { ...SERVICE, postLogoutRedirectUris: [BYE], backchannelLogoutUri: receiver.uri },
         { ...DMP, backchannelLogoutUri: failingReceiver.uri },
@@ -350,9 +353,14 @@ describe('PSC simulator: logout with an establishment FI', () => {
   }
 
   it('sends the browser with a 302 and the stored ID token as is, even expired (not refreshed)', async () => {
+    // A 1-second ID token from the FI, which PSC checks at the login with its clock a minute behind: still
+    // valid then however slow the machine is; it has expired for real two seconds later.
     fi.idTokenTtlSeconds = 1;
-    const { agent, tokens, brokered } = await delegatedLogin();
-    fi.idTokenTtlSeconds = 600;
+    pscLagMs = 60_000;
+    const { agent, tokens, brokered } = await delegatedLogin().finally(() => {
+      fi.idTokenTtlSeconds = 600;
+      pscLagMs = 0;
+    });
     await new Promise((resolve) => setTimeout(resolve, 2100));
     expect(decodeJwt(brokered.fiIdToken).exp).toBeLessThan(Date.now() / 1000);
     const tokenRequests = fi.tokenRequests.length;

@@ -52,7 +52,7 @@ async function* chunksOf(bytes: Buffer, size: number): AsyncGenerator<Uint8Array
 }
 
 for (const kind of databasesUnderTest()) {
-  describe(`open-data import (${kind})`, { timeout: 60_000 }, () => {
+  describe(`open-data import (${kind})`, () => {
     let database: TestDatabase;
     let handle: DatabaseHandle;
     let index: OpenDataIndex;
@@ -462,7 +462,7 @@ for (const kind of databasesUnderTest()) {
   });
 }
 
-describe('passerelle rpps import', { timeout: 120_000 }, () => {
+describe('passerelle rpps import', () => {
   const dir = mkdtempSync(join(tmpdir(), 'passerelle-rpps-cli-'));
   const embedded = embeddedCli('passerelle-cli-rpps-');
   let postgres: TestDatabase | undefined;

@@ -462,7 +462,9 @@ describe('scheduled RPPS sync', () => {
         'verified',
       );
       let runs: { status: string; trigger: string; started_at: Date; finished_at: Date | null }[] = [];
-      for (let i = 0; i < 100 && runs.filter((r) => r.status === 'completed').length < 2; i++) {
+      // Two runs of the schedule, however slow the machine (each is seconds on an idle one).
+      const deadline = Date.now() + 180_000;
+      while (Date.now() < deadline && runs.filter((r) => r.status === 'completed').length < 2) {
         await new Promise((resolve) => setTimeout(resolve, 200));
         runs = await db
           .selectFrom('rpps_sync_run')

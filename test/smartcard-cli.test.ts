@@ -9,7 +9,7 @@ import { createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts'
 let pki: IgcSantePki;
 beforeAll(async () => {
   pki = await createIgcSantePki();
-}, 60_000);
+});
 afterAll(() => pki?.remove());
 
 describe('smartcard section of deploy/passerelle.example.yaml', () => {
@@ -29,7 +29,7 @@ describe('smartcard section of deploy/passerelle.example.yaml', () => {
   });
 });
 
-describe('passerelle users add-card / cards / remove-card (PGlite)', { timeout: 300_000 }, () => {
+describe('passerelle users add-card / cards / remove-card (PGlite)', () => {
   const { cli, remove } = embeddedCli('passerelle-cli-card-');
   afterAll(remove);
 

@@ -30,7 +30,7 @@ let pki: IgcSantePki;
 
 beforeAll(async () => {
   pki = await createIgcSantePki();
-}, 60_000);
+});
 afterAll(() => pki?.remove());
 
 function context(certificate: PresentedCertificate | undefined, accountId?: string): MethodContext {

@@ -15,7 +15,7 @@ let pki: IgcSantePki;
 
 beforeAll(async () => {
   pki = await createIgcSantePki();
-}, 60_000);
+});
 afterAll(() => pki?.remove());
 
 /** A smartcard section over the test PKI (both families, both CRLs) with `overrides` merged. */

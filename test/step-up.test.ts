@@ -26,7 +26,7 @@ let pki: IgcSantePki;
 
 beforeAll(async () => {
   pki = await createIgcSantePki();
-}, 60_000);
+});
 afterAll(() => pki?.remove());
 
 for (const kind of databasesUnderTest()) {

@@ -22,7 +22,7 @@ async function withDatabase<T>(
   }
 }
 
-describe('passerelle CLI: enrollment codes and security keys', { timeout: 120_000 }, () => {
+describe('passerelle CLI: enrollment codes and security keys', () => {
   const dir = mkdtempSync(join(tmpdir(), 'passerelle-cli-webauthn-'));
   const dataDir = join(dir, 'pglite');
   const file = join(dir, 'passerelle.yaml');

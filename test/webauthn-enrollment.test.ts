@@ -36,7 +36,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('security key enrollment in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`security key enrollment in Chromium [${kind}]`, { timeout: 60_000 }, () => {
+    describe(`security key enrollment in Chromium [${kind}]`, () => {
       let t: TestServer;
       let browser: Browser;
       let codes: EnrollmentCodes;

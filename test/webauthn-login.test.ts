@@ -75,9 +75,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('security key sign-in in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`security key sign-in through the login pages in Chromium [${kind}]`, {
-      timeout: 90_000,
-    }, () => {
+    describe(`security key sign-in through the login pages in Chromium [${kind}]`, () => {
       let t: TestServer;
       let browser: Browser;
       let codes: EnrollmentCodes;
@@ -378,7 +376,7 @@ if (!chromiumAvailable()) {
     });
   }
 
-  describe('the demo: FIDO2 sign-in with the default demo settings', { timeout: 90_000 }, () => {
+  describe('the demo: FIDO2 sign-in with the default demo settings', () => {
     let t: TestServer;
     let browser: Browser;
 

@@ -65,7 +65,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('webauthn method in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`webauthn method with Chromium assertions [${kind}]`, { timeout: 60_000 }, () => {
+    describe(`webauthn method with Chromium assertions [${kind}]`, () => {
       let t: TestServer;
       let browser: Browser;
       let browserContext: BrowserContext;

@@ -35,7 +35,8 @@ export function runCli(
   args: string[],
   options: { env: Record<string, string>; input?: string; timeoutMs?: number },
 ): Promise<CliResult> {
-  const timeoutMs = options.timeoutMs ?? 60_000;
+  // A hung command, not a slow one: one command took 50 s on a machine at load 20 (2 cores).
+  const timeoutMs = options.timeoutMs ?? 240_000;
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [MAIN, ...args], {
       cwd: REPO_ROOT,

@@ -211,7 +211,7 @@ export interface DaemonOptions {
   ports: number[];
   /** Further readiness (e.g. an HTTP check), polled after the ports. */
   ready?: () => Promise<boolean>;
-  /** Default 60 s: a loaded machine may take long to start a daemon. */
+  /** Default 120 s: a loaded machine may take long to start a daemon. */
   timeoutMs?: number;
 }
 
@@ -259,7 +259,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     clearTimeout(timer);
   };
   const daemon = { child, ports: options.ports, output: () => output, stop };
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const deadline = Date.now() + timeoutMs;
   try {
     const pending = new Set(options.ports);
     for (;;) {
@@ -275,7 +276,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       if (pending.size === 0 && (!options.ready || (await options.ready()))) return daemon;
       if (Date.now() > deadline)
         throw new Error(
-          `${options.name} not ready within ${options.timeoutMs ?? 60_000} ms (ports ${options.ports.join(', ')}): ${output}`,
+          `${options.name} not ready within ${timeoutMs} ms (ports ${options.ports.join(', ')}): ${output}`,
         );
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

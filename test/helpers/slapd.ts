@@ -367,8 +367,10 @@ export function openldapConfig(slapd: Slapd, over: Partial<LdapConfig> = {}): Ld
       idNat: 'employeeNumber',
       groups: 'memberOf',
     },
-    connectTimeoutMs: 1000,
-    operationTimeoutMs: 1500,
+    // Generous: a loaded machine may take seconds to answer (a stopped slapd refuses at once; the tests of
+    // a hung directory set their own).
+    connectTimeoutMs: 10_000,
+    operationTimeoutMs: 15_000,
     poolSize: 2,
     ...over,
   };

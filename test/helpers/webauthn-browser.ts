@@ -29,7 +29,8 @@ export async function newFrenchContext(
     viewport: { width: 1024, height: 900 },
     bypassCSP: options.bypassCSP ?? false,
   });
-  context.setDefaultTimeout(15_000);
+  // What a page waits for (an element, a navigation), with a deadline a loaded machine meets.
+  context.setDefaultTimeout(60_000);
   return context;
 }
 
