@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import { CONFIG_EXIT_CODE, ConfigError, type LoadedConfig, loadConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
 import { createLogger } from '../http/logger.ts';
+import { zonedIso } from '../i18n/time.ts';
 
 export interface GlobalOptions {
   config?: string;
@@ -90,6 +92,19 @@ export async function promptPassword(label: string): Promise<string> {
 }
 
 export const out = (line: string) => process.stdout.write(`${line}\n`);
+
+/**
+ * Times as the command line prints them: ISO 8601 in the establishment's time zone (`ui.timeZone`) with
+ * its offset, `2026-12-08T06:04:05+01:00`; `fallback` when there is no time.
+ */
+export function cliTime(config: Pick<Config, 'ui'>) {
+  return (date: Date | null | undefined, fallback = '-') =>
+    date ? zonedIso(date, config.ui.timeZone) : fallback;
+}
+
+/** Where applications find the issuer: its discovery document. */
+export const discoveryUrl = (config: Pick<Config, 'issuer'>) =>
+  `${config.issuer}/.well-known/openid-configuration`;
 
 /** Progress on a terminal: one line rewritten in place; elsewhere (logs), a line every few seconds. */
 export class ProgressLine {

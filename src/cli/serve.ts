@@ -1,11 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createPasserelle, type Passerelle } from '../app.ts';
 import type { Config } from '../config/schema.ts';
 import { linkDemoAccount, startDemoAnnuaire } from '../demo/annuaire.ts';
 import { cardListenerOptions, startCardListener } from '../http/card-listener.ts';
-import { type GlobalOptions, loadCliConfig } from './context.ts';
+import { cliTime, discoveryUrl, type GlobalOptions, loadCliConfig, out } from './context.ts';
 
 export interface Serving {
   /** The configuration served (in demo mode, with the simulated Annuaire Santé). */
@@ -13,6 +14,8 @@ export interface Serving {
   passerelle: Passerelle;
   server: Server;
   cardServer: HttpsServer | undefined;
+  /** What `passerelle serve` prints at start: the issuer's addresses, the start time, where it listens. */
+  banner: string[];
   /** Stops the servers, background work and the demo's simulator. */
   stop(): Promise<void>;
 }
@@ -55,6 +58,7 @@ export async function startServing(loadedConfig: Config, logger: Logger): Promis
     passerelle,
     server,
     cardServer,
+    banner: startBanner(config, server.address() as AddressInfo),
     async stop() {
       await passerelle.stop(...[server, cardServer].filter((s) => s !== undefined));
       await demoAnnuaire?.close();
@@ -62,9 +66,31 @@ export async function startServing(loadedConfig: Config, logger: Logger): Promis
   };
 }
 
+/**
+ * The start banner: the addresses people and applications use — the configured issuer's, whatever this
+ * process listens on behind the reverse proxy — and the start time in the establishment's time zone.
+ */
+export function startBanner(config: Config, address: AddressInfo, now = new Date()): string[] {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const listening = `http://${host}:${address.port}`;
+  return [
+    `Passerelle is serving ${config.issuer} (started ${cliTime(config)(now)})`,
+    `  discovery  ${discoveryUrl(config)}`,
+    `  portal     ${config.issuer}/portal`,
+    `  console    ${config.issuer}/admin`,
+    ...(config.demo ? [`  demo       ${config.issuer}/ (demo mode: public secrets and password)`] : []),
+    `  listening  ${listening}${
+      new URL(config.issuer).origin === listening
+        ? ''
+        : ` (reached as ${config.issuer} through the reverse proxy)`
+    }`,
+  ];
+}
+
 export async function serve(options: GlobalOptions): Promise<void> {
   const { loaded, logger } = loadCliConfig(options);
   const serving = await startServing(loaded.config, logger);
+  for (const line of serving.banner) out(line);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
