@@ -174,3 +174,28 @@ for (const kind of databasesUnderTest()) {
     });
   });
 }
+
+for (const kind of databasesUnderTest()) {
+  describe(`the demo application's error page [${kind}]`, { timeout: 60_000 }, () => {
+    let t: TestServer;
+    beforeAll(async () => {
+      t = await startTestServer(kind, { config: { demo: true } });
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+
+    it('an error the application received reads in French, without its code or English description', async () => {
+      const response = await rawGet(
+        `${t.issuer}/demo/callback?error=access_denied&error_description=End-User+aborted+interaction`,
+        { accept: BROWSER_ACCEPT, 'accept-language': 'fr' },
+      );
+      expect(response.status).toBe(400);
+      expectStyledPage(response);
+      expect(errorText(response.text)).toBe(fr['error.engine.access_denied']);
+      expect(visibleText(response.text)).toContain(fr['error.engine.advice.restart']);
+      for (const internal of ['access_denied', 'End-User', 'class="detail"'])
+        expect(response.text).not.toContain(internal);
+    });
+  });
+}
