@@ -21,7 +21,7 @@ import { Sealer } from '../src/crypto/sealer.ts';
 import { connectDatabase, type DatabaseHandle } from '../src/db/connect.ts';
 import { migrateDown, migrateToLatest } from '../src/db/migrate.ts';
 import type { Database } from '../src/db/types.ts';
-import { cleanEnv, runCli } from './helpers/cli.ts';
+import { cleanEnv, forCommands, runCli } from './helpers/cli.ts';
 import { createTestDatabase, databasesUnderTest, queryOnce, type TestDatabase } from './helpers/databases.ts';
 
 const silent = pino({ level: 'silent' });
@@ -391,7 +391,7 @@ for (const kind of databasesUnderTest()) {
 }
 
 for (const kind of databasesUnderTest()) {
-  describe(`audit chain migration, database roles and CLI [${kind}]`, () => {
+  describe(`audit chain migration, database roles and CLI [${kind}]`, forCommands(6), () => {
     let testDb: TestDatabase;
     const open = () =>
       connectDatabase({ database: { url: testDb.url, dataDir: testDb.dataDir, poolSize: 2 } });

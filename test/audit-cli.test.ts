@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { embeddedCli } from './helpers/cli.ts';
+import { embeddedCli, forCommands } from './helpers/cli.ts';
 
 /** `passerelle audit export|report|purge` end to end: a real process on an embedded database. */
-describe('passerelle audit outputs (PGlite)', () => {
+describe('passerelle audit outputs (PGlite)', forCommands(4), () => {
   const embedded = embeddedCli('passerelle-cli-audit-');
   const { cli, dataDir } = embedded;
 

@@ -19,7 +19,7 @@ import {
 } from './helpers/browser-agent.ts';
 import { presentCard } from './helpers/card-client.ts';
 import { nodeCert, startWithCards } from './helpers/card-server.ts';
-import { cleanEnv, runCli } from './helpers/cli.ts';
+import { cleanEnv, forCommands, runCli } from './helpers/cli.ts';
 import {
   authorizationRequest,
   createUser,
@@ -516,7 +516,7 @@ for (const kind of databasesUnderTest()) {
     });
   });
 
-  describe(`audit trail: administration from the command line [${kind}]`, () => {
+  describe(`audit trail: administration from the command line [${kind}]`, forCommands(11), () => {
     let database: TestDatabase;
     const dataDir = join(tmpdir(), `passerelle-audit-cli-${randomBytes(6).toString('hex')}`);
     let env: Record<string, string>;

@@ -13,7 +13,7 @@ import { Sealer } from '../src/crypto/sealer.ts';
 import { connectDatabase, type DatabaseHandle } from '../src/db/connect.ts';
 import { migrateToLatest } from '../src/db/migrate.ts';
 import type { Database } from '../src/db/types.ts';
-import { embeddedCli } from './helpers/cli.ts';
+import { embeddedCli, forCommands } from './helpers/cli.ts';
 import { createTestDatabase, databasesUnderTest, type TestDatabase } from './helpers/databases.ts';
 
 const silent = pino({ level: 'silent' });
@@ -122,7 +122,7 @@ for (const kind of databasesUnderTest()) {
   });
 }
 
-describe('passerelle audit rotate-key, keys, verify --public-key, export (PGlite)', () => {
+describe('passerelle audit rotate-key, keys, verify --public-key, export (PGlite)', forCommands(6), () => {
   const embedded = embeddedCli('passerelle-cli-audit-key-');
   afterAll(() => embedded.remove());
 

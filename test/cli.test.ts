@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations } from '../migrations/index.ts';
-import { type CliResult, cleanEnv, embeddedCli, runCli } from './helpers/cli.ts';
+import { type CliResult, cleanEnv, embeddedCli, forCommands, runCli } from './helpers/cli.ts';
 import { TEST_PASSWORD } from './helpers/clients.ts';
 import { createTestDatabase, databasesUnderTest, queryOnce, type TestDatabase } from './helpers/databases.ts';
 
@@ -26,7 +26,7 @@ function keyLines(stdout: string): { kid: string; family: string; state: string 
     });
 }
 
-describe('passerelle CLI help', () => {
+describe('passerelle CLI help', forCommands(8), () => {
   const commands: [string[], string][] = [
     [[], 'Usage: passerelle [options] [command]'],
     [['serve'], 'Usage: passerelle serve [options]'],
@@ -77,7 +77,7 @@ describe('passerelle CLI help', () => {
 });
 
 // Each command starts the embedded database (1–3 s, more on a loaded machine): generous timeouts.
-describe('passerelle CLI administration on an embedded PGlite data directory', () => {
+describe('passerelle CLI administration on an embedded PGlite data directory', forCommands(5), () => {
   const { cli, remove, dataDir } = embeddedCli('passerelle-cli-');
   afterAll(remove);
 
@@ -275,7 +275,7 @@ describe('passerelle CLI administration on an embedded PGlite data directory', (
 });
 
 if (databasesUnderTest().includes('postgres')) {
-  describe('passerelle CLI administration on PostgreSQL (DATABASE_URL)', () => {
+  describe('passerelle CLI administration on PostgreSQL (DATABASE_URL)', forCommands(5), () => {
     let database: TestDatabase;
     const unusedDataDir = join(tmpdir(), `passerelle-cli-unused-${randomBytes(6).toString('hex')}`);
     beforeAll(async () => {

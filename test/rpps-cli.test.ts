@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { embeddedCli, type runCli } from './helpers/cli.ts';
+import { embeddedCli, forCommands, type runCli } from './helpers/cli.ts';
 import { generateProfessionals, type Professional } from './simulators/annuaire/fixtures.ts';
 import { type AnnuaireSimulator, startAnnuaireSimulator } from './simulators/annuaire/server.ts';
 
@@ -7,7 +7,7 @@ const API_KEY = 'cli-annuaire-key-0123456789';
 const PASSWORD = 'a long enough password for the cli';
 
 /** `passerelle rpps …` and `passerelle alerts` end to end: a real process, the simulated Annuaire Santé. */
-describe('passerelle rpps (PGlite)', () => {
+describe('passerelle rpps (PGlite)', forCommands(7), () => {
   const professionals = [...generateProfessionals({ count: 60, now: new Date() })];
   const [marie, other] = professionals.filter((p) => p.active) as [Professional, Professional];
   let sim: AnnuaireSimulator;

@@ -16,7 +16,7 @@ import {
   MALFORMED_LISTED,
 } from '../src/rpps/open-data.ts';
 import { OpenDataIndex } from '../src/rpps/open-data-index.ts';
-import { cleanEnv, embeddedCli, runCli } from './helpers/cli.ts';
+import { cleanEnv, embeddedCli, forCommands, runCli } from './helpers/cli.ts';
 import { createTestDatabase, databasesUnderTest, type TestDatabase } from './helpers/databases.ts';
 import { fixtureRpps, generateProfessionals } from './simulators/annuaire/fixtures.ts';
 import { OPEN_DATA_COLUMNS, writeOpenDataFile } from './simulators/annuaire/open-data-file.ts';
@@ -462,7 +462,7 @@ for (const kind of databasesUnderTest()) {
   });
 }
 
-describe('passerelle rpps import', () => {
+describe('passerelle rpps import', forCommands(4), () => {
   const dir = mkdtempSync(join(tmpdir(), 'passerelle-rpps-cli-'));
   const embedded = embeddedCli('passerelle-cli-rpps-');
   let postgres: TestDatabase | undefined;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NationalIdentities } from '../src/accounts/national-identity.ts';
 import { connectDatabase } from '../src/db/connect.ts';
-import { embeddedCli, type runCli } from './helpers/cli.ts';
+import { embeddedCli, forCommands, type runCli } from './helpers/cli.ts';
 import { generateProfessionals, type Professional } from './simulators/annuaire/fixtures.ts';
 import { type AnnuaireSimulator, startAnnuaireSimulator } from './simulators/annuaire/server.ts';
 
@@ -16,7 +16,7 @@ const PSI_ID = 'PSI-2026-ines-0001';
  * `rpps review` say which registry an identity comes from, and the RPPS sync leaves PSI identities alone
  * (the Annuaire Santé does not know them: they must not turn inactive as "not found").
  */
-describe('passerelle rpps with Pro Santé Identité identities (PGlite)', () => {
+describe('passerelle rpps with Pro Santé Identité identities (PGlite)', forCommands(4), () => {
   const professionals = [...generateProfessionals({ count: 40, now: new Date() })];
   const [marie, lea] = professionals.filter((p) => p.active) as [Professional, Professional];
   let sim: AnnuaireSimulator;

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.ts';
-import { embeddedCli, REPO_ROOT } from './helpers/cli.ts';
+import { embeddedCli, forCommands, REPO_ROOT } from './helpers/cli.ts';
 import { createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts';
 
 let pki: IgcSantePki;
@@ -29,7 +29,7 @@ describe('smartcard section of deploy/passerelle.example.yaml', () => {
   });
 });
 
-describe('passerelle users add-card / cards / remove-card (PGlite)', () => {
+describe('passerelle users add-card / cards / remove-card (PGlite)', forCommands(7), () => {
   const { cli, remove } = embeddedCli('passerelle-cli-card-');
   afterAll(remove);
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.ts';
 import { connectDatabase } from '../src/db/connect.ts';
-import { cleanEnv, runCli } from './helpers/cli.ts';
+import { cleanEnv, forCommands, runCli } from './helpers/cli.ts';
 import { TEST_PASSWORD } from './helpers/clients.ts';
 
 /** Reads or writes the PGlite data directory between two CLI runs (PGlite allows one process at a time). */
@@ -22,7 +22,7 @@ async function withDatabase<T>(
   }
 }
 
-describe('passerelle CLI: enrollment codes and security keys', () => {
+describe('passerelle CLI: enrollment codes and security keys', forCommands(6), () => {
   const dir = mkdtempSync(join(tmpdir(), 'passerelle-cli-webauthn-'));
   const dataDir = join(dir, 'pglite');
   const file = join(dir, 'passerelle.yaml');

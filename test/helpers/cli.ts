@@ -28,6 +28,14 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
 }
 
 /**
+ * Options of a `describe` whose tests run up to `commands` commands one after the other: a timeout in
+ * proportion (each command takes seconds on an idle machine, a minute or more on a loaded one).
+ */
+export function forCommands(commands: number): { timeout: number } {
+  return { timeout: commands * 120_000 };
+}
+
+/**
  * Runs `node src/cli/main.ts ...args` with the Node running the tests (Node 24, type stripping),
  * from the repository root. `input` is written to standard input, which is then closed.
  */
