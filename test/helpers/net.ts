@@ -63,8 +63,9 @@ export class AddressInUseError extends Error {
   override name = 'AddressInUseError';
 }
 
-/** How daemons say that their port is taken (Node, nginx, slapd, Perl's IO::Socket). */
-export const ADDRESS_IN_USE = /EADDRINUSE|address already in use|errno=98\b/i;
+/** How daemons say that their port is taken (Node, nginx, slapd, Perl's IO::Socket, Samba). */
+export const ADDRESS_IN_USE =
+  /EADDRINUSE|address already in use|errno=98\b|NT_STATUS_ADDRESS_ALREADY_ASSOCIATED/i;
 
 export function isAddressInUse(err: unknown): boolean {
   return (

@@ -1,9 +1,9 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { portOpen } from './net.ts';
+import { AddressInUseError, portOpen, samePortAgain, startDaemon } from './net.ts';
 import { makePki, type TestPki } from './slapd.ts';
 
 const SAMBA = '/usr/sbin/samba';
@@ -15,7 +15,7 @@ export const AD_ADMIN_DN = `CN=Administrator,CN=Users,${AD_BASE_DN}`;
 
 /**
  * Samba AD DC listens on the fixed ports 389 and 636 (no option moves them): root is needed and only one
- * instance runs at a time. With CI=true, a missing samba or an unusable port fails the suite.
+ * instance runs at a time on a machine (a second one waits). With CI=true, a missing samba fails the suite.
  */
 export function sambaAvailable(): boolean {
   let problem: string | undefined;
@@ -39,9 +39,6 @@ export interface SambaDc {
 }
 
 export async function startSambaDc(): Promise<SambaDc> {
-  if ((await portOpen(389)) || (await portOpen(636))) {
-    throw new Error('ports 389/636 are in use: another directory (or Samba) is running on this machine');
-  }
   const dir = mkdtempSync(join(tmpdir(), 'passerelle-samba-'));
   const pki = makePki(dir, 'dc');
   const adminPassword = 'Adm1n-Passw0rd!';
@@ -73,35 +70,22 @@ export async function startSambaDc(): Promise<SambaDc> {
       `[global]\n\ttls enabled = yes\n\ttls keyfile = ${pki.keyFile}\n\ttls certfile = ${pki.certFile}\n\ttls cafile = ${pki.caFile}`,
     );
   writeFileSync(confFile, conf);
-  let output = '';
   const t1 = Date.now();
-  const child: ChildProcess = spawn(SAMBA, ['-i', '-s', confFile, '--debug-stdout', '-d', '1'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const collect = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-4000);
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
+  // Its ports cannot move (and its `interfaces` must be the machine's own addresses): while another
+  // domain controller holds them (another test run on this machine), wait for them.
+  const dc = await samePortAgain(async () => {
+    if ((await portOpen(389)) || (await portOpen(636)))
+      throw new AddressInUseError('ports 389/636 are in use: another directory (or Samba) runs here');
+    return startDaemon({
+      name: 'samba',
+      command: SAMBA,
+      args: ['-i', '-s', confFile, '--debug-stdout', '-d', '1'],
+      ports: [389, 636],
     });
-  };
-  try {
-    const deadline = Date.now() + 60_000;
-    while (!(await portOpen(636))) {
-      if (child.exitCode !== null) throw new Error(`samba exited with ${child.exitCode}: ${output}`);
-      if (Date.now() > deadline) throw new Error(`samba did not listen on 636 within 60 s: ${output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } catch (err) {
-    await stop();
+  }, 600_000).catch((err: unknown) => {
     rmSync(dir, { recursive: true, force: true });
     throw err;
-  }
+  });
   return {
     ldapsUrl: 'ldaps://127.0.0.1',
     ldapUrl: 'ldap://127.0.0.1',
@@ -110,7 +94,7 @@ export async function startSambaDc(): Promise<SambaDc> {
     provisionSeconds,
     startSeconds: (Date.now() - t1) / 1000,
     async close() {
-      await stop();
+      await dc.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
