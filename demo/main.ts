@@ -6,10 +6,10 @@ import { type Demo, startDemo } from './start.ts';
 /**
  * `npm run demo`: Passerelle, the Pro Santé Connect simulator, the Annuaire Santé simulator, a DPI and a
  * DRIMBOX stand-in, and a walkthrough page, on localhost (docs/demo.md).
- *   node demo/main.ts [--base-port 3000] [--data <dir>] [--log-level warn]
+ *   npm run demo -- [--base-port 3000] [--data <dir>] [--log-level warn]   (bin/demo.js checks the Node version first)
  */
 
-const USAGE = `usage: node demo/main.ts [--base-port N] [--data DIR] [--log-level LEVEL]
+const USAGE = `usage: npm run demo -- [--base-port N] [--data DIR] [--log-level LEVEL]
   --base-port N      Passerelle on N, walkthrough N+100, DPI N+101, DRIMBOX N+102, PSC N+200 (default ${DEFAULT_BASE_PORT})
   --data DIR         keep Passerelle's database in DIR (default: a temporary directory, removed on exit)
   --log-level LEVEL  Passerelle's log level on standard error: fatal, error, warn, info, debug (default warn)

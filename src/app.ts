@@ -32,13 +32,16 @@ import { addressMatcher, presentedCertificate } from './http/client-certificate.
 import {
   auditWriteCheck,
   databaseCheck,
+  HEALTH_PATHS,
   healthRoutes,
   migrationsCheck,
   type ReadinessCheck,
 } from './http/health.ts';
+import { hostCheck } from './http/host-check.ts';
+import { inputCheck } from './http/input-check.ts';
 import { bodyLimit, errorBoundary, requestContext, securityHeaders } from './http/middleware.ts';
 import { staticAssets, Views } from './http/views.ts';
-import { translator } from './i18n/messages.ts';
+import { negotiateLocale, translator } from './i18n/messages.ts';
 import { CsrfTokens } from './interaction/form.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { InteractionStates } from './interaction/state.ts';
@@ -46,7 +49,7 @@ import { LdapDirectory } from './methods/ldap/directory.ts';
 import { ldapReadinessCheck } from './methods/ldap/health.ts';
 import { ldapMethod } from './methods/ldap/index.ts';
 import { passwordMethod } from './methods/password/index.ts';
-import { pscDiscoveryCheck, pscLoginMethod } from './methods/psc/index.ts';
+import { PSC_BACKCHANNEL_LOGOUT_PATH, pscDiscoveryCheck, pscLoginMethod } from './methods/psc/index.ts';
 import { smartcardMethod } from './methods/smartcard/index.ts';
 import { createSmartcard, type SmartcardRuntime } from './methods/smartcard/setup.ts';
 import { type AuthMethod, registered } from './methods/types.ts';
@@ -61,7 +64,13 @@ import { type ClientMetadata, ClientRegistry, type MetadataValidator } from './o
 import { ProviderHost } from './oidc/host.ts';
 import { ensureCookieKeys, ensureSigningKeys, keySetFingerprint, loadKeySet } from './oidc/keys.ts';
 import { postAsGet } from './oidc/post-as-get.ts';
-import { buildProvider } from './oidc/provider.ts';
+import {
+  buildProvider,
+  ENGINE_JSON_PATHS,
+  ENGINE_PAGE_PATHS,
+  ENGINE_USERINFO_PATH,
+} from './oidc/provider.ts';
+import { redirectUriIssues, redirectUriMessage } from './oidc/redirect-uris.ts';
 import { portalRoutes } from './portal/routes.ts';
 import { PORTAL_SECURITY_PATH, portalSecurityRoutes } from './portal/security.ts';
 import { internalClients, signInFlow } from './portal/sign-in.ts';
@@ -100,7 +109,10 @@ export async function openServices(
   logger: Logger,
   options: ConnectOptions = {},
 ): Promise<Services> {
-  const database = await connectDatabase(config, options);
+  const database = await connectDatabase(config, {
+    onWait: (message) => logger.warn(message),
+    ...options,
+  });
   try {
     for (const line of await migrateToLatest(database.db)) logger.info(line);
     const sealer = new Sealer(config.keys.encryptionKey);
@@ -143,6 +155,17 @@ export async function openServices(
       logger,
     });
     const validateClient: MetadataValidator = async (metadata: ClientMetadata) => {
+      // The same rules as the configuration, the command line and the console, for every registration.
+      const [uriIssue] = redirectUriIssues(
+        metadata.application_type === 'native' ? 'native' : 'web',
+        (metadata.redirect_uris as string[] | undefined) ?? [],
+        (metadata.post_logout_redirect_uris as string[] | undefined) ?? [],
+      );
+      if (uriIssue) {
+        throw new Error(
+          `client ${metadata.client_id}: ${redirectUriMessage(uriIssue.uri, uriIssue.problem, uriIssue.kind)}`,
+        );
+      }
       try {
         await host.provider.Client.validate(metadata);
       } catch (err) {
@@ -232,7 +255,8 @@ export async function createPasserelle(
   logger: Logger,
   options: ConnectOptions = {},
 ): Promise<Passerelle> {
-  const services = await openServices(config, logger, options);
+  // The server owns an embedded database and serves the command line through its relay.
+  const services = await openServices(config, logger, { ...options, owner: true });
   const { database, accounts, clients, host, views, cookieKeys, sessions, audit, throttle } = services;
   const db = database.db;
 
@@ -370,6 +394,8 @@ export async function createPasserelle(
       audit,
       sessions,
       logger,
+      roles: services.roles,
+      securityUrl: PORTAL_SECURITY_PATH,
     });
     purgers.push(
       () => challenges.purgeExpired(),
@@ -412,15 +438,38 @@ export async function createPasserelle(
   app.use(requestContext(logger, config.http.trustProxy));
   app.use(securityHeaders(config));
   app.use(
-    errorBoundary(logger, (ctx) =>
-      views.render(
+    errorBoundary(logger, (ctx) => {
+      const locale = negotiateLocale(undefined, ctx.get('accept-language'), config.ui.defaultLocale);
+      return views.render(
         'error',
-        { locale: config.ui.defaultLocale, demo: config.demo, requestId: ctx.state.requestId },
-        { message: translator(config.ui.defaultLocale)('error.service_unavailable') },
-      ),
-    ),
+        { locale, demo: config.demo, requestId: ctx.state.requestId },
+        { message: translator(locale)('error.service_unavailable') },
+      );
+    }),
   );
   app.use(bodyLimit(config.http.bodyLimitBytes));
+  app.use(hostCheck(config, logger, HEALTH_PATHS));
+  app.use(
+    inputCheck({
+      logger,
+      limitBytes: config.http.bodyLimitBytes,
+      jsonPaths: [...ENGINE_JSON_PATHS, PSC_BACKCHANNEL_LOGOUT_PATH],
+      bearerPaths: [ENGINE_USERINFO_PATH],
+      realm: config.issuer,
+      page: (ctx) => {
+        const locale = negotiateLocale(undefined, ctx.get('accept-language'), config.ui.defaultLocale);
+        return views.render(
+          'error',
+          { locale, demo: config.demo, requestId: ctx.state.requestId },
+          {
+            message: translator(locale)('error.invalid_characters'),
+            // The protocol's error code on the engine's browser endpoints (authorization, logout).
+            code: ENGINE_PAGE_PATHS.some((p) => ctx.path.startsWith(p)) ? 'invalid_request' : undefined,
+          },
+        );
+      },
+    }),
+  );
   app.use(staticAssets());
   const health = healthRoutes(readiness, () => shuttingDown);
   app.use(health.routes());

@@ -253,7 +253,8 @@ describe('passerelle CLI administration on an embedded PGlite data directory', f
     for (const kid of newKids) expect(listed.find((k) => k.kid === kid)?.state).toBe('active');
     for (const old of initialKeys) {
       expect(listed.find((k) => k.kid === old.kid)?.state).toMatch(
-        /^retired \d{4}-\d\d-\d\dT\S+Z, published until \d{4}-\d\d-\d\dT\S+Z$/,
+        // In the establishment's time zone (ui.timeZone, default Europe/Paris), with its offset.
+        /^retired \d{4}-\d\d-\d\dT[\d:]+[+-]\d\d:\d\d, published until \d{4}-\d\d-\d\dT[\d:]+[+-]\d\d:\d\d$/,
       );
     }
     expect(
@@ -269,7 +270,7 @@ describe('passerelle CLI administration on an embedded PGlite data directory', f
     expect(result.code, result.stderr).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
     expect(lines.map((line) => line.split('\t')[0])).toEqual(migrationNames);
-    for (const line of lines) expect(line).toMatch(/^\w+\tapplied \d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    for (const line of lines) expect(line).toMatch(/^\w+\tapplied \d{4}-\d\d-\d\dT[\d:]+[+-]\d\d:\d\d$/);
   });
 });
 

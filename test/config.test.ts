@@ -34,7 +34,7 @@ describe('loadConfig', () => {
     expect(config.demo).toBe(true);
     expect(config.issuer).toBe('http://localhost:3000');
     expect(config.http).toEqual({
-      host: '0.0.0.0',
+      host: '127.0.0.1',
       port: 3000,
       trustProxy: false,
       clientCertVerifyHeader: 'x-ssl-client-verify',
@@ -42,7 +42,7 @@ describe('loadConfig', () => {
       shutdownGraceSeconds: 10,
       outboundAllowPrivateAddresses: true,
     });
-    expect(config.database).toEqual({ dataDir: './data/pglite', poolSize: 10 });
+    expect(config.database).toEqual({ dataDir: './data/pglite', poolSize: 10, connectTimeoutSeconds: 30 });
     expect(config.keys.reloadIntervalSeconds).toBe(10);
     // The public demo key-encryption key: 32 bytes, never required from the operator in demo mode.
     expect(Buffer.from(config.keys.encryptionKey, 'base64')).toHaveLength(32);

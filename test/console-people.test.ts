@@ -1,5 +1,6 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LABELS } from '../src/i18n/labels.ts';
 import { messages } from '../src/i18n/messages.ts';
 import { CredentialStore, EnrollmentCodes } from '../src/methods/webauthn/store.ts';
 import { createUser, registerWebClient } from './helpers/clients.ts';
@@ -8,6 +9,7 @@ import { screenshot, seriousAccessibilityViolations } from './helpers/page-check
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   chromiumAvailable,
+  confirmAct,
   enrollVirtualKey,
   launchChromium,
   missingChromiumSuite,
@@ -145,7 +147,7 @@ if (!chromiumAvailable()) {
         expect(main).toContain('CHU de Rennes (FINESS 350005179, inscrit)');
         expect(main).toContain(fr['console.account.roles.readonly']);
         expect(main).toContain(
-          'Référentiel RPPS, identifiant 810001234567 — statut verified, source directory-attribute',
+          `Référentiel RPPS, identifiant 810001234567 — identité ${LABELS.linkStatus.verified.fr}, origine : ${LABELS.linkSource['directory-attribute'].fr}`,
         );
         await page.getByRole('button', { name: fr['console.account.enroll.issue'] }).click();
         const shown = (await page.locator('#enrollment-code').textContent()) ?? '';
@@ -190,6 +192,7 @@ if (!chromiumAvailable()) {
         expect((await t.passerelle.services.accounts.findById(target.id))?.disabledAt).toBeNull();
 
         await page.getByRole('button', { name: fr['console.account.disable'] }).click();
+        await confirmAct(page);
         await page.getByRole('status').filter({ hasText: fr['console.account.done.disabled'] }).waitFor();
         const other = await newFrenchContext(browser, { bypassCSP: true });
         try {
@@ -215,6 +218,7 @@ if (!chromiumAvailable()) {
               .count(),
           ).toBe(1);
           await page.getByRole('button', { name: fr['console.account.sessions.end'] }).click();
+          await confirmAct(page);
           await page
             .getByRole('status')
             .filter({ hasText: fr['console.account.done.sessions_ended'] })
@@ -283,6 +287,7 @@ if (!chromiumAvailable()) {
         expect(await throttle.accountState(target.username)).toMatchObject({ state: 'open', failures: 0 });
 
         await page.getByRole('button', { name: 'Révoquer la clé « Clé de Paul »' }).click();
+        await confirmAct(page);
         await page.getByRole('status').filter({ hasText: fr['console.account.done.key_revoked'] }).waitFor();
         expect(await new CredentialStore(db()).countActive(target.id)).toBe(0);
         expect(await page.locator('main').textContent()).toContain(fr['console.account.keys.none']);
@@ -317,6 +322,7 @@ if (!chromiumAvailable()) {
         await page.getByRole('status').filter({ hasText: fr['console.account.done.role_granted'] }).waitFor();
         expect(await roles().of(target.id)).toEqual(['auditor']);
         await page.getByRole('button', { name: 'Retirer le rôle auditeur' }).click();
+        await confirmAct(page);
         await page.getByRole('status').filter({ hasText: fr['console.account.done.role_revoked'] }).waitFor();
         expect(await roles().of(target.id)).toEqual([]);
         const changes = await db()
@@ -362,8 +368,8 @@ if (!chromiumAvailable()) {
         await page.getByLabel(fr['console.clients.auth_method']).selectOption('private_key_jwt');
         await page.getByRole('button', { name: fr['console.client.create'] }).click();
         await page.getByRole('alert').waitFor();
-        expect(await page.getByRole('alert').textContent()).toMatch(
-          /^Déclaration refusée : client labo: .*jwks/,
+        expect(await page.getByRole('alert').textContent()).toBe(
+          `Déclaration refusée : ${fr['console.client.error.engine_field'].replace('{field}', LABELS.clientField.jwksUri.fr)}`,
         );
         expect(await t.passerelle.services.clients.findMetadata('labo')).toBeUndefined();
         expect(await seriousAccessibilityViolations(page)).toEqual([]);
@@ -391,6 +397,7 @@ if (!chromiumAvailable()) {
         await page.goto(`${t.issuer}/admin/clients/labo`);
         expect(await page.locator('#client-secret').count()).toBe(0);
         await page.getByRole('button', { name: fr['console.client.rotate'] }).click();
+        await confirmAct(page);
         const rotated =
           ((await page.locator('#client-secret').textContent()) ?? '').split(' : ').at(-1) ?? '';
         expect(rotated).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -430,7 +437,9 @@ if (!chromiumAvailable()) {
         await page.getByLabel(fr['console.clients.auth_method']).selectOption('none');
         await page.getByRole('button', { name: fr['console.client.save'] }).click();
         await page.getByRole('alert').waitFor();
-        expect(await page.getByRole('alert').textContent()).toContain('pkceRequired');
+        expect(await page.getByRole('alert').textContent()).toBe(
+          `Déclaration refusée : ${fr['console.client.error.pkce_public'].replace('{field}', LABELS.clientField.pkceRequired.fr)}`,
+        );
         expect((await t.passerelle.services.clients.show('labo'))?.token_endpoint_auth_method).toBe(
           'client_secret_basic',
         );
@@ -451,6 +460,7 @@ if (!chromiumAvailable()) {
         expect(refused.status()).toBe(403);
         expect(await t.passerelle.services.clients.findMetadata('dpi')).toBeDefined();
         await page.getByRole('button', { name: fr['console.client.remove'] }).click();
+        await confirmAct(page);
         await page.getByRole('status').filter({ hasText: fr['console.client.done.removed'] }).waitFor();
         expect(await t.passerelle.services.clients.findMetadata('dpi')).toBeUndefined();
 
@@ -466,6 +476,41 @@ if (!chromiumAvailable()) {
         expect(blocked.status()).toBe(409);
         expect(await t.passerelle.services.clients.findMetadata('passerelle-portal')).toBeDefined();
         expect(await seriousAccessibilityViolations(page)).toEqual([]);
+      });
+
+      it('applications: a redirect URI outside RFC 8252 and RFC 9700 is refused and named in French; a native application registers its private-use scheme', async () => {
+        await asOnly('administrator');
+        await page.goto(`${t.issuer}/admin/clients/new`);
+        await page.getByLabel(fr['console.clients.id']).fill('poste');
+        const refused = async (uri: string, problem: keyof typeof fr) => {
+          await page.getByLabel(fr['console.client.field.redirect_uris']).fill(uri);
+          await page.getByRole('button', { name: fr['console.client.create'] }).click();
+          await page.getByRole('alert').waitFor();
+          expect(await page.getByRole('alert').textContent()).toBe(
+            fr['console.client.invalid'].replace(
+              '{reason}',
+              fr[problem]
+                .replace('{field}', LABELS.clientField.redirectUris.fr)
+                .replace('{line}', '1')
+                .replace('{uri}', uri),
+            ),
+          );
+          expect(await t.passerelle.services.clients.findMetadata('poste')).toBeUndefined();
+        };
+        await refused('http://poste.hopital.test/retour', 'redirect_uri.problem.http_not_loopback');
+        await refused('https://*.hopital.test/retour', 'redirect_uri.problem.wildcard');
+        await refused('fr.hopital.poste:/retour', 'redirect_uri.problem.private_scheme_not_native');
+        await checked('console-client-redirect-uri-refused');
+
+        await page.getByLabel(fr['console.client.field.native']).check();
+        await page.getByLabel(fr['console.clients.auth_method']).selectOption('none');
+        await page.getByRole('button', { name: fr['console.client.create'] }).click();
+        await page.getByRole('status').filter({ hasText: fr['console.client.done.created'] }).waitFor();
+        expect(await t.passerelle.services.clients.show('poste')).toMatchObject({
+          application_type: 'native',
+          redirect_uris: ['fr.hopital.poste:/retour'],
+        });
+        expect(await page.getByLabel(fr['console.client.field.native']).isChecked()).toBe(true);
       });
     });
   }

@@ -5,7 +5,9 @@ import { AuditCheckpoints, AuditSigningKey } from '../src/audit/checkpoints.ts';
 import type { AuditRow } from '../src/audit/export.ts';
 import { installationKeyring } from '../src/audit/keyring.ts';
 import { rangeVerifier } from '../src/audit/range-verifier.ts';
+import { LABELS, label } from '../src/i18n/labels.ts';
 import { messages } from '../src/i18n/messages.ts';
+import { monthName } from '../src/i18n/time.ts';
 import { listSigningKeys } from '../src/oidc/keys.ts';
 import { createUser, registerWebClient, TEST_PASSWORD } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
@@ -147,7 +149,9 @@ if (!chromiumAvailable()) {
         const runs = await t.passerelle.rpps.sync.runs(5);
         expect(runs).toHaveLength(1);
         expect(runs[0]).toMatchObject({ trigger: 'command' });
-        expect(await page.locator('dl.facts dd').first().textContent()).toContain(runs[0]?.status ?? '?');
+        expect(await page.locator('dl.facts dd').first().textContent()).toBe(
+          `${label('fr', 'syncStatus', runs[0]?.status)} (${LABELS.syncMode.full.fr}, ${LABELS.syncTrigger.command.fr})`,
+        );
         const [sync] = await events('admin.rpps.sync');
         expect(sync).toMatchObject({
           account_id: admin.id,
@@ -200,7 +204,7 @@ if (!chromiumAvailable()) {
         await page.getByRole('button', { name: fr['console.audit.submit'] }).click();
         await page.waitForURL((url) => url.searchParams.get('type') === 'rpps.review.');
         const types = await page.locator('table.records tbody tr td:nth-child(3)').allTextContents();
-        expect(types).toEqual(['rpps.review.accepted']);
+        expect(types).toEqual([LABELS.auditType['rpps.review.accepted'].fr]);
 
         await page.goto(`${t.issuer}/admin/audit?account=${admin.username}&type=admin.`);
         const seqs = await page
@@ -233,8 +237,8 @@ if (!chromiumAvailable()) {
 
         await page.getByRole('button', { name: fr['console.audit.verify'] }).click();
         await page.locator('#verification').waitFor();
-        expect(await page.locator('#verification').textContent()).toMatch(
-          /audit verify ok: \d+ records, 1 checkpoints/,
+        expect((await page.locator('#verification').textContent())?.trim()).toMatch(
+          /^Chaîne intacte : \d+ enregistrements \(n° 1 à \d+\) et 1 points de contrôle vérifiés\.$/,
         );
         const [verified] = await events('admin.audit.verified');
         expect(verified).toMatchObject({
@@ -297,7 +301,9 @@ if (!chromiumAvailable()) {
         }).format(new Date());
         await page.goto(`${t.issuer}/admin/audit/report?month=${month}`);
         await page
-          .getByRole('heading', { name: fr['console.report.title'].replace('{month}', month) })
+          .getByRole('heading', {
+            name: fr['console.report.title'].replace('{month}', monthName('fr', month)),
+          })
           .waitFor();
         const byMethod = await db()
           .selectFrom('audit_event')
@@ -313,8 +319,12 @@ if (!chromiumAvailable()) {
             rows.map((r) => [r.querySelector('th')?.textContent, Number(r.querySelector('td')?.textContent)]),
           ),
         );
-        expect(shown).toEqual(Object.fromEntries(byMethod.map((r) => [r.method, Number(r.n)])));
-        expect(Object.keys(shown).sort()).toEqual(['password', 'webauthn']);
+        expect(shown).toEqual(
+          Object.fromEntries(byMethod.map((r) => [label('fr', 'method', r.method), Number(r.n)])),
+        );
+        expect(Object.keys(shown).sort()).toEqual(
+          [LABELS.method.webauthn.fr, LABELS.method.password.fr].sort(),
+        );
         const chart = page.locator('#h-logins_by_method ~ svg.chart');
         expect(await chart.locator('title').textContent()).toBe(fr['console.report.table.logins_by_method']);
         expect(await chart.locator('rect').count()).toBe(2);
@@ -347,7 +357,7 @@ if (!chromiumAvailable()) {
           .executeTakeFirst();
         expect(checkpoint).toBeDefined();
         expect(await page.locator('#last-checkpoint').textContent()).toMatch(
-          new RegExp(`^seq ${checkpoint?.seq}, `),
+          new RegExp(`^enregistrement n° ${checkpoint?.seq}, le `),
         );
         expect(await page.locator('#records-after').textContent()).toBe(
           String(Number(count.n) - Number(checkpoint?.seq)),

@@ -3,6 +3,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { messages } from '../src/i18n/messages.ts';
 import { REPO_ROOT } from './helpers/cli.ts';
 import { missingComponentSuite } from './helpers/components.ts';
 import { createIgcSantePki, type IgcSantePki } from './helpers/igc-sante-pki.ts';
@@ -114,7 +115,7 @@ if (!existsSync(NGINX)) {
     it('serves the staff login pages and the authorization endpoint', async () => {
       const auth = await viaNginx(port, '/auth?client_id=nobody', pki.serverCa.pem);
       expect(auth.status).toBe(400);
-      expect(auth.body).toContain('invalid_client');
+      expect(auth.body).toContain(messages.fr['error.engine.invalid_client']);
       const asset = await viaNginx(port, '/static/passerelle.css', pki.serverCa.pem);
       expect(asset.status).toBe(200);
     });

@@ -1,5 +1,6 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { messages } from '../src/i18n/messages.ts';
 import { BrowserAgent, browserLogin } from './helpers/browser-agent.ts';
 import {
   authorizationRequest,
@@ -17,6 +18,7 @@ import {
   TEST_PASSWORD,
 } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
+import { errorText } from './helpers/pages.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const ALICE = { username: 'alice', password: TEST_PASSWORD };
@@ -73,7 +75,7 @@ for (const kind of databasesUnderTest()) {
         expect(response.status, redirectUri).toBe(400);
         expect(response.headers.get('location'), redirectUri).toBeNull();
         expect(response.headers.get('content-type'), redirectUri).toMatch(/^text\/html/);
-        expect(response.text, redirectUri).toContain('invalid_redirect_uri');
+        expect(errorText(response.text), redirectUri).toBe(messages.fr['error.engine.invalid_redirect_uri']);
       }
       // Control: the registered URI itself is accepted (the request goes on to the login page).
       const ok = await rawGet(
@@ -228,7 +230,7 @@ for (const kind of databasesUnderTest()) {
       expect(auth.status).toBe(400);
       expect(auth.headers.get('location')).toBeNull();
       expect(auth.headers.get('content-type')).toMatch(/^text\/html/);
-      expect(auth.text).toContain('invalid_client');
+      expect(errorText(auth.text)).toBe(messages.fr['error.engine.invalid_client']);
 
       const token = await rawPost(
         t,
@@ -308,7 +310,7 @@ for (const kind of databasesUnderTest()) {
       expect(big.status).toBe(413);
       expect(big.json?.error).toBe('invalid_request');
 
-      // Without Content-Length (chunked), the engine's own streaming cap (56 KiB) refuses the body.
+      // Without Content-Length (chunked), the same limit applies while the body is read.
       const chunk = new TextEncoder().encode(`grant_type=authorization_code&code=${'a'.repeat(limit)}`);
       const streamed = await fetch(new URL('/token', t.issuer), {
         method: 'POST',
@@ -321,7 +323,7 @@ for (const kind of databasesUnderTest()) {
         }),
         duplex: 'half',
       } as RequestInit);
-      expect(streamed.status).toBe(400);
+      expect(streamed.status).toBe(413);
       expect(await streamed.json()).toMatchObject({ error: 'invalid_request' });
 
       const json = await rawPost(

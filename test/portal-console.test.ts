@@ -84,15 +84,30 @@ if (!chromiumAvailable()) {
         await screenshot(page, `portal-home-${kind}`);
       });
 
-      it('the console wants a recent phishing-resistant second factor, then a role; refusals are audited', async () => {
+      it('the console tells a person without a role so before asking for more; with a role it wants a recent phishing-resistant second factor; refusals are audited', async () => {
         await enrollVirtualKey(page, t, user.id, 'Clé de Léa');
+        const NO_ROLE =
+          'Votre compte n’a pas accès à la console d’administration : aucun rôle ne lui est attribué. Si vous devez l’utiliser, demandez un rôle (administrateur, support ou auditeur) à un administrateur de Passerelle.';
 
-        // A password session is not enough: the login pages ask for the key.
-        await page.goto(`${t.issuer}/admin`);
-        await page.getByRole('button', { name: fr['webauthn.start'] }).click();
-        await page.getByRole('alert').waitFor();
-        expect(await page.getByRole('alert').textContent()).toBe(fr['console.denied']);
+        // Signed in with a password, no role: told so at once, not asked for the key first.
+        const refused = await page.goto(`${t.issuer}/admin`);
+        expect(refused?.status()).toBe(403);
+        expect(new URL(page.url()).pathname).toBe('/admin');
+        expect(await page.getByRole('alert').textContent()).toBe(NO_ROLE);
         expect(await page.evaluate(() => document.title)).toContain(fr['error.title']);
+        expect(await seriousAccessibilityViolations(page)).toEqual([]);
+
+        // Not signed in yet: an ordinary sign-in (the password is enough to learn who it is), then the same.
+        const fresh = await newFrenchContext(browser);
+        try {
+          const other = await fresh.newPage();
+          await other.goto(`${t.issuer}/admin`);
+          await signInWithPassword(other, user.username);
+          await other.waitForURL((url) => url.pathname === '/admin');
+          expect(await other.getByRole('alert').textContent()).toBe(NO_ROLE);
+        } finally {
+          await fresh.close();
+        }
         const denied = await t.passerelle.services.database.db
           .selectFrom('audit_event')
           .selectAll()
@@ -100,10 +115,13 @@ if (!chromiumAvailable()) {
           .execute();
         expect(denied).toMatchObject([
           { account_id: user.id, reason: 'role_missing', detail: { path: '/admin' } },
+          { account_id: user.id, reason: 'role_missing', detail: { path: '/admin' } },
         ]);
 
+        // With a role: the password session is not enough, the login pages ask for the key, then the console.
         await t.passerelle.services.roles.grant(user.id, 'auditor', 'test');
         await page.goto(`${t.issuer}/admin`);
+        await page.getByRole('button', { name: fr['webauthn.start'] }).click();
         await page.getByRole('heading', { name: fr['console.title'] }).waitFor();
         expect(await page.locator('main').textContent()).toContain(fr['console.role.auditor']);
         expect(await seriousAccessibilityViolations(page)).toEqual([]);

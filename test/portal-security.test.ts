@@ -5,10 +5,11 @@ import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recentForAccount } from '../src/audit/recent.ts';
+import { LABELS } from '../src/i18n/labels.ts';
 import { messages } from '../src/i18n/messages.ts';
+import { timeFormat } from '../src/i18n/time.ts';
 import { PSC_CALLBACK_PATH } from '../src/methods/psc/index.ts';
 import { CredentialStore } from '../src/methods/webauthn/store.ts';
-import { parisTime } from '../src/portal/time.ts';
 import { BrowserAgent, formAction, formField } from './helpers/browser-agent.ts';
 import { authUrl, createUser, registerWebClient, S256_CHALLENGE, TEST_PASSWORD } from './helpers/clients.ts';
 import { databasesUnderTest } from './helpers/databases.ts';
@@ -17,6 +18,7 @@ import { screenshot, seriousAccessibilityViolations } from './helpers/page-check
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   chromiumAvailable,
+  confirmAct,
   enrollVirtualKey,
   launchChromium,
   missingChromiumSuite,
@@ -267,16 +269,16 @@ if (!chromiumAvailable()) {
 
         // Idle end = last activity + 30 min (default), absolute end = the session's, in Paris time.
         const [live] = await t.passerelle.services.sessions.listForAccount(user.id);
-        const time = parisTime('fr');
+        const time = timeFormat('fr', 'Europe/Paris');
         expect(await page.locator('.session-end').textContent()).toBe(
-          `Votre session se termine à ${time.soon(new Date((live?.lastActiveAt.getTime() ?? 0) + 1800_000))} sans activité, et au plus tard à ${time.soon(live?.expiresAt ?? new Date(0))}.`,
+          `Votre session se termine ${time.when(new Date((live?.lastActiveAt.getTime() ?? 0) + 1800_000))} sans activité, et au plus tard ${time.when(live?.expiresAt ?? new Date(0))}.`,
         );
         expect(await page.getByText(fr['portal.security.keys.none']).count()).toBe(1);
         const identity = await page.locator('dl.identity dd').allTextContents();
         expect(identity.slice(0, 4)).toEqual([
           '810001234567',
-          fr['portal.security.identity.status.verified'],
-          fr['portal.security.identity.source.manual'],
+          LABELS.linkStatus.verified.fr,
+          LABELS.linkSource.manual.fr,
           fr['identity.registry.rpps'],
         ]);
         const signIns = await page
@@ -316,6 +318,7 @@ if (!chromiumAvailable()) {
 
         await page.goto(`${t.issuer}/portal/security`);
         await page.getByRole('button', { name: 'Révoquer la clé « Clé de Léa »' }).click();
+        await confirmAct(page);
         await page.getByRole('status').filter({ hasText: fr['portal.security.done.revoked'] }).waitFor();
         expect(await page.locator('table.keys').count()).toBe(0);
         expect((await new CredentialStore(db()).find(ownId))?.revokedAt).toBeInstanceOf(Date);
@@ -340,6 +343,7 @@ if (!chromiumAvailable()) {
         const before = app.tokens.length;
 
         await page.getByRole('button', { name: fr['portal.security.sessions.end_all'] }).click();
+        await confirmAct(page);
         await page.getByRole('heading', { name: fr['portal.security.ended.title'] }).waitFor();
         expect(await page.getByRole('status').textContent()).toBe('Toutes vos sessions ont été fermées (2).');
         expect(await liveSessions(user.id)).toBe(0);

@@ -221,7 +221,7 @@ if (!chromiumAvailable()) {
         await consolePage.goto(`${t.issuer}/admin/accounts/${ines.id}`);
         await consolePage.getByRole('heading', { name: fr['console.account.identity'] }).waitFor();
         expect(await consolePage.locator('main').textContent()).toContain(
-          `Référentiel Pro Santé Identité, identifiant ${PSI.psiId} — statut verified, source psc-login`,
+          `Référentiel Pro Santé Identité, identifiant ${PSI.psiId} — identité vérifiée, origine : connexion Pro Santé Connect`,
         );
 
         // A PSI proof contradicting an RPPS link: in the review queue, each side with its registry.
@@ -239,7 +239,7 @@ if (!chromiumAvailable()) {
         );
         const row = review.locator('tbody tr', { hasText: fr['console.rpps.identifier'] });
         expect(await row.locator('td').allTextContents()).toEqual([
-          `${professional(8).idNatPs} (RPPS, verified, manual)`,
+          `${professional(8).idNatPs} (RPPS, vérifiée, saisie par un administrateur)`,
           'PSI-e2e-2026-0002 (Pro Santé Identité)',
         ]);
         expect(await seriousAccessibilityViolations(consolePage)).toEqual([]);

@@ -8,6 +8,7 @@ import { startTestServer, type TestServer } from './helpers/server.ts';
 import {
   CHROMIUM_VIRTUAL_AAGUID,
   chromiumAvailable,
+  confirmAct,
   enrollKey,
   launchChromium,
   missingChromiumSuite,
@@ -137,6 +138,7 @@ if (!chromiumAvailable()) {
           await row.getByRole('button', { name: fr['webauthn.keys.rename'] }).click();
           await tab.waitForURL(/done=renamed/);
           await tab.getByRole('button', { name: 'Révoquer la clé Clé bleue (bureau)' }).click();
+          await confirmAct(tab);
           await tab.waitForURL(/done=revoked/);
           expect(await tab.locator('table.keys tbody tr').count()).toBe(1);
           expect(await tab.locator('table.keys tbody td').first().textContent()).toBe('Clé verte');

@@ -252,7 +252,8 @@ if (!chromiumAvailable()) {
           .where('id', '=', id)
           .execute();
         try {
-          expect(await useKey(page)).toBe(401);
+          expect(await useKey(page)).toBe(403);
+          expect(await page.getByRole('alert').first().textContent()).toContain('bloquée');
           const row = await db
             .selectFrom('webauthn_credential')
             .selectAll()

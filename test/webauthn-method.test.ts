@@ -337,7 +337,7 @@ if (!chromiumAvailable()) {
           .where('id', '=', credentialId)
           .execute();
         expect(failure((await login(context())).outcome)).toEqual({
-          code: 'ceremony_failed',
+          code: 'credential_blocked',
           reason: 'counter_regression',
         });
         const stored = await credentials.find(credentialId);
@@ -362,8 +362,8 @@ if (!chromiumAvailable()) {
           .where('id', '=', credentialId)
           .execute();
         expect(failure((await login(context())).outcome)).toEqual({
-          code: 'ceremony_failed',
-          reason: 'credential_flagged',
+          code: 'credential_blocked',
+          reason: 'credential_blocked',
         });
       });
 

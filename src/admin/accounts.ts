@@ -11,10 +11,12 @@ import { CONSOLE_ROLES, isConsoleRole } from '../accounts/roles.ts';
 import type { Account, AccountStore } from '../accounts/store.ts';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { Database } from '../db/types.ts';
+import { label } from '../i18n/labels.ts';
 import { type MessageId, translator } from '../i18n/messages.ts';
 import { webauthnSettings } from '../methods/webauthn/settings.ts';
 import { CredentialStore } from '../methods/webauthn/store.ts';
 import type { ProviderHost } from '../oidc/host.ts';
+import { confirmed, renderConfirmation } from '../portal/confirm.ts';
 import { renderPage } from '../portal/routes.ts';
 import type { CredentialThrottle } from '../ratelimit/throttle.ts';
 import type { AuthSessions } from '../sessions/auth-sessions.ts';
@@ -132,6 +134,7 @@ export function accountRoutes(deps: AccountPagesDeps, gate: ConsoleGate): Router
         name: k.name,
         created: date.format(k.createdAt),
         lastUsed: k.lastUsedAt ? date.format(k.lastUsedAt) : t('console.account.key.never'),
+        blocked: k.flaggedAt !== null,
       })),
       cards: cardList.map((c) => ({ subject: c.subject, notAfter: date.format(c.notAfter) })),
       enrollment: webauthnSettings(deps.config) !== undefined,
@@ -140,8 +143,8 @@ export function accountRoutes(deps: AccountPagesDeps, gate: ConsoleGate): Router
         ? t('console.account.identity.link', {
             registry: t(`identity.registry.${identity.origin}`),
             idNat: identity.idNat,
-            status: identity.status,
-            source: identity.source,
+            status: label(f.locale, 'linkStatus', identity.status),
+            source: label(f.locale, 'linkSource', identity.source),
           })
         : undefined,
       establishments: memberships.map((m) => ({
@@ -196,15 +199,46 @@ export function accountRoutes(deps: AccountPagesDeps, gate: ConsoleGate): Router
   const back = (ctx: Context, account: Account, done: (typeof DONE)[number]) =>
     seeOther(ctx, `${PREFIX}/${account.id}`, done);
 
-  for (const [path, disabled] of [
-    ['disable', true],
-    ['enable', false],
-  ] as const) {
-    act(path, allowed, async (ctx, user, account) => {
-      await acts.setDisabled(account, disabled, forms.actor(ctx, user));
-      back(ctx, account, disabled ? 'disabled' : 'enabled');
+  /**
+   * A destructive act asks first: its confirmation page, in the console's frame, posts the same form
+   * again with `confirm=yes`. True when the act may go on.
+   */
+  const confirmedOr = async (
+    ctx: Context,
+    user: ConsoleUser,
+    account: Account,
+    body: Record<string, string>,
+    text: (t: ReturnType<typeof translator>) => {
+      question: string;
+      consequence: string;
+      confirmLabel: string;
+    },
+  ): Promise<boolean> => {
+    if (confirmed(body)) return true;
+    const f = await frame(ctx, user);
+    renderConfirmation(views, ctx, { ...f, section: 'accounts' }, body, {
+      ...text(translator(f.locale)),
+      cancelUrl: `${PREFIX}/${account.id}`,
+      csrf: forms.token(user),
     });
-  }
+    return false;
+  };
+
+  act('disable', allowed, async (ctx, user, account, body) => {
+    const go = await confirmedOr(ctx, user, account, body, (t) => ({
+      question: t('console.confirm.disable', { username: account.username }),
+      consequence: t('console.confirm.disable.consequence'),
+      confirmLabel: t('console.account.disable'),
+    }));
+    if (!go) return;
+    await acts.setDisabled(account, true, forms.actor(ctx, user));
+    back(ctx, account, 'disabled');
+  });
+
+  act('enable', allowed, async (ctx, user, account) => {
+    await acts.setDisabled(account, false, forms.actor(ctx, user));
+    back(ctx, account, 'enabled');
+  });
 
   act('unlock', allowed, async (ctx, user, account) => {
     await acts.unlock(account, account.username, forms.actor(ctx, user));
@@ -230,7 +264,14 @@ export function accountRoutes(deps: AccountPagesDeps, gate: ConsoleGate): Router
     try {
       // By credential id only: two keys may share a name.
       const active = await credentials.listForAccount(account.id);
-      if (!active.some((k) => k.id === body.key)) throw new AdminActError('no_key', 'no such key');
+      const key = active.find((k) => k.id === body.key);
+      if (!key) throw new AdminActError('no_key', 'no such key');
+      const go = await confirmedOr(ctx, user, account, body, (t) => ({
+        question: t('console.confirm.revoke_key', { name: key.name, username: account.username }),
+        consequence: t('console.confirm.revoke_key.consequence'),
+        confirmLabel: t('console.confirm.revoke_key.submit'),
+      }));
+      if (!go) return;
       await acts.revokeKey(account, body.key ?? '', forms.actor(ctx, user));
       back(ctx, account, 'key_revoked');
     } catch (err) {
@@ -239,7 +280,13 @@ export function accountRoutes(deps: AccountPagesDeps, gate: ConsoleGate): Router
     }
   });
 
-  act('end-sessions', allowed, async (ctx, user, account) => {
+  act('end-sessions', allowed, async (ctx, user, account, body) => {
+    const go = await confirmedOr(ctx, user, account, body, (t) => ({
+      question: t('console.confirm.end_sessions', { username: account.username }),
+      consequence: t('console.confirm.end_sessions.consequence'),
+      confirmLabel: t('console.account.sessions.end'),
+    }));
+    if (!go) return;
     const ended = await acts.endSessions(account, forms.actor(ctx, user));
     await endSessions(deps, ended, 'admin_console', {
       ip: ctx.ip,
@@ -262,6 +309,15 @@ export function accountRoutes(deps: AccountPagesDeps, gate: ConsoleGate): Router
     if (role === 'administrator' && account.id === user.who.account.id) {
       return renderAccount(ctx, user, account, { status: 409, error: 'console.account.role.own_admin' });
     }
+    const go = await confirmedOr(ctx, user, account, body, (t) => ({
+      question: t('console.confirm.revoke_role', {
+        role: t(`console.role.${role}`),
+        username: account.username,
+      }),
+      consequence: t('console.confirm.revoke_role.consequence'),
+      confirmLabel: t('console.confirm.revoke_role.submit'),
+    }));
+    if (!go) return;
     await roles.revoke(account.id, role, user.who.account.username, 'console');
     back(ctx, account, 'role_revoked');
   });

@@ -9,16 +9,17 @@ import { exportAudit, type RangeBound, resolveRange } from '../audit/export.ts';
 import { installationKeyring } from '../audit/keyring.ts';
 import { installationExportMaterial } from '../audit/range-verifier.ts';
 import { isMonth, type MonthlyReport, monthlyReport } from '../audit/report.ts';
-import { problemLine, summaryLine, verifyChain } from '../audit/verify.ts';
+import { type VerifyResult, verifyChain } from '../audit/verify.ts';
 import type { Database } from '../db/types.ts';
-import { translator } from '../i18n/messages.ts';
+import { type LabelKind, label, levelLabel } from '../i18n/labels.ts';
+import { type Locale, translator } from '../i18n/messages.ts';
+import { monthIn, monthName } from '../i18n/time.ts';
 import type { ConsoleUser } from './console.ts';
 import { consoleAct, consoleForm, localeOf, type RecordsDeps, renderSection } from './records-common.ts';
 import { sectionRoles } from './sections.ts';
 import { barChart } from './svg-chart.ts';
 
 const PAGE_SIZE = 50;
-const TIME_ZONE = 'Europe/Paris';
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 /** The search form's fields, as given (invalid dates and page cursors dropped). */
@@ -39,11 +40,16 @@ function searchOf(query: Context['query']) {
 }
 type Search = ReturnType<typeof searchOf>;
 
-/** Midnight (Europe/Paris) of a day, plus some days: the time bounds of the form. */
-async function parisMidnight(db: Kysely<Database>, day: string, plusDays: number): Promise<Date> {
+/** Midnight of a day in the establishment's time zone, plus some days: the time bounds of the form. */
+async function localMidnight(
+  db: Kysely<Database>,
+  timeZone: string,
+  day: string,
+  plusDays: number,
+): Promise<Date> {
   const { at } = await sql<{
     at: Date;
-  }>`select ((${day}::date + ${plusDays}::int)::timestamp at time zone ${TIME_ZONE}) as at`
+  }>`select ((${day}::date + ${plusDays}::int)::timestamp at time zone ${timeZone}) as at`
     .execute(db)
     .then((r) => r.rows[0] as { at: Date });
   return new Date(at);
@@ -64,6 +70,8 @@ export function auditRoutes(deps: RecordsDeps): Router {
   const db = services.database.db;
   const router = new Router();
   const roles = sectionRoles('audit');
+  const timeZone = config.ui.timeZone;
+  const midnight = (day: string, plusDays: number) => localMidnight(db, timeZone, day, plusDays);
 
   const renderSearch = async (
     ctx: Context,
@@ -85,8 +93,8 @@ export function auditRoutes(deps: RecordsDeps): Router {
     if (accountId) query = query.where('account_id', '=', accountId);
     if (search.client) query = query.where('client_id', '=', search.client);
     if (search.type) query = query.where(sql<boolean>`type like ${likePrefix(search.type)} escape '\\'`);
-    if (search.from) query = query.where('at', '>=', await parisMidnight(db, search.from, 0));
-    if (search.to) query = query.where('at', '<', await parisMidnight(db, search.to, 1));
+    if (search.from) query = query.where('at', '>=', await midnight(search.from, 0));
+    if (search.to) query = query.where('at', '<', await midnight(search.to, 1));
     if (search.before) query = query.where('seq', '<', search.before);
     const rows = unknownAccount ? [] : await query.execute();
     const page = rows.slice(0, PAGE_SIZE);
@@ -129,7 +137,7 @@ export function auditRoutes(deps: RecordsDeps): Router {
           : undefined,
       first: search.before ? `/admin/audit?${queryString(search)}` : undefined,
       exportUrl: `/admin/audit/export?${queryString({ ...search, account: '', client: '', type: '' })}`,
-      month: currentMonth(),
+      month: monthIn(timeZone),
     });
   };
 
@@ -143,10 +151,8 @@ export function auditRoutes(deps: RecordsDeps): Router {
     const user = await gate(ctx, roles);
     if (!user) return;
     const search = searchOf(ctx.query);
-    const from: RangeBound | undefined = search.from
-      ? { at: await parisMidnight(db, search.from, 0) }
-      : undefined;
-    const to: RangeBound | undefined = search.to ? { at: await parisMidnight(db, search.to, 1) } : undefined;
+    const from: RangeBound | undefined = search.from ? { at: await midnight(search.from, 0) } : undefined;
+    const to: RangeBound | undefined = search.to ? { at: await midnight(search.to, 1) } : undefined;
     const range = await resolveRange(db, from, to);
     if (!range) {
       const t = translator(localeOf(deps, ctx));
@@ -200,7 +206,7 @@ export function auditRoutes(deps: RecordsDeps): Router {
     // As `passerelle audit verify`: the whole trail, the installation's keys (the first and those it endorsed).
     await AuditSigningKey.load(db, services.sealer);
     const result = await verifyChain(chainRows(db), await listCheckpoints(db), await installationKeyring(db));
-    const lines = [...(result.kind === 'problem' ? [problemLine(result.problem)] : []), summaryLine(result)];
+    const lines = verificationLines(localeOf(deps, ctx), result);
     await services.audit.record(
       consoleAct(ctx, user, {
         type: 'admin.audit.verified',
@@ -220,51 +226,95 @@ export function auditRoutes(deps: RecordsDeps): Router {
     const user = await gate(ctx, roles);
     if (!user) return;
     const asked = typeof ctx.query.month === 'string' ? ctx.query.month : '';
-    const month = isMonth(asked) ? asked : currentMonth();
+    const month = isMonth(asked) ? asked : monthIn(timeZone);
     const report = await monthlyReport(db, {
       month,
       levels: config.policy.levels,
       pscPhishingResistantAuthModes: config.pscLogin?.phishingResistantAuthModes ?? [],
-      timeZone: TIME_ZONE,
+      timeZone,
     });
-    const t = translator(localeOf(deps, ctx));
+    const locale = localeOf(deps, ctx);
+    const t = translator(locale);
+    const named = (kind: ReportTable['kind'], id: string) =>
+      kind === 'level'
+        ? levelLabel(
+            locale,
+            config.policy.levels.find((l) => l.acr === id),
+          )
+        : label(locale, kind, id);
     await renderSection(deps, ctx, user, 'audit', 'console-audit-report', {
       month,
+      monthName: monthName(locale, month),
       invalidMonth: asked !== '' && !isMonth(asked),
       report,
-      tables: reportTables(report).map((table) => ({
-        ...table,
-        title: t(`console.report.table.${table.key}`),
-        chart: barChart({
-          id: `chart-${table.key}`,
+      tables: reportTables(report).map((table) => {
+        const rows = table.rows.map(([id, n]) => [named(table.kind, id), n] as [string, number]);
+        return {
+          key: table.key,
+          rows,
           title: t(`console.report.table.${table.key}`),
-          bars: table.rows,
-        }),
-      })),
+          chart: barChart({
+            id: `chart-${table.key}`,
+            title: t(`console.report.table.${table.key}`),
+            bars: rows,
+          }),
+        };
+      }),
     });
   });
 
   return router;
 }
 
-/** The month now, in Europe/Paris. */
-function currentMonth(now = new Date()): string {
-  return new Intl.DateTimeFormat('sv-SE', { timeZone: TIME_ZONE, year: 'numeric', month: '2-digit' }).format(
-    now,
-  );
+const REPORT_TABLES = [
+  'logins_by_method',
+  'logins_by_level',
+  'failures_by_reason',
+  'failures_by_method',
+  'psc_refused',
+  'rpps_links',
+  'sync_runs',
+] as const;
+
+/** The verification's outcome in the page's language (the command line prints summaryLine). */
+function verificationLines(locale: Locale, result: VerifyResult): string[] {
+  const t = translator(locale);
+  const s = result.summary;
+  const summary = t(result.kind === 'ok' ? 'console.audit.verify_ok' : 'console.audit.verify_stopped', {
+    rows: s.rows,
+    checkpoints: s.checkpoints,
+    first: s.firstSeq ?? '—',
+    last: s.lastSeq ?? '—',
+  });
+  if (result.kind === 'ok') return [summary];
+  const { problem } = result;
+  return [
+    t('console.audit.verify_problem', {
+      seq: problem.seq,
+      kind: label(locale, 'chainProblem', problem.kind),
+    }),
+    summary,
+  ];
+}
+
+interface ReportTable {
+  key: (typeof REPORT_TABLES)[number];
+  /** How the table's ids are named: a catalogue enumeration, or the configured levels. */
+  kind: LabelKind | 'level';
+  rows: [string, number][];
 }
 
 /** The report's breakdowns, each shown as a chart and a table. */
-function reportTables(report: MonthlyReport) {
+function reportTables(report: MonthlyReport): ReportTable[] {
   const rows = (counts: Record<string, number>) =>
     Object.entries(counts).sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1)) as [string, number][];
   return [
-    { key: 'logins_by_method', rows: rows(report.logins.byMethod) },
-    { key: 'logins_by_level', rows: rows(report.logins.byLevel) },
-    { key: 'failures_by_reason', rows: rows(report.failures.byReason) },
-    { key: 'failures_by_method', rows: rows(report.failures.byMethod) },
-    { key: 'psc_refused', rows: rows(report.pscFederations.refusedByReason) },
-    { key: 'rpps_links', rows: rows(report.rppsLinkChanges) },
-    { key: 'sync_runs', rows: rows(report.syncRuns) },
-  ] as const;
+    { key: 'logins_by_method', kind: 'method', rows: rows(report.logins.byMethod) },
+    { key: 'logins_by_level', kind: 'level', rows: rows(report.logins.byLevel) },
+    { key: 'failures_by_reason', kind: 'auditReason', rows: rows(report.failures.byReason) },
+    { key: 'failures_by_method', kind: 'method', rows: rows(report.failures.byMethod) },
+    { key: 'psc_refused', kind: 'auditReason', rows: rows(report.pscFederations.refusedByReason) },
+    { key: 'rpps_links', kind: 'rppsChange', rows: rows(report.rppsLinkChanges) },
+    { key: 'sync_runs', kind: 'syncStatus', rows: rows(report.syncRuns) },
+  ];
 }

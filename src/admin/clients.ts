@@ -9,7 +9,9 @@ import {
   type MetadataValidator,
   toClientMetadata,
 } from '../oidc/clients.ts';
+import { confirmed, renderConfirmation } from '../portal/confirm.ts';
 import { renderPage } from '../portal/routes.ts';
+import { type ClientFormProblem, clientFormError } from './client-form-errors.ts';
 import type { ConsoleGate, ConsoleUser } from './console.ts';
 import { type ConsoleFormDeps, consoleForms, seeOther } from './people-form.ts';
 import { sectionRoles } from './sections.ts';
@@ -28,6 +30,7 @@ const READ_ONLY = new Set(['config', 'internal']);
 const FORM_KEYS = [
   'client_name',
   'redirect_uris',
+  'application_type',
   'token_endpoint_auth_method',
   'pkce_required',
   'first_party',
@@ -43,22 +46,27 @@ type FormValues = Record<string, string>;
 const text = (v: string | undefined) => (v?.trim() ? v.trim() : undefined);
 
 /** The form's fields, checked like the command line's, as registration metadata. */
-function metadataOf(clientId: string, body: FormValues): { metadata: ClientMetadata } | { error: string } {
+function metadataOf(
+  clientId: string,
+  body: FormValues,
+): { metadata: ClientMetadata } | { error: ClientFormProblem } {
+  const redirectUris = (body.redirect_uris ?? '')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
   const parsed = clientSchema.safeParse({
     clientId,
     clientName: text(body.name),
-    redirectUris: (body.redirect_uris ?? '')
-      .split(/\r?\n/)
-      .map((l) => l.trim())
-      .filter(Boolean),
+    redirectUris,
     tokenEndpointAuthMethod: body.auth_method,
     pkceRequired: body.pkce_required === 'on',
     firstParty: body.first_party === 'on',
     requiredAcr: text(body.required_acr),
     pscEstablishment: text(body.psc_establishment),
+    applicationType: body.native === 'on' ? 'native' : 'web',
   });
   if (!parsed.success) {
-    return { error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };
+    return { error: { kind: 'form', issues: parsed.error.issues, redirectUris } };
   }
   const metadata: ClientMetadata = {
     ...toClientMetadata(parsed.data),
@@ -70,6 +78,11 @@ function metadataOf(clientId: string, body: FormValues): { metadata: ClientMetad
   return { metadata };
 }
 
+const engineRefusal = (err: unknown): ClientFormProblem => ({
+  kind: 'engine',
+  message: (err as Error).message,
+});
+
 /** The form's values from a stored registration. */
 function valuesOf(m: ClientMetadata): FormValues {
   const s = (v: unknown) => (typeof v === 'string' ? v : '');
@@ -77,6 +90,7 @@ function valuesOf(m: ClientMetadata): FormValues {
     client_id: m.client_id,
     name: s(m.client_name),
     redirect_uris: ((m.redirect_uris as string[] | undefined) ?? []).join('\n'),
+    native: m.application_type === 'native' ? 'on' : '',
     auth_method: s(m.token_endpoint_auth_method) || 'client_secret_basic',
     pkce_required: m.pkce_required === false ? '' : 'on',
     first_party: m.first_party === true ? 'on' : '',
@@ -147,7 +161,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
       values: FormValues;
       readOnly?: 'config' | 'internal';
       status?: number;
-      error?: string;
+      error?: ClientFormProblem;
       errorId?: MessageId;
       secret?: string;
     },
@@ -168,7 +182,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
       error: view.errorId
         ? t(view.errorId)
         : view.error
-          ? t('console.client.invalid', { reason: view.error })
+          ? t('console.client.invalid', { reason: clientFormError(f.locale, view.error) })
           : undefined,
       authMethods: clientAuthMethods,
       levels: config.policy.levels.map((l) => l.acr),
@@ -190,7 +204,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
     const clientId = (body.client_id ?? '').trim();
     const values = { ...body, client_id: clientId };
     const checked = metadataOf(clientId, body);
-    if ('error' in checked) return renderForm(ctx, user, { values, status: 400, error: checked.error });
+    if (!('metadata' in checked)) return renderForm(ctx, user, { values, status: 400, ...checked });
     if (await clients.findMetadata(clientId)) {
       return renderForm(ctx, user, { values, status: 409, errorId: 'console.client.exists' });
     }
@@ -198,7 +212,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
     try {
       ({ generatedSecret } = await clients.save(checked.metadata, 'cli', validateClient));
     } catch (err) {
-      return renderForm(ctx, user, { values, status: 400, error: (err as Error).message });
+      return renderForm(ctx, user, { values, status: 400, error: engineRefusal(err) });
     }
     await record(ctx, user, 'admin.client.added', clientId, {
       authMethod: checked.metadata.token_endpoint_auth_method,
@@ -266,8 +280,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
   change('/:id', async (ctx, user, { clientId, metadata }, body) => {
     const values = { ...body, client_id: clientId };
     const checked = metadataOf(clientId, body);
-    if ('error' in checked)
-      return renderForm(ctx, user, { clientId, values, status: 400, error: checked.error });
+    if (!('metadata' in checked)) return renderForm(ctx, user, { clientId, values, status: 400, ...checked });
     const updated: ClientMetadata = { ...metadata };
     for (const key of FORM_KEYS) {
       if (checked.metadata[key] === undefined) delete updated[key];
@@ -277,7 +290,7 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
     try {
       ({ generatedSecret } = await clients.save(updated, 'cli', validateClient));
     } catch (err) {
-      return renderForm(ctx, user, { clientId, values, status: 400, error: (err as Error).message });
+      return renderForm(ctx, user, { clientId, values, status: 400, error: engineRefusal(err) });
     }
     await record(ctx, user, 'admin.client.updated', clientId, {
       authMethod: updated.token_endpoint_auth_method,
@@ -288,17 +301,41 @@ export function clientRoutes(deps: ClientPagesDeps, gate: ConsoleGate): Router {
     await renderForm(ctx, user, { clientId, values: valuesOf(updated), secret: generatedSecret });
   });
 
-  change('/:id/rotate-secret', async (ctx, user, { clientId, metadata }) => {
+  /** A destructive change asks first (its confirmation page posts the same form with `confirm=yes`). */
+  const confirmedOr = async (
+    ctx: Context,
+    user: ConsoleUser,
+    clientId: string,
+    body: FormValues,
+    act: 'remove_client' | 'rotate_secret',
+    confirmLabel: 'console.client.remove' | 'console.client.rotate',
+  ): Promise<boolean> => {
+    if (confirmed(body)) return true;
+    const f = await forms.frame(ctx, user);
+    const t = translator(f.locale);
+    renderConfirmation(views, ctx, { ...f, section: 'clients' }, body, {
+      question: t(`console.confirm.${act}`, { client: clientId }),
+      consequence: t(`console.confirm.${act}.consequence`),
+      confirmLabel: t(confirmLabel),
+      cancelUrl: `${PREFIX}/${encodeURIComponent(clientId)}`,
+      csrf: forms.token(user),
+    });
+    return false;
+  };
+
+  change('/:id/rotate-secret', async (ctx, user, { clientId, metadata }, body) => {
     const values = valuesOf(metadata);
     if (!['client_secret_basic', 'client_secret_post'].includes(values.auth_method ?? '')) {
       return renderForm(ctx, user, { clientId, values, status: 409, errorId: 'console.client.no_secret' });
     }
+    if (!(await confirmedOr(ctx, user, clientId, body, 'rotate_secret', 'console.client.rotate'))) return;
     const secret = await clients.rotateSecret(clientId);
     await record(ctx, user, 'admin.client.secret_rotated', clientId);
     await renderForm(ctx, user, { clientId, values, secret });
   });
 
-  change('/:id/remove', async (ctx, user, { clientId }) => {
+  change('/:id/remove', async (ctx, user, { clientId }, body) => {
+    if (!(await confirmedOr(ctx, user, clientId, body, 'remove_client', 'console.client.remove'))) return;
     await clients.remove(clientId);
     await record(ctx, user, 'admin.client.removed', clientId);
     seeOther(ctx, PREFIX, 'removed');

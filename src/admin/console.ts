@@ -26,9 +26,10 @@ export interface ConsoleUser {
 }
 
 /**
- * The console's door, for every page: no session, or no recent phishing-resistant two-factor
- * authentication → sign in (or step up) through the engine and come back; no allowed role → 403 and an
- * audit record. Returns the caller, or undefined when the response is already set.
+ * The console's door, for every page: no session → an ordinary sign-in through the engine and back (who it
+ * is decides what follows); no allowed role → 403 with what to do, and an audit record, before anything
+ * stronger is asked; a role but no recent phishing-resistant two-factor authentication → step up through
+ * the engine and come back. Returns the caller, or undefined when the response is already set.
  */
 export function consoleGate(deps: ConsoleDeps) {
   const { config, flow } = deps;
@@ -38,9 +39,10 @@ export function consoleGate(deps: ConsoleDeps) {
       refuse(ctx, 503, 'console.no_level');
       return undefined;
     }
+    const back = ctx.method === 'GET' ? ctx.originalUrl : '/admin';
     const who = await flow.signedIn(ctx);
-    if (!who || !flow.recentStrongAuthentication(who.auth)) {
-      flow.redirectToSignIn(ctx, 'console', ctx.method === 'GET' ? ctx.originalUrl : '/admin');
+    if (!who) {
+      flow.redirectToSignIn(ctx, 'portal', back);
       return undefined;
     }
     const roles = await deps.roles.of(who.account.id);
@@ -56,7 +58,11 @@ export function consoleGate(deps: ConsoleDeps) {
         requestId: ctx.state.requestId as string,
         detail: { path: ctx.path, method: ctx.method, roles },
       });
-      refuse(ctx, 403, 'console.denied');
+      refuse(ctx, 403, roles.length ? 'console.denied' : 'console.no_role');
+      return undefined;
+    }
+    if (!flow.recentStrongAuthentication(who.auth)) {
+      flow.redirectToSignIn(ctx, 'console', back);
       return undefined;
     }
     return { who, roles };

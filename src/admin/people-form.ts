@@ -4,6 +4,7 @@ import type { AccountRoles } from '../accounts/roles.ts';
 import type { Config } from '../config/schema.ts';
 import type { Views } from '../http/views.ts';
 import type { MessageId } from '../i18n/messages.ts';
+import { timeFormat } from '../i18n/time.ts';
 import { type CsrfTokens, FormError, readForm } from '../interaction/form.ts';
 import { pageFrame, renderMessage } from '../portal/routes.ts';
 import type { ConsoleUser } from './console.ts';
@@ -62,12 +63,8 @@ export function consoleForms(deps: ConsoleFormDeps) {
     },
   });
 
-  const dates = (locale: 'fr' | 'en') =>
-    new Intl.DateTimeFormat(locale === 'fr' ? 'fr-FR' : 'en-GB', {
-      dateStyle: 'medium',
-      timeStyle: 'short',
-      timeZone: 'Europe/Paris',
-    });
+  /** Dates in the establishment's time zone. */
+  const dates = (locale: 'fr' | 'en') => ({ format: timeFormat(locale, config.ui.timeZone).full });
 
   return { token: (user: ConsoleUser) => csrf.issue(binding(user)), form, fail, frame, actor, dates };
 }

@@ -3,6 +3,7 @@ import type { Services } from '../app.ts';
 import type { AuditEvent } from '../audit/trail.ts';
 import type { ReadinessCheck } from '../http/health.ts';
 import { type MessageId, negotiateLocale, translator } from '../i18n/messages.ts';
+import { timeFormat } from '../i18n/time.ts';
 import { type CsrfTokens, FormError, readForm } from '../interaction/form.ts';
 import type { SmartcardRuntime } from '../methods/smartcard/setup.ts';
 import { pageFrame, renderPage } from '../portal/routes.ts';
@@ -24,17 +25,6 @@ export interface RecordsDeps extends ConsoleDeps {
 
 export const csrfBinding = (user: ConsoleUser) => `console:${user.who.session.sessionUid}`;
 
-/** Dates as the console shows them (Europe/Paris). */
-export function dateFormatter(locale: 'fr' | 'en') {
-  const format = new Intl.DateTimeFormat(locale === 'fr' ? 'fr-FR' : 'en-GB', {
-    dateStyle: 'medium',
-    timeStyle: 'medium',
-    timeZone: 'Europe/Paris',
-  });
-  return (date: Date | string | null | undefined) =>
-    date === null || date === undefined ? '—' : format.format(new Date(date));
-}
-
 /** Renders a section page with the frame, the console navigation and the CSRF token. */
 export async function renderSection(
   deps: RecordsDeps,
@@ -52,7 +42,7 @@ export async function renderSection(
     section,
     sections: sectionsFor(user.roles),
     csrf: deps.csrf.issue(csrfBinding(user)),
-    fmt: dateFormatter(frame.locale),
+    fmt: timeFormat(frame.locale, deps.config.ui.timeZone).precise,
     ...data,
   });
 }

@@ -22,6 +22,8 @@ import { type ClientMetadata, toClientMetadata } from '../oidc/clients.ts';
 import { listSigningKeys, retiredKeyLifetime, rotateSigningKeys } from '../oidc/keys.ts';
 import {
   CliError,
+  cliTime,
+  discoveryUrl,
   type GlobalOptions,
   loadCliConfig,
   out,
@@ -72,7 +74,7 @@ export function registerMigrate(program: Command): void {
         else if (direction === 'down') for (const line of await migrateDown(database.db)) out(line);
         else if (direction === 'status') {
           for (const m of await migrationStatus(database.db)) {
-            out(`${m.name}\t${m.executedAt ? `applied ${m.executedAt.toISOString()}` : 'pending'}`);
+            out(`${m.name}\t${m.executedAt ? `applied ${cliTime(loaded.config)(m.executedAt)}` : 'pending'}`);
           }
         } else throw new CliError(`unknown direction ${direction}: latest, down or status`);
       } finally {
@@ -87,12 +89,13 @@ export function registerKeys(program: Command): void {
     .command('list')
     .description('list signing keys and their state')
     .action(async (_opts, command: Command) => {
-      await withServices(command, async ({ database }) => {
+      await withServices(command, async ({ database, config }) => {
+        const time = cliTime(config);
         for (const k of await listSigningKeys(database.db)) {
           const state = k.retiredAt
-            ? `retired ${k.retiredAt.toISOString()}, published until ${k.removableAt?.toISOString()}`
+            ? `retired ${time(k.retiredAt)}, published until ${time(k.removableAt)}`
             : 'active';
-          out(`${k.kid}\t${k.family}\t${k.createdAt.toISOString()}\t${state}`);
+          out(`${k.kid}\t${k.family}\t${time(k.createdAt)}\t${state}`);
         }
       });
     });
@@ -115,6 +118,12 @@ export function registerKeys(program: Command): void {
 function list(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** The options of `clients add` that carry URIs: their problems name the option (and the URI). */
+const URI_FLAGS: Record<string, string> = {
+  redirectUris: '--redirect-uri',
+  postLogoutRedirectUris: '--post-logout-redirect-uri',
+};
 
 export function registerClients(program: Command): void {
   const clients = program.command('clients').description('relying parties (applications)');
@@ -147,6 +156,11 @@ export function registerClients(program: Command): void {
       "do not require PKCE of this confidential client (Pro Santé Connect's Keycloak broker sends none by default)",
     )
     .option('--psc-establishment <finess>', 'Pro Santé Connect as client, for this establishment (FINESS)')
+    .option(
+      '--native',
+      'native application (workstation or phone, RFC 8252): private-use scheme redirect URIs such as fr.hopital.app:/callback',
+      false,
+    )
     .action(async (clientId: string, opts, command: Command) => {
       const jwks = opts.jwksFile ? JSON.parse(await readFile(opts.jwksFile, 'utf8')) : undefined;
       // The registry generates the secret of secret-based clients and prints it once.
@@ -167,9 +181,14 @@ export function registerClients(program: Command): void {
         resourceServer: opts.resourceServer,
         pkceRequired: opts.pkce,
         pscEstablishment: opts.pscEstablishment,
+        applicationType: opts.native ? 'native' : 'web',
       });
       if (!parsed.success) {
-        throw new CliError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'));
+        throw new CliError(
+          parsed.error.issues
+            .map((i) => `${URI_FLAGS[String(i.path[0])] ?? i.path.join('.')}: ${i.message}`)
+            .join('\n'),
+        );
       }
       const metadata: ClientMetadata = toClientMetadata(parsed.data);
       await withServices(command, async (services) => {
@@ -187,6 +206,9 @@ export function registerClients(program: Command): void {
           },
         });
         out(`client ${clientId} registered`);
+        // What the application is configured with: the issuer (behind its reverse proxy), not this host.
+        out(`issuer: ${services.config.issuer}`);
+        out(`discovery: ${discoveryUrl(services.config)}`);
         if (generatedSecret) out(`client secret (shown once, store it now): ${generatedSecret}`);
       });
     });
@@ -446,11 +468,11 @@ function registerCardCommands(users: Command): void {
     .description('list the card certificates registered for an account')
     .argument('<username>')
     .action(async (username: string, _opts, command: Command) => {
-      await withServices(command, async ({ accounts, database }) => {
+      await withServices(command, async ({ accounts, database, config }) => {
         const account = await accounts.findByUsername(username);
         if (!account) throw new CliError(`no account ${username}`);
         for (const c of await new CardCertificates(database.db).list(account.id)) {
-          out(`${c.fingerprint}\t${c.notAfter.toISOString()}\t${c.subject}`);
+          out(`${c.fingerprint}\t${cliTime(config)(c.notAfter)}\t${c.subject}`);
         }
       });
     });
@@ -527,7 +549,7 @@ export function registerWebauthn(program: Command): void {
           adminActs(services).issueEnrollmentCode(account, cliActor(opts.by)),
         );
         out(`enrollment code for ${account.username}: ${issued.code}`);
-        out(`valid once, until ${issued.expiresAt.toISOString()}`);
+        out(`valid once, until ${cliTime(services.config)(issued.expiresAt)}`);
         out(`the user signs in, opens ${services.config.issuer}/account/security-keys and types this code`);
       });
     });
@@ -544,14 +566,15 @@ export function registerUserKeys(users: Command): void {
         const keys = await new CredentialStore(services.database.db).listForAccount(account.id, {
           includeRevoked: true,
         });
+        const time = cliTime(services.config);
         for (const k of keys) {
           const state = k.revokedAt
-            ? `revoked ${k.revokedAt.toISOString()}`
+            ? `revoked ${time(k.revokedAt)}`
             : k.flaggedAt
-              ? `flagged ${k.flagReason ?? ''} ${k.flaggedAt.toISOString()}`
+              ? `blocked (possible cloning: ${k.flagReason ?? 'flagged'}) since ${time(k.flaggedAt)}`
               : 'active';
-          const lastUse = k.lastUsedAt ? k.lastUsedAt.toISOString() : 'never used';
-          out(`${k.id}\t${k.name}\t${k.aaguid}\t${k.createdAt.toISOString()}\t${lastUse}\t${state}`);
+          const lastUse = time(k.lastUsedAt, 'never used');
+          out(`${k.id}\t${k.name}\t${k.aaguid}\t${time(k.createdAt)}\t${lastUse}\t${state}`);
         }
       });
     });

@@ -13,7 +13,7 @@ import {
 import { isMonth, monthlyReport, reportText } from '../audit/report.ts';
 import { planPurge, purgeAudit } from '../audit/retention.ts';
 import { operator, withServices } from './admin.ts';
-import { CliError, out } from './context.ts';
+import { CliError, cliTime, out } from './context.ts';
 
 /** What the chain module provides to the output commands (src/audit/chain.ts). */
 export interface AuditOutputsDeps {
@@ -85,7 +85,7 @@ export function registerAuditOutputs(program: Command, deps: AuditOutputsDeps = 
   audit
     .command('report')
     .description('monthly compliance figures: logins by method and level, failures, lockouts, PSC, RPPS')
-    .requiredOption('--month <YYYY-MM>', 'calendar month (Europe/Paris)')
+    .requiredOption('--month <YYYY-MM>', "calendar month in the establishment's time zone (ui.timeZone)")
     .option('--format <format>', 'text | json', 'text')
     .action(async (opts: { month: string; format: string }, command) => {
       if (!isMonth(opts.month)) throw new CliError('--month: YYYY-MM');
@@ -95,6 +95,7 @@ export function registerAuditOutputs(program: Command, deps: AuditOutputsDeps = 
           month: opts.month,
           levels: config.policy.levels,
           pscPhishingResistantAuthModes: config.pscLogin?.phishingResistantAuthModes ?? [],
+          timeZone: config.ui.timeZone,
         });
         if (opts.format === 'json') out(JSON.stringify(report, null, 2));
         else process.stdout.write(reportText(report));
@@ -122,10 +123,10 @@ export function registerAuditOutputs(program: Command, deps: AuditOutputsDeps = 
           ? `; kept from record ${plan.keptFrom.seq} (${plan.keptFrom.because})`
           : '';
         if (plan.throughSeq === null) {
-          out(`nothing to purge before ${plan.cutoff.toISOString()}${kept}`);
+          out(`nothing to purge before ${cliTime(config)(plan.cutoff)}${kept}`);
           return;
         }
-        const what = `records ${plan.firstSeq}..${plan.throughSeq} (${plan.records}), older than ${plan.cutoff.toISOString()}`;
+        const what = `records ${plan.firstSeq}..${plan.throughSeq} (${plan.records}), older than ${cliTime(config)(plan.cutoff)}`;
         if (!opts.yes) {
           out(`would purge ${what}${kept}; run again with --yes to delete`);
           return;

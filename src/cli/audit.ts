@@ -13,7 +13,7 @@ import { installationKeyring, publishedKeys, rotateAuditKey, trustedKeyring } fr
 import { problemLine, summaryLine, verifyChain } from '../audit/verify.ts';
 import type { Database } from '../db/types.ts';
 import { operator, withServices } from './admin.ts';
-import { CliError, out } from './context.ts';
+import { CliError, cliTime, out } from './context.ts';
 
 export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('traceability trail (docs/audit.md)');
@@ -66,12 +66,13 @@ export function registerAudit(program: Command): void {
     .command('keys')
     .description('list the audit keys: the first one, and each rotation with the key that endorsed it')
     .action(async (_opts, command: Command) => {
-      await withServices(command, async ({ database, sealer }) => {
+      await withServices(command, async ({ database, sealer, config }) => {
+        const time = cliTime(config);
         const current = await AuditSigningKey.load(database.db, sealer);
         for (const key of await publishedKeys(database.db)) {
           const origin = key.endorsedBy ? `endorsed by ${key.endorsedBy}` : 'first key';
-          const state = key.keyId === current.keyId ? 'current' : `retired ${key.retiredAt?.toISOString()}`;
-          out(`${key.keyId}  created ${key.createdAt.toISOString()}  ${origin}  ${state}`);
+          const state = key.keyId === current.keyId ? 'current' : `retired ${time(key.retiredAt)}`;
+          out(`${key.keyId}  created ${time(key.createdAt)}  ${origin}  ${state}`);
         }
       });
     });

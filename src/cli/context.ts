@@ -1,10 +1,23 @@
 import type { Logger } from 'pino';
 import { CONFIG_EXIT_CODE, ConfigError, type LoadedConfig, loadConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
 import { createLogger } from '../http/logger.ts';
+import { zonedIso } from '../i18n/time.ts';
 
 export interface GlobalOptions {
   config?: string;
   demo?: boolean;
+  /** `serve --host`: the address to listen on (http.host). */
+  host?: string;
+}
+
+/** The configuration given on the command line (applied over the file and the environment). */
+export function cliOverrides(options: GlobalOptions): Record<string, unknown> | undefined {
+  const overrides = {
+    ...(options.demo ? { demo: true } : {}),
+    ...(options.host ? { http: { host: options.host } } : {}),
+  };
+  return Object.keys(overrides).length ? overrides : undefined;
 }
 
 export class CliError extends Error {
@@ -25,7 +38,7 @@ export function loadCliConfig(
     loaded = loadConfig({
       env: process.env,
       file: options.config,
-      overrides: options.demo ? { demo: true } : undefined,
+      overrides: cliOverrides(options),
     });
   } catch (err) {
     if (err instanceof ConfigError) throw new CliError(`passerelle: ${err.message}`, CONFIG_EXIT_CODE);
@@ -79,6 +92,19 @@ export async function promptPassword(label: string): Promise<string> {
 }
 
 export const out = (line: string) => process.stdout.write(`${line}\n`);
+
+/**
+ * Times as the command line prints them: ISO 8601 in the establishment's time zone (`ui.timeZone`) with
+ * its offset, `2026-12-08T06:04:05+01:00`; `fallback` when there is no time.
+ */
+export function cliTime(config: Pick<Config, 'ui'>) {
+  return (date: Date | null | undefined, fallback = '-') =>
+    date ? zonedIso(date, config.ui.timeZone) : fallback;
+}
+
+/** Where applications find the issuer: its discovery document. */
+export const discoveryUrl = (config: Pick<Config, 'issuer'>) =>
+  `${config.issuer}/.well-known/openid-configuration`;
 
 /** Progress on a terminal: one line rewritten in place; elsewhere (logs), a line every few seconds. */
 export class ProgressLine {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { installationExportMaterial } from '../audit/range-verifier.ts';
+import { DatabaseStartError } from '../db/errors.ts';
 import { registerClients, registerKeys, registerMigrate, registerUsers, registerWebauthn } from './admin.ts';
 import { registerAudit } from './audit.ts';
 import { registerAuditOutputs } from './audit-outputs.ts';
@@ -17,8 +18,9 @@ program
   .command('serve')
   .description('run the identity provider')
   .option('--demo', 'demo mode: demo account, demo client, public demo secrets')
+  .option('--host <address>', 'address to listen on (http.host; default 0.0.0.0, or 127.0.0.1 in demo mode)')
   .action(async (opts, command: Command) => {
-    await serve({ ...command.optsWithGlobals(), demo: opts.demo });
+    await serve({ ...command.optsWithGlobals(), demo: opts.demo, host: opts.host });
   });
 registerMigrate(program);
 registerKeys(program);
@@ -39,6 +41,10 @@ try {
 } catch (err) {
   if (err instanceof CliError) {
     process.stderr.write(`${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  if (err instanceof DatabaseStartError) {
+    process.stderr.write(`passerelle: ${err.message}\n`);
     process.exit(err.exitCode);
   }
   process.stderr.write(`passerelle: ${(err as Error).message}\n`);

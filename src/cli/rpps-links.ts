@@ -8,7 +8,7 @@ import { namesConsistent } from '../rpps/names.ts';
 import { createRpps } from '../rpps/runtime.ts';
 import type { SyncSummary } from '../rpps/sync.ts';
 import { accountNamed, operator, withServices } from './admin.ts';
-import { CliError, out, ProgressLine } from './context.ts';
+import { CliError, cliTime, out, ProgressLine } from './context.ts';
 
 /** Exit codes of `rpps sync`: halted by the circuit breaker, and another instance running it. */
 const EXIT_HALTED = 3;
@@ -17,13 +17,13 @@ const EXIT_BUSY = 75;
 /** Where an identity comes from, for people: the RPPS or Pro Santé Identité. */
 const REGISTRY = { rpps: 'RPPS', psi: 'Pro Santé Identité' } as const;
 
-function describeLink(link: NationalIdentity): string {
+function describeLink(link: NationalIdentity, time: ReturnType<typeof cliTime>): string {
   const names = [link.nationalGivenName, link.nationalFamilyName].filter(Boolean).join(' ');
   return [
     link.origin === 'psi' ? `${link.idNat} (${REGISTRY.psi})` : `${link.idNat} (RPPS ${link.rpps ?? '-'})`,
     `status ${link.status}${link.statusReason ? ` (${link.statusReason})` : ''}`,
     `source ${link.source}`,
-    `verified ${link.verifiedAt?.toISOString() ?? 'never'}`,
+    `verified ${time(link.verifiedAt, 'never')}`,
     names && `national name ${names}`,
     link.professionCode && `profession ${link.professionCode}`,
   ]
@@ -64,7 +64,7 @@ async function describeReview(services: Services, item: ReviewItem): Promise<str
   const other = item.otherAccountId ? await services.accounts.findById(item.otherAccountId) : undefined;
   const national = item.evidence.national as Record<string, unknown> | null | undefined;
   const lines = [
-    `${item.id}  ${item.kind}  ${item.createdAt.toISOString()}`,
+    `${item.id}  ${item.kind}  ${cliTime(services.config)(item.createdAt)}`,
     `  account      ${account?.username ?? item.accountId}: ${account?.givenName ?? ''} ${account?.familyName ?? ''}`.trimEnd(),
     `  proposed     ${item.idNat} (${REGISTRY[item.origin]}) from ${item.source}`,
   ];
@@ -124,7 +124,7 @@ export function addRppsLinkCommands(rpps: Command, program: Command): void {
         if (username) {
           const account = await accountNamed(services, username);
           const link = await services.identities.findByAccount(account.id);
-          out(link ? describeLink(link) : `${username}: no national identity link`);
+          out(link ? describeLink(link, cliTime(services.config)) : `${username}: no national identity link`);
           return;
         }
         const { sync, index, alerts } = createRpps(services);
@@ -141,13 +141,13 @@ export function addRppsLinkCommands(rpps: Command, program: Command): void {
         const [last] = await sync.runs(1);
         out(
           last
-            ? `last sync: ${last.status} (${last.mode}, ${last.trigger}) started ${last.started_at.toISOString()}`
+            ? `last sync: ${last.status} (${last.mode}, ${last.trigger}) started ${cliTime(services.config)(last.started_at)}`
             : 'last sync: never',
         );
         const current = await index.current();
         out(
           current
-            ? `open-data index: ${current.fileName}, imported ${current.completedAt?.toISOString()}`
+            ? `open-data index: ${current.fileName}, imported ${cliTime(services.config)(current.completedAt)}`
             : 'open-data index: none (passerelle rpps import <file>)',
         );
       });
@@ -161,7 +161,7 @@ export function addRppsLinkCommands(rpps: Command, program: Command): void {
       await withServices(command, async (services) => {
         for (const run of await createRpps(services).sync.runs(Number(opts.limit) || 10)) {
           out(
-            `${run.started_at.toISOString()}  ${run.status}  ${run.mode}  ${run.trigger}  ${run.instance_id}`,
+            `${cliTime(services.config)(run.started_at)}  ${run.status}  ${run.mode}  ${run.trigger}  ${run.instance_id}`,
           );
           if (run.summary) printSummary(run.summary as unknown as SyncSummary);
         }
@@ -295,7 +295,8 @@ export function addRppsLinkCommands(rpps: Command, program: Command): void {
       await withServices(command, async (services) => {
         const open = await createRpps(services).alerts.open();
         if (!open.length) out('no open alert');
-        for (const a of open) out(`${a.id}  ${a.createdAt.toISOString()}  ${a.kind}  ${a.message}`);
+        for (const a of open)
+          out(`${a.id}  ${cliTime(services.config)(a.createdAt)}  ${a.kind}  ${a.message}`);
       });
     });
   alerts

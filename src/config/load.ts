@@ -154,6 +154,11 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
         : 'DEMO MODE: public demo key-encryption key, demo account and demo client are enabled. Never use in production.',
     );
   }
+  if (raw.demo && raw.http.host && !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(raw.http.host)) {
+    warnings.push(
+      `DEMO MODE listening on ${raw.http.host}: other machines can reach a server whose secrets and password are public`,
+    );
+  }
   if (raw.issuer?.startsWith('http://') && raw.demo) {
     warnings.push(`issuer ${raw.issuer} is not https: acceptable on localhost for the demo only`);
   }
@@ -162,6 +167,8 @@ export function loadConfig(options: LoadOptions): LoadedConfig {
     ...raw,
     issuer,
     keys: { ...raw.keys, encryptionKey: raw.keys.encryptionKey ?? DEMO_ENCRYPTION_KEY },
+    // The demo's secrets are public: it listens on this machine only unless the operator names an address.
+    http: { ...raw.http, host: raw.http.host ?? (raw.demo ? '127.0.0.1' : '0.0.0.0') },
   });
   return { config, warnings, file };
 }

@@ -1,5 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isTimeZone } from '../i18n/time.ts';
+import { APPLICATION_TYPES, redirectUriIssues, redirectUriMessage } from '../oidc/redirect-uris.ts';
 
 /** http issuers are tolerated only on this machine (development, tests). */
 function isLoopback(url: string): boolean {
@@ -42,8 +44,11 @@ export const clientDescriptionSchema = z.strictObject({
   clientId: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'letters, digits and . _ ~ - only (max 128)'),
   clientName: z.string().max(200).optional(),
   clientSecret: z.string().min(32, 'must be at least 32 characters').optional(),
-  redirectUris: z.array(z.url()).min(1),
-  postLogoutRedirectUris: z.array(z.url()).default([]),
+  /** Exact URIs (src/oidc/redirect-uris.ts: https, http on loopback, private-use scheme if native). */
+  redirectUris: z.array(z.string()).min(1),
+  postLogoutRedirectUris: z.array(z.string()).default([]),
+  /** `native`: an application installed on the workstation or a phone (RFC 8252); default `web`. */
+  applicationType: z.enum(APPLICATION_TYPES).default('web'),
   grantTypes: z
     .array(z.enum(['authorization_code', 'refresh_token', 'client_credentials']))
     .default(['authorization_code', 'refresh_token']),
@@ -105,8 +110,30 @@ function checkPkce(
 
 export type ClientAuthMethod = (typeof clientAuthMethods)[number];
 
+/** Each redirect and post-logout redirect URI is one a client may register, named when it is not. */
+function checkRedirectUris(
+  client: { applicationType: 'web' | 'native'; redirectUris: string[]; postLogoutRedirectUris: string[] },
+  ctx: z.RefinementCtx,
+) {
+  for (const issue of redirectUriIssues(
+    client.applicationType,
+    client.redirectUris,
+    client.postLogoutRedirectUris,
+  )) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [issue.kind === 'redirect' ? 'redirectUris' : 'postLogoutRedirectUris', issue.index],
+      message: redirectUriMessage(issue.uri, issue.problem, issue.kind),
+      params: { redirectUri: issue.uri, problem: issue.problem, kind: issue.kind },
+    });
+  }
+}
+
 /** A client described on the command line or in the console (a secret is generated when needed). */
-export const clientSchema = clientDescriptionSchema.transform(withDefaultAuthMethod).superRefine(checkPkce);
+export const clientSchema = clientDescriptionSchema
+  .transform(withDefaultAuthMethod)
+  .superRefine(checkPkce)
+  .superRefine(checkRedirectUris);
 export type ClientDescription = z.infer<typeof clientSchema>;
 
 /** A client declared in the configuration file: the file is its only source, so it carries its secret. */
@@ -449,7 +476,8 @@ export const configSchema = z
     issuer: z.url().optional(),
     http: z
       .strictObject({
-        host: z.string().default('0.0.0.0'),
+        /** Address to listen on. Default 0.0.0.0; in demo mode 127.0.0.1 (public demo secrets). */
+        host: z.string().min(1).optional(),
         port: port.default(3000),
         /** Trust X-Forwarded-* from the reverse proxy in front of Passerelle. */
         trustProxy: z.boolean().default(false),
@@ -469,9 +497,18 @@ export const configSchema = z
     database: z
       .strictObject({
         /** postgres://… to use a PostgreSQL server; absent = embedded PGlite under dataDir. */
-        url: z.string().startsWith('postgres', 'must be a postgres:// or postgresql:// URL').optional(),
+        url: z
+          .string()
+          .startsWith('postgres', 'must be a postgres:// or postgresql:// URL')
+          .refine(
+            (url) => !url.startsWith('postgres') || URL.canParse(url),
+            'is not a valid URL (postgres://user:password@host:port/database)',
+          )
+          .optional(),
         dataDir: z.string().default('./data/pglite'),
         poolSize: z.number().int().min(1).max(200).default(10),
+        /** How long a start waits for an unreachable PostgreSQL server before it gives up (exit code 69). */
+        connectTimeoutSeconds: seconds.max(3600).default(30),
       })
       .prefault({}),
     keys: z
@@ -502,7 +539,22 @@ export const configSchema = z
     log: z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
       .prefault({}),
-    ui: z.strictObject({ defaultLocale: z.enum(['fr', 'en']).default('fr') }).prefault({}),
+    ui: z
+      .strictObject({
+        defaultLocale: z.enum(['fr', 'en']).default('fr'),
+        /** The establishment's time zone (IANA): every date and time pages and the command line show. */
+        timeZone: z
+          .string()
+          .refine(isTimeZone, 'an IANA time zone, for example Europe/Paris or Indian/Reunion')
+          .default('Europe/Paris'),
+        /**
+         * Whom a person is told to call when only the IT team can help (a blocked security key), as it
+         * reads after « Contactez » / "Contact", e.g. « le centre de services au 01 23 45 67 89 ».
+         * Default: « votre service informatique » ("your IT service desk").
+         */
+        supportContact: z.string().trim().min(1).max(200).optional(),
+      })
+      .prefault({}),
     /** The administration console (docs/console.md). */
     console: z
       .strictObject({
@@ -854,8 +906,9 @@ export const configSchema = z
 export type RawConfig = z.infer<typeof configSchema>;
 
 export type Config = Readonly<
-  Omit<RawConfig, 'issuer' | 'keys'> & {
+  Omit<RawConfig, 'issuer' | 'keys' | 'http'> & {
     issuer: string;
     keys: RawConfig['keys'] & { encryptionKey: string };
+    http: RawConfig['http'] & { host: string };
   }
 >;

@@ -11,7 +11,9 @@ function unwrap(result: MigrationResultSet): string[] {
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error');
     const cause = result.error instanceof Error ? result.error.message : String(result.error);
-    throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${cause}`);
+    throw new Error(
+      failed ? `migration ${failed.migrationName} failed: ${cause}` : `migrations could not run: ${cause}`,
+    );
   }
   return (result.results ?? []).map(
     (r) => `${r.direction === 'Up' ? 'applied' : 'reverted'} ${r.migrationName}`,

@@ -2,8 +2,9 @@ import { Router } from '@koa/router';
 import type { Context } from 'koa';
 import * as oidc from 'openid-client';
 import type { Config } from '../config/schema.ts';
+import { engineErrorPage } from '../http/error-pages.ts';
 import type { Views } from '../http/views.ts';
-import { negotiateLocale } from '../i18n/messages.ts';
+import { negotiateLocale, translator } from '../i18n/messages.ts';
 import { webauthnSettings } from '../methods/webauthn/settings.ts';
 import type { ClientRegistry } from '../oidc/clients.ts';
 import { DEMO_ACCOUNT, DEMO_CLIENT_ID, demoRedirectUri } from './seed.ts';
@@ -93,10 +94,11 @@ export function demoRoutes(config: Config, views: Views, clients: ClientRegistry
     if (!raw || ctx.query.error) {
       ctx.status = 400;
       ctx.type = 'html';
-      ctx.body = views.render('error', page(ctx), {
-        message: String(ctx.query.error_description ?? ctx.query.error ?? 'missing login state'),
-        code: String(ctx.query.error ?? 'invalid_state'),
-      });
+      // The error the application received, in the user's words (its code and description are the engine's).
+      const p = page(ctx);
+      const t = translator(p.locale);
+      const text = engineErrorPage(String(ctx.query.error ?? ''), !raw && !ctx.query.error);
+      ctx.body = views.render('error', p, { message: t(text.message), advice: t(text.advice) });
       return;
     }
     const pending = JSON.parse(Buffer.from(raw, 'base64url').toString()) as PendingLogin;

@@ -67,13 +67,16 @@ export function runReadinessChecks(checks: readonly ReadinessCheck[]) {
   return Promise.all(checks.map(async (check) => [check, await runCheck(check, 2000)] as const));
 }
 
+/** Liveness and readiness, probed by orchestrators and load balancers (by address, whatever the host). */
+export const HEALTH_PATHS = ['/healthz', '/readyz'] as const;
+
 export function healthRoutes(checks: readonly ReadinessCheck[], isShuttingDown: () => boolean): Router {
   const router = new Router();
-  router.get('/healthz', (ctx) => {
+  router.get(HEALTH_PATHS[0], (ctx) => {
     ctx.set('cache-control', 'no-store');
     ctx.body = { status: 'ok' };
   });
-  router.get('/readyz', async (ctx) => {
+  router.get(HEALTH_PATHS[1], async (ctx) => {
     const outcomes = await runReadinessChecks(checks);
     const results = Object.fromEntries(
       outcomes.map(([check, result]) => [

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, extname, join, resolve } from 'node:path';
 import { Eta } from 'eta';
 import type { Context } from 'koa';
+import { labeller } from '../i18n/labels.ts';
 import { type Locale, translator } from '../i18n/messages.ts';
 
 export const VIEWS_DIR = resolve(import.meta.dirname, '../../views');
@@ -13,12 +14,20 @@ export interface PageContext {
   requestId?: string;
 }
 
-/** Server-rendered pages: Eta templates with HTML escaping on by default. */
+/**
+ * Server-rendered pages: Eta templates with HTML escaping on by default; `it.t` translates a message,
+ * `it.label` names an internal id (src/i18n/labels.ts).
+ */
 export class Views {
   readonly #eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true });
 
   render(name: string, page: PageContext, data: Record<string, unknown> = {}): string {
-    return this.#eta.render(`./${name}`, { ...data, ...page, t: translator(page.locale) });
+    return this.#eta.render(`./${name}`, {
+      ...data,
+      ...page,
+      t: translator(page.locale),
+      label: labeller(page.locale),
+    });
   }
 }
 

@@ -4,6 +4,8 @@ export const consoleMessages = {
     'console.title': 'Console d’administration',
     'console.lead': 'Connecté en tant que {name} ({roles}).',
     'console.denied': 'Votre compte n’a pas de rôle qui donne accès à cette page de la console.',
+    'console.no_role':
+      'Votre compte n’a pas accès à la console d’administration : aucun rôle ne lui est attribué. Si vous devez l’utiliser, demandez un rôle (administrateur, support ou auditeur) à un administrateur de Passerelle.',
     'console.no_level':
       'Aucun niveau d’authentification à deux facteurs résistant à l’hameçonnage n’est configuré : la console est indisponible.',
     'console.role.administrator': 'administrateur',
@@ -21,6 +23,8 @@ export const consoleMessages = {
     'console.title': 'Administration console',
     'console.lead': 'Signed in as {name} ({roles}).',
     'console.denied': 'Your account has no role that gives access to this page of the console.',
+    'console.no_role':
+      'Your account has no access to the administration console: it has no role. If you need it, ask an administrator of Passerelle for a role (administrator, helpdesk or auditor).',
     'console.no_level':
       'No phishing-resistant two-factor authentication level is configured: the console is unavailable.',
     'console.role.administrator': 'administrator',

@@ -20,6 +20,26 @@ export const consolePeopleMessages = {
     'console.account.disabled_since': 'Désactivé depuis le {date}.',
     'console.account.enabled': 'Actif.',
     'console.account.disable': 'Désactiver le compte',
+    'console.confirm.disable': 'Désactiver le compte {username} ?',
+    'console.confirm.disable.consequence':
+      'Cette personne ne pourra plus se connecter, par aucun moyen, tant que le compte ne sera pas réactivé.',
+    'console.confirm.revoke_key': 'Révoquer la clé « {name} » du compte {username} ?',
+    'console.confirm.revoke_key.consequence':
+      'Elle ne permettra plus de se connecter ; c’est définitif. Une nouvelle clé s’enregistre avec un code d’enregistrement.',
+    'console.confirm.revoke_key.submit': 'Révoquer la clé',
+    'console.confirm.end_sessions': 'Fermer toutes les sessions du compte {username} ?',
+    'console.confirm.end_sessions.consequence':
+      'Cette personne est déconnectée partout et devra se reconnecter ; les applications ouvertes par ses sessions en sont informées.',
+    'console.confirm.revoke_role': 'Retirer le rôle {role} au compte {username} ?',
+    'console.confirm.revoke_role.consequence':
+      'Ce compte n’aura plus accès aux pages de la console que donne ce rôle.',
+    'console.confirm.revoke_role.submit': 'Retirer le rôle',
+    'console.confirm.remove_client': 'Supprimer l’application {client} ?',
+    'console.confirm.remove_client.consequence':
+      'Elle ne pourra plus connecter personne ni utiliser ses jetons ; c’est définitif. Il faudrait la déclarer de nouveau, avec un nouveau secret.',
+    'console.confirm.rotate_secret': 'Remplacer le secret de l’application {client} ?',
+    'console.confirm.rotate_secret.consequence':
+      'L’ancien secret cesse de fonctionner aussitôt : l’application ne pourra plus obtenir de jetons tant que le nouveau secret n’y aura pas été installé.',
     'console.account.enable': 'Réactiver le compte',
     'console.account.lock': 'Verrouillage',
     'console.account.lock.open': 'Aucun blocage ({failures} échec(s) récent(s)).',
@@ -42,6 +62,8 @@ export const consolePeopleMessages = {
     'console.account.key.action': 'Action',
     'console.account.key.revoke': 'Révoquer',
     'console.account.key.revoke_label': 'Révoquer la clé « {name} »',
+    'console.account.key.blocked_lead':
+      'Une clé bloquée ne permet plus de se connecter : son compteur de signatures a reculé, elle a peut-être été copiée. Révoquez-la, puis remettez un code d’enregistrement pour une nouvelle clé.',
     'console.account.cards': 'Cartes CPS',
     'console.account.cards.none': 'Aucune carte enregistrée.',
     'console.account.card.subject': 'Titulaire du certificat',
@@ -56,7 +78,7 @@ export const consolePeopleMessages = {
     'console.account.identity': 'Identité nationale',
     'console.account.identity.none': 'Aucune identité nationale liée.',
     'console.account.identity.link':
-      'Référentiel {registry}, identifiant {idNat} — statut {status}, source {source}',
+      'Référentiel {registry}, identifiant {idNat} — identité {status}, origine : {source}',
     'console.account.establishments': 'Établissements',
     'console.account.establishments.none': 'Aucun établissement.',
     'console.account.establishment.basis.all': 'tous les comptes',
@@ -121,6 +143,25 @@ export const consolePeopleMessages = {
     'console.client.field.required_acr.default': 'niveau par défaut',
     'console.client.field.psc_establishment': 'Établissement PSC (FINESS)',
     'console.client.field.psc_establishment.none': 'aucun',
+    'console.client.field.native': 'Application native (installée sur le poste ou le téléphone)',
+    'console.client.field.native.help':
+      'Ses adresses de retour peuvent utiliser un schéma privé au nom de domaine inversé (fr.hopital.appli:/retour) ou http sur 127.0.0.1.',
+    'redirect_uri.problem.not_absolute':
+      '{field}, ligne {line} : « {uri} » n’est pas une adresse complète (par exemple https://application.hopital.fr/callback).',
+    'redirect_uri.problem.wildcard':
+      '{field}, ligne {line} : « {uri} » contient un caractère générique (*) : déclarez chaque adresse exactement.',
+    'redirect_uri.problem.fragment':
+      '{field}, ligne {line} : « {uri} » ne doit pas contenir de fragment (#).',
+    'redirect_uri.problem.credentials':
+      '{field}, ligne {line} : « {uri} » ne doit contenir ni identifiant ni mot de passe.',
+    'redirect_uri.problem.http_not_loopback':
+      '{field}, ligne {line} : « {uri} » est en http : utilisez https (http n’est admis que sur 127.0.0.1, [::1] ou localhost).',
+    'redirect_uri.problem.private_scheme_not_native':
+      '{field}, ligne {line} : « {uri} » utilise un schéma privé, réservé aux applications natives : cochez « Application native » ou utilisez https.',
+    'redirect_uri.problem.private_scheme_not_reverse_dns':
+      '{field}, ligne {line} : le schéma privé de « {uri} » doit être un nom de domaine inversé contenant un point, par exemple fr.hopital.appli:/retour.',
+    'redirect_uri.problem.native_https_loopback':
+      '{field}, ligne {line} : « {uri} » : une application native utilise http, et non https, sur 127.0.0.1, [::1] ou localhost.',
     'console.client.field.optional': '(facultatif)',
     'console.client.create': 'Déclarer',
     'console.client.save': 'Enregistrer',
@@ -158,6 +199,26 @@ export const consolePeopleMessages = {
     'console.account.disabled_since': 'Disabled since {date}.',
     'console.account.enabled': 'Active.',
     'console.account.disable': 'Disable the account',
+    'console.confirm.disable': 'Disable the account {username}?',
+    'console.confirm.disable.consequence':
+      'This person will no longer be able to sign in, by any means, until the account is enabled again.',
+    'console.confirm.revoke_key': 'Revoke the key “{name}” of the account {username}?',
+    'console.confirm.revoke_key.consequence':
+      'It will no longer sign in; this cannot be undone. A new key is registered with an enrollment code.',
+    'console.confirm.revoke_key.submit': 'Revoke the key',
+    'console.confirm.end_sessions': 'End every session of the account {username}?',
+    'console.confirm.end_sessions.consequence':
+      'This person is signed out everywhere and must sign in again; the applications their sessions opened are told.',
+    'console.confirm.revoke_role': 'Revoke the role {role} from the account {username}?',
+    'console.confirm.revoke_role.consequence':
+      'This account will no longer reach the console pages this role gives.',
+    'console.confirm.revoke_role.submit': 'Revoke the role',
+    'console.confirm.remove_client': 'Remove the application {client}?',
+    'console.confirm.remove_client.consequence':
+      'It will no longer sign anyone in nor use its tokens; this cannot be undone. It would have to be registered again, with a new secret.',
+    'console.confirm.rotate_secret': 'Replace the secret of the application {client}?',
+    'console.confirm.rotate_secret.consequence':
+      'The old secret stops working at once: the application cannot get tokens until the new secret is installed there.',
     'console.account.enable': 'Enable the account',
     'console.account.lock': 'Lock',
     'console.account.lock.open': 'Not blocked ({failures} recent failure(s)).',
@@ -180,6 +241,8 @@ export const consolePeopleMessages = {
     'console.account.key.action': 'Action',
     'console.account.key.revoke': 'Revoke',
     'console.account.key.revoke_label': 'Revoke the key “{name}”',
+    'console.account.key.blocked_lead':
+      'A blocked key can no longer sign in: its signature counter went back, it may have been copied. Revoke it, then hand out an enrollment code for a new key.',
     'console.account.cards': 'CPS cards',
     'console.account.cards.none': 'No registered card.',
     'console.account.card.subject': 'Certificate subject',
@@ -194,7 +257,7 @@ export const consolePeopleMessages = {
     'console.account.identity': 'National identity',
     'console.account.identity.none': 'No national identity linked.',
     'console.account.identity.link':
-      'Registry {registry}, identifier {idNat} — status {status}, source {source}',
+      'Registry {registry}, identifier {idNat} — identity {status}, source: {source}',
     'console.account.establishments': 'Establishments',
     'console.account.establishments.none': 'No establishment.',
     'console.account.establishment.basis.all': 'every account',
@@ -259,6 +322,24 @@ export const consolePeopleMessages = {
     'console.client.field.required_acr.default': 'default level',
     'console.client.field.psc_establishment': 'PSC establishment (FINESS)',
     'console.client.field.psc_establishment.none': 'none',
+    'console.client.field.native': 'Native application (installed on the workstation or the phone)',
+    'console.client.field.native.help':
+      'Its redirect URIs may use a private-use scheme named after a reverse domain name (fr.hopital.app:/callback) or http on 127.0.0.1.',
+    'redirect_uri.problem.not_absolute':
+      '{field}, line {line}: “{uri}” is not an absolute URI (for example https://application.hopital.fr/callback).',
+    'redirect_uri.problem.wildcard':
+      '{field}, line {line}: “{uri}” contains a wildcard (*): register each URI exactly.',
+    'redirect_uri.problem.fragment': '{field}, line {line}: “{uri}” must not contain a fragment (#).',
+    'redirect_uri.problem.credentials':
+      '{field}, line {line}: “{uri}” must not contain a user name or password.',
+    'redirect_uri.problem.http_not_loopback':
+      '{field}, line {line}: “{uri}” uses http: use https (http is allowed on 127.0.0.1, [::1] or localhost only).',
+    'redirect_uri.problem.private_scheme_not_native':
+      '{field}, line {line}: “{uri}” uses a private-use scheme, for native applications only: tick “Native application” or use https.',
+    'redirect_uri.problem.private_scheme_not_reverse_dns':
+      '{field}, line {line}: the private-use scheme of “{uri}” must be a reverse domain name with a dot, such as fr.hopital.app:/callback.',
+    'redirect_uri.problem.native_https_loopback':
+      '{field}, line {line}: “{uri}”: a native application uses http, not https, on 127.0.0.1, [::1] or localhost.',
     'console.client.field.optional': '(optional)',
     'console.client.create': 'Register',
     'console.client.save': 'Save',

@@ -1,6 +1,8 @@
 import { consoleMessages } from './console-messages.ts';
 import { consolePeopleMessages } from './console-people-messages.ts';
 import { consoleRecordsMessages } from './console-records-messages.ts';
+import { errorMessages } from './error-messages.ts';
+import { asMessages, LABELS } from './labels.ts';
 import { portalMessages } from './portal-messages.ts';
 import { portalSecurityMessages } from './portal-security-messages.ts';
 
@@ -31,10 +33,6 @@ export const messages = {
     'consent.lead': '{client} demande l’accès aux informations suivantes :',
     'consent.allow': 'Autoriser',
     'consent.deny': 'Refuser',
-    'scope.openid': 'Votre identifiant de connexion',
-    'scope.profile': 'Votre nom et votre identifiant',
-    'scope.email': 'Votre adresse électronique',
-    'scope.offline_access': 'Un accès prolongé, même après votre déconnexion de cette page',
     'error.invalid_credentials': 'Identifiant ou mot de passe incorrect.',
     'error.rate_limited': 'Trop de tentatives. Réessayez dans {minutes} minute(s).',
     'error.account_disabled':
@@ -49,6 +47,9 @@ export const messages = {
       'Ce modèle de clé de sécurité n’est pas autorisé par l’établissement. Utilisez une clé fournie par le support informatique.',
     'error.ceremony_failed':
       'La clé de sécurité n’a pas pu être vérifiée. Réessayez en saisissant le code PIN de la clé.',
+    'error.credential_blocked':
+      'Cette clé de sécurité est bloquée : elle a peut-être été copiée (clonage possible) et ne permet plus de se connecter. Contactez {support} pour la remplacer.',
+    'support.default': 'votre service informatique',
     'error.certificate_rejected':
       'Le certificat de votre carte n’est pas accepté (carte expirée, révoquée ou non reconnue). Contactez le support informatique.',
     'error.certificate_missing':
@@ -70,11 +71,6 @@ export const messages = {
     'error.no_method':
       'Aucun moyen de connexion disponible ne permet d’atteindre le niveau de sécurité demandé par cette application. Contactez le support informatique.',
     'login.other_ways_lead': 'Ou connectez-vous sans saisir d’identifiant :',
-    'method.password': 'Mot de passe local',
-    'method.ldap': 'Mot de passe de l’établissement',
-    'method.webauthn': 'Clé de sécurité FIDO2',
-    'method.smartcard': 'Carte CPS',
-    'method.psc': 'Pro Santé Connect (e-CPS, carte CPS)',
     'identity.registry.rpps': 'RPPS',
     'identity.registry.psi': 'Pro Santé Identité',
     'psc.login.lead':
@@ -110,7 +106,9 @@ export const messages = {
     'webauthn.keys.created': 'Ajoutée le',
     'webauthn.keys.last_used': 'Dernière utilisation',
     'webauthn.keys.never': 'jamais',
-    'webauthn.keys.flagged': 'bloquée (anomalie détectée : contactez le support informatique)',
+    'webauthn.keys.blocked': 'Bloquée — clonage possible',
+    'webauthn.keys.blocked_lead':
+      'Une clé bloquée ne permet plus de vous connecter : son compteur de signatures a reculé, elle a peut-être été copiée. Révoquez-la et contactez {support}.',
     'webauthn.keys.rename': 'Renommer',
     'webauthn.keys.new_name': 'Nouveau nom de la clé {name}',
     'webauthn.keys.revoke': 'Révoquer',
@@ -140,6 +138,8 @@ export const messages = {
     'webauthn.keys.login_required':
       'Connectez-vous d’abord à une application de l’établissement avec Passerelle, puis revenez sur cette page.',
     'error.invalid_form': 'Le formulaire est incomplet ou invalide.',
+    'error.invalid_characters':
+      'La requête contient des caractères non valides (caractère nul ou encodage incorrect). Vérifiez le lien ou recommencez depuis l’application.',
     'error.csrf': 'La page a expiré ou la requête ne provient pas de Passerelle. Recommencez la connexion.',
     'psc.refused.link_inactive':
       'Pro Santé Connect ne peut pas vous identifier : votre inscription au RPPS n’est plus active. Contactez le service des ressources humaines ou l’équipe informatique de l’établissement.',
@@ -177,6 +177,8 @@ export const messages = {
     ...portalSecurityMessages.fr,
     ...consolePeopleMessages.fr,
     ...consoleRecordsMessages.fr,
+    ...errorMessages.fr,
+    ...asMessages('method', LABELS.method, 'fr'),
   },
   en: {
     'app.name': 'Passerelle',
@@ -202,10 +204,6 @@ export const messages = {
     'consent.lead': '{client} asks for access to:',
     'consent.allow': 'Allow',
     'consent.deny': 'Deny',
-    'scope.openid': 'Your sign-in identifier',
-    'scope.profile': 'Your name and username',
-    'scope.email': 'Your e-mail address',
-    'scope.offline_access': 'Long-lived access, even after you leave this page',
     'error.invalid_credentials': 'Incorrect username or password.',
     'error.rate_limited': 'Too many attempts. Try again in {minutes} minute(s).',
     'error.account_disabled': 'This account is disabled. Contact the IT support of the establishment.',
@@ -219,6 +217,9 @@ export const messages = {
       'This security key model is not allowed by the establishment. Use a key provided by the IT support.',
     'error.ceremony_failed':
       'The security key could not be verified. Try again and enter the PIN of the key.',
+    'error.credential_blocked':
+      'This security key is blocked: it may have been copied (possible cloning) and can no longer be used to sign in. Contact {support} to replace it.',
+    'support.default': 'your IT service desk',
     'error.certificate_rejected':
       'The certificate of your card is not accepted (expired, revoked or unknown card). Contact the IT support.',
     'error.certificate_missing': 'No card was detected. Insert your CPS card in the reader and try again.',
@@ -239,11 +240,6 @@ export const messages = {
     'error.no_method':
       'No available sign-in means reaches the security level this application needs. Contact the IT support.',
     'login.other_ways_lead': 'Or sign in without typing a username:',
-    'method.password': 'Local password',
-    'method.ldap': 'Establishment password',
-    'method.webauthn': 'FIDO2 security key',
-    'method.smartcard': 'CPS card',
-    'method.psc': 'Pro Santé Connect (e-CPS, CPS card)',
     'identity.registry.rpps': 'RPPS',
     'identity.registry.psi': 'Pro Santé Identité',
     'psc.login.lead':
@@ -278,7 +274,9 @@ export const messages = {
     'webauthn.keys.created': 'Added on',
     'webauthn.keys.last_used': 'Last used',
     'webauthn.keys.never': 'never',
-    'webauthn.keys.flagged': 'blocked (anomaly detected: contact the IT helpdesk)',
+    'webauthn.keys.blocked': 'Blocked — possible cloning',
+    'webauthn.keys.blocked_lead':
+      'A blocked key can no longer sign you in: its signature counter went back, it may have been copied. Revoke it and contact {support}.',
     'webauthn.keys.rename': 'Rename',
     'webauthn.keys.new_name': 'New name of key {name}',
     'webauthn.keys.revoke': 'Revoke',
@@ -308,6 +306,8 @@ export const messages = {
     'webauthn.keys.login_required':
       'First sign in to an application of the establishment through Passerelle, then come back to this page.',
     'error.invalid_form': 'The form is incomplete or invalid.',
+    'error.invalid_characters':
+      'The request contains invalid characters (a NUL character or an invalid encoding). Check the link or start again from the application.',
     'error.csrf': 'The page expired or the request did not come from Passerelle. Start signing in again.',
     'psc.refused.link_inactive':
       'Pro Santé Connect cannot identify you: your RPPS registration is no longer active. Contact the human resources department or the IT team of the establishment.',
@@ -342,6 +342,8 @@ export const messages = {
     ...portalSecurityMessages.en,
     ...consolePeopleMessages.en,
     ...consoleRecordsMessages.en,
+    ...errorMessages.en,
+    ...asMessages('method', LABELS.method, 'en'),
   },
 } as const;
 
@@ -349,10 +351,9 @@ export type Locale = keyof typeof messages;
 export type MessageId = keyof (typeof messages)['fr'];
 export const LOCALES: readonly Locale[] = ['fr', 'en'];
 
-/** Message id of a scope's description, when there is one. */
-export function scopeMessage(scope: string): MessageId | undefined {
-  const id = `scope.${scope}`;
-  return id in messages.fr ? (id as MessageId) : undefined;
+/** Whom to call, as it reads after « Contactez » / "Contact": the configured `ui.supportContact`, or a default. */
+export function supportContact(configured: string | undefined, locale: Locale): string {
+  return configured ?? messages[locale]['support.default'];
 }
 
 export type Translate = (id: MessageId, params?: Record<string, string | number>) => string;

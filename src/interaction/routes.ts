@@ -10,7 +10,14 @@ import { PSC_ELIGIBILITY_PROMPT, type PscRefusal } from '../federation/psc-eligi
 import { pscLinkRequested } from '../federation/psc-login-routes.ts';
 import { pscEstablishmentOf } from '../federation/psc-profile.ts';
 import type { Views } from '../http/views.ts';
-import { type Locale, type MessageId, negotiateLocale, scopeMessage, translator } from '../i18n/messages.ts';
+import { label } from '../i18n/labels.ts';
+import {
+  type Locale,
+  type MessageId,
+  negotiateLocale,
+  supportContact,
+  translator,
+} from '../i18n/messages.ts';
 import type { AuthFailureCode, AuthMethod, MethodContext, PresentedCertificate } from '../methods/types.ts';
 import type { ProviderHost } from '../oidc/host.ts';
 import { assess, provenLocally, reaches, withinMaxAge } from '../policy/assurance.ts';
@@ -55,6 +62,7 @@ const FAILURE_STATUS: Record<AuthFailureCode, number> = {
   password_must_change: 403,
   authenticator_not_allowed: 403,
   ceremony_failed: 401,
+  credential_blocked: 403,
   certificate_rejected: 403,
   certificate_missing: 401,
   card_not_linked: 403,
@@ -98,6 +106,13 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const p = page(ctx, locale);
     ctx.body = views.render('error', p, { message: translator(p.locale)(message) });
   };
+
+  /** What the user is told of a failed attempt (when to retry, whom to call). */
+  const failureMessage = (locale: Locale, code: AuthFailureCode, retryAfterSeconds?: number) =>
+    translator(locale)(`error.${code}`, {
+      minutes: Math.ceil((retryAfterSeconds ?? 60) / 60),
+      support: supportContact(config.ui.supportContact, locale),
+    });
 
   /** Loads the interaction bound to the browser's cookie and checks it is the one in the URL. */
   const load = async (ctx: Context): Promise<Details | undefined> => {
@@ -351,7 +366,6 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         passerelle: record,
       });
     }
-    const t = translator(state.locale);
     const failure = state.failure;
     if (failure) {
       delete state.failure;
@@ -359,9 +373,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
     const hint = details.params.login_hint;
     return renderStep(ctx, details.uid, state, failure?.method ?? String(ctx.query.method ?? ''), {
-      error: failure
-        ? t(`error.${failure.code}`, { minutes: Math.ceil((failure.retryAfterSeconds ?? 60) / 60) })
-        : undefined,
+      error: failure ? failureMessage(state.locale, failure.code, failure.retryAfterSeconds) : undefined,
       status: failure ? FAILURE_STATUS[failure.code] : 200,
       prefill: typeof hint === 'string' ? hint.slice(0, 128) : undefined,
     });
@@ -399,7 +411,6 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (details.prompt.name === 'login') return proceed(ctx, details, await readyState(ctx, details));
     const locale = detailsLocale(ctx, details);
     if (details.prompt.name === 'consent') {
-      const t = translator(locale);
       // What is not yet granted; asked again (prompt=consent, e.g. forwarded by PSC's broker): all of it.
       const missing = (details.prompt.details.missingOIDCScope as string[] | undefined) ?? [];
       const shown = missing.length
@@ -408,10 +419,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
             .split(' ')
             .filter(Boolean);
       return promptPage(ctx, details, locale, 'consent', {
-        scopes: shown.map((name) => {
-          const message = scopeMessage(name);
-          return { name, label: message ? t(message) : name };
-        }),
+        scopes: shown.map((name) => ({ name, label: label(locale, 'scope', name) })),
       });
     }
     if (details.prompt.name === SELECT_ACCOUNT_PROMPT && details.session?.accountId) {
@@ -486,7 +494,6 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     input: unknown,
     sameOrigin: boolean,
   ) => {
-    const t = translator(state.locale);
     const context = methodContext(ctx, uid, state);
     // A login for PSC or through PSC is federation; a state from before the field was set fails closed.
     const scope = state.pscFederation === false && method.id !== 'psc' ? 'local' : 'federation';
@@ -512,9 +519,8 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         return redirect(ctx, `${issuerOrigin}/interaction/${uid}`);
       }
       if (state.linkPsc) await states.set(uid, state);
-      const minutes = Math.ceil((outcome.retryAfterSeconds ?? 60) / 60);
       return renderStep(ctx, uid, state, state.linkPsc && !state.accountId ? undefined : method.id, {
-        error: t(`error.${outcome.code}`, { minutes }),
+        error: failureMessage(state.locale, outcome.code, outcome.retryAfterSeconds),
         status: FAILURE_STATUS[outcome.code],
       });
     }

@@ -20,6 +20,8 @@ export type AuthFailureCode =
   | 'authenticator_not_allowed'
   /** The WebAuthn ceremony did not complete (cancelled, wrong origin, no user verification…). */
   | 'ceremony_failed'
+  /** A security key blocked as possibly cloned (its signature counter went back): only after its valid signature. */
+  | 'credential_blocked'
   /** The card certificate is not acceptable (expired, revoked, wrong CA, wrong usage). */
   | 'certificate_rejected'
   /** No client certificate reached Passerelle. */

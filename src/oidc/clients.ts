@@ -31,6 +31,8 @@ export function toClientMetadata(client: ClientDescription): ClientMetadata {
     client_name: client.clientName,
     redirect_uris: client.redirectUris,
     post_logout_redirect_uris: client.postLogoutRedirectUris,
+    // Stored only for a native application (the engine's default is web).
+    application_type: client.applicationType === 'native' ? 'native' : undefined,
     grant_types: client.grantTypes,
     response_types: client.grantTypes.includes('authorization_code') ? ['code'] : [],
     token_endpoint_auth_method: client.tokenEndpointAuthMethod,

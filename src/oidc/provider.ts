@@ -13,6 +13,7 @@ import { PSC_LOGOUT_COOKIE } from '../federation/psc-login-routes.ts';
 import { PSC_INITIATED_LOGOUT_COOKIE, pscLogoutInitiator } from '../federation/psc-logout.ts';
 import { pscAccountClaims, pscEstablishmentOf, shapeForPsc } from '../federation/psc-profile.ts';
 import { forwardedCertificatePem } from '../http/client-certificate.ts';
+import { engineErrorPage, respondNotFound } from '../http/error-pages.ts';
 import type { Views } from '../http/views.ts';
 import { negotiateLocale, translator } from '../i18n/messages.ts';
 import type { AuthSessions } from '../sessions/auth-sessions.ts';
@@ -20,6 +21,20 @@ import { interactionPolicyWith, sessionPolicyCheck } from '../sessions/policy-ch
 import { REQUEST_ID_HEADER } from './host.ts';
 import type { KeySet } from './keys.ts';
 import { auditProtocolEvents } from './protocol-audit.ts';
+
+/** The engine's endpoints (its default routes) that answer in JSON: token, introspection, revocation, PAR, JWKS. */
+export const ENGINE_JSON_PATHS = [
+  '/token',
+  '/token/introspection',
+  '/token/revocation',
+  '/request',
+  '/jwks',
+  '/.well-known/openid-configuration',
+] as const;
+/** The engine's userinfo endpoint, a protected resource (RFC 6750 errors). */
+export const ENGINE_USERINFO_PATH = '/me';
+/** The engine's browser endpoints (authorization, logout), answering with a page. */
+export const ENGINE_PAGE_PATHS = ['/auth', '/session/end'] as const;
 
 /** Events carrying the errors of client-authenticating endpoints. */
 const CLIENT_AUTH_ERROR_EVENTS = [
@@ -358,24 +373,36 @@ export function buildProvider(deps: ProviderDeps): Provider {
     },
     async renderError(ctx, out, error) {
       const status = (error as { statusCode?: number }).statusCode ?? 500;
+      const p = page(ctx);
+      const t = translator(p.locale);
       ctx.type = 'html';
       if (status >= 500) {
         // An outage (or a bug) inside the engine, logged by the server_error listener below, e.g.
         // /authorize while the database is down: the same 503 "temporarily unavailable" page as the last-resort handler, not the engine's English
         // "oops! something went wrong" with a 500.
-        const p = page(ctx);
         ctx.status = 503;
-        ctx.body = views.render('error', p, { message: translator(p.locale)('error.service_unavailable') });
+        ctx.body = views.render('error', p, { message: t('error.service_unavailable') });
         return;
       }
-      ctx.body = views.render('error', page(ctx), {
-        message: out.error_description ?? out.error,
-        code: out.error,
-      });
+      // The engine's words go to the log, found by the reference the page shows; the user reads ours.
+      deps.logger.info(
+        { requestId: p.requestId, path: ctx.path, error: out.error, description: out.error_description },
+        'protocol error page',
+      );
+      const text = engineErrorPage(out.error, error instanceof errors.SessionNotFound);
+      ctx.body = views.render('error', p, { message: t(text.message), advice: t(text.advice) });
     },
   };
 
   const provider = new Provider(config.issuer, configuration);
+  // Every URL the engine publishes or redirects to (discovery, interactions, logout forms, the audiences
+  // of client assertions) derives from the issuer, never from the request's Host or X-Forwarded-Host.
+  const context = (
+    provider as unknown as {
+      OIDCContext: { prototype: { urlFor(name: string, opt?: Record<string, unknown>): string } };
+    }
+  ).OIDCContext.prototype;
+  context.urlFor = (name, opt) => provider.urlFor(name, opt);
   // PSC accepts only the amr and acr values the ANS publishes: ID tokens issued to a PSC client are
   // shaped after the engine has computed them from the login.
   const idToken = provider.IdToken.prototype as unknown as {
@@ -413,6 +440,11 @@ export function buildProvider(deps: ProviderDeps): Provider {
     if (sid && body && typeof body === 'object') body.session_state = sid;
   });
   auditProtocolEvents(provider, { audit: deps.audit, config, identities });
+  // Whatever no route answered: our 404 page (or JSON / plain text), not koa's bare "Not Found".
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 404 && ctx.body == null) respondNotFound(ctx, views, page(ctx as KoaContextWithOIDC));
+  });
   provider.proxy = config.http.trustProxy;
   provider.maxIpsCount = 1;
   provider.on('server_error', (ctx, err) => {

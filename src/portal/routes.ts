@@ -5,11 +5,11 @@ import type { AccountRoles } from '../accounts/roles.ts';
 import type { Config } from '../config/schema.ts';
 import type { Views } from '../http/views.ts';
 import { type Locale, type MessageId, negotiateLocale, translator } from '../i18n/messages.ts';
+import { timeFormat } from '../i18n/time.ts';
 import type { ClientRegistry } from '../oidc/clients.ts';
 import { sessionEnds } from '../sessions/auth-sessions.ts';
 import { portalApps } from './apps.ts';
 import { PORTAL_CALLBACK, PORTAL_CLIENT_ID, type SignedIn, type SignInFlow } from './sign-in.ts';
-import { parisTime } from './time.ts';
 
 export interface PortalDeps {
   config: Config;
@@ -24,14 +24,14 @@ export interface PortalDeps {
   securityUrl?: string;
 }
 
-/** When the single sign-on session ends, in words (idle and absolute ends, Europe/Paris). */
+/** When the single sign-on session ends, in words (idle and absolute ends, in the establishment's time zone). */
 function sessionEndText(config: Config, locale: Locale, who: SignedIn): string {
   const ends = sessionEnds(config.sessions, who.auth);
-  const time = parisTime(locale);
+  const time = timeFormat(locale, config.ui.timeZone);
   const t = translator(locale);
   if (ends.absolute <= ends.idle)
-    return t('portal.session_end.absolute', { absolute: time.soon(ends.absolute) });
-  return t('portal.session_end', { idle: time.soon(ends.idle), absolute: time.soon(ends.absolute) });
+    return t('portal.session_end.absolute', { absolute: time.when(ends.absolute) });
+  return t('portal.session_end', { idle: time.when(ends.idle), absolute: time.when(ends.absolute) });
 }
 
 /** What every portal and console page shows around its content. */

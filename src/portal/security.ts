@@ -7,16 +7,18 @@ import { recentForAccount } from '../audit/recent.ts';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { Database } from '../db/types.ts';
 import { requestPscLink } from '../federation/psc-login-routes.ts';
-import { type MessageId, messages, translator } from '../i18n/messages.ts';
+import { labeller } from '../i18n/labels.ts';
+import { type MessageId, supportContact, translator } from '../i18n/messages.ts';
+import { timeFormat } from '../i18n/time.ts';
 import { type CsrfTokens, FormError, readForm } from '../interaction/form.ts';
 import { revokeOwnKey } from '../methods/webauthn/routes.ts';
 import type { CredentialStore } from '../methods/webauthn/store.ts';
 import type { ProviderHost } from '../oidc/host.ts';
 import type { AuthSessions } from '../sessions/auth-sessions.ts';
 import { endSessions } from '../sessions/end-sessions.ts';
+import { type Confirmation, confirmed, renderConfirmation } from './confirm.ts';
 import { type PortalDeps, pageFrame, renderPage } from './routes.ts';
 import type { SignedIn } from './sign-in.ts';
-import { parisTime } from './time.ts';
 
 export const PORTAL_SECURITY_PATH = '/portal/security';
 /** Sign-in records shown. */
@@ -77,7 +79,22 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
       await renderError(ctx, who, 403, 'error.csrf');
       return undefined;
     }
-    return who;
+    return { who, body };
+  };
+
+  /** The confirmation page of a destructive act, in the portal's frame. */
+  const confirmFirst = async (
+    ctx: Context,
+    who: SignedIn,
+    body: Record<string, string>,
+    text: (t: ReturnType<typeof translator>) => Omit<Confirmation, 'cancelUrl' | 'csrf'>,
+  ) => {
+    const frame = await pageFrame(frameDeps, ctx, who);
+    renderConfirmation(views, ctx, frame, body, {
+      ...text(translator(frame.locale)),
+      cancelUrl: PORTAL_SECURITY_PATH,
+      csrf: csrf.issue(binding(who)),
+    });
   };
 
   router.get('/', async (ctx) => {
@@ -85,7 +102,8 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
     if (!who) return flow.redirectToSignIn(ctx, 'portal', PORTAL_SECURITY_PATH);
     const frame = await pageFrame(frameDeps, ctx, who);
     const t = translator(frame.locale);
-    const time = parisTime(frame.locale);
+    const time = timeFormat(frame.locale, config.ui.timeZone);
+    const label = labeller(frame.locale);
     const accountId = who.account.id;
     const [keys, link, signIns, sessions, clients] = await Promise.all([
       deps.credentials?.listForAccount(accountId),
@@ -95,10 +113,7 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
       deps.clients.listMetadata(),
     ]);
     const clientName = new Map(clients.map((c) => [c.client_id, String(c.client_name ?? c.client_id)]));
-    const method = (id: string | null) => {
-      const key = `method.${id}`;
-      return id === null ? '' : key in messages.fr ? t(key as MessageId) : id;
-    };
+    const method = (id: string | null) => (id === null ? '' : label('method', id));
     renderPage(views, ctx, 200, 'portal-security', {
       ...frame,
       csrf: csrf.issue(binding(who)),
@@ -115,12 +130,14 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
         name: k.name,
         created: time.full(k.createdAt),
         lastUsed: k.lastUsedAt ? time.full(k.lastUsedAt) : t('portal.security.keys.never'),
+        blocked: k.flaggedAt !== null,
       })),
+      support: supportContact(config.ui.supportContact, frame.locale),
       identity: link && {
         idNat: link.idNat,
         registry: t(`identity.registry.${link.origin}`),
-        status: t(`portal.security.identity.status.${link.status}`),
-        source: t(`portal.security.identity.source.${link.source}`),
+        status: label('linkStatus', link.status),
+        source: label('linkSource', link.source),
         verifiedAt: link.verifiedAt ? time.full(link.verifiedAt) : undefined,
         checkedAt: link.checkedAt ? time.full(link.checkedAt) : undefined,
         updatedAt: time.full(link.updatedAt),
@@ -144,13 +161,21 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
   });
 
   router.post('/keys/:id/revoke', async (ctx) => {
-    const who = await signedForm(ctx);
-    if (!who) return;
+    const form = await signedForm(ctx);
+    if (!form) return;
+    const { who, body } = form;
     const { credentials, audit } = deps;
-    if (
-      !credentials ||
-      !(await revokeOwnKey({ credentials, audit }, request(ctx, who), ctx.params.id ?? ''))
-    ) {
+    const id = ctx.params.id ?? '';
+    const key = (await credentials?.listForAccount(who.account.id))?.find((k) => k.id === id);
+    if (!credentials || !key) return renderError(ctx, who, 404, 'error.invalid_form');
+    if (!confirmed(body)) {
+      return confirmFirst(ctx, who, body, (t) => ({
+        question: t('confirm.revoke_key', { name: key.name }),
+        consequence: t('confirm.revoke_key.consequence'),
+        confirmLabel: t('confirm.revoke_key.submit'),
+      }));
+    }
+    if (!(await revokeOwnKey({ credentials, audit }, request(ctx, who), id))) {
       return renderError(ctx, who, 404, 'error.invalid_form');
     }
     ctx.status = 303;
@@ -159,7 +184,7 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
 
   /** "Lier ma e-CPS": a new login of this session, through PSC, which links the account it proves. */
   router.post('/link-psc', async (ctx) => {
-    const who = await signedForm(ctx);
+    const who = (await signedForm(ctx))?.who;
     if (!who) return;
     if (!config.pscLogin) return renderError(ctx, who, 404, 'error.invalid_form');
     requestPscLink(ctx, who.session.sessionUid, config.issuer.startsWith('https://'));
@@ -167,8 +192,16 @@ export function portalSecurityRoutes(deps: PortalSecurityDeps): Router {
   });
 
   router.post('/sessions/end-all', async (ctx) => {
-    const who = await signedForm(ctx);
-    if (!who) return;
+    const form = await signedForm(ctx);
+    if (!form) return;
+    const { who, body } = form;
+    if (!confirmed(body)) {
+      return confirmFirst(ctx, who, body, (t) => ({
+        question: t('confirm.end_all'),
+        consequence: t('confirm.end_all.consequence'),
+        confirmLabel: t('portal.security.sessions.end_all'),
+      }));
+    }
     const frame = await pageFrame(frameDeps, ctx, who);
     const ended = await deps.sessions.deleteForAccount(who.account.id);
     const { ip, userAgent, requestId } = request(ctx, who);

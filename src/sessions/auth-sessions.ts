@@ -77,11 +77,9 @@ export class AuthSessions {
   readonly #db: Kysely<Database>;
   readonly #lifetimes: Record<SessionProfile, Lifetimes>;
   readonly #shared: BlockList;
-  readonly #sessions: Config['sessions'];
 
   constructor(db: Kysely<Database>, sessions: Config['sessions']) {
     this.#db = db;
-    this.#sessions = sessions;
     this.#lifetimes = {
       standard: sessions,
       shared: sessions.sharedWorkstations,
@@ -133,6 +131,14 @@ export class AuthSessions {
       .execute();
   }
 
+  /** Why the session row has expired by its own lifetimes (idle or absolute); undefined while it is alive. */
+  #expiry(row: Pick<Selectable<AuthSessionTable>, 'profile' | 'last_active_at' | 'expires_at'>, now: number) {
+    const idleMs = this.#lifetimes[row.profile].idleSeconds * 1000;
+    if (row.expires_at.getTime() <= now) return 'absolute' as const;
+    if (row.last_active_at.getTime() + idleMs <= now) return 'idle' as const;
+    return undefined;
+  }
+
   /** The session row of that account, and why it has expired (undefined while it is alive). */
   async #lookup(sessionUid: string, accountId: string) {
     const row = await this.#db
@@ -141,15 +147,7 @@ export class AuthSessions {
       .where('session_uid', '=', sessionUid)
       .executeTakeFirst();
     if (!row || row.account_id !== accountId) return undefined;
-    const now = Date.now();
-    const idleMs = this.#lifetimes[row.profile].idleSeconds * 1000;
-    const expired =
-      row.expires_at.getTime() <= now
-        ? ('absolute' as const)
-        : row.last_active_at.getTime() + idleMs <= now
-          ? ('idle' as const)
-          : undefined;
-    return { row, expired };
+    return { row, expired: this.#expiry(row, Date.now()) };
   }
 
   /** The session when it is still alive (neither idle nor past its absolute end) for that account. */
@@ -159,18 +157,37 @@ export class AuthSessions {
     return toSession(found.row);
   }
 
-  /** The account's live sessions, most recently active first. */
+  /**
+   * The account's live sessions, most recently active first: the one rule of every session list (portal
+   * and console). Live = not ended (the engine's session is still there, for this account: a logout,
+   * RP-initiated or back-channel, destroys it) and not expired (neither idle nor past its absolute end).
+   */
   async listForAccount(accountId: string): Promise<AuthSession[]> {
     const rows = await this.#db
       .selectFrom('auth_session')
       .selectAll()
       .where('account_id', '=', accountId)
       .where('expires_at', '>', new Date())
+      .where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('oidc_payload')
+            .select(sql<number>`1`.as('one'))
+            .where('oidc_payload.model', '=', 'Session')
+            .whereRef('oidc_payload.uid', '=', 'auth_session.session_uid')
+            .where(sql<boolean>`oidc_payload.payload->>'accountId' = auth_session.account_id::text`)
+            .where((eb) =>
+              eb.or([
+                eb('oidc_payload.expires_at', 'is', null),
+                eb('oidc_payload.expires_at', '>', sql<Date>`now()`),
+              ]),
+            ),
+        ),
+      )
       .orderBy('last_active_at', 'desc')
       .orderBy('session_uid')
       .execute();
     const now = Date.now();
-    return rows.map(toSession).filter((s) => sessionEnds(this.#sessions, s).idle.getTime() > now);
+    return rows.filter((row) => this.#expiry(row, now) === undefined).map(toSession);
   }
 
   /**

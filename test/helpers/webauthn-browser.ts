@@ -204,3 +204,10 @@ export async function openConsoleWithKey(page: Page, issuer: string): Promise<vo
   await page.getByRole('button', { name: fr['webauthn.start'] }).click();
   await page.getByRole('heading', { name: fr['console.title'] }).waitFor();
 }
+
+/** A destructive act's confirmation page (portal and console): waits for it, then confirms the act. */
+export async function confirmAct(page: Page): Promise<void> {
+  const form = page.locator('form:has(input[name="confirm"][value="yes"])');
+  await form.waitFor();
+  await form.locator('button[type="submit"]').click();
+}

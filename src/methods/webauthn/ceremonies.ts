@@ -105,7 +105,7 @@ export type AssertionResult =
   | { ok: true; credential: StoredCredential; newCounter: number }
   | {
       ok: false;
-      code: 'ceremony_failed' | 'invalid_credentials';
+      code: 'ceremony_failed' | 'invalid_credentials' | 'credential_blocked';
       reason: string;
       credential?: StoredCredential;
       detail?: string;
@@ -231,10 +231,10 @@ export class Ceremonies {
     const { settings, credentials, challenges } = this.#deps;
     let allowCredentials: { id: string; transports: string[] }[] | undefined;
     if (target) {
+      // A blocked key is offered too: its owner is then told it is blocked, not to retype the PIN.
       const keys = target.account ? await credentials.listForAccount(target.account.id) : [];
-      const usable = keys.filter((k) => !k.flaggedAt);
-      allowCredentials = usable.length
-        ? usable.map((k) => ({ id: k.id, transports: k.transports }))
+      allowCredentials = keys.length
+        ? keys.map((k) => ({ id: k.id, transports: k.transports }))
         : this.#fakeCredentials(target.account?.username ?? target.username ?? '');
     }
     const challenge = await challenges.create(
@@ -302,10 +302,11 @@ export class Ceremonies {
       return { ok: false, code: 'ceremony_failed', reason: 'bad_signature', credential };
     const info = verified.authenticationInfo;
     if (!info.userVerified) return { ok: false, code: 'ceremony_failed', reason: 'uv_missing', credential };
+    // Only the key's own valid signature learns that it is blocked.
     if (credential.flaggedAt)
-      return { ok: false, code: 'ceremony_failed', reason: 'credential_flagged', credential };
+      return { ok: false, code: 'credential_blocked', reason: 'credential_blocked', credential };
     if (!(await credentials.recordUse(credential.id, info.newCounter, info.credentialBackedUp))) {
-      return { ok: false, code: 'ceremony_failed', reason: 'counter_regression', credential };
+      return { ok: false, code: 'credential_blocked', reason: 'counter_regression', credential };
     }
     return { ok: true, credential, newCounter: info.newCounter };
   }

@@ -3,15 +3,20 @@ import type { Context } from 'koa';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Account, AccountStore } from '../../accounts/store.ts';
+import type { AccountRoles } from '../../accounts/roles.ts';
+import type { AccountStore } from '../../accounts/store.ts';
 import type { AuditTrail } from '../../audit/trail.ts';
 import type { Config } from '../../config/schema.ts';
 import type { Database } from '../../db/types.ts';
 import type { Views } from '../../http/views.ts';
-import { type MessageId, negotiateLocale, translator } from '../../i18n/messages.ts';
+import { type MessageId, negotiateLocale, supportContact, translator } from '../../i18n/messages.ts';
+import { timeFormat } from '../../i18n/time.ts';
 import { type CsrfTokens, FormError, readForm } from '../../interaction/form.ts';
 import { readSsoSession, type SsoSession } from '../../interaction/sso-session.ts';
 import type { ProviderHost } from '../../oidc/host.ts';
+import { confirmed, renderConfirmation } from '../../portal/confirm.ts';
+import { pageFrame, renderPage } from '../../portal/routes.ts';
+import type { SignedIn } from '../../portal/sign-in.ts';
 import type { AuthSessions } from '../../sessions/auth-sessions.ts';
 import { type Ceremonies, MAX_RESPONSE_LENGTH } from './ceremonies.ts';
 import { scriptJson } from './index.ts';
@@ -31,6 +36,9 @@ export interface SecurityKeyRoutesDeps {
   /** Idle and absolute lifetimes of the SSO session (an engine session past them is not accepted). */
   sessions: AuthSessions;
   logger: Logger;
+  /** The portal's navigation on these pages: console roles (its « Console » link) and « Ma sécurité ». */
+  roles: AccountRoles;
+  securityUrl: string;
 }
 
 const PREFIX = '/account/security-keys';
@@ -99,16 +107,19 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
   };
 
   /** The SSO session and its account, or an error page (no session, disabled account). */
-  const signedIn = async (ctx: Context): Promise<{ session: SsoSession; account: Account } | undefined> => {
+  const signedIn = async (ctx: Context): Promise<SignedIn | undefined> => {
     const session = await readSsoSession(deps.host.provider, ctx);
-    const alive = session ? await deps.sessions.active(session.sessionUid, session.accountId) : undefined;
-    const account = alive && session ? await accounts.findById(session.accountId) : undefined;
-    if (!session || !account || account.disabledAt) {
+    const auth = session ? await deps.sessions.active(session.sessionUid, session.accountId) : undefined;
+    const account = auth && session ? await accounts.findById(session.accountId) : undefined;
+    if (!session || !auth || !account || account.disabledAt) {
       renderError(ctx, 401, 'webauthn.keys.login_required');
       return undefined;
     }
-    return { session, account };
+    return { session, auth, account };
   };
+
+  /** The portal's frame around these pages (its navigation, when the session ends). */
+  const frame = (ctx: Context, who: SignedIn) => pageFrame(deps, ctx, who);
 
   const form = async (ctx: Context, session: SsoSession): Promise<Record<string, string> | undefined> => {
     let body: Record<string, string>;
@@ -137,23 +148,17 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
 
   const renderList = async (
     ctx: Context,
-    session: SsoSession,
-    account: Account,
+    who: SignedIn,
     extra: { error?: MessageId; status?: number; name?: string } = {},
   ) => {
-    const p = page(ctx);
+    const { session, account } = who;
+    const p = await frame(ctx, who);
     const t = translator(p.locale);
     const keys = await credentials.listForAccount(account.id);
     const done = DONE.find((d) => d === ctx.query.done);
-    const format = new Intl.DateTimeFormat(p.locale === 'fr' ? 'fr-FR' : 'en-GB', {
-      dateStyle: 'medium',
-      timeStyle: 'short',
-      timeZone: 'Europe/Paris',
-    });
-    ctx.status = extra.status ?? 200;
-    ctx.type = 'html';
-    ctx.set('cache-control', 'no-store');
-    ctx.body = views.render('webauthn-keys', p, {
+    const format = { format: timeFormat(p.locale, config.ui.timeZone).full };
+    renderPage(views, ctx, extra.status ?? 200, 'webauthn-keys', {
+      ...p,
       csrf: csrf.issue(binding(session)),
       username: account.username,
       keys: keys.map((k) => ({
@@ -161,8 +166,9 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
         name: k.name,
         created: format.format(k.createdAt),
         lastUsed: k.lastUsedAt ? format.format(k.lastUsedAt) : t('webauthn.keys.never'),
-        flagged: k.flaggedAt !== null,
+        blocked: k.flaggedAt !== null,
       })),
+      support: supportContact(config.ui.supportContact, p.locale),
       selfEnrollment: await selfEnrollment(session, account.id),
       defaultName: extra.name ?? t('webauthn.keys.add.default_name'),
       notice: done ? t(`webauthn.keys.done.${done}`) : undefined,
@@ -175,7 +181,7 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
 
   router.get('/', async (ctx) => {
     const who = await signedIn(ctx);
-    if (who) await renderList(ctx, who.session, who.account);
+    if (who) await renderList(ctx, who);
   });
 
   router.post('/add', async (ctx) => {
@@ -185,7 +191,7 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
     if (!body) return;
     const parsed = addSchema.safeParse(body);
     if (!parsed.success) {
-      return renderList(ctx, who.session, who.account, { error: 'webauthn.keys.error.name', status: 400 });
+      return renderList(ctx, who, { error: 'webauthn.keys.error.name', status: 400 });
     }
     const { code, name } = parsed.data;
     const self = await selfEnrollment(who.session, who.account.id);
@@ -196,11 +202,7 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
         outcome: 'failure',
         reason: 'code_invalid',
       });
-      return renderList(ctx, who.session, who.account, {
-        error: 'webauthn.keys.error.code',
-        status: 403,
-        name,
-      });
+      return renderList(ctx, who, { error: 'webauthn.keys.error.code', status: 403, name });
     }
     const options = await ceremonies.registrationOptions(who.account);
     const p = page(ctx);
@@ -235,7 +237,7 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
         reason: result.reason,
         detail: result.detail ? { message: result.detail } : undefined,
       });
-      return renderList(ctx, session, account, {
+      return renderList(ctx, who, {
         error: refused ? 'webauthn.keys.error.not_allowed' : 'webauthn.keys.error.failed',
         status: refused ? 403 : 400,
         name,
@@ -262,7 +264,7 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
         outcome: 'failure',
         reason: 'code_invalid',
       });
-      return renderList(ctx, session, account, { error: 'webauthn.keys.error.code', status: 403, name });
+      return renderList(ctx, who, { error: 'webauthn.keys.error.code', status: 403, name });
     }
     await audit.record({
       ...base,
@@ -281,7 +283,7 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
     if (!body) return;
     const parsed = keyName.safeParse(body.name);
     if (!parsed.success) {
-      return renderList(ctx, who.session, who.account, { error: 'webauthn.keys.error.name', status: 400 });
+      return renderList(ctx, who, { error: 'webauthn.keys.error.name', status: 400 });
     }
     if (!(await credentials.rename(who.account.id, ctx.params.id ?? '', parsed.data))) {
       return renderError(ctx, 404, 'error.invalid_form');
@@ -293,8 +295,23 @@ export function securityKeyRoutes(deps: SecurityKeyRoutesDeps): Router {
   router.post('/:id/revoke', async (ctx) => {
     const who = await signedIn(ctx);
     if (!who) return;
-    if (!(await form(ctx, who.session))) return;
-    if (!(await revokeOwnKey({ credentials, audit }, auditBase(ctx, who.session), ctx.params.id ?? ''))) {
+    const body = await form(ctx, who.session);
+    if (!body) return;
+    const id = ctx.params.id ?? '';
+    const key = (await credentials.listForAccount(who.account.id)).find((k) => k.id === id);
+    if (!key) return renderError(ctx, 404, 'error.invalid_form');
+    if (!confirmed(body)) {
+      const p = await frame(ctx, who);
+      const t = translator(p.locale);
+      return renderConfirmation(views, ctx, p, body, {
+        question: t('confirm.revoke_key', { name: key.name }),
+        consequence: t('confirm.revoke_key.consequence'),
+        confirmLabel: t('confirm.revoke_key.submit'),
+        cancelUrl: PREFIX,
+        csrf: csrf.issue(binding(who.session)),
+      });
+    }
+    if (!(await revokeOwnKey({ credentials, audit }, auditBase(ctx, who.session), id))) {
       return renderError(ctx, 404, 'error.invalid_form');
     }
     ctx.status = 303;
