@@ -62,7 +62,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('confirmation of destructive acts');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`destructive acts ask for confirmation [${kind}]`, { timeout: 120_000 }, () => {
+    describe(`destructive acts ask for confirmation [${kind}]`, () => {
       let t: TestServer;
       let browser: Browser;
       let context: BrowserContext;

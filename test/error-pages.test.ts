@@ -49,7 +49,7 @@ function expectStyledPage(response: RawResponse) {
 }
 
 for (const kind of databasesUnderTest()) {
-  describe(`error pages in French, English by negotiation [${kind}]`, { timeout: 60_000 }, () => {
+  describe(`error pages in French, English by negotiation [${kind}]`, () => {
     let t: TestServer;
 
     beforeAll(async () => {
@@ -176,7 +176,7 @@ for (const kind of databasesUnderTest()) {
 }
 
 for (const kind of databasesUnderTest()) {
-  describe(`the demo application's error page [${kind}]`, { timeout: 60_000 }, () => {
+  describe(`the demo application's error page [${kind}]`, () => {
     let t: TestServer;
     beforeAll(async () => {
       t = await startTestServer(kind, { config: { demo: true } });

@@ -63,7 +63,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('French pages without internal ids');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`French pages show labels, never internal ids [${kind}]`, { timeout: 180_000 }, () => {
+    describe(`French pages show labels, never internal ids [${kind}]`, () => {
       let t: TestServer;
       let browser: Browser;
       let context: BrowserContext;

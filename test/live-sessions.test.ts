@@ -37,7 +37,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('live sessions in the portal and the console');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`session lists show live sessions only [${kind}]`, { timeout: 120_000 }, () => {
+    describe(`session lists show live sessions only [${kind}]`, () => {
       let t: TestServer;
       let browser: Browser;
       let context: BrowserContext;

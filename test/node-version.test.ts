@@ -34,7 +34,8 @@ function withOlderNode(command: string) {
     cwd: REPO_ROOT,
     encoding: 'utf8',
     env: { PATH: `${dirname(node ?? '')}:/usr/bin:/bin`, HOME: process.env.HOME ?? '/root' },
-    timeout: 30_000,
+    // Against a hang only (npm starting is slow on a loaded machine), as runCli.
+    timeout: 240_000,
   });
 }
 

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/load.ts';
 import { connectDatabase } from '../src/db/connect.ts';
-import { embeddedCli, runCli } from './helpers/cli.ts';
+import { embeddedCli, forCommands, runCli } from './helpers/cli.ts';
 
 /**
  * Redirect URIs (and post-logout redirect URIs) follow RFC 8252 and RFC 9700: https; http only on a
@@ -110,7 +110,7 @@ describe('redirect URIs in the configuration file (clients:)', () => {
 });
 
 // Each command is a process opening the embedded database: slow on a loaded machine.
-describe('redirect URIs on the command line (clients add)', { timeout: 180_000 }, () => {
+describe('redirect URIs on the command line (clients add)', forCommands(2), () => {
   const cli = embeddedCli('passerelle-redirect-uris-');
   afterAll(() => cli.remove());
 
@@ -146,7 +146,7 @@ describe('redirect URIs on the command line (clients add)', { timeout: 180_000 }
         '--redirect-uri',
         'fr.hopital.mobile:/oauth2redirect',
       ],
-      { env: cli.env, timeoutMs: 170_000 },
+      { env: cli.env },
     );
     expect(added.code, added.stderr).toBe(0);
     // What the command stored (read in process: one process less), and the refused one never was.

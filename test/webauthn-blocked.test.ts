@@ -33,7 +33,7 @@ if (!chromiumAvailable()) {
   missingChromiumSuite('a possibly cloned security key in a real browser');
 } else {
   for (const kind of databasesUnderTest()) {
-    describe(`a possibly cloned security key is blocked everywhere [${kind}]`, { timeout: 120_000 }, () => {
+    describe(`a possibly cloned security key is blocked everywhere [${kind}]`, () => {
       let t: TestServer;
       let browser: Browser;
       const contexts: BrowserContext[] = [];
