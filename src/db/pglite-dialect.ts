@@ -34,20 +34,23 @@ class PGliteConnection implements DatabaseConnection {
   }
 }
 
-class PGliteDriver implements Driver {
-  readonly #db: PGlite;
-  readonly #connection: PGliteConnection;
+/**
+ * A driver with one connection for the whole process: a FIFO lock keeps transactions from interleaving.
+ * `onAcquire` / `onRelease` let a subclass hold something more for the connection's turn.
+ */
+export abstract class SingleConnectionDriver implements Driver {
+  readonly #connection: DatabaseConnection;
   #queue: Promise<void> = Promise.resolve();
   #release: (() => void) | undefined;
 
-  constructor(db: PGlite) {
-    this.#db = db;
-    this.#connection = new PGliteConnection(db);
+  constructor(connection: DatabaseConnection) {
+    this.#connection = connection;
   }
 
-  async init(): Promise<void> {
-    await this.#db.waitReady;
-  }
+  abstract init(): Promise<void>;
+  abstract destroy(): Promise<void>;
+  protected async onAcquire(): Promise<void> {}
+  protected async onRelease(): Promise<void> {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
     const previous = this.#queue;
@@ -56,6 +59,12 @@ class PGliteDriver implements Driver {
       release = resolve;
     });
     await previous;
+    try {
+      await this.onAcquire();
+    } catch (err) {
+      release();
+      throw err;
+    }
     this.#release = release;
     return this.#connection;
   }
@@ -76,7 +85,24 @@ class PGliteDriver implements Driver {
   async releaseConnection(): Promise<void> {
     const release = this.#release;
     this.#release = undefined;
-    release?.();
+    try {
+      await this.onRelease();
+    } finally {
+      release?.();
+    }
+  }
+}
+
+class PGliteDriver extends SingleConnectionDriver {
+  readonly #db: PGlite;
+
+  constructor(db: PGlite) {
+    super(new PGliteConnection(db));
+    this.#db = db;
+  }
+
+  async init(): Promise<void> {
+    await this.#db.waitReady;
   }
 
   async destroy(): Promise<void> {

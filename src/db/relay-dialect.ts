@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import {
-  CompiledQuery,
+  type CompiledQuery,
   type DatabaseConnection,
   type Dialect,
   type Driver,
@@ -9,8 +9,8 @@ import {
   PostgresIntrospector,
   PostgresQueryCompiler,
   type QueryResult,
-  type TransactionSettings,
 } from 'kysely';
+import { SingleConnectionDriver } from './pglite-dialect.ts';
 import {
   FrameReader,
   frame,
@@ -116,59 +116,23 @@ class RelayConnection implements DatabaseConnection {
   }
 }
 
-/** One connection, like the embedded driver: a FIFO keeps this process's transactions from interleaving. */
-class RelayDriver implements Driver {
+/** One connection, like the embedded driver; its turn also holds the server's database (a transaction stays whole). */
+class RelayDriver extends SingleConnectionDriver {
   readonly #channel: RelayChannel;
-  readonly #connection: RelayConnection;
-  #queue: Promise<void> = Promise.resolve();
-  #release: (() => void) | undefined;
 
   constructor(channel: RelayChannel) {
+    super(new RelayConnection(channel));
     this.#channel = channel;
-    this.#connection = new RelayConnection(channel);
   }
 
   async init(): Promise<void> {}
 
-  async acquireConnection(): Promise<DatabaseConnection> {
-    const previous = this.#queue;
-    let release!: () => void;
-    this.#queue = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    await previous;
-    try {
-      // The server's database is this process's until the release: a transaction stays whole.
-      await this.#channel.request({ op: 'acquire' });
-    } catch (err) {
-      release();
-      throw err;
-    }
-    this.#release = release;
-    return this.#connection;
+  protected override async onAcquire(): Promise<void> {
+    await this.#channel.request({ op: 'acquire' });
   }
 
-  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    const isolation = settings.isolationLevel ? ` isolation level ${settings.isolationLevel}` : '';
-    await connection.executeQuery(CompiledQuery.raw(`begin${isolation}`));
-  }
-
-  async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('commit'));
-  }
-
-  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('rollback'));
-  }
-
-  async releaseConnection(): Promise<void> {
-    const release = this.#release;
-    this.#release = undefined;
-    try {
-      await this.#channel.request({ op: 'release' });
-    } finally {
-      release?.();
-    }
+  protected override async onRelease(): Promise<void> {
+    await this.#channel.request({ op: 'release' });
   }
 
   async destroy(): Promise<void> {
